@@ -1,0 +1,7 @@
+"""CLI commands: serve (filled in by its owner)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Attach this module's commands to the root app."""
