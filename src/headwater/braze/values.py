@@ -1,0 +1,101 @@
+"""Checks of single values against Braze's rules: emails, phones, currencies, keys, and
+the standard profile fields' accepted values. Pure functions; each raises ObjectError."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import orjson
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from headwater.braze.identifiers import ObjectError
+from headwater.braze.limits import MAX_STRING_LENGTH
+
+SUBSCRIBE_STATES = frozenset({"opted_in", "subscribed", "unsubscribed"})
+GROUP_STATES = frozenset({"subscribed", "unsubscribed"})
+GENDERS = {"m": "M", "male": "M", "f": "F", "female": "F", "o": "O", "other": "O",
+           "n": "N", "not_applicable": "N", "p": "P", "prefer_not_to_say": "P"}  # fmt: skip
+_PHONE_CHARS = re.compile(r"[\s\-().]")
+_PHONE_DIGITS = re.compile(r"^\+?\d{7,15}$")
+_DOB = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+# ISO 4217 alphabetic codes in current use.
+CURRENCIES = frozenset(
+    """
+AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP
+BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP
+GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR
+KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK
+MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR
+SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD
+TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL
+""".split()
+)
+
+
+def field_error(field: str, must: str) -> ObjectError:
+    return ObjectError(f"The value provided for the '{field}' field {must}.")
+
+
+@lru_cache(maxsize=65536)
+def _email_ok(value: str) -> bool:
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
+
+
+def check_email(value: object, field: str = "email") -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not _email_ok(value):
+        raise field_error(field, "is not a valid email")
+
+
+def check_phone(value: object, field: str = "phone") -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise field_error(field, "is not a valid phone number")
+    compact = _PHONE_CHARS.sub("", value)
+    if not _PHONE_DIGITS.match(compact):
+        raise field_error(field, "is not a valid phone number")
+    if compact.startswith("+"):
+        try:
+            ok = phonenumbers.is_possible_number(phonenumbers.parse(compact, None))
+        except phonenumbers.NumberParseException:
+            ok = False
+        if not ok:
+            raise field_error(field, "is not a valid phone number")
+
+
+def check_short_string(value: object, field: str, *, nullable: bool = True) -> None:
+    if value is None and nullable:
+        return
+    if not isinstance(value, str):
+        raise field_error(field, "must be a string")
+    if len(value) > MAX_STRING_LENGTH:
+        raise field_error(field, f"is longer than {MAX_STRING_LENGTH} characters")
+
+
+def check_key(key: object, where: str = "attribute") -> None:
+    """Custom attribute and property names: non-empty, at most 255 chars, no leading $."""
+    if not isinstance(key, str) or not key:
+        raise ObjectError(f"{where} names must be non-empty strings")
+    if len(key) > MAX_STRING_LENGTH:
+        raise ObjectError(
+            f"{where} name '{key[:40]}…' is longer than {MAX_STRING_LENGTH} characters"
+        )
+    if key.startswith("$"):
+        raise ObjectError(f"{where} name '{key}' must not start with '$'")
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def json_size(value: object) -> int:
+    return len(orjson.dumps(value))
