@@ -18,7 +18,7 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m headwater.demo
 
-test: $(STAMP) services browser
+test: $(STAMP) services
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 services: $(STAMP)

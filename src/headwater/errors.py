@@ -34,13 +34,16 @@ class RowError(HeadwaterError):
     """One row or object is bad. Carries where it came from so a user can find it."""
 
     def __init__(self, message: str, *, row: object = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = message
         self.row = row
         self.field = field
+
+    def __str__(self) -> str:
         where = []
-        if row is not None:
-            where.append(f"row {row}")
-        if field:
-            where.append(f"field {field!r}")
-        prefix = f"{', '.join(where)}: " if where else ""
-        super().__init__(prefix + message)
-        self.reason = message
+        if self.row is not None:
+            row = str(self.row)
+            where.append(row if row.startswith("row ") else f"row {row}")
+        if self.field:
+            where.append(f"field {self.field!r}")
+        return (f"{', '.join(where)}: " if where else "") + self.reason

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import random
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import available_timezones
 
 from headwater.braze.limits import DEFAULT_MAX_ARRAY_ITEMS
@@ -332,3 +332,16 @@ def export_profile(profile: dict, fields_to_export: list[str] | None = None) -> 
         if value is not None and value != [] or name in _EMPTY_LIST_FIELDS:
             out[name] = value
     return out
+
+
+def count_data_points(kind: str, obj: dict) -> int:
+    """Data points one object costs when Braze applies it (for run records and savings)."""
+    if kind == "events":
+        return 1
+    if kind == "purchases":
+        return obj.get("quantity", 1) * (1 + len(obj.get("properties") or {}))
+    scratch = {"custom_attributes": {}}
+    return apply_attributes(scratch, obj, now=_EPOCH)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

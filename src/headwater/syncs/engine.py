@@ -1,0 +1,397 @@
+"""One sync run: materialise the model, diff it in its engine, send only what changed,
+and commit each row to the snapshot only once Braze accepted it.
+
+The order of things is what makes a run safe to kill at any point: the snapshot is the
+record of what Braze has, and it only moves forward after Braze said yes. A run killed
+mid-way leaves the rest of its rows uncommitted, so the next run sends them again; its run
+record, left ``running``, is shown as interrupted once nothing heartbeats it any more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from headwater.braze.client import BrazeClient, ItemResult, TrackItem
+from headwater.braze.errors import BrazeRejectedError, BrazeUnavailableError
+from headwater.braze.limits import MAX_IDS_PER_REQUEST
+from headwater.braze.profile import count_data_points
+from headwater.config import Project, SyncConfig
+from headwater.engines import Engine, quote_ident
+from headwater.errors import ConfigError, HeadwaterError, RowError
+from headwater.models.model import materialize_model
+from headwater.state import runs
+from headwater.state.db import open_state
+from headwater.syncs.diff import ADDED, CHANGED, REMOVED, DiffResult, changed_flags, compute_diff
+from headwater.syncs.mapping import (
+    attributes_object,
+    event_object,
+    purchase_object,
+    unset_object,
+)
+from headwater.syncs.snapshot import KEY, KIND, commit_accepted, snapshot_table
+
+log = logging.getLogger(__name__)
+
+COMMIT_EVERY_ROWS = 5_000
+COMMIT_EVERY_SECONDS = 1.0
+HEARTBEAT_SECONDS = 2.0
+PREVIEW_ROWS = 5
+DIFF_BATCH_ROWS = 10_000
+KIND_OF_SYNC = {"attributes": "attributes", "events": "events", "purchases": "purchases"}
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass
+class SyncReport:
+    """What a run did, for the CLI, the demo and tests."""
+
+    sync: str
+    run_id: int | None
+    status: str
+    dry_run: bool = False
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    failed: int = 0
+    sent: int = 0
+    requests: int = 0
+    data_points: int = 0
+    full_data_points: int = 0  # what sending every row in full would have cost
+    seconds: float = 0.0
+    error: str | None = None
+    preview: list[dict] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)  # the first few, for display
+
+    def counts(self) -> dict[str, int]:
+        names = ("added", "changed", "removed", "unchanged", "rejected", "failed", "sent")
+        return {n: getattr(self, n) for n in (*names, "requests", "data_points")}
+
+
+@dataclass
+class _Planned:
+    """A row turned into what to do with it."""
+
+    key: object
+    kind: str  # added | changed | removed
+    item: TrackItem | None = None  # send this to /users/track
+    delete: dict | None = None  # or delete this user
+    commit_only: bool = False  # or nothing to send: just move the snapshot
+
+
+class _Committer:
+    """Buffers accepted keys and commits them to the snapshot in bulk, often enough that
+    a crash resends little and rarely enough that commits cost little."""
+
+    def __init__(self, engine: Engine, sync_name: str, *, enabled: bool = True) -> None:
+        self.engine = engine
+        self.sync_name = sync_name
+        self.enabled = enabled  # a dry run commits nothing
+        self.pending: list = []
+        self.committed = 0
+        self.last = time.monotonic()
+
+    def add(self, keys: list) -> None:
+        if not self.enabled:
+            return
+        self.pending.extend(keys)
+        if len(self.pending) >= COMMIT_EVERY_ROWS or (
+            self.pending and time.monotonic() - self.last >= COMMIT_EVERY_SECONDS
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.committed += commit_accepted(self.engine, self.sync_name, self.pending)
+            self.pending = []
+        self.last = time.monotonic()
+
+
+def _sync(project: Project, name: str) -> SyncConfig:
+    try:
+        return project.syncs[name]
+    except KeyError:
+        known = ", ".join(sorted(project.syncs)) or "none"
+        raise ConfigError(f"no sync named {name!r} (syncs: {known})") from None
+
+
+def _diff_rows(engine: Engine, sync: SyncConfig, diff: DiffResult) -> Iterator[dict]:
+    """Stream the diff with raw values, flags, and the identifier even for removed rows
+    (they are gone from the model, so it comes from the snapshot)."""
+    ident_cols = set(sync.identifier.columns)
+    cols = []
+    for column in diff.columns:
+        ref = quote_ident(column)
+        if column in ident_cols:
+            cols.append(f"COALESCE(d.{ref}, s.{ref}) AS {ref}")
+        else:
+            cols.append(f"d.{ref}")
+    masks = ", ".join(f"d.{m}" for m in diff.masks)
+    sql = (
+        f"SELECT d.{KEY}, d.{KIND}, {masks}, {', '.join(cols)} "
+        f"FROM {quote_ident(diff.table)} AS d "
+        f"LEFT JOIN {quote_ident(snapshot_table(diff.sync_name))} AS s ON s.{KEY} = d.{KEY} "
+    )
+    if not diff.full:
+        sql += f" WHERE d.{KIND} IN ('added', 'changed', 'removed')"
+    for batch in engine.iter_arrow(sql, DIFF_BATCH_ROWS):
+        flags = {c: f.to_pylist() for c, f in changed_flags(batch, diff.columns).items()}
+        values = {c: batch.column(c).to_pylist() for c in diff.columns}
+        keys, kinds = batch.column(KEY).to_pylist(), batch.column(KIND).to_pylist()
+        for i, key in enumerate(keys):
+            row = {c: values[c][i] for c in diff.columns}
+            # With --full, unchanged rows come with every bit set: resend them as changed.
+            row["__key"], row["__kind"] = key, CHANGED if kinds[i] == "unchanged" else kinds[i]
+            row["__changed"] = {c for c in diff.columns if flags[c][i]}
+            yield row
+
+
+def _plan_row(sync: SyncConfig, row: dict, now: datetime) -> _Planned:
+    """Decide what one diff row becomes; a bad row raises RowError."""
+    key, kind = row["__key"], row["__kind"]
+    planned = _Planned(key, kind)
+    if sync.type != "attributes":
+        if kind != ADDED:
+            planned.commit_only = True  # events happen once; edits and removals send nothing
+            return planned
+        build = event_object if sync.type == "events" else purchase_object
+        planned.item = TrackItem(KIND_OF_SYNC[sync.type], build(sync, row, now), key)
+        return planned
+    if kind == REMOVED:
+        if sync.on_removed == "keep":
+            planned.commit_only = True
+        elif sync.on_removed == "unset":
+            planned.item = TrackItem("attributes", unset_object(sync, row), key)
+        else:
+            planned.delete = _delete_identifier(sync, row)
+        return planned
+    if kind == CHANGED and sync.mode == "insert":
+        planned.commit_only = True  # insert-only never touches users it already created
+        return planned
+    # A new user gets every mapped field that has a value: there is nothing to unset yet.
+    fields = [f for f, column in sync.mapping.items() if row.get(column) is not None]
+    if kind == CHANGED and not set(sync.identifier.columns) & row["__changed"]:
+        fields = [f for f, column in sync.mapping.items() if column in row["__changed"]]
+        if not fields:
+            planned.commit_only = True
+            return planned
+    planned.item = TrackItem("attributes", attributes_object(sync, row, fields), key)
+    return planned
+
+
+def _delete_identifier(sync: SyncConfig, row: dict) -> dict:
+    ident = sync.identifier
+    value = row.get(ident.columns[0])
+    if value is None:
+        raise RowError("identifier is missing; cannot delete the user", field=ident.columns[0])
+    if ident.user_alias is not None:
+        return {"user_aliases": {"alias_name": str(value), "alias_label": ident.user_alias.label}}
+    if ident.kind not in ("external_id", "braze_id"):
+        raise RowError(
+            f"on_removed: delete needs an external_id, user_alias or braze_id identifier, not {ident.kind}"
+        )
+    return {f"{ident.kind}s": str(value)}
+
+
+def _full_cost(sync: SyncConfig, planned: _Planned, row: dict, now: datetime) -> int:
+    """Data points a full resend of this row would cost (the baseline for savings)."""
+    if sync.type != "attributes" or planned.kind == REMOVED:
+        return planned.item and count_data_points(planned.item.kind, planned.item.payload) or 0
+    try:
+        return count_data_points("attributes", attributes_object(sync, row, None))
+    except RowError:
+        return 0
+
+
+def _client_for(project: Project, sync: SyncConfig) -> BrazeClient:
+    dest = project.destinations.get(sync.destination)
+    if dest is None:
+        raise ConfigError(f"syncs.{sync.destination}: no destination named {sync.destination!r}")
+    return BrazeClient(
+        dest.url,
+        dest.api_key,
+        batch_policy=dest.batch_policy,
+        max_concurrency=dest.max_concurrency,
+        timeout=dest.timeout_seconds,
+        bulk=True,
+    )
+
+
+class _Run:
+    """The mutable state of one run, shared by planning, sending and committing."""
+
+    def __init__(self, project, name, sync, engine, state, run_id, report, progress):
+        self.project, self.name, self.sync = project, name, sync
+        self.engine, self.state, self.run_id = engine, state, run_id
+        self.report, self.progress = report, progress
+        self.committer = _Committer(engine, name, enabled=run_id is not None)
+        self.done = 0
+        self.total = 0
+        self.last_beat = time.monotonic()
+        self.costs: dict[object, int] = {}
+        self.deletes: list[tuple[object, dict]] = []
+        self.now = datetime.now(UTC)
+
+    def reject(self, error: RowError, key: object) -> None:
+        error.row = key
+        self.report.rejected += 1
+        if len(self.report.errors) < 20:
+            self.report.errors.append(error)
+        if self.run_id is not None:
+            runs.add_row_errors(self.state, self.run_id, [(key, error.field, error.reason)])
+
+    def items(self, diff: DiffResult) -> Iterator[TrackItem]:
+        for row in _diff_rows(self.engine, self.sync, diff):
+            try:
+                planned = _plan_row(self.sync, row, self.now)
+            except RowError as exc:
+                self.reject(exc, row["__key"])
+                self.tick(1)
+                continue
+            self.report.full_data_points += _full_cost(self.sync, planned, row, self.now)
+            if planned.commit_only:
+                self.committer.add([planned.key])
+                self.tick(1)
+            elif planned.delete is not None:
+                self.deletes.append((planned.key, planned.delete))
+            else:
+                assert planned.item is not None
+                self.costs[planned.key] = count_data_points(planned.item.kind, planned.item.payload)
+                yield planned.item
+
+    def tick(self, n: int) -> None:
+        self.done += n
+        if self.progress:
+            self.progress(self.done, self.total)
+        if self.run_id is not None and time.monotonic() - self.last_beat > HEARTBEAT_SECONDS:
+            self.last_beat = time.monotonic()
+            runs.record_progress(self.state, self.run_id, **self.report.counts())
+
+    def on_results(self, results: list[ItemResult]) -> None:
+        accepted = []
+        for result in results:
+            if result.ok:
+                accepted.append(result.ref)
+                self.report.data_points += self.costs.pop(result.ref, 0)
+            else:
+                self.costs.pop(result.ref, None)
+                self.report.failed += 1
+                if self.run_id is not None:
+                    runs.add_row_errors(
+                        self.state, self.run_id, [(result.ref, None, f"Braze: {result.error}")]
+                    )
+                if len(self.report.errors) < 20:
+                    self.report.errors.append(RowError(f"Braze: {result.error}", row=result.ref))
+        self.report.sent += len(accepted)
+        self.committer.add(accepted)
+        self.tick(len(results))
+
+    async def send_deletes(self, client: BrazeClient) -> None:
+        for start in range(0, len(self.deletes), MAX_IDS_PER_REQUEST):
+            chunk = self.deletes[start : start + MAX_IDS_PER_REQUEST]
+            by_kind: dict[str, list] = {}
+            for _key, ident in chunk:
+                for kind, value in ident.items():
+                    by_kind.setdefault(kind, []).append(value)
+            try:
+                await client.delete_users(**by_kind)
+            except (BrazeUnavailableError, BrazeRejectedError) as exc:
+                if isinstance(exc, BrazeRejectedError) and exc.status in (401, 403):
+                    raise
+                for key, _ident in chunk:
+                    self.on_results([ItemResult(key, False, str(exc))])
+                continue
+            self.report.requests += 1
+            keys = [key for key, _ in chunk]
+            self.report.sent += len(keys)
+            self.committer.add(keys)
+            self.tick(len(keys))
+
+
+async def _send(run: _Run, diff: DiffResult) -> None:
+    async with _client_for(run.project, run.sync) as client:
+        summary = await client.track(run.items(diff), on_results=run.on_results)
+        run.report.requests += summary.requests
+        await run.send_deletes(client)
+
+
+def _preview(run: _Run, diff: DiffResult, limit: int) -> None:
+    for item in run.items(diff):
+        if len(run.report.preview) < limit:
+            run.report.preview.append({item.kind: item.payload})
+        run.report.data_points += run.costs.pop(item.ref, 0)
+
+
+def run_sync(
+    project: Project,
+    name: str,
+    *,
+    full: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    preview_rows: int = PREVIEW_ROWS,
+) -> SyncReport:
+    """Run sync ``name`` once. ``dry_run`` computes and previews without sending."""
+    sync = _sync(project, name)
+    started = time.monotonic()
+    state = open_state(project.state_url)
+    runs.mark_interrupted(state)
+    run_id = None if dry_run else runs.start_run(state, name)
+    report = SyncReport(sync=name, run_id=run_id, status="running", dry_run=dry_run)
+    engine: Engine | None = None
+    completed = False
+    try:
+        model = materialize_model(project, sync.model)
+        engine = model.engine
+        assert engine is not None
+        for rejection in model.rejected:
+            if run_id is not None:
+                runs.add_row_errors(
+                    state, run_id, [(rejection.row_key, rejection.field, rejection.reason)]
+                )
+            if len(report.errors) < 20:
+                report.errors.append(
+                    RowError(rejection.reason, row=rejection.row_key, field=rejection.field)
+                )
+        report.rejected = model.rejected_count
+        diff = compute_diff(engine, name, model.table, model.primary_key, sync.columns, full=full)
+        report.added, report.changed = diff.added, diff.changed
+        report.removed, report.unchanged = diff.removed, diff.unchanged
+        run = _Run(project, name, sync, engine, state, run_id, report, progress)
+        run.total = diff.rows
+        if dry_run:
+            _preview(run, diff, preview_rows)
+        else:
+            asyncio.run(_send(run, diff))
+            run.committer.flush()
+        completed = True
+    except HeadwaterError as exc:
+        report.error = str(exc)
+        completed = True
+    except Exception as exc:  # an engine or driver failure: record it, keep the traceback
+        log.exception("sync %s failed", name)
+        report.error = f"{type(exc).__name__}: {exc}"
+        completed = True
+    finally:
+        report.seconds = time.monotonic() - started
+        if run_id is not None:
+            report.status = runs.finish_run(
+                state,
+                run_id,
+                status=None if completed else runs.INTERRUPTED,
+                error=report.error,
+                **report.counts(),
+            )
+        elif report.error is None:
+            report.status = "dry run"
+        if engine is not None:
+            engine.close()
+        state.dispose()
+    return report
