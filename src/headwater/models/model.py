@@ -1,0 +1,425 @@
+"""A model is a named SELECT over sources, with a primary key and declared column types.
+
+``materialize_model`` runs it where the data already is and leaves a table of valid,
+typed rows there for the sync engine's diff:
+
+* File sources (and sql sources with a ``table``/``query``) are read in the embedded
+  DuckDB warehouse: files become temporary views, database relations are copied once
+  as Arrow.
+* A model whose sources are all one PostgreSQL database (``source: app_db``, or SQL that
+  only names sql sources sharing one URL) runs inside that database; nothing leaves it.
+  Databases without a checker here (SQLite, for one) have the model's SELECT run there
+  and its result copied into DuckDB for checking.
+
+Checking happens in SQL (see ``checks.py``). Bad rows are rejected with a reason naming
+the row and field, the rest go on; every rejected row is counted, but only the first
+``max_details`` problems are kept in memory.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlalchemy.engine import make_url
+from sqlglot import exp
+
+from headwater.config import ModelConfig, Project, SqlSourceConfig
+from headwater.engines import DuckDBEngine, Engine, SqlAlchemyEngine
+from headwater.errors import ConfigError, FatalError
+from headwater.models.checks import DIALECTS, Dialect
+from headwater.models.warehouse import DUCKDB_CONFIG
+from headwater.sources.base import open_source, quote_ident
+from headwater.sources.sql import SqlSource, connection_error, database_url
+
+MAX_REJECTION_DETAILS = 1_000
+MODEL_TABLE_PREFIX = "hw_model_"
+ROW_COLUMN = "__hw_row"
+
+
+@dataclass(frozen=True)
+class RowRejection:
+    """One problem with one row. ``row_key`` is the primary key, or ``row N`` without one."""
+
+    row_key: str
+    field: str
+    reason: str
+    row_number: int
+
+    def __str__(self) -> str:
+        where = self.row_key
+        if not where.startswith("row "):
+            where += f" (row {self.row_number})"
+        return f"{where}: {self.field}: {self.reason}"
+
+
+@dataclass
+class ModelResult:
+    model: str
+    table: str  # a table in ``engine`` holding the valid, typed rows (declared columns only)
+    row_count: int
+    rejected_count: int  # rows rejected, all of them
+    rejected: list[RowRejection] = field(default_factory=list)  # the first problems found
+    engine: Engine | None = None
+    primary_key: str = ""
+    columns: dict[str, str] = field(default_factory=dict)  # column -> declared type
+
+
+def model_table_name(model_name: str) -> str:
+    return MODEL_TABLE_PREFIX + re.sub(r"\W", "_", model_name)
+
+
+# --------------------------------------------------------------------------- placement
+
+
+def read_tables(sql: str) -> set[str]:
+    """Table names a SELECT reads (without its CTEs); empty when sqlglot cannot parse it."""
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except Exception:
+        return set()
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    return {t.name for t in tree.find_all(exp.Table) if t.name and not t.db and t.name not in ctes}
+
+
+def model_database(project: Project, model_name: str) -> str | None:
+    """The sql source a model runs inside, or None for the DuckDB warehouse."""
+    model = _model(project, model_name)
+    if model.source:
+        return model.source
+    names = read_tables(model.sql)
+    sources = [project.sources[n] for n in names if n in project.sources]
+    if not names or len(sources) != len(names):
+        return None
+    if all(isinstance(s, SqlSourceConfig) for s in sources):
+        urls = {s.url.get_secret_value() for s in sources}  # type: ignore[union-attr]
+        if len(urls) == 1:
+            return sorted(names)[0]
+    return None
+
+
+def engine_for_model(project: Project, model_name: str) -> Engine:
+    """Open the engine a model runs in. The caller closes it."""
+    database = model_database(project, model_name)
+    if database is not None:
+        config = project.sources[database]
+        assert isinstance(config, SqlSourceConfig)
+        url = database_url(project, config)
+        if url.startswith("postgresql"):
+            try:
+                return SqlAlchemyEngine(url)
+            except Exception as exc:
+                raise connection_error(database, url, exc) from None
+    return open_warehouse(project)
+
+
+def open_warehouse(project: Project) -> DuckDBEngine:
+    path = project.warehouse_path
+    if path != ":memory:":
+        project.resolve_path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = DuckDBEngine(path)
+    _configure_duckdb(engine)
+    return engine
+
+
+def _configure_duckdb(engine: DuckDBEngine) -> None:
+    for key, value in DUCKDB_CONFIG.items():
+        literal = str(value).lower() if isinstance(value, bool) else f"'{value}'"
+        engine.conn.execute(f"SET {key} = {literal}")
+
+
+def _model(project: Project, model_name: str) -> ModelConfig:
+    try:
+        return project.models[model_name]
+    except KeyError:
+        raise ConfigError(f"no model named {model_name!r}") from None
+
+
+# --------------------------------------------------------------------------- staging
+
+
+def _strip(sql: str) -> str:
+    return sql.strip().rstrip(";").strip()
+
+
+def _rewrite_relations(sql: str, relations: dict[str, str], dialect: str) -> str:
+    """Replace source names with their table or subquery in the database's own SQL."""
+    if not relations:
+        return sql
+    tree = sqlglot.parse_one(sql, read=dialect)
+
+    def swap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and not node.db and node.name in relations:
+            alias = node.alias or node.name
+            query = sqlglot.parse_one(
+                f"SELECT * FROM {relations[node.name]} AS {quote_ident(alias)}", read=dialect
+            )
+            return query.find(exp.From).this
+        return node
+
+    return tree.transform(swap).sql(dialect=dialect)
+
+
+def _stage_in_database(
+    project: Project, model_name: str, model: ModelConfig, engine: SqlAlchemyEngine, stage: str
+) -> None:
+    relations = {}
+    for name in read_tables(model.sql):
+        config = project.sources.get(name)
+        if isinstance(config, SqlSourceConfig) and (config.table or config.query):
+            relations[name] = SqlSource(name, config, project).relation_sql()
+    sql = _rewrite_relations(_strip(model.sql), relations, engine.dialect)
+    _run_model_sql(
+        engine,
+        model_name,
+        f"CREATE TEMP TABLE {stage} AS SELECT m.*, ROW_NUMBER() OVER () AS {ROW_COLUMN} "
+        f"FROM ({sql}) AS m",
+    )
+
+
+def _stage_in_duckdb(
+    project: Project,
+    model_name: str,
+    model: ModelConfig,
+    engine: DuckDBEngine,
+    stage: str,
+    depth: int,
+) -> None:
+    con = engine.conn
+    database = model_database(project, model_name)
+    if database is not None:
+        # A model over a database we do not check natively: run its SELECT there and
+        # bring the result here once.
+        source = SqlSource(database, project.sources[database], project)  # type: ignore[arg-type]
+        relations = {
+            n: SqlSource(n, project.sources[n], project).relation_sql()  # type: ignore[arg-type]
+            for n in read_tables(model.sql)
+            if isinstance(project.sources.get(n), SqlSourceConfig)
+            and (project.sources[n].table or project.sources[n].query)  # type: ignore[union-attr]
+        }
+        backend = make_url(source.url).get_backend_name()
+        dialect = {"postgresql": "postgres"}.get(backend, backend)
+        query = _rewrite_relations(_strip(model.sql), relations, dialect)
+        pulled = SqlSource(
+            model_name, SqlSourceConfig(type="sql", url=source.config.url, query=query), project
+        )
+        pulled.name = f"__hw_pull_{model_name}"
+        pulled.register(con)
+        sql = f"SELECT * FROM {quote_ident(pulled.name)}"
+    else:
+        for name in sorted(read_tables(model.sql)):
+            if name in project.sources:
+                open_source(project, name).register(con)
+            elif name in project.models and name != model_name:
+                if depth > 8:
+                    raise ConfigError(f"model {model_name!r}: models read each other in a loop")
+                inner = materialize_model(project, name, engine, _depth=depth + 1)
+                con.execute(
+                    f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS "
+                    f"SELECT * FROM {quote_ident(inner.table)}"
+                )
+        sql = _strip(model.sql)
+    _run_model_sql(
+        engine,
+        model_name,
+        f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT m.*, ROW_NUMBER() OVER () AS "
+        f"{ROW_COLUMN} FROM ({sql}) AS m",
+    )
+
+
+def _execute(engine: Engine, sql: str) -> None:
+    """Run one statement. On SQLAlchemy engines it goes straight to the driver: model SQL
+    is the user's, and a ``%`` in it (``LIKE '%@%'``) must not be read as a placeholder."""
+    _fetch(engine, sql, rows=False)
+
+
+def _fetch(engine: Engine, sql: str, *, rows: bool = True) -> list[tuple]:
+    if not isinstance(engine, SqlAlchemyEngine):
+        if rows:
+            return engine.fetch_all(sql)
+        engine.execute(sql)
+        return []
+    if engine._depth:  # inside engine.transaction()
+        return _driver_run(engine, sql, rows)
+    with engine.transaction():
+        return _driver_run(engine, sql, rows)
+
+
+def _driver_run(engine: SqlAlchemyEngine, sql: str, rows: bool) -> list[tuple]:
+    cursor = engine.conn.connection.driver_connection.cursor()
+    try:
+        cursor.execute(sql)
+        return [tuple(r) for r in cursor.fetchall()] if rows else []
+    finally:
+        cursor.close()
+
+
+def _run_model_sql(engine: Engine, model_name: str, sql: str) -> None:
+    try:
+        _execute(engine, sql)
+    except FatalError:
+        raise
+    except Exception as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise FatalError(f"model {model_name!r}: its SQL failed: {detail}") from None
+
+
+def _stage_columns(engine: Engine, stage: str) -> dict[str, str]:
+    if engine.dialect == "duckdb":
+        rows = _fetch(engine, f"DESCRIBE {stage}")
+    else:
+        rows = _fetch(
+            engine,
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            f"WHERE a.attrelid = '{stage}'::regclass AND a.attnum > 0 AND NOT a.attisdropped "
+            "ORDER BY a.attnum",
+        )
+    return {row[0]: row[1] for row in rows if row[0] != ROW_COLUMN}
+
+
+# --------------------------------------------------------------------------- checking
+
+
+def _select_checked(
+    model_name: str, model: ModelConfig, staged: dict[str, str], dialect: Dialect, stage: str
+) -> tuple[str, list[str]]:
+    by_lower = {name.lower(): name for name in staged}
+    typed_inner, typed_cols, problem_cols = [], [], []
+    pk_ref = ""
+    for i, (column, spec) in enumerate(model.columns.items()):
+        actual = column if column in staged else by_lower.get(column.lower())
+        if actual is None:
+            raise FatalError(
+                f"model {model_name!r}: column {column!r} is declared but the SQL does not "
+                f"return it (it returns: {', '.join(staged) or 'no columns'})"
+            )
+        ref = f"__hw_t{i}"
+        sql = dialect.column(
+            quote_ident(actual),
+            staged[actual],
+            spec,
+            required=spec.required or column == model.primary_key,
+            typed_ref=ref,
+        )
+        typed_inner.append(f"{sql.typed} AS {ref}")
+        typed_cols.append(f"{ref} AS {quote_ident(column)}")
+        problem_cols.append(f"{sql.problem} AS __hw_p{i}")
+        if column == model.primary_key:
+            pk_ref = ref
+    # OFFSET 0 keeps PostgreSQL from inlining the inner SELECT (and so converting twice).
+    inner = f"SELECT s.*, {', '.join(typed_inner)} FROM {stage} AS s OFFSET 0"
+    select = (
+        f"SELECT {ROW_COLUMN}, {', '.join(typed_cols)}, {', '.join(problem_cols)}, "
+        f"CAST({pk_ref} AS {dialect.text_type}) AS __hw_key, "
+        f"COUNT(*) OVER (PARTITION BY {pk_ref}) AS __hw_dups FROM ({inner}) AS x"
+    )
+    return select, [f"__hw_p{i}" for i in range(len(model.columns))]
+
+
+def materialize_model(
+    project: Project,
+    model_name: str,
+    engine: Engine | None = None,
+    *,
+    table: str | None = None,
+    max_details: int = MAX_REJECTION_DETAILS,
+    _depth: int = 0,
+) -> ModelResult:
+    """Run a model and leave its valid, typed rows in ``table`` inside ``engine``.
+
+    Without ``engine`` the model's own engine is opened (``engine_for_model``) and
+    returned in the result; the caller closes it. With a DuckDB engine, a model over a
+    database is copied into DuckDB; with a PostgreSQL engine the model must run there.
+    """
+    model = _model(project, model_name)
+    if engine is None:
+        engine = engine_for_model(project, model_name)
+    elif engine.dialect == "duckdb":
+        _configure_duckdb(engine)  # type: ignore[arg-type]
+    dialect_cls = DIALECTS.get(engine.dialect)
+    if dialect_cls is None:
+        raise FatalError(f"model {model_name!r}: cannot check models in {engine.dialect}")
+    dialect = dialect_cls()
+    table = table or model_table_name(model_name)
+    safe = re.sub(r"\W", "_", model_name)
+    stage, checked = f"__hw_stage_{safe}", f"__hw_checked_{safe}"
+
+    for statement in dialect.setup:
+        _execute(engine, statement)
+    for temp in (stage, checked):
+        _execute(engine, f"DROP TABLE IF EXISTS {temp}")
+    if engine.dialect == "duckdb":
+        _stage_in_duckdb(project, model_name, model, engine, stage, _depth)  # type: ignore[arg-type]
+    else:
+        database = model_database(project, model_name)
+        if database is None:
+            raise FatalError(
+                f"model {model_name!r} reads files, so it runs in the DuckDB warehouse, "
+                f"not in {engine.dialect}"
+            )
+        _stage_in_database(project, model_name, model, engine, stage)  # type: ignore[arg-type]
+
+    staged = _stage_columns(engine, stage)
+    select, problems = _select_checked(model_name, model, staged, dialect, stage)
+    _execute(engine, f"CREATE TEMP TABLE {checked} AS {select}")
+    ok = " AND ".join([*(f"{p} IS NULL" for p in problems), "__hw_dups = 1"])
+    columns = ", ".join(quote_ident(c) for c in model.columns)
+    with engine.transaction():
+        _execute(engine, f"DROP TABLE IF EXISTS {table}")
+        _execute(
+            engine,
+            f"CREATE TABLE {table} AS SELECT {columns} FROM {checked} WHERE {ok} "
+            f"ORDER BY {ROW_COLUMN}",
+        )
+    valid, bad = _fetch(
+        engine,
+        f"SELECT SUM(CASE WHEN {ok} THEN 1 ELSE 0 END), SUM(CASE WHEN {ok} THEN 0 ELSE 1 END) "
+        f"FROM {checked}",
+    )[0]
+    details = _rejection_details(engine, model, problems, checked, max_details)
+    for temp in (stage, checked):
+        _execute(engine, f"DROP TABLE IF EXISTS {temp}")
+    return ModelResult(
+        model=model_name,
+        table=table,
+        row_count=int(valid or 0),
+        rejected_count=int(bad or 0),
+        rejected=details,
+        engine=engine,
+        primary_key=model.primary_key,
+        columns={name: spec.type for name, spec in model.columns.items()},
+    )
+
+
+def _rejection_details(
+    engine: Engine, model: ModelConfig, problems: list[str], checked: str, limit: int
+) -> list[RowRejection]:
+    if limit <= 0:
+        return []
+    parts = [
+        f"SELECT {ROW_COLUMN}, __hw_key, {i} AS field_index, {p} AS reason FROM {checked} "
+        f"WHERE {p} IS NOT NULL"
+        for i, p in enumerate(problems)
+    ]
+    pk_index = list(model.columns).index(model.primary_key)
+    parts.append(
+        f"SELECT {ROW_COLUMN}, __hw_key, {pk_index} AS field_index, "
+        f"'duplicate primary key: ' || CAST(__hw_dups AS TEXT) || ' rows have it' AS reason "
+        f"FROM {checked} WHERE __hw_dups > 1 AND __hw_key IS NOT NULL"
+    )
+    rows = _fetch(
+        engine,
+        f"SELECT * FROM ({' UNION ALL '.join(parts)}) AS r "
+        f"ORDER BY {ROW_COLUMN}, field_index LIMIT {int(limit)}",
+    )
+    names = list(model.columns)
+    return [
+        RowRejection(
+            row_key=str(key) if key not in (None, "") else f"row {row}",
+            field=names[index],
+            reason=reason,
+            row_number=int(row),
+        )
+        for row, key, index, reason in rows
+    ]

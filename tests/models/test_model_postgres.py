@@ -1,0 +1,148 @@
+"""Models over a PostgreSQL source run inside PostgreSQL: the rows never leave it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from headwater.config import parse_project
+from headwater.engines import SqlAlchemyEngine
+from headwater.errors import FatalError
+from headwater.models import materialize_model, model_database
+
+ROWS = [
+    ("C1", "ada@example.com", "10", "true", "2024-01-01", "vip;new", '{"plan": "pro"}', 10),
+    ("C2", "not-an-email", "abc", "yes", "2024-02-30", "", "[1]", 20),
+    (None, "cy@example.com", "5", "no", "2024-01-03", None, None, 30),
+    ("C4", "di%example.com", " 4 ", "1", "2024-01-05 10:00+02", None, "nope", 40),
+    ("C5", "ed@example.com", "4", "0", "2024-01-05", "a; b", "{}", 50),
+    ("C5", "ee@example.com", "4", "0", "2024-01-05", "a; b", "{}", 60),
+    ("C7", "fa@example.com", "1e3", "f", "2024-01-07T08:00:00Z", "x", None, 70),
+]
+
+
+def seed(pg_url: str) -> None:
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            "CREATE TABLE people (customer_id text, email text, points text, vip text, "
+            "signed text, tags text, meta text, spend integer)"
+        )
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO people VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", ROWS)
+
+
+COLUMNS = """
+    primary_key: customer_id
+    columns:
+      customer_id: {}
+      email:  {pattern: '[^@\\s]+@[^@\\s]+\\.[^@\\s]+'}
+      points: {type: integer}
+      vip:    {type: boolean}
+      signed: {type: time}
+      tags:   {type: array, split: ";"}
+      meta:   {type: object}
+      spend:  {type: float}
+"""
+
+
+def project_for(tmp_path: Path, pg_url: str, models: str):
+    return parse_project(
+        f"sources:\n  app: {{type: sql, url: '{pg_url}'}}\n"
+        f"  people: {{type: sql, url: '{pg_url}', table: people}}\n"
+        f"models:\n{models}",
+        root=tmp_path,
+    )
+
+
+def test_a_model_over_postgres_runs_there_and_rejects_bad_rows_by_key_and_field(
+    tmp_path: Path, pg_url: str
+) -> None:
+    seed(pg_url)
+    project = project_for(
+        tmp_path,
+        pg_url,
+        "  contacts:\n    source: app\n"
+        "    sql: select * from people where email like '%' or email is null\n" + COLUMNS,
+    )
+
+    result = materialize_model(project, "contacts")
+    try:
+        assert result.engine is not None and result.engine.dialect == "postgres"
+        problems = {(r.row_key, r.field): r.reason for r in result.rejected}
+        assert problems == {
+            ("C2", "email"): "does not match the pattern: 'not-an-email'",
+            ("C2", "points"): "expected integer, got 'abc'",
+            ("C2", "signed"): "expected time, got '2024-02-30'",
+            ("C2", "meta"): "expected object, got '[1]'",
+            ("row 3", "customer_id"): "required but missing",
+            ("C4", "email"): "does not match the pattern: 'di%example.com'",
+            ("C4", "meta"): "expected object, got 'nope'",
+            ("C5", "customer_id"): "duplicate primary key: 2 rows have it",
+            ("C7", "points"): "expected integer, got '1e3'",
+        }
+        assert result.rejected_count == 6
+        assert result.row_count == 1
+    finally:
+        result.engine.close()
+
+    # The typed table is in PostgreSQL itself, for the diff to run there.
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(f"SELECT * FROM {result.table}").fetchall()
+    assert rows == [
+        (
+            "C1",
+            "ada@example.com",
+            10,
+            True,
+            dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+            ["vip", "new"],
+            {"plan": "pro"},
+            10.0,
+        )
+    ]
+
+
+def test_sql_sources_sharing_one_database_make_the_model_run_in_that_database(
+    tmp_path: Path, pg_url: str
+) -> None:
+    seed(pg_url)
+    project = project_for(
+        tmp_path,
+        pg_url,
+        "  contacts:\n    sql: select p.* from people p where p.customer_id <> 'C2'\n" + COLUMNS,
+    )
+    assert model_database(project, "contacts") == "people"
+
+    result = materialize_model(project, "contacts")
+    try:
+        assert result.engine is not None and result.engine.dialect == "postgres"
+        assert "C2" not in {r.row_key for r in result.rejected}
+        assert result.row_count == 1
+    finally:
+        result.engine.close()
+
+
+def test_a_file_model_cannot_be_materialized_in_postgres(tmp_path: Path, pg_url: str) -> None:
+    (tmp_path / "c.csv").write_text("id\nA\n")
+    project = parse_project(
+        "sources: {crm: {type: csv, path: c.csv}}\n"
+        "models: {c: {sql: select * from crm, primary_key: id, columns: {id: {}}}}\n",
+        root=tmp_path,
+    )
+    with SqlAlchemyEngine(pg_url) as engine, pytest.raises(FatalError, match="runs in the DuckDB"):
+        materialize_model(project, "c", engine)
+
+
+def test_an_unreachable_database_is_a_fatal_error_naming_the_source(tmp_path: Path) -> None:
+    project = project_for(
+        tmp_path,
+        "postgresql://postgres:pw-secret@127.0.0.1:1/none",
+        "  contacts:\n    source: app\n    sql: select * from people\n" + COLUMNS,
+    )
+
+    with pytest.raises(FatalError, match="source 'app': cannot reach database") as caught:
+        materialize_model(project, "contacts")
+    assert "pw-secret" not in str(caught.value)
