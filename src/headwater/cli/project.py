@@ -16,6 +16,7 @@ from rich.table import Table
 
 from headwater.config import PROJECT_FILE, Project, SqlSourceConfig, find_project_file, load_project
 from headwater.errors import ConfigError
+from headwater.syncs.mapping import mapping_problems
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "project_template"
 TEMPLATE_FILES = (PROJECT_FILE, "data")
@@ -74,6 +75,17 @@ def validate(
         for problem in exc.problems:
             err.print(f"  {problem}", highlight=False, markup=False)
         raise typer.Exit(1) from None
+    braze_problems = [
+        f"syncs.{name}.{problem}"
+        for name, sync in project.syncs.items()
+        for problem in mapping_problems(sync)
+    ]
+    if braze_problems:
+        err = Console(stderr=True, soft_wrap=True)
+        err.print(f"[red]{escape(str(file))}: {len(braze_problems)} problem(s)[/]")
+        for problem in braze_problems:
+            err.print(f"  {problem}", highlight=False, markup=False)
+        raise typer.Exit(1)
     _print_summary(console, project, file)
 
 

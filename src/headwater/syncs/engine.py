@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import orjson
+
 from headwater.braze.client import BrazeClient, ItemResult, TrackItem
 from headwater.braze.errors import BrazeRejectedError, BrazeUnavailableError
 from headwater.braze.limits import MAX_IDS_PER_REQUEST
@@ -122,9 +124,12 @@ def _sync(project: Project, name: str) -> SyncConfig:
         raise ConfigError(f"no sync named {name!r} (syncs: {known})") from None
 
 
-def _diff_rows(engine: Engine, sync: SyncConfig, diff: DiffResult) -> Iterator[dict]:
+def _diff_rows(
+    engine: Engine, sync: SyncConfig, diff: DiffResult, json_columns: frozenset[str] = frozenset()
+) -> Iterator[dict]:
     """Stream the diff with raw values, flags, and the identifier even for removed rows
-    (they are gone from the model, so it comes from the snapshot)."""
+    (they are gone from the model, so it comes from the snapshot). ``object`` columns
+    arrive as JSON text from DuckDB and are decoded here."""
     ident_cols = set(sync.identifier.columns)
     cols = []
     for column in diff.columns:
@@ -144,6 +149,8 @@ def _diff_rows(engine: Engine, sync: SyncConfig, diff: DiffResult) -> Iterator[d
     for batch in engine.iter_arrow(sql, DIFF_BATCH_ROWS):
         flags = {c: f.to_pylist() for c, f in changed_flags(batch, diff.columns).items()}
         values = {c: batch.column(c).to_pylist() for c in diff.columns}
+        for column in json_columns & set(values):
+            values[column] = [orjson.loads(v) if isinstance(v, str) else v for v in values[column]]
         keys, kinds = batch.column(KEY).to_pylist(), batch.column(KIND).to_pylist()
         for i, key in enumerate(keys):
             row = {c: values[c][i] for c in diff.columns}
@@ -248,7 +255,9 @@ class _Run:
             runs.add_row_errors(self.state, self.run_id, [(key, error.field, error.reason)])
 
     def items(self, diff: DiffResult) -> Iterator[TrackItem]:
-        for row in _diff_rows(self.engine, self.sync, diff):
+        model = self.project.models[self.sync.model]
+        json_columns = frozenset(c for c, spec in model.columns.items() if spec.type == "object")
+        for row in _diff_rows(self.engine, self.sync, diff, json_columns):
             try:
                 planned = _plan_row(self.sync, row, self.now)
             except RowError as exc:
