@@ -1,7 +1,146 @@
-"""CLI commands: sandbox (filled in by its owner)."""
+"""``headwater sandbox``: a Braze-compatible instance on localhost, and its API keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from headwater.braze.endpoints import PERMISSIONS
+from headwater.braze.limits import BatchPolicy
+from headwater.sandbox.keys import ALL_PERMISSIONS, KeyRing
+from headwater.sandbox.settings import SandboxSettings
+from headwater.sandbox.store import Store
+
+DEFAULT_DB = ".headwater/sandbox.db"
+DB_OPTION = typer.Option(
+    DEFAULT_DB, "--db", help="SQLite file holding the sandbox's data (or :memory:)."
+)
+
+sandbox_app = typer.Typer(
+    help="A Braze-compatible sandbox on localhost, for development, tests and demos.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+keys_app = typer.Typer(
+    help="API keys of the sandbox (each with its permissions).", no_args_is_help=True
+)
+sandbox_app.add_typer(keys_app, name="keys")
+
+
+@sandbox_app.callback()
+def serve_sandbox(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(9090, "--port", help="Port to listen on."),
+    db: str = DB_OPTION,
+    key: str = typer.Option(
+        None,
+        "--key",
+        envvar="HEADWATER_SANDBOX_KEY",
+        show_envvar=True,
+        help="Start with this API key holding every permission (for scripts and CI).",
+    ),
+    keys_file: Path = typer.Option(
+        None, "--keys-file", help="YAML list of {name, key, permissions}."
+    ),
+    batch_policy: BatchPolicy = typer.Option(
+        BatchPolicy.COMBINED,
+        "--batch-policy",
+        help="75 objects combined (current) or per kind (legacy).",
+    ),
+    control_token: str = typer.Option(
+        None,
+        "--control-token",
+        envvar="HEADWATER_SANDBOX_CONTROL_TOKEN",
+        help="Protect /_sandbox/* with this token.",
+    ),
+) -> None:
+    """Start the sandbox (data kept in --db, so it survives restarts)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    from headwater.sandbox.app import create_app
+
+    settings = SandboxSettings(
+        db=db,
+        key=key,
+        keys_file=str(keys_file) if keys_file else None,
+        batch_policy=batch_policy,
+        control_token=control_token,
+    )
+    console = Console(stderr=True)
+    try:
+        app = create_app(settings)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    keys = app.state.sandbox.keys.listing()
+    console.print(
+        f"Braze sandbox on http://{host}:{port} · data in {db} · {len(app.state.sandbox.users.profiles):,} users · "
+        f"{sum(1 for k in keys if not k.revoked_at)} active key(s) · batch policy {batch_policy.value}"
+    )
+    if not keys:
+        console.print(
+            "[yellow]no API keys yet:[/] headwater sandbox keys create --name dev --perm users.track"
+        )
+    uvicorn.run(
+        app, host=host, port=port, log_level="warning", access_log=False, loop="auto", http="auto"
+    )
+
+
+def _ring(db: str) -> KeyRing:
+    return KeyRing(Store(db))
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Option(..., "--name", help="A name for the key, e.g. the partner or app."),
+    perm: list[str] = typer.Option(
+        None,
+        "--perm",
+        help=f"A permission, repeatable (e.g. users.track); '{ALL_PERMISSIONS}' for all.",
+    ),
+    db: str = DB_OPTION,
+) -> None:
+    """Create a key and print it once (only its hash is kept)."""
+    permissions = perm or [ALL_PERMISSIONS]
+    try:
+        secret = _ring(db).create(name, permissions)
+    except ValueError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}. Known: {', '.join(PERMISSIONS)}")
+        raise typer.Exit(2) from None
+    Console(stderr=True).print(f"key [bold]{name}[/] with {', '.join(permissions)} (shown once):")
+    typer.echo(secret)
+
+
+@keys_app.command("list")
+def keys_list(db: str = DB_OPTION) -> None:
+    """List keys: names, permissions, when made, whether revoked (never the keys)."""
+    table = Table("name", "permissions", "created", "revoked")
+    for key in _ring(db).listing():
+        table.add_row(
+            key.name,
+            ", ".join(sorted(key.permissions)),
+            key.created_at[:19],
+            (key.revoked_at or "")[:19],
+        )
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    name: str = typer.Argument(..., help="The key's name."), db: str = DB_OPTION
+) -> None:
+    """Revoke a key: it stops working at once, even on a running sandbox."""
+    if not _ring(db).revoke(name):
+        Console(stderr=True).print(f"[red]error:[/] no active key named {name!r}")
+        raise typer.Exit(1)
+    Console(stderr=True).print(f"revoked {name}")
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this module's commands to the root app."""
+    app.add_typer(sandbox_app, name="sandbox")

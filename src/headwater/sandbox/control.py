@@ -1,0 +1,136 @@
+"""``/_sandbox/*``: look inside and steer the sandbox (moto's moto-api): users with their
+events and purchases, counters, reset, seed, rate budgets, faults and recorded sends.
+
+Open on localhost by default; with ``control_token`` set, it needs that Bearer token.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Body, HTTPException, Query, Request
+
+from headwater.braze.track import parse_track_request
+
+router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
+
+
+def _sandbox(request: Request):
+    sandbox = request.app.state.sandbox
+    token = sandbox.settings.control_token
+    if token:
+        presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(presented.encode(), token.encode()):
+            raise HTTPException(401, "this sandbox's control API needs its control token")
+    return sandbox
+
+
+@router.get("/users")
+def list_users(
+    request: Request, limit: int = Query(100, ge=1, le=10000), offset: int = Query(0, ge=0)
+):
+    sandbox = _sandbox(request)
+    return {"total": len(sandbox.users.profiles), "users": sandbox.users.list_users(limit, offset)}
+
+
+@router.get("/users/{identifier}")
+def get_user(request: Request, identifier: str):
+    user = _sandbox(request).users.get_user(identifier)
+    if user is None:
+        raise HTTPException(404, f"no user with external_id or braze_id {identifier!r}")
+    return user
+
+
+@router.get("/counters")
+def counters(request: Request):
+    sandbox = _sandbox(request)
+    stored = sandbox.store.counters()
+    activity = sandbox.store.count_activity()
+    return {
+        "users": len(sandbox.users.profiles),
+        "events": activity.get("event", 0),
+        "purchases": activity.get("purchase", 0),
+        "data_points": sum(stored.get("data_points_by_key", {}).values()),
+        "data_points_by_key": stored.get("data_points_by_key", {}),
+        "data_points_by_attribute": stored.get("data_points_by_attribute", {}),
+        "requests": stored.get("requests", {}),
+    }
+
+
+@router.post("/reset")
+def reset(request: Request):
+    sandbox = _sandbox(request)
+    sandbox.store.reset(keep_keys=True)
+    sandbox.users.reset()
+    sandbox.limiter.windows.clear()
+    return {"message": "reset"}
+
+
+@router.post("/seed")
+def seed(request: Request, body: dict = Body(...)):
+    """Load users without spending rate budget: ``{"attributes": [...], "events": [...],
+    "purchases": [...], "segments": [{id, name, tags?}]}``."""
+    sandbox = _sandbox(request)
+    segments = body.pop("segments", None) or []
+    for segment in segments:
+        if not isinstance(segment, dict) or not isinstance(segment.get("id"), str):
+            raise HTTPException(400, "each segment needs a string 'id'")
+        sandbox.store.put_segment(
+            {"analytics_tracking_enabled": False, "tags": [], **segment},
+            datetime.now(UTC).isoformat(),
+        )
+    seeded = 0
+    if any(body.get(k) for k in ("attributes", "events", "purchases")):
+        from headwater.braze.errors import BrazeError
+        from headwater.braze.limits import BatchPolicy
+
+        try:
+            parsed = parse_track_request(body, policy=BatchPolicy.PER_KIND, max_array_items=10**6)
+        except BrazeError as exc:
+            raise HTTPException(400, exc.body()) from None
+        sandbox.users.users_track(parsed, "(seed)")
+        seeded = parsed.valid_count
+    return {"seeded": seeded, "segments": len(segments)}
+
+
+@router.get("/faults")
+def get_faults(request: Request):
+    return vars(_sandbox(request).settings.faults)
+
+
+@router.post("/faults")
+def set_faults(request: Request, body: dict = Body(...)):
+    """Any of rate_429, rate_5xx, drop_rate (shares 0..1), latency_ms, export_lag_seconds."""
+    faults = _sandbox(request).settings.faults
+    try:
+        faults.update(body)
+    except (ValueError, TypeError) as exc:
+        raise HTTPException(400, str(exc)) from None
+    return vars(faults)
+
+
+@router.get("/rate_limits")
+def get_rate_limits(request: Request):
+    return {b: vars(v) for b, v in _sandbox(request).limiter.budgets.items()}
+
+
+@router.post("/rate_limits")
+def set_rate_limits(request: Request, body: dict = Body(...)):
+    """``{"users.track": {"limit": 10, "window_seconds": 1}}`` (bucket names as in GET)."""
+    limiter = _sandbox(request).limiter
+    for bucket, budget in body.items():
+        if bucket not in limiter.budgets or not isinstance(budget, dict):
+            raise HTTPException(400, f"unknown rate bucket {bucket!r}")
+        try:
+            limiter.set_budget(bucket, int(budget["limit"]), float(budget["window_seconds"]))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise HTTPException(
+                400, f"{bucket}: needs limit >= 1 and window_seconds > 0 ({exc})"
+            ) from None
+    return {b: vars(v) for b, v in limiter.budgets.items()}
+
+
+@router.get("/sends")
+def sends(request: Request):
+    return {"sends": _sandbox(request).store.sends()}
