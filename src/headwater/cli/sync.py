@@ -48,7 +48,7 @@ def print_report(report: SyncReport, console: Console) -> None:
     console.print(table)
     saved = report.full_data_points - report.data_points
     console.print(
-        f"status [bold]{report.status}[/] · {report.requests:,} requests · "
+        f"status [bold]{report.status}[/] · {report.requests:,} request{'' if report.requests == 1 else 's'} · "
         f"{report.data_points:,} data points"
         + (
             f" (a full resend would cost {report.full_data_points:,}; saved {saved:,})"

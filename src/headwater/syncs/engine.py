@@ -207,14 +207,21 @@ def _delete_identifier(sync: SyncConfig, row: dict) -> dict:
     return {f"{ident.kind}s": str(value)}
 
 
-def _full_cost(sync: SyncConfig, planned: _Planned, row: dict, now: datetime) -> int:
-    """Data points a full resend of this row would cost (the baseline for savings)."""
-    if sync.type != "attributes" or planned.kind == REMOVED:
-        return planned.item and count_data_points(planned.item.kind, planned.item.payload) or 0
-    try:
-        return count_data_points("attributes", attributes_object(sync, row, None))
-    except RowError:
-        return 0
+def full_resend_cost(engine: Engine, table: str, sync: SyncConfig) -> int:
+    """Data points a full resend of the model would cost, counted in the engine: one per
+    non-null mapped value (attributes), one per event, (1 + properties) per purchase."""
+    if sync.type == "attributes":
+        parts = [f"count({quote_ident(column)})" for column in sync.mapping.values()]
+    elif sync.type == "events":
+        parts = ["count(*)"]
+    else:
+        assert sync.purchase is not None
+        parts = [
+            "count(*)",
+            *(f"count({quote_ident(c)})" for c in sync.purchase.properties.values()),
+        ]
+    row = engine.fetch_all(f"SELECT {' + '.join(parts)} FROM {quote_ident(table)}")
+    return int(row[0][0] or 0)
 
 
 def _client_for(project: Project, sync: SyncConfig) -> BrazeClient:
@@ -264,7 +271,6 @@ class _Run:
                 self.reject(exc, row["__key"])
                 self.tick(1)
                 continue
-            self.report.full_data_points += _full_cost(self.sync, planned, row, self.now)
             if planned.commit_only:
                 self.committer.add([planned.key])
                 self.tick(1)
@@ -371,6 +377,7 @@ def run_sync(
                 )
         report.rejected = model.rejected_count
         diff = compute_diff(engine, name, model.table, model.primary_key, sync.columns, full=full)
+        report.full_data_points = full_resend_cost(engine, model.table, sync)
         report.added, report.changed = diff.added, diff.changed
         report.removed, report.unchanged = diff.removed, diff.unchanged
         run = _Run(project, name, sync, engine, state, run_id, report, progress)
