@@ -61,6 +61,8 @@ class BrazeDestination(_Strict):
     batch_policy: Literal["combined", "per_kind"] = "combined"
     max_concurrency: int = Field(default=8, gt=0, le=256)
     timeout_seconds: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=6, gt=0, le=50)  # per request, on 429/5xx/timeouts
+    retry_base_seconds: float = Field(default=0.5, gt=0)  # first backoff; doubles, jittered
     rate_limits: dict[str, RateLimitOverride] = Field(default_factory=dict)
 
     @field_validator("url")

@@ -46,7 +46,7 @@ class Sandbox:
         if settings.keys_file:
             keys.load_file(settings.keys_file)
         if settings.key:
-            keys.create(CLI_KEY_NAME, [ALL_PERMISSIONS], settings.key)
+            keys.add_static(CLI_KEY_NAME, settings.key, [ALL_PERMISSIONS])
         return cls(
             settings=settings,
             store=store,

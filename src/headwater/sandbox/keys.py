@@ -75,7 +75,7 @@ class KeyRing:
     def reload(self) -> None:
         self._stored = {
             key_hash: ApiKey(name, frozenset(json.loads(perms)), created, revoked)
-            for name, key_hash, perms, created, revoked in self.store.keys()
+            for name, key_hash, perms, created, revoked in self.store.api_keys()
             if revoked is None
         }
         self._loaded_at = time.monotonic()
@@ -103,7 +103,7 @@ class KeyRing:
     def listing(self) -> list[ApiKey]:
         stored = [
             ApiKey(name, frozenset(json.loads(perms)), created, revoked)
-            for name, _hash, perms, created, revoked in self.store.keys()
+            for name, _hash, perms, created, revoked in self.store.api_keys()
         ]
         return stored + list(self._static.values())
 

@@ -74,7 +74,8 @@ class Store:
                 )
             if users:
                 conn.executemany(
-                    "INSERT OR REPLACE INTO users (braze_id, doc) VALUES (?, ?)",
+                    "INSERT INTO users (braze_id, doc) VALUES (?, ?) "
+                    "ON CONFLICT (braze_id) DO UPDATE SET doc = excluded.doc",
                     [(u["braze_id"], orjson.dumps(u)) for u in users],
                 )
             if deleted:
@@ -107,6 +108,9 @@ class Store:
 
     def count_activity(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT kind, count(*) FROM activity GROUP BY kind"))
+
+    def reassign_activity(self, source: str, target: str) -> None:
+        self.conn.execute("UPDATE activity SET braze_id = ? WHERE braze_id = ?", (target, source))
 
     def recent_activity(self, limit: int = 100) -> list[dict]:
         rows = self.conn.execute(

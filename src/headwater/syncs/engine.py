@@ -22,6 +22,7 @@ from headwater.braze.client import BrazeClient, ItemResult, TrackItem
 from headwater.braze.errors import BrazeRejectedError, BrazeUnavailableError
 from headwater.braze.limits import MAX_IDS_PER_REQUEST
 from headwater.braze.profile import count_data_points
+from headwater.braze.retry import Backoff
 from headwater.config import Project, SyncConfig
 from headwater.engines import Engine, quote_ident
 from headwater.errors import ConfigError, HeadwaterError, RowError
@@ -234,6 +235,8 @@ def _client_for(project: Project, sync: SyncConfig) -> BrazeClient:
         batch_policy=dest.batch_policy,
         max_concurrency=dest.max_concurrency,
         timeout=dest.timeout_seconds,
+        max_attempts=dest.max_attempts,
+        backoff=Backoff(base_seconds=dest.retry_base_seconds),
         bulk=True,
     )
 
