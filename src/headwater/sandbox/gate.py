@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import orjson
 from fastapi import Request
 from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
 
 from headwater.braze.endpoints import ENDPOINTS, Endpoint, permission_for
 from headwater.braze.errors import (
@@ -75,7 +76,10 @@ async def handle(request: Request, name: str, work: Work) -> Response:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         return json_response(413, {"message": MSG_TOO_LARGE})
-    raw = await request.body() if request.method != "GET" else b""
+    try:
+        raw = await request.body() if request.method != "GET" else b""
+    except ClientDisconnect:  # the caller hung up mid-body: nothing was received, nothing done
+        return Response(status_code=400)
     if len(raw) > MAX_BODY_BYTES:
         return json_response(413, {"message": MSG_TOO_LARGE})
     body: object = None
