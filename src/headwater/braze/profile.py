@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import random
 from datetime import UTC, datetime
+from functools import lru_cache
 from zoneinfo import available_timezones
 
 from headwater.braze.limits import DEFAULT_MAX_ARRAY_ITEMS
@@ -96,6 +97,7 @@ def _set_standard(profile: dict, key: str, value: object) -> None:
         profile[key] = value
 
 
+@lru_cache(maxsize=65536)
 def _as_time_if_date(value: str) -> str:
     parsed = parse_braze_time(value)
     return format_braze_time(parsed) if parsed is not None else value
@@ -182,6 +184,10 @@ def _apply_object_array_ops(current: object, ops: dict) -> tuple[list, int]:
 
 def _apply_custom(attrs: dict, key: str, value: object, merge: bool, max_items: int) -> int:
     """Apply one custom attribute; return its data points."""
+    kind = type(value)
+    if kind is int or kind is float or kind is bool:  # the common case, first
+        attrs[key] = value
+        return 1
     if value is None:
         attrs.pop(key, None)
         return 1
@@ -221,9 +227,17 @@ def _apply_custom(attrs: dict, key: str, value: object, merge: bool, max_items: 
 
 
 def apply_attributes(
-    profile: dict, obj: dict, *, now: datetime, max_array_items: int = DEFAULT_MAX_ARRAY_ITEMS
+    profile: dict,
+    obj: dict,
+    *,
+    now: datetime,
+    max_array_items: int = DEFAULT_MAX_ARRAY_ITEMS,
+    points_by_key: dict[str, int] | None = None,
 ) -> int:
-    """Apply a validated attributes object to ``profile``; return the data points it costs."""
+    """Apply a validated attributes object to ``profile``; return the data points it costs.
+
+    ``points_by_key``, when given, is credited with each field's own data points (the
+    sandbox's per-attribute counters), so callers need not re-derive Braze's rules."""
     merge = obj.get("_merge_objects") is True
     attrs = profile.setdefault("custom_attributes", {})
     points = 0
@@ -232,12 +246,20 @@ def apply_attributes(
             continue
         if key in STANDARD_FIELDS:
             _set_standard(profile, key, value)
-            if key not in FREE_FIELDS and key != "bio":
-                points += 1
-            continue
-        points += _apply_custom(attrs, key, value, merge, max_array_items)
-    profile["updated_at"] = format_braze_time(now)
+            spent = 0 if key in FREE_FIELDS or key == "bio" else 1
+        else:
+            spent = _apply_custom(attrs, key, value, merge, max_array_items)
+        points += spent
+        if points_by_key is not None and spent:
+            points_by_key[key] = points_by_key.get(key, 0) + spent
+    profile["updated_at"] = _stamp(now)
     return points
+
+
+@lru_cache(maxsize=16)
+def _stamp(now: datetime) -> str:
+    """``format_braze_time`` for a request's one ``now``, shared by all its objects."""
+    return format_braze_time(now)
 
 
 def _bump(summary: dict, name: str, when: str) -> None:
@@ -257,7 +279,7 @@ def _event_time(obj: dict, now: datetime) -> str:
 
 def apply_event(profile: dict, event: dict, *, now: datetime) -> int:
     _bump(profile.setdefault("custom_events", {}), event["name"], _event_time(event, now))
-    profile["updated_at"] = format_braze_time(now)
+    profile["updated_at"] = _stamp(now)
     return 1
 
 

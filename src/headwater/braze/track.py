@@ -225,7 +225,16 @@ def _check_simple_array(name: str, items: object, max_items: int) -> None:
 def _custom_attribute_ok(name: str, value: object, merge: bool, max_items: int) -> bool:
     """Raise ObjectError for what Braze rejects; return False for what it silently drops
     (an invalid nested value drops that attribute's update only)."""
-    if value is None or isinstance(value, bool) or is_number(value):
+    kind = type(value)
+    if kind is int or kind is float or kind is bool or value is None:  # the common case
+        return True
+    if kind is str:
+        if len(value) > MAX_STRING_LENGTH:
+            raise ObjectError(
+                f"The value of '{name}' is longer than {MAX_STRING_LENGTH} characters"
+            )
+        return True
+    if isinstance(value, bool) or is_number(value):
         return True
     if isinstance(value, str):
         if len(value) > MAX_STRING_LENGTH:
@@ -295,7 +304,8 @@ def validate_attributes_object(
         if standard is not None:
             standard(value)
             continue
-        check_key(key, "attribute")
+        if type(key) is not str or not 0 < len(key) <= MAX_STRING_LENGTH or key[0] == "$":
+            check_key(key, "attribute")  # raises with Braze's message
         if not _custom_attribute_ok(key, value, merge, max_array_items):
             dropped.append(key)
     if dropped:

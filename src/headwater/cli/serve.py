@@ -1,7 +1,227 @@
-"""CLI commands: serve (filled in by its owner)."""
+"""``headwater serve`` (gateway, webhooks, delivery), ``headwater keys`` (partner keys) and
+``headwater dlq`` (dead letters: list and replay)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from headwater.errors import ConfigError
+
+PROJECT_OPTION = typer.Option(
+    Path("."), "--project", "-p", help="The project directory (or its headwater.yml)."
+)
+STATE_OPTION = typer.Option(
+    None, "--state", help="State store URL; default: the project's `state`."
+)
+EXTRA_PERMISSIONS = ("streams.read",)  # Headwater's own: the stream inspector and counters
+
+
+def _fail(console: Console, exc: ConfigError) -> None:
+    for problem in exc.problems:
+        console.print(f"[red]error:[/] {problem}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _state_engine(project_dir: Path, state: str | None):
+    from headwater.state.db import open_state
+
+    if state:
+        return open_state(state)
+    from headwater.config import load_project
+
+    return open_state(load_project(project_dir).state_url)
+
+
+def serve(
+    project_dir: Path = PROJECT_OPTION,
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8080, "--port", help="Port to listen on."),
+    lease_seconds: float = typer.Option(
+        30.0,
+        "--lease-seconds",
+        help="How long a delivery claim lasts before another worker may take it over.",
+    ),
+    workers: bool = typer.Option(
+        True, "--workers/--no-workers", help="Run delivery in this process."
+    ),
+) -> None:
+    """Run the Braze-compatible gateway, the webhooks and the delivery workers."""
+    import uvicorn
+
+    from headwater.config import load_project
+    from headwater.server.app import create_app
+    from headwater.server.settings import ServeSettings
+
+    console = Console(stderr=True)
+    try:
+        settings = ServeSettings.from_project(load_project(project_dir))
+        settings.default_destination()
+    except ConfigError as exc:
+        _fail(console, exc)
+    settings.delivery.lease_seconds = lease_seconds
+    settings.run_workers = workers
+    app = create_app(settings)
+    console.print(
+        f"Headwater gateway on http://{host}:{port} "
+        f"({len(settings.streams)} stream(s), destinations: {', '.join(settings.destinations)})",
+        highlight=False,
+    )
+    uvicorn.run(
+        app, host=host, port=port, log_level="warning", access_log=False,
+        loop="uvloop", http="httptools", timeout_graceful_shutdown=10,
+    )  # fmt: skip
+
+
+keys_app = typer.Typer(help="Partner API keys for the gateway.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead letters: objects Braze rejected or that failed too often.",
+                      no_args_is_help=True)  # fmt: skip
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Option(..., "--name", help="Who the key is for, e.g. extole."),
+    perm: list[str] = typer.Option(..., "--perm", help="A permission, e.g. users.track (repeat)."),
+    destination: str | None = typer.Option(
+        None, "--destination", help="Send this key's traffic to this destination (e.g. a test one)."
+    ),
+    project_dir: Path = PROJECT_OPTION,
+    state: str | None = STATE_OPTION,
+) -> None:
+    """Issue a key. It is printed once and only its hash is kept."""
+    from headwater.braze.endpoints import PERMISSIONS
+    from headwater.state.keys import create_key
+
+    console = Console()
+    unknown = [p for p in perm if p not in PERMISSIONS and p not in EXTRA_PERMISSIONS]
+    if unknown:
+        console.print(f"[red]error:[/] unknown permission(s): {', '.join(unknown)}")
+        raise typer.Exit(1)
+    try:
+        engine = _state_engine(project_dir, state)
+        record, plain = create_key(engine, name, perm, destination)
+    except ConfigError as exc:
+        _fail(console, exc)
+    console.print(f"Created key {record.id} for {record.name} ({', '.join(record.permissions)}).")
+    console.print("Store it now; it will not be shown again:", style="bold")
+    typer.echo(plain)
+
+
+@keys_app.command("list")
+def keys_list(
+    project_dir: Path = PROJECT_OPTION,
+    state: str | None = STATE_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List keys (never the keys themselves: a prefix to tell them apart)."""
+    from headwater.state.keys import list_keys
+
+    try:
+        keys = list_keys(_state_engine(project_dir, state))
+    except ConfigError as exc:
+        _fail(Console(), exc)
+    if as_json:
+        typer.echo(json.dumps([
+            {"id": k.id, "name": k.name, "hint": k.key_hint + "…", "permissions": list(k.permissions),
+             "destination": k.destination, "active": k.active}
+            for k in keys
+        ], indent=2))  # fmt: skip
+        return
+    table = Table("id", "name", "key", "permissions", "destination", "status")
+    for k in keys:
+        table.add_row(
+            str(k.id), k.name, k.key_hint + "…", ", ".join(k.permissions),
+            k.destination or "(default)", "active" if k.active else "revoked",
+        )  # fmt: skip
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    name_or_id: str = typer.Argument(..., help="The key's name (all its keys) or id."),
+    project_dir: Path = PROJECT_OPTION,
+    state: str | None = STATE_OPTION,
+) -> None:
+    """Revoke a key; running servers stop accepting it within a second."""
+    from headwater.state.keys import revoke_key
+
+    console = Console()
+    try:
+        revoked = revoke_key(_state_engine(project_dir, state), name_or_id)
+    except ConfigError as exc:
+        _fail(console, exc)
+    if not revoked:
+        console.print(f"[red]error:[/] no active key named {name_or_id!r}")
+        raise typer.Exit(1)
+    console.print(f"Revoked {len(revoked)} key(s): {', '.join(str(k.id) for k in revoked)}")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    stream: str | None = typer.Option(None, "--stream", help="Only this stream."),
+    include_replayed: bool = typer.Option(False, "--all", help="Include replayed letters."),
+    limit: int = typer.Option(100, "--limit"),
+    project_dir: Path = PROJECT_OPTION,
+    state: str | None = STATE_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List dead letters with the reason each was parked."""
+    from headwater.state.dead_letters import list_dead_letters
+
+    try:
+        letters = list_dead_letters(
+            _state_engine(project_dir, state), stream=stream,
+            include_replayed=include_replayed, limit=limit,
+        )  # fmt: skip
+    except ConfigError as exc:
+        _fail(Console(), exc)
+    if as_json:
+        typer.echo(json.dumps([
+            {"id": d.id, "stream": d.stream, "destination": d.destination, "kind": d.kind,
+             "object": json.loads(d.payload), "reason": d.reason, "attempts": d.attempts,
+             "parked_at": d.parked_at, "replayed_at": d.replayed_at}
+            for d in letters
+        ], indent=2))  # fmt: skip
+        return
+    table = Table("id", "stream", "destination", "kind", "reason", "attempts", "parked")
+    for d in letters:
+        parked = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(d.parked_at))
+        table.add_row(str(d.id), d.stream, d.destination, d.kind, d.reason, str(d.attempts), parked)
+    console = Console()
+    console.print(table)
+    console.print(f"{len(letters)} dead letter(s).")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    ids: list[int] = typer.Argument(None, help="Letter ids to replay."),
+    replay_all: bool = typer.Option(False, "--all", help="Replay every unreplayed letter."),
+    project_dir: Path = PROJECT_OPTION,
+    state: str | None = STATE_OPTION,
+) -> None:
+    """Put letters back in the outbox; a running server delivers them again."""
+    from headwater.state.dead_letters import replay_dead_letters
+
+    console = Console()
+    if not ids and not replay_all:
+        console.print("[red]error:[/] name letter ids or pass --all")
+        raise typer.Exit(1)
+    try:
+        count = replay_dead_letters(_state_engine(project_dir, state), None if replay_all else ids)
+    except ConfigError as exc:
+        _fail(console, exc)
+    console.print(f"Replayed {count} dead letter(s).")
+    if ids and count < len(ids):
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
+    app.command("serve")(serve)
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(dlq_app, name="dlq")

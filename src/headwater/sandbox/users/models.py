@@ -159,18 +159,18 @@ class UsersBackend:
         touched: dict[str, dict] = {}
         activity: list[tuple[str, str, bytes, str]] = []
         points: Counter[str] = Counter()
+        by_attribute: Counter[str] = Counter()  # Braze's data points, per field
         max_items = self.settings.max_array_items
         for _index, obj in request.attributes:
             profile = self._resolve_for_write(obj, now)
             if profile is None:
                 continue
             old_email, old_phone = profile.get("email"), profile.get("phone")
-            before = _custom_keys_snapshot(obj)
-            spent = apply_attributes(profile, obj, now=now, max_array_items=max_items)
-            for name in before:
-                points[name] += 1
-            points["(total)"] += spent
-            self._reindex_contact(profile, old_email, old_phone)
+            points["(total)"] += apply_attributes(
+                profile, obj, now=now, max_array_items=max_items, points_by_key=by_attribute
+            )
+            if old_email != profile.get("email") or old_phone != profile.get("phone"):
+                self._reindex_contact(profile, old_email, old_phone)
             touched[profile["braze_id"]] = profile
         for kind, objects, apply in (
             ("event", request.events, apply_event),
@@ -180,19 +180,16 @@ class UsersBackend:
                 profile = self._resolve_for_write(obj, now)
                 if profile is None:
                     continue
-                old_email, old_phone = profile.get("email"), profile.get("phone")
-                points["(total)"] += apply(profile, obj, now=now)
-                points[f"{kind}:{obj.get('name') or obj.get('product_id')}"] += 1
-                self._reindex_contact(profile, old_email, old_phone)
+                spent = apply(profile, obj, now=now)
+                points["(total)"] += spent
+                by_attribute[f"{kind}:{obj.get('name') or obj.get('product_id')}"] += spent
                 touched[profile["braze_id"]] = profile
                 activity.append((profile["braze_id"], kind, orjson.dumps(obj), received))
         counters = [("data_points_by_key", key_name, points["(total)"])]
-        counters += [
-            ("data_points_by_attribute", n, c) for n, c in points.items() if n != "(total)"
-        ]
+        counters += [("data_points_by_attribute", n, c) for n, c in by_attribute.items()]
         counters.append(("requests", "users.track", 1))
         self.store.write(list(touched.values()), activity=activity, counters=counters)
-        return dict(points)
+        return {**by_attribute, "(total)": points["(total)"]}
 
     # -- /users/export/ids ----------------------------------------------------------------
 
@@ -476,12 +473,6 @@ class UsersBackend:
         self.by_email.clear()
         self.by_phone.clear()
         self.created_monotonic.clear()
-
-
-def _custom_keys_snapshot(obj: dict) -> list[str]:
-    from headwater.braze.track import CONTROL_KEYS
-
-    return [k for k in obj if k not in CONTROL_KEYS]
 
 
 def _list_of(body: dict, name: str, kind: type, *, required: bool = False) -> list:

@@ -1,0 +1,329 @@
+"""Gateway benchmark: how many requests and events one ``headwater serve`` process accepts
+(each committed to the outbox before its 2xx), how fast it answers, and how long events
+take to reach Braze (a local receiver standing in for it).
+
+    python -m bench.gateway [--seconds 10] [--state sqlite|postgresql://...]
+
+Phases: single-event posts, then full 75-event posts. Printed per phase: requests/s and
+events/s accepted, accept latency p50/p99, end-to-end p50/p99 (post -> receiver).
+Targets for one process: >= 2,000 single-event req/s, >= 20,000 events/s in full posts,
+p99 accept < 50 ms, end-to-end p99 < 2 s.
+
+The load generator is a minimal keep-alive HTTP/1.1 client on raw asyncio sockets, so the
+client costs as little CPU as possible; the receiver runs in its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+RECEIVER_KEY = "bench-receiver-key-0001"
+TARGETS = {"single_rps": 2000, "full_eps": 20000, "accept_p99_ms": 50, "e2e_p99_ms": 2000}
+
+
+# ---------------------------------------------------------------------------- receiver
+
+
+def _receiver_main(port: int) -> None:
+    """A Braze stand-in: answers /users/track 201 and records each event's end-to-end time."""
+    import uvicorn
+
+    latencies: list[float] = []
+    state = {"events": 0, "requests": 0}
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if scope["path"] == "/stats":
+            data = {
+                "events": state["events"],
+                "requests": state["requests"],
+                "latencies": latencies,
+            }
+            if scope["method"] == "DELETE":
+                latencies.clear()
+                state.update(events=0, requests=0)
+            answer, status = orjson.dumps(data), 200
+        else:
+            now = time.time()
+            parsed = orjson.loads(body)
+            state["requests"] += 1
+            counts = {}
+            for kind in ("attributes", "events", "purchases"):
+                if kind in parsed:
+                    counts[f"{kind}_processed"] = len(parsed[kind])
+            for event in parsed.get("events", []):
+                state["events"] += 1
+                sent = event.get("properties", {}).get("sent_at")
+                if sent:
+                    latencies.append(now - sent)
+            answer, status = orjson.dumps({"message": "success", **counts}), 201
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": answer})
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                loop="uvloop", http="httptools")  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- load
+
+
+async def _one_connection(port, key, make_body, stop_at, latencies, counters) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = (
+        b"POST /users/track HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer " + key.encode()
+        + b"\r\nContent-Type: application/json\r\nContent-Length: "
+    )  # fmt: skip
+    try:
+        while time.perf_counter() < stop_at:
+            body, events = make_body()
+            started = time.perf_counter()
+            writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
+            status_line = await reader.readline()
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            if status_line.split()[1] == b"201":
+                counters["requests"] += 1
+                counters["events"] += events
+            else:
+                counters["errors"] += 1
+    finally:
+        writer.close()
+
+
+def _body_maker(events_per_request: int):
+    seq = 0
+
+    def make() -> tuple[bytes, int]:
+        nonlocal seq
+        now = time.time()
+        events = []
+        for _ in range(events_per_request):
+            seq += 1
+            events.append({"external_id": f"user-{seq % 50_000}", "name": "bench_event",
+                           "time": "2024-05-02T10:00:00Z",
+                           "properties": {"seq": seq, "sent_at": now}})  # fmt: skip
+        return orjson.dumps({"events": events}), events_per_request
+
+    return make
+
+
+async def _phase(port, key, events_per_request, seconds, connections) -> dict:
+    latencies: list[float] = []
+    counters = {"requests": 0, "events": 0, "errors": 0}
+    make = _body_maker(events_per_request)
+    started = time.perf_counter()
+    stop_at = started + seconds
+    await asyncio.gather(*(
+        _one_connection(port, key, make, stop_at, latencies, counters) for _ in range(connections)
+    ))  # fmt: skip
+    elapsed = time.perf_counter() - started
+    return {"elapsed": elapsed, "latencies": latencies, **counters}
+
+
+CONTENT_USERS = 2000
+
+
+async def _content_phase(port: int, rate: float, seconds: float) -> dict:
+    """Seed share links through the Extole webhook, then GET /content at a fixed rate
+    (open loop: requests are sent on schedule whether or not earlier ones finished)."""
+    hook = {"Authorization": "Bearer bench-hook-token"}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        for start in range(0, CONTENT_USERS, 100):
+            batch = [
+                {"event_id": f"seed-{i}", "event_name": "created_share_link",
+                 "person": {"partner_user_id": f"cust-{i}", "email": f"c{i}@example.com"},
+                 "data": {"share_link": f"https://refer.example/{i}", "share_code": f"C{i}"}}
+                for i in range(start, start + 100)
+            ]  # fmt: skip
+            answer = await http.post("/hooks/extole", json=batch, headers=hook)
+            answer.raise_for_status()
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    connections = 32
+    per_connection = rate / connections
+    stop_at = time.perf_counter() + seconds
+
+    async def one(index: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        n = 0
+        next_at = time.perf_counter() + index / rate
+        while next_at < stop_at:
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            user = (index * 7919 + n) % CONTENT_USERS
+            started = time.perf_counter()
+            writer.write(
+                f"GET /content/extole/cust-{user} HTTP/1.1\r\nHost: bench\r\n"
+                f"Authorization: Bearer bench-content-token\r\n\r\n".encode()
+            )
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            statuses[status] = statuses.get(status, 0) + 1
+            n += 1
+            next_at += 1 / per_connection
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(connections)))
+    return {"rate": rate, "done": len(latencies), "elapsed": time.perf_counter() - started,
+            "latencies": latencies, "statuses": statuses}  # fmt: skip
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def _wait_drained(receiver_port: int, expected: int, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    stats = {}
+    while time.monotonic() < deadline:
+        stats = httpx.get(f"http://127.0.0.1:{receiver_port}/stats", timeout=30).json()
+        if stats["events"] >= expected:
+            break
+        time.sleep(0.2)
+    httpx.delete(f"http://127.0.0.1:{receiver_port}/stats", timeout=30)
+    return stats
+
+
+def _wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise SystemExit(f"{url} did not come up")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--single-connections", type=int, default=32)
+    parser.add_argument("--full-connections", type=int, default=8)
+    parser.add_argument("--state", default="sqlite", help="sqlite, or a postgresql:// URL")
+    parser.add_argument(
+        "--content-rate", type=float, default=1000.0, help="Connected Content req/s"
+    )
+    args = parser.parse_args()
+
+    from headwater.testing import free_port
+
+    receiver_port, gateway_port = free_port(), free_port()
+    receiver = multiprocessing.get_context("spawn").Process(
+        target=_receiver_main, args=(receiver_port,), daemon=True
+    )
+    receiver.start()
+    _wait_http(f"http://127.0.0.1:{receiver_port}/stats")
+
+    work = Path(tempfile.mkdtemp(prefix="hw-bench-"))
+    state = "sqlite:///.headwater/state.db" if args.state == "sqlite" else args.state
+    (work / "headwater.yml").write_text(
+        f"state: {state}\ndestinations:\n  braze:\n    url: http://127.0.0.1:{receiver_port}\n"
+        f"    api_key: ${{BENCH_BRAZE_KEY}}\n    max_concurrency: 4\n"
+        "streams:\n  extole:\n    preset: extole\n"
+        "    auth: {type: bearer, token: bench-hook-token}\n"
+        "    content: {attributes: [share_link, share_code], token: bench-content-token}\n"
+    )
+    env = {**os.environ, "BENCH_BRAZE_KEY": RECEIVER_KEY}
+    created = subprocess.run(
+        [sys.executable, "-m", "headwater", "keys", "create", "--name", "bench", "--perm",
+         "users.track", "--project", str(work)],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    key = created.stdout.strip().splitlines()[-1]
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "headwater", "serve", "--project", str(work), "--port",
+         str(gateway_port)],
+        env=env,
+    )  # fmt: skip
+    try:
+        _wait_http(f"http://127.0.0.1:{gateway_port}/healthz")
+        print(f"gateway benchmark: {args.seconds:.0f}s per phase, state={args.state}, "
+              f"cpus={os.cpu_count()}")  # fmt: skip
+        rows = []
+        for label, per_request, connections in (
+            ("single-event posts", 1, args.single_connections),
+            ("75-event posts", 75, args.full_connections),
+        ):
+            result = asyncio.run(_phase(gateway_port, key, per_request, args.seconds, connections))
+            stats = _wait_drained(receiver_port, result["events"])
+            e2e = stats.get("latencies", [])
+            rows.append((label, result, e2e, stats))
+            print(
+                f"{label:>20}: {result['requests'] / result['elapsed']:8.0f} req/s "
+                f"{result['events'] / result['elapsed']:9.0f} events/s | accept p50 "
+                f"{_pct(result['latencies'], 0.5):6.1f} ms p99 {_pct(result['latencies'], 0.99):6.1f} ms"
+                f" | end-to-end p50 {_pct(e2e, 0.5):7.1f} ms p99 {_pct(e2e, 0.99):7.1f} ms"
+                f" | delivered {stats.get('events', 0)}/{result['events']} in "
+                f"{stats.get('requests', 0)} Braze requests, errors {result['errors']}"
+            )
+        content = asyncio.run(_content_phase(gateway_port, args.content_rate, args.seconds))
+        print(
+            f"{'connected content':>20}: {content['rate']:8.0f} req/s offered "
+            f"{content['done'] / content['elapsed']:9.0f} answered/s | p50 "
+            f"{_pct(content['latencies'], 0.5):6.2f} ms p99 {_pct(content['latencies'], 0.99):6.2f} ms"
+            f" | statuses {content['statuses']}"
+        )
+        single, full = rows[0][1], rows[1][1]
+        checks = {
+            "single-event req/s >= 2,000": single["requests"] / single["elapsed"] >= TARGETS["single_rps"],
+            "events/s in full posts >= 20,000": full["events"] / full["elapsed"] >= TARGETS["full_eps"],
+            "accept p99 < 50 ms": max(_pct(r[1]["latencies"], 0.99) for r in rows) < TARGETS["accept_p99_ms"],
+            "end-to-end p99 < 2 s": max(_pct(r[2], 0.99) for r in rows) < TARGETS["e2e_p99_ms"],
+            "connected content p99 < 10 ms at 1,000 req/s": _pct(content["latencies"], 0.99) < 10,
+        }  # fmt: skip
+        for name, ok in checks.items():
+            print(f"  [{'met' if ok else 'MISSED'}] {name}")
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(timeout=20)
+        receiver.terminate()
+
+
+if __name__ == "__main__":
+    main()

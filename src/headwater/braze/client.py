@@ -1,0 +1,685 @@
+"""The async Braze REST client: batch, pace, send, retry, and report every object's fate.
+
+Used by the sync engine and the gateway's delivery worker. The one thing it promises: every
+``TrackItem`` handed to :meth:`BrazeClient.track` comes back exactly once as an
+``ItemResult`` (through ``on_results``) - accepted, or failed with a reason - unless the run
+stops on a :class:`BrazeRejectedError` (bad key, missing permission), which no later object
+could get past either. Failed items are reported, never dropped, so the caller can keep
+their rows for the next run.
+
+How a request's outcome is handled:
+
+* 2xx: objects named in ``errors`` failed, all others accepted.
+* 400/413 naming objects: Braze processed nothing, so the named objects fail and the others
+  are sent again without them. 400 "Max Input Length Exceeded" / 413 without names: the
+  batch is halved and each half sent on its own (a contract with a smaller cap still works).
+  Any other 4xx: every object of the request fails with Braze's message.
+* 401/403: the whole run stops with BrazeRejectedError (message never contains the key).
+* 429, 408, 5xx, timeouts, refused or dropped connections: retried with backoff and full
+  jitter (honouring Retry-After / X-RateLimit-Reset) up to ``max_attempts``, then failed.
+  A dropped connection may have been processed by Braze: attributes are idempotent, but an
+  event or purchase can then be counted twice (Braze's own at-least-once caveat).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import SecretStr
+
+from headwater.braze.batching import (
+    BatchPacker,
+    ItemResult,
+    TrackBatch,
+    TrackItem,
+    map_object_errors,
+    split_batch,
+)
+from headwater.braze.endpoints import ENDPOINTS, Endpoint, endpoint_for
+from headwater.braze.errors import BrazeRejectedError, BrazeUnavailableError
+from headwater.braze.limits import (
+    MAX_BODY_BYTES,
+    MAX_IDS_PER_REQUEST,
+    MAX_OBJECTS_PER_REQUEST,
+    BatchPolicy,
+)
+from headwater.braze.ratelimit import RateGovernor, shared_governor
+from headwater.braze.retry import (
+    DEFAULT_MAX_ATTEMPTS,
+    Backoff,
+    backoff_seconds,
+    retry_after_seconds,
+    should_retry_status,
+)
+from headwater.braze.track import (
+    ObjectError,
+    validate_attributes_object,
+    validate_event_object,
+    validate_purchase_object,
+)
+
+__all__ = ["BrazeClient", "ItemResult", "TrackItem", "TrackSummary"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_CONCURRENCY = 64  # saturating Braze needs about rate x round trip (1000/s x 0.1 s)
+DEFAULT_TIMEOUT_SECONDS = 30.0
+POOL_CONNECTIONS = 8  # connections per httpx pool; see _HttpxSender
+KEEPALIVE_SECONDS = 30.0
+TRACK = ENDPOINTS["users.track"]
+MSG_MAX_INPUT_PREFIX = "max input length"
+SPLITTABLE_STATUSES = (400, 413)
+REDACTED = "<redacted>"
+
+OnResults = Callable[[list[ItemResult]], Awaitable[None] | None]
+Progress = Callable[[int], None]
+
+
+@dataclass
+class TrackSummary:
+    """Counts for one :meth:`BrazeClient.track` call, for run records and the CLI."""
+
+    requests: int = 0  # HTTP requests made, retries included
+    objects_sent: int = 0  # objects put on the wire, resends included
+    accepted: int = 0
+    failed: int = 0
+    retries: int = 0
+    rate_limited: int = 0  # 429 answers seen
+    seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class _Answer:
+    """One HTTP exchange: a response, or the transport error that replaced it."""
+
+    status: int | None
+    body: Any
+    headers: Mapping[str, str] | None  # case-insensitive
+    error: str | None = None  # transport failure text (timeout, dropped connection)
+
+
+class BrazeClient:
+    """An async client for one Braze workspace (REST base URL + API key).
+
+    ``max_concurrency`` requests are in flight at most (one keep-alive connection each);
+    saturating Braze's /users/track budget takes about rate x round trip, e.g. 1,000
+    requests/s x 0.1 s = 100. ``governor`` defaults to the process-wide one for this URL and
+    key. ``bulk`` adds ``X-Braze-Bulk: true`` (backfills). ``validate`` runs Braze's
+    per-object rules before sending; it is off by default because it costs ~50 us per object
+    with distinct emails (email-validator), more than sending does, and Braze's own
+    per-object errors are mapped back to rows anyway. ``http`` picks the engine: "aiohttp"
+    when installed ("auto"), else "httpx" (see the note at the end of this module).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | SecretStr,
+        *,
+        batch_policy: BatchPolicy | str = BatchPolicy.COMBINED,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        governor: RateGovernor | None = None,
+        bulk: bool = False,
+        backoff: Backoff | None = None,
+        validate: bool = False,
+        max_objects: int = MAX_OBJECTS_PER_REQUEST,
+        http: str = "auto",
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.url = url.rstrip("/")
+        self._key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+        self.batch_policy = BatchPolicy(batch_policy)
+        self.max_concurrency = max_concurrency
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff = backoff or Backoff()
+        self.bulk = bulk
+        self.validate = validate
+        self.max_objects = max_objects
+        self.governor = governor or shared_governor(self.url, self._key.get_secret_value())
+        self.http = _choose_http(http)
+        headers = {
+            # The only place the key is unwrapped; never logged, and scrubbed from answers.
+            "Authorization": f"Bearer {self._key.get_secret_value()}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        sender = _AiohttpSender if self.http == "aiohttp" else _HttpxSender
+        self._sender = sender(self.url, headers, timeout, max_concurrency)
+        self._slots = asyncio.Semaphore(max_concurrency)
+
+    def __repr__(self) -> str:
+        return (
+            f"BrazeClient(url={self.url!r}, batch_policy={self.batch_policy.value!r}, "
+            f"max_concurrency={self.max_concurrency}, http={self.http!r})"
+        )
+
+    async def __aenter__(self) -> BrazeClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._sender.aclose()
+
+    # -- /users/track --------------------------------------------------------------------
+
+    async def track(
+        self,
+        items: Iterable[TrackItem] | AsyncIterable[TrackItem],
+        *,
+        on_results: OnResults | None = None,
+        progress: Progress | None = None,
+    ) -> TrackSummary:
+        """Send every item to ``/users/track`` in full batches, ``max_concurrency`` at once.
+
+        ``on_results`` is called once per completed request with the results of the objects
+        it carried (calls never overlap, so a callback may commit to a database);
+        ``progress`` gets the number of objects that just finished. Returns the counts.
+        Raises BrazeRejectedError on 401/403 (results already reported stay valid).
+        """
+        run = _TrackRun(self, on_results, progress)
+        started = time.monotonic()
+        queue: asyncio.Queue[TrackBatch | None] = asyncio.Queue(maxsize=self.max_concurrency)
+        try:
+            async with asyncio.TaskGroup() as group:
+                workers = [
+                    group.create_task(run.worker(queue)) for _ in range(self.max_concurrency)
+                ]
+                await self._feed(items, queue, run)
+                for _ in workers:
+                    await queue.put(None)
+        except BaseExceptionGroup as group_error:
+            fatal = _first_rejection(group_error)
+            if fatal is not None:
+                raise fatal from None
+            if len(group_error.exceptions) == 1:
+                raise group_error.exceptions[0] from None
+            raise
+        run.summary.seconds = time.monotonic() - started
+        return run.summary
+
+    async def _feed(
+        self,
+        items: Iterable[TrackItem] | AsyncIterable[TrackItem],
+        queue: asyncio.Queue,
+        run: _TrackRun,
+    ) -> None:
+        """Pack items into batches as they come; the bounded queue is the backpressure."""
+        packer = BatchPacker(self.batch_policy, self.max_objects)
+        invalid: list[ItemResult] = []
+
+        async def offer(item: TrackItem) -> None:
+            if self.validate:
+                error = _validation_error(item)
+                if error is not None:
+                    invalid.append(ItemResult(item.ref, False, error))
+                    if len(invalid) >= self.max_objects:
+                        await run.report(invalid[:])
+                        invalid.clear()
+                    return
+            batch = packer.add(item)
+            if batch is not None:
+                await queue.put(batch)
+
+        if isinstance(items, AsyncIterable):
+            async for item in items:
+                await offer(item)
+        else:
+            for count, item in enumerate(items, 1):
+                await offer(item)
+                if count % 1000 == 0:  # a huge sync iterable must not starve the workers
+                    await asyncio.sleep(0)
+        for batch in packer.flush():
+            await queue.put(batch)
+        if invalid:
+            await run.report(invalid)
+
+    # -- one /users/track request --------------------------------------------------------
+
+    async def _post_track(self, batch: TrackBatch, run: _TrackRun) -> _Answer:
+        content = orjson.dumps(batch.body())
+        if len(content) > MAX_BODY_BYTES and len(batch) > 1:
+            return _Answer(413, {"message": "request body over 4 MB (not sent)"}, None)
+        run.summary.requests += 1
+        run.summary.objects_sent += len(batch)
+        headers = {"X-Braze-Bulk": "true"} if self.bulk else None
+        return await self._exchange(TRACK, content, headers)
+
+    async def _exchange(
+        self,
+        endpoint: Endpoint,
+        content: bytes | None,
+        headers: dict[str, str] | None = None,
+        params: dict | None = None,
+    ) -> _Answer:
+        """One HTTP request under the governor and the concurrency bound; never raises
+        for transport failures (they come back as ``_Answer.error``)."""
+        bucket = endpoint.rate_bucket
+        async with self._slots:
+            await self.governor.acquire(bucket)
+            try:
+                status, answer_headers, raw = await self._sender.send(
+                    endpoint.method, endpoint.path, content, headers, params
+                )
+            except _TransportFailure as exc:
+                self.governor.release(bucket)
+                return _Answer(None, None, None, self._scrub(str(exc)))
+            except BaseException:
+                self.governor.release(bucket)
+                raise
+        self.governor.observe(bucket, status, answer_headers)
+        secret = self._key.get_secret_value().encode()
+        if secret and secret in raw:  # an echo of the key must not reach logs or reports
+            raw = raw.replace(secret, REDACTED.encode())
+        try:
+            body = orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError:
+            body = {"message": raw[:200].decode("utf-8", "replace")}
+        return _Answer(status, body, answer_headers)
+
+    def _scrub(self, text: str) -> str:
+        """Remove the key from any text that might reach a log, exception or report."""
+        secret = self._key.get_secret_value()
+        return text.replace(secret, REDACTED) if secret else text
+
+    def _rejection(self, answer: _Answer, endpoint: Endpoint) -> BrazeRejectedError:
+        body = answer.body if isinstance(answer.body, dict) else {}
+        clean = orjson.loads(self._scrub(orjson.dumps(body).decode())) if body else {}
+        message = str(clean.get("message") or "")
+        return BrazeRejectedError(
+            answer.status or 0, clean, f"{message} ({endpoint.method} {endpoint.path})".strip()
+        )
+
+    # -- other endpoints -----------------------------------------------------------------
+
+    async def request(
+        self,
+        endpoint: str,
+        json: dict | list | None = None,
+        *,
+        params: dict | None = None,
+    ) -> dict:
+        """Call any Braze endpoint (by name like ``"users.alias.new"`` or by path) with the
+        same governor, concurrency bound and retries as ``track``; returns the JSON body.
+
+        Raises BrazeRejectedError for a 4xx, BrazeUnavailableError after ``max_attempts``.
+        """
+        target = _resolve(endpoint, json)
+        content = orjson.dumps(json) if json is not None else None
+        last: _Answer | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            last = await self._exchange(target, content, params=params)
+            if last.status is not None and 200 <= last.status < 300:
+                return last.body if isinstance(last.body, dict) else {"data": last.body}
+            if last.status is not None and not should_retry_status(last.status):
+                raise self._rejection(last, target)
+            if attempt == self.max_attempts:
+                break
+            await asyncio.sleep(self._retry_delay(attempt, last))
+        assert last is not None
+        raise BrazeUnavailableError(
+            last.status,
+            f"{target.method} {target.path} failed after {self.max_attempts} attempts: "
+            f"{_describe(last)}",
+            retry_after=_hint(last),
+        )
+
+    def _retry_delay(self, attempt: int, answer: _Answer) -> float:
+        return backoff_seconds(attempt, self.backoff, retry_after=_hint(answer))
+
+    async def export_ids(
+        self,
+        external_ids: list[str] | None = None,
+        *,
+        user_aliases: list[dict] | None = None,
+        fields_to_export: list[str] | None = None,
+        **other: Any,
+    ) -> dict:
+        """``/users/export/ids`` for any number of ids (50 per request, answers merged).
+
+        ``other`` passes single-identifier lookups (``email_address``, ``phone``, ...)."""
+        ids = [("external_ids", i) for i in external_ids or []]
+        ids += [("user_aliases", a) for a in user_aliases or []]
+        base: dict[str, Any] = dict(other)
+        if fields_to_export is not None:
+            base["fields_to_export"] = fields_to_export
+        bodies = []
+        for chunk in _chunks(ids, MAX_IDS_PER_REQUEST) if ids else [[]]:
+            body = dict(base)
+            for name, value in chunk:
+                body.setdefault(name, []).append(value)
+            bodies.append(body)
+        answers = await asyncio.gather(*(self.request("users.export.ids", b) for b in bodies))
+        merged: dict[str, Any] = {"users": [], "invalid_user_ids": [], "message": "success"}
+        for answer in answers:
+            merged["users"].extend(answer.get("users") or [])
+            merged["invalid_user_ids"].extend(answer.get("invalid_user_ids") or [])
+        return merged
+
+    async def alias_new(self, user_aliases: list[dict]) -> dict:
+        """``/users/alias/new`` for any number of aliases (50 per request)."""
+        answers = await asyncio.gather(
+            *(
+                self.request("users.alias.new", {"user_aliases": chunk})
+                for chunk in _chunks(user_aliases, MAX_IDS_PER_REQUEST)
+            )
+        )
+        return {
+            "aliases_processed": sum(a.get("aliases_processed", 0) for a in answers),
+            "message": "success",
+        }
+
+    async def delete_users(
+        self,
+        *,
+        external_ids: list[str] | None = None,
+        user_aliases: list[dict] | None = None,
+        braze_ids: list[str] | None = None,
+    ) -> dict:
+        """``/users/delete``: one identifier type per request, 50 per request."""
+        calls = []
+        for name, values in (
+            ("external_ids", external_ids),
+            ("user_aliases", user_aliases),
+            ("braze_ids", braze_ids),
+        ):
+            for chunk in _chunks(values or [], MAX_IDS_PER_REQUEST):
+                calls.append(self.request("users.delete", {name: chunk}))
+        answers = await asyncio.gather(*calls)
+        return {"deleted": sum(a.get("deleted", 0) for a in answers), "message": "success"}
+
+
+class _TrackRun:
+    """The state of one ``track`` call, shared by its workers."""
+
+    def __init__(
+        self, client: BrazeClient, on_results: OnResults | None, progress: Progress | None
+    ):
+        self.client = client
+        self.on_results = on_results
+        self.progress = progress
+        self.summary = TrackSummary()
+        self._report_lock = asyncio.Lock()
+
+    async def report(self, results: list[ItemResult]) -> None:
+        for result in results:
+            if result.ok:
+                self.summary.accepted += 1
+            else:
+                self.summary.failed += 1
+        if self.progress is not None and results:
+            self.progress(len(results))
+        if self.on_results is not None and results:
+            async with self._report_lock:
+                outcome = self.on_results(results)
+                if inspect.isawaitable(outcome):
+                    await outcome
+
+    async def worker(self, queue: asyncio.Queue) -> None:
+        while True:
+            batch = await queue.get()
+            if batch is None:
+                return
+            await self.deliver(batch)
+
+    async def deliver(self, first: TrackBatch) -> None:
+        """Send one batch until every object in it has a result."""
+        client = self.client
+        todo: list[TrackBatch] = [first]
+        while todo:
+            batch = todo.pop()
+            attempt = 0
+            while True:
+                attempt += 1
+                answer = await client._post_track(batch, self)
+                status = answer.status
+                if status is not None and 200 <= status < 300:
+                    await self._accept(batch, answer.body)
+                    break
+                if status in (401, 403):
+                    raise client._rejection(answer, TRACK)
+                if status is not None and not should_retry_status(status):
+                    rest = await self._refuse(batch, answer)
+                    todo.extend(rest)
+                    break
+                if status == 429:
+                    self.summary.rate_limited += 1
+                if attempt >= client.max_attempts:
+                    reason = f"gave up after {attempt} attempts: {_describe(answer)}"
+                    log.warning("Braze /users/track %s (%d objects)", reason, len(batch))
+                    await self.report([ItemResult(i.ref, False, reason) for i in batch.items()])
+                    break
+                self.summary.retries += 1
+                delay = client._retry_delay(attempt, answer)
+                log.info(
+                    "Braze /users/track %s; retry %d in %.2fs", _describe(answer), attempt, delay
+                )
+                await asyncio.sleep(delay)
+
+    async def _accept(self, batch: TrackBatch, body: object) -> None:
+        errors = body.get("errors") if isinstance(body, dict) else None
+        bad = map_object_errors(batch, errors) if errors else {}
+        results = []
+        for item in batch.items():
+            found = bad.get(id(item))
+            results.append(ItemResult(item.ref, found is None, found[1] if found else None))
+        await self.report(results)
+
+    async def _refuse(self, batch: TrackBatch, answer: _Answer) -> list[TrackBatch]:
+        """A 4xx that is not about rate or auth: fail the named objects, resend the rest
+        (Braze processed nothing), or halve the batch when it was simply too big."""
+        body = answer.body if isinstance(answer.body, dict) else {}
+        bad = map_object_errors(batch, body.get("errors"))
+        if bad:
+            await self.report([ItemResult(item.ref, False, text) for item, text in bad.values()])
+            rest = batch.without(set(bad))
+            return [rest] if len(rest) else []
+        message = str(body.get("message") or "")
+        too_big = answer.status == 413 or message.lower().startswith(MSG_MAX_INPUT_PREFIX)
+        if too_big and len(batch) > 1 and answer.status in SPLITTABLE_STATUSES:
+            return list(split_batch(batch))
+        reason = self.client._scrub(f"Braze answered {answer.status}: {message}".rstrip(": "))
+        await self.report([ItemResult(i.ref, False, reason) for i in batch.items()])
+        return []
+
+
+_VALIDATORS: dict[str, Callable[[Any], object]] = {
+    "attributes": validate_attributes_object,
+    "events": validate_event_object,
+    "purchases": validate_purchase_object,
+}
+
+
+def _validation_error(item: TrackItem) -> str | None:
+    """Braze's own per-object check, run before sending so a bad row costs no request."""
+    validator = _VALIDATORS.get(item.kind)
+    if validator is None:
+        return f"unknown track array {item.kind!r}"
+    try:
+        validator(item.payload)
+    except ObjectError as exc:
+        return exc.type
+    return None
+
+
+def _resolve(endpoint: str, json: object) -> Endpoint:
+    if endpoint in ENDPOINTS:
+        return ENDPOINTS[endpoint]
+    path = "/" + endpoint.strip("/")
+    found = endpoint_for("POST" if json is not None else "GET", path) or endpoint_for(
+        "GET" if json is not None else "POST", path
+    )
+    if found is not None:
+        return found
+    return Endpoint(path.strip("/").replace("/", "."), "POST" if json is not None else "GET",
+                    path, 200, "default", 250_000, 3600)  # fmt: skip
+
+
+def _hint(answer: _Answer) -> float | None:
+    if answer.headers is None or answer.status not in (429, 503):
+        return None
+    return retry_after_seconds(answer.headers, time.time())
+
+
+def _describe(answer: _Answer) -> str:
+    if answer.error is not None:
+        return answer.error
+    message = answer.body.get("message") if isinstance(answer.body, dict) else None
+    return f"{answer.status} {message or ''}".strip()
+
+
+def _chunks(values: list, size: int) -> list[list]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def _first_rejection(group: BaseExceptionGroup) -> BrazeRejectedError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, BrazeRejectedError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_rejection(exc)
+            if found is not None:
+                return found
+    return None
+
+
+# -- HTTP engines -------------------------------------------------------------------------
+#
+# Two interchangeable ways to put bytes on the wire. httpx is the project's HTTP client;
+# aiohttp is used when installed because bench/delivery.py measured httpx at ~1.5 ms of CPU
+# per request (pure-Python h11 + anyio bookkeeping) against ~0.2 ms for aiohttp, and the
+# delivery target (75,000 objects/s, <= 15 CPU s per million objects) needs the latter.
+
+
+class _TransportFailure(Exception):
+    """No HTTP answer: timeout, refused or dropped connection. Always worth a retry."""
+
+
+def _choose_http(http: str) -> str:
+    if http not in ("auto", "httpx", "aiohttp"):
+        raise ValueError("http must be 'auto', 'httpx' or 'aiohttp'")
+    if http != "auto":
+        return http
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        return "httpx"
+    return "aiohttp"
+
+
+class _HttpxSender:
+    """httpx with keep-alive. httpcore's pool scans every connection for every queued
+    request, so one pool of 100+ connections burns a core on bookkeeping: use small pools
+    of POOL_CONNECTIONS instead, handed out round-robin by a queue that never holds more
+    tickets per pool than the pool has connections."""
+
+    def __init__(self, url: str, headers: dict, timeout: float, max_concurrency: int) -> None:
+        count = -(-max_concurrency // POOL_CONNECTIONS)
+        size = min(POOL_CONNECTIONS, max_concurrency)
+        self._pools = [
+            httpx.AsyncClient(
+                base_url=url,
+                headers=headers,
+                timeout=httpx.Timeout(timeout),
+                limits=httpx.Limits(
+                    max_connections=size,
+                    max_keepalive_connections=size,
+                    keepalive_expiry=KEEPALIVE_SECONDS,
+                ),
+            )
+            for _ in range(count)
+        ]
+        self._tickets: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        for index in range(max_concurrency):
+            self._tickets.put_nowait(self._pools[index % count])
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        headers: dict | None,
+        params: dict | None,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        pool = await self._tickets.get()
+        try:
+            response = await pool.request(
+                method, path, content=content, headers=headers, params=params
+            )
+        except httpx.TransportError as exc:
+            raise _TransportFailure(f"{type(exc).__name__}: {exc}") from None
+        finally:
+            self._tickets.put_nowait(pool)
+        return response.status_code, response.headers, response.content
+
+    async def aclose(self) -> None:
+        for pool in self._pools:
+            await pool.aclose()
+
+
+class _AiohttpSender:
+    """aiohttp with keep-alive, one connector sized to the concurrency. The session is
+    created on first use, inside the running event loop, as aiohttp requires."""
+
+    def __init__(self, url: str, headers: dict, timeout: float, max_concurrency: int) -> None:
+        self._url = url
+        self._headers = headers
+        self._timeout = timeout
+        self._max_concurrency = max_concurrency
+        self._session: Any = None
+
+    def _open(self) -> Any:
+        import aiohttp
+
+        self._errors = (aiohttp.ClientError, asyncio.TimeoutError)
+        self._invalid = aiohttp.InvalidURL
+        return aiohttp.ClientSession(
+            headers=self._headers,
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            connector=aiohttp.TCPConnector(
+                limit=self._max_concurrency,
+                limit_per_host=0,
+                keepalive_timeout=KEEPALIVE_SECONDS,
+            ),
+        )
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        headers: dict | None,
+        params: dict | None,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        if self._session is None:
+            self._session = self._open()
+        try:
+            async with self._session.request(
+                method, self._url + path, data=content, headers=headers, params=params
+            ) as response:
+                return response.status, response.headers, await response.read()
+        except self._invalid:
+            raise
+        except self._errors as exc:
+            text = str(exc) or "timed out"
+            raise _TransportFailure(f"{type(exc).__name__}: {text}") from None
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

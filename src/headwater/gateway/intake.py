@@ -1,0 +1,59 @@
+"""Reading a partner's request safely: the body within Braze's 4 MB limit, JSON decoding
+with a clear error, and the key check Braze does (401 unknown key, 403 missing permission)."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+
+from headwater.braze.errors import (
+    MSG_ACCESS_DENIED,
+    MSG_BAD_JSON,
+    MSG_TOO_LARGE,
+    BrazeError,
+    msg_invalid_key,
+)
+from headwater.braze.limits import MAX_BODY_BYTES
+from headwater.state.keys import GatewayKey, KeyRing
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The raw body, refusing (413) anything over ``limit`` before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BrazeError(413, MSG_TOO_LARGE)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BrazeError(413, MSG_TOO_LARGE)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_json(body: bytes) -> object:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BrazeError(400, MSG_BAD_JSON) from None
+
+
+def bearer_key(request: Request) -> str | None:
+    value = request.headers.get("authorization")
+    if not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def authorize(request: Request, keys: KeyRing, permission: str) -> GatewayKey:
+    presented = bearer_key(request)
+    key = keys.lookup(presented)
+    if key is None:
+        raise BrazeError(401, msg_invalid_key(presented))
+    if not key.allows(permission):
+        raise BrazeError(403, MSG_ACCESS_DENIED)
+    return key

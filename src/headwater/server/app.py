@@ -1,0 +1,75 @@
+"""The FastAPI app ``headwater serve`` runs: gateway, webhooks, content and stream API, one
+error handler rendering every refusal Braze-style (``{"message", "errors"?}``), and the
+delivery workers started and stopped with the app."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import orjson
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from headwater.braze.errors import MSG_NOT_FOUND, MSG_SERVER_ERROR, BrazeError
+from headwater.gateway.routes import ROUTES as GATEWAY_ROUTES
+from headwater.server.api import ROUTES as API_ROUTES
+from headwater.server.hub import Hub
+from headwater.server.settings import ServeSettings
+from headwater.streams.webhooks import ROUTES as WEBHOOK_ROUTES
+
+log = logging.getLogger("headwater.server")
+
+
+def _error(status: int, body: dict) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def create_app(settings: ServeSettings, hub: Hub | None = None) -> FastAPI:
+    hub = hub or Hub(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if settings.run_workers:
+            from headwater.delivery.worker import start_workers
+
+            hub.workers = await start_workers(hub)
+        try:
+            yield
+        finally:
+            for worker in hub.workers:
+                await worker.stop()
+            await hub.aclose()
+
+    app = FastAPI(
+        title="Headwater gateway",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.hub = hub
+
+    @app.exception_handler(BrazeError)
+    async def _braze_error(_request: Request, exc: BrazeError) -> Response:
+        return _error(exc.status, exc.body())
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_request: Request, exc: HTTPException) -> Response:
+        message = MSG_NOT_FOUND if exc.status_code == 404 else str(exc.detail)
+        return _error(exc.status_code, {"message": message})
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        errors = [{"type": e["msg"], "field": ".".join(map(str, e["loc"]))} for e in exc.errors()]
+        return _error(400, {"message": "Bad Request", "errors": errors})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> Response:
+        log.error("unexpected error: %s", type(exc).__name__)
+        return _error(500, {"message": MSG_SERVER_ERROR})
+
+    app.router.routes.extend([*GATEWAY_ROUTES, *WEBHOOK_ROUTES, *API_ROUTES])
+    return app

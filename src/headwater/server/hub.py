@@ -1,0 +1,53 @@
+"""The running server's shared parts, built once per app: state store, outbox, keys,
+streams, inspector, content store and counters. Routes reach them via ``request.app``."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import Engine
+from starlette.requests import Request
+
+from headwater.delivery import dedupe as _dedupe_tables  # noqa: F401  (declares tables)
+from headwater.delivery.counters import Counters
+from headwater.server.settings import ServeSettings
+from headwater.state import dead_letters as _dead_letter_tables  # noqa: F401
+from headwater.state.db import open_state
+from headwater.state.keys import KeyRing
+from headwater.state.outbox import Outbox
+from headwater.streams.content import ContentStore
+from headwater.streams.inspector import Inspector
+
+GATEWAY_STREAM = "gateway"
+
+
+class Hub:
+    def __init__(self, settings: ServeSettings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or open_state(settings.state_url)
+        self.outbox = Outbox(
+            self.engine,
+            lease_seconds=settings.delivery.lease_seconds,
+            seen_window_seconds=settings.seen_window_seconds,
+        )
+        self.keys = KeyRing(self.engine)
+        self.inspector = Inspector()
+        for name, stream in settings.streams.items():
+            self.inspector.configure(name, stream.inspector_size)
+        self.content = ContentStore(self.engine)
+        self.counters = Counters(self.engine)
+        self.http: httpx.AsyncClient | None = None
+        self.workers: list = []
+
+    def passthrough_client(self) -> httpx.AsyncClient:
+        if self.http is None:
+            self.http = httpx.AsyncClient(timeout=30.0)
+        return self.http
+
+    async def aclose(self) -> None:
+        if self.http is not None:
+            await self.http.aclose()
+        self.outbox.close()
+
+
+def hub_of(request: Request) -> Hub:
+    return request.app.state.hub

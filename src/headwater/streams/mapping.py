@@ -1,0 +1,158 @@
+"""From a partner's payload to Braze objects: the shared result type, Liquid rendering for
+the generic preset, and the dedupe key that makes a re-posted event count once.
+
+Liquid is what Braze itself uses, so users write the same ``{{ user.email }}`` they know.
+A template that is exactly one ``{{ expression }}`` keeps the value's JSON type (numbers
+stay numbers, objects stay objects); anything else renders to a string, and an empty string
+drops the field, so optional payload fields need no ``if`` blocks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from liquid import Environment, Undefined
+from liquid.exceptions import LiquidError
+
+from headwater.errors import RowError
+from headwater.streams.config import GenericMapping
+
+_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?!.*\{\{)(.*)\}\}\s*$", re.S)
+_FALSY = {"", "false", "0", "nil", "null", "none"}
+
+
+@dataclass(slots=True)
+class MappedObject:
+    kind: str  # attributes | events | purchases
+    obj: dict
+    partner_id: str | None = None  # the partner's own id for this event, if it has one
+
+
+@dataclass
+class Mapped:
+    """What one payload becomes; ``skipped`` says why a payload produced nothing on purpose
+    (an event type or reward state the stream does not forward)."""
+
+    objects: list[MappedObject] = field(default_factory=list)
+    skipped: str | None = None
+
+    def add(self, kind: str, obj: dict, partner_id: str | None = None) -> None:
+        self.objects.append(MappedObject(kind, obj, partner_id))
+
+
+def _json_filter(value: object) -> str:
+    if isinstance(value, Undefined) or value is None:
+        return "null"
+    return orjson.dumps(value, default=str).decode()
+
+
+_ENV = Environment()
+_ENV.filters["json"] = _json_filter
+
+
+@lru_cache(maxsize=4096)
+def _compile(template: str):
+    single = _SINGLE_EXPRESSION.match(template)
+    if single:
+        return True, _ENV.from_string("{{ " + single.group(1).strip() + " | json }}")
+    return False, _ENV.from_string(template)
+
+
+def render_value(template: Any, scope: dict) -> Any:
+    """Render one mapping value: strings are templates, dicts and lists recurse."""
+    if isinstance(template, dict):
+        out = {}
+        for key, inner in template.items():
+            value = render_value(inner, scope)
+            if value is not None and value != "":
+                out[key] = value
+        return out
+    if isinstance(template, list):
+        return [v for v in (render_value(t, scope) for t in template) if v is not None]
+    if not isinstance(template, str) or "{" not in template:
+        return template
+    try:
+        typed, compiled = _compile(template)
+        text = compiled.render(**scope)
+    except LiquidError as exc:
+        raise RowError(f"template {template!r} failed: {exc}") from None
+    if not typed:
+        return text
+    return orjson.loads(text)
+
+
+def lookup(payload: Any, path: str) -> Any:
+    """A dotted path (``data.person.email``) into nested dicts; None when absent."""
+    value = payload
+    for part in path.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+def map_generic(payload: Any, mapping: GenericMapping) -> Mapped:
+    items: list[Any]
+    if mapping.each:
+        found = lookup(payload, mapping.each)
+        if not isinstance(found, list):
+            raise RowError(f"'{mapping.each}' is not an array in this payload", field=mapping.each)
+        items = found
+    else:
+        items = [None]
+    result = Mapped()
+    for item in items:
+        scope = {"payload": payload, "item": item}
+        if isinstance(payload, dict):
+            scope = {**payload, **scope}
+        if mapping.when is not None:
+            verdict = render_value(mapping.when, scope)
+            if verdict is None or str(verdict).strip().lower() in _FALSY or verdict is False:
+                continue
+        partner_id = None
+        if mapping.event_id:
+            rendered = render_value(mapping.event_id, scope)
+            partner_id = None if rendered in (None, "") else str(rendered)
+        for kind in ("attributes", "events", "purchases"):
+            for template in getattr(mapping, kind):
+                obj = render_value(template, scope)
+                if obj:
+                    result.add(kind, obj, partner_id)
+    if not result.objects:
+        result.skipped = "the mapping produced no objects for this payload"
+    return result
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def dedupe_key(stream: str, mapped: MappedObject, position: int) -> bytes | None:
+    """Events and purchases are keyed by the partner's event id when it has one, else by
+    their content; attribute updates are never dropped here (dedupe.py handles them)."""
+    if mapped.kind == "attributes":
+        return None
+    if mapped.partner_id:
+        basis = f"{stream}\x00id\x00{mapped.partner_id}\x00{mapped.kind}\x00{position}"
+    else:
+        basis = (
+            f"{stream}\x00c\x00" + orjson.dumps(mapped.obj, option=orjson.OPT_SORT_KEYS).decode()
+        )
+    return _digest(basis)
+
+
+def content_key(stream: str, kind: str, canonical: bytes) -> bytes:
+    """Content-hash dedupe key for an object posted to the gateway's /users/track, from its
+    sorted-keys JSON."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{stream}\x00{kind}\x00".encode())
+    digest.update(canonical)
+    return digest.digest()

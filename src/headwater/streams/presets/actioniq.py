@@ -1,0 +1,74 @@
+"""ActionIQ event pushes: an event name, the user's ``braze_id`` or ``external_id``, a
+timestamp, event properties, and any other fields as user attributes.
+
+Accepted bodies: one event object, a JSON array of them, or ``{"events": [...]}``::
+
+    {"event_name": "aiq_audience_entered", "external_id": "u-1",
+     "timestamp": "2024-05-02T10:00:00Z" | 1714644000 | 1714644000000,
+     "properties": {"audience": "vip"}, "attributes": {"aiq_vip": true},
+     "event_id": "optional partner id", "loyalty_tier": "gold"}
+
+Top-level fields other than the ones named above become attributes too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from headwater.errors import RowError
+from headwater.streams.config import StreamConfig
+from headwater.streams.mapping import Mapped
+from headwater.streams.presets.common import braze_time
+
+KNOWN = {
+    "event_name", "event", "name", "external_id", "braze_id", "email", "timestamp", "time",
+    "properties", "attributes", "event_id", "id", "user_alias",
+}  # fmt: skip
+
+
+def _one(item: Any, index: int, mapped: Mapped) -> None:
+    where = f"events[{index}]"
+    if not isinstance(item, dict):
+        raise RowError("each ActionIQ event must be a JSON object", row=where)
+    identity = {
+        k: item[k] for k in ("external_id", "braze_id", "user_alias", "email") if item.get(k)
+    }
+    if "external_id" in identity:
+        identity["external_id"] = str(identity["external_id"])
+    if not identity:
+        raise RowError("needs external_id or braze_id", row=where, field="external_id")
+    name = item.get("event_name") or item.get("event") or item.get("name")
+    properties = item.get("properties") or {}
+    if not isinstance(properties, dict):
+        raise RowError("properties must be an object", row=where, field="properties")
+    attributes = dict(item.get("attributes") or {})
+    for key, value in item.items():
+        if key not in KNOWN:
+            attributes[key] = value
+    partner_id = item.get("event_id") or item.get("id")
+    if attributes:
+        mapped.add("attributes", {**identity, **attributes})
+    if name:
+        event = {
+            **identity,
+            "name": str(name),
+            "time": braze_time(item.get("timestamp", item.get("time")), "timestamp"),
+        }
+        if properties:
+            event["properties"] = properties
+        mapped.add("events", event, None if partner_id is None else str(partner_id))
+    elif not attributes:
+        raise RowError("needs event_name or attributes", row=where, field="event_name")
+
+
+def map_payload(payload: Any, stream: str, config: StreamConfig) -> Mapped:
+    if isinstance(payload, dict) and isinstance(payload.get("events"), list):
+        items = payload["events"]
+    elif isinstance(payload, list):
+        items = payload
+    else:
+        items = [payload]
+    mapped = Mapped()
+    for index, item in enumerate(items):
+        _one(item, index, mapped)
+    return mapped

@@ -1,0 +1,56 @@
+"""Small conversions every preset needs: partner timestamps to Braze times, and property
+values Braze accepts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from headwater.braze.limits import MAX_STRING_LENGTH
+from headwater.braze.timeparse import format_braze_time, parse_braze_time
+from headwater.errors import RowError
+
+EPOCH_MILLIS_THRESHOLD = 10**11  # larger epoch numbers are milliseconds
+
+
+def braze_time(value: Any, field: str, *, now: datetime | None = None) -> str:
+    """A partner's time (ISO string, epoch seconds or milliseconds) as a Braze time; the
+    current time when the partner sent none."""
+    if value is None or value == "":
+        return format_braze_time(now or datetime.now(UTC))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = value / 1000 if value > EPOCH_MILLIS_THRESHOLD else value
+        return format_braze_time(datetime.fromtimestamp(seconds, UTC))
+    if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
+        return braze_time(float(value), field, now=now)
+    parsed = parse_braze_time(value)
+    if parsed is None:
+        raise RowError(f"{value!r} is not a time Braze accepts", field=field)
+    return format_braze_time(parsed)
+
+
+def property_value(value: Any) -> Any:
+    """Keep what Braze takes as a property; long strings are cut to Braze's limit."""
+    if isinstance(value, str) and len(value) > MAX_STRING_LENGTH:
+        return value[:MAX_STRING_LENGTH]
+    return value
+
+
+def number_or_text(value: Any) -> Any:
+    """Partners send amounts as "10.00"; Braze segments on numbers."""
+    if isinstance(value, str):
+        try:
+            return float(value) if "." in value else int(value)
+        except ValueError:
+            return value
+    return value
+
+
+def snake(name: str) -> str:
+    out = []
+    for ch in name.strip():
+        if ch.isalnum():
+            out.append(ch.lower())
+        elif out and out[-1] != "_":
+            out.append("_")
+    return "".join(out).strip("_")

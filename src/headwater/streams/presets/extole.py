@@ -1,0 +1,161 @@
+"""Extole's generic outbound webhooks: program events and reward events.
+
+Program events (``created_share_link``, ``shared``, ``converted``, ``subscribed``,
+``unsubscribed``, ...) carry the person and the event's data; reward events carry a
+``reward_id``, the reward ``state`` and a ``data`` object (face value, coupon code, ...).
+Each becomes one custom event named ``extole_<event>`` or ``extole_reward_<state>``, plus an
+attributes object with what Extole knows about the person (email, names, share link, city,
+state, country, phone). Which Extole field becomes the Braze ``external_id`` is the stream's
+``external_id_from`` (``partner_user_id`` by default, or ``email``); without one the email
+identifies the user and the identity step resolves it.
+
+Only reward states listed in ``reward_states`` are forwarded (FULFILLED by default).
+
+Payload shape accepted (fields may also sit at the top level or in ``data``)::
+
+    {"event_id": "...", "event_name": "shared", "event_time": "2024-05-02T10:00:00Z",
+     "program_label": "refer-a-friend", "funnel": "advocate",
+     "person": {"email", "first_name", "last_name", "partner_user_id", "city", "state",
+                "country", "phone"},
+     "data": {"share_channel": "EMAIL", "share_link": "...", "share_code": "..."}}
+    {"reward_id": "...", "state": "FULFILLED", "event_time": "...", "person": {...},
+     "data": {"face_value": "10.00", "face_value_type": "USD", "coupon_code": "..."}}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from headwater.errors import RowError
+from headwater.streams.config import StreamConfig
+from headwater.streams.mapping import Mapped
+from headwater.streams.presets.common import braze_time, number_or_text, property_value, snake
+
+PARTNER = "extole"
+# Extole field -> Braze attribute, read from the person (or the event's data).
+PERSON_ATTRIBUTES = {
+    "email": "email",
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "phone": "phone",
+    "city": "home_city",
+    "country": "country",
+    "state": "extole_state",
+    "share_link": "extole_share_link",
+    "share_code": "extole_share_code",
+}
+# Extole field -> event property.
+PROPERTIES = {
+    "program_label": "program",
+    "program": "program",
+    "funnel": "funnel",
+    "journey_name": "funnel",
+    "share_channel": "share_channel",
+    "channel": "share_channel",
+    "share_link": "share_link",
+    "share_code": "share_code",
+    "face_value": "face_value",
+    "face_value_type": "face_value_type",
+    "coupon_code": "coupon_code",
+    "code": "coupon_code",
+    "reward_id": "reward_id",
+    "reward_supplier_name": "reward_name",
+    "rewardee_role": "rewardee_role",
+    "earned_event_value": "earned_event_value",
+    "subscription_group": "subscription_group",
+    "subscription_group_id": "subscription_group",
+    "partner_event_id": "partner_event_id",
+    "cart_value": "cart_value",
+}
+NUMERIC = {"face_value", "earned_event_value", "cart_value"}
+
+
+def _pick(payload: dict, data: dict, person: dict, *names: str) -> Any:
+    for source in (person, payload, data):
+        for name in names:
+            value = source.get(name)
+            if value not in (None, ""):
+                return value
+    return None
+
+
+def map_payload(payload: Any, stream: str, config: StreamConfig) -> Mapped:
+    if isinstance(payload, list):
+        mapped = Mapped()
+        for item in payload:
+            mapped.objects.extend(map_payload(item, stream, config).objects)
+        return mapped
+    if not isinstance(payload, dict):
+        raise RowError("an Extole webhook body must be a JSON object")
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    person = payload.get("person") if isinstance(payload.get("person"), dict) else {}
+    prefix = config.event_prefix if config.event_prefix is not None else "extole_"
+
+    reward_id = _pick(payload, data, {}, "reward_id")
+    if reward_id is not None:
+        state = str(_pick(payload, data, {}, "state", "reward_state", "status") or "FULFILLED")
+        if state.upper() not in config.reward_states:
+            return Mapped(skipped=f"reward state {state.upper()} is not forwarded")
+        name = f"{prefix}reward_{snake(state)}"
+        partner_id = f"reward:{reward_id}:{state.upper()}"
+    else:
+        raw_name = _pick(payload, data, {}, "event_name", "event_type", "type", "name")
+        if not raw_name:
+            raise RowError("an Extole event needs event_name (or reward_id)", field="event_name")
+        name = f"{prefix}{snake(str(raw_name))}"
+        event_id = _pick(payload, data, {}, "event_id", "id")
+        partner_id = f"event:{event_id}" if event_id is not None else None
+
+    identity: dict[str, Any] = {}
+    email = _pick(payload, data, person, "email", "email_address")
+    partner_user_id = _pick(payload, data, person, "partner_user_id")
+    if config.external_id_from == "partner_user_id" and partner_user_id is not None:
+        identity["external_id"] = str(partner_user_id)
+    elif config.external_id_from == "email" and email:
+        identity["external_id"] = str(email)
+    elif email:
+        identity["email"] = str(email)
+    else:
+        raise RowError(
+            f"no {config.external_id_from} and no email to identify the Extole user",
+            field=config.external_id_from,
+        )
+
+    properties: dict[str, Any] = {"partner": PARTNER}
+    time_value = _pick(payload, data, {}, "event_time", "created_date", "timestamp", "time")
+    properties["event_time"] = braze_time(time_value, "event_time")
+    for field, prop in PROPERTIES.items():
+        value = _pick(payload, data, {}, field)
+        if value is not None and prop not in properties:
+            properties[prop] = number_or_text(value) if field in NUMERIC else value
+    if reward_id is not None:
+        properties["reward_state"] = state.upper()
+    for key, value in data.items():  # the partner's custom data keys ride along
+        custom = key not in PROPERTIES and key not in properties and not key.startswith("$")
+        if custom and isinstance(value, str | int | float | bool):
+            properties[key] = property_value(value)
+
+    mapped = Mapped()
+    event = {
+        **identity,
+        "name": name,
+        "time": properties["event_time"],
+        "properties": {k: property_value(v) for k, v in properties.items()},
+    }
+    attributes: dict[str, Any] = {**identity}
+    for field, attribute in PERSON_ATTRIBUTES.items():
+        value = _pick(payload, data, person, field)
+        if value is not None:
+            attributes[attribute] = property_value(str(value))
+    if "email" in identity:
+        attributes.pop("email", None)
+    group = _pick(payload, data, {}, "subscription_group_id", "subscription_group")
+    raw_event = snake(str(_pick(payload, data, {}, "event_name", "type") or ""))
+    if group and raw_event in ("subscribed", "unsubscribed"):
+        attributes["subscription_groups"] = [
+            {"subscription_group_id": str(group), "subscription_state": raw_event}
+        ]
+    if len(attributes) > len(identity):
+        mapped.add("attributes", attributes)
+    mapped.add("events", event, partner_id)
+    return mapped

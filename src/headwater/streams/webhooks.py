@@ -1,0 +1,133 @@
+"""``POST /hooks/{stream}``: partner webhooks in, Braze objects committed to the outbox.
+
+Order of checks: the stream must exist (404), the body must fit in 4 MB (413), the request
+must prove a secret (401), the body must be JSON (400), and every object the preset maps
+it to must pass Braze's own validation (422, listing each failure). Nothing is enqueued
+unless all of that holds; the 2xx is sent only after the commit.
+"""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from headwater.braze.errors import BrazeError
+from headwater.braze.identifiers import ObjectError
+from headwater.braze.track import (
+    validate_attributes_object,
+    validate_event_object,
+    validate_purchase_object,
+)
+from headwater.errors import RowError
+from headwater.gateway.intake import read_body
+from headwater.server.hub import hub_of
+from headwater.state.outbox import OPT_DEDUPE_ATTRIBUTES, OPT_RESOLVE_EMAIL, OutboxEntry
+from headwater.streams.auth import AuthResult, check_webhook_auth
+from headwater.streams.config import StreamConfig
+from headwater.streams.content import CONTENT_KEY, content_rows, content_values
+from headwater.streams.mapping import Mapped, dedupe_key, lookup
+from headwater.streams.presets import PRESETS
+
+_VALIDATE = {
+    "attributes": validate_attributes_object,
+    "events": validate_event_object,
+    "purchases": validate_purchase_object,
+}
+_TRUTHY = {"1", "true", "yes", "test", "sandbox"}
+
+
+def _json(status: int, body: object) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _is_test(stream: StreamConfig, auth: AuthResult, payload: object) -> bool:
+    if auth is AuthResult.TEST:
+        return True
+    if stream.test_field:
+        flag = lookup(payload, stream.test_field)
+        if flag is True or (isinstance(flag, str) and flag.strip().lower() in _TRUTHY):
+            return True
+        if isinstance(flag, int | float) and not isinstance(flag, bool) and flag:
+            return True
+    return False
+
+
+def _validated(mapped: Mapped) -> None:
+    errors = []
+    positions: dict[str, int] = {}
+    for item in mapped.objects:
+        index = positions.get(item.kind, 0)
+        positions[item.kind] = index + 1
+        try:
+            item.obj = _VALIDATE[item.kind](item.obj)
+        except ObjectError as exc:
+            errors.append({"type": exc.type, "input_array": item.kind, "index": index})
+    if errors:
+        raise BrazeError(422, "The payload maps to objects Braze would reject", errors)
+
+
+async def receive_webhook(request: Request) -> Response:
+    stream_name = request.path_params["stream_name"]
+    hub = hub_of(request)
+    stream = hub.settings.streams.get(stream_name)
+    if stream is None:
+        raise BrazeError(404, f"No stream named {stream_name!r}")
+    body = await read_body(request)
+    auth = check_webhook_auth(stream, request.headers, body)
+    if auth is AuthResult.DENIED:
+        raise BrazeError(401, "Unauthorized")
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BrazeError(400, f"The body is not valid JSON: {exc}") from None
+    hub.inspector.record(stream_name, "in", payload)
+    try:
+        mapped = PRESETS[stream.preset](payload, stream_name, stream)
+    except RowError as exc:
+        error = {"type": exc.reason}
+        if exc.field:
+            error["field"] = exc.field
+        if exc.row is not None:
+            error["row"] = exc.row
+        raise BrazeError(422, f"The payload cannot be mapped: {exc}", [error]) from None
+    if not mapped.objects:
+        return _json(200, {"message": "ignored", "reason": mapped.skipped or "nothing to send"})
+    _validated(mapped)
+    test = _is_test(stream, auth, payload)
+    destination = stream.test_destination if test else stream.destination
+    assert destination is not None
+    options = (OPT_DEDUPE_ATTRIBUTES if stream.dedupe_attributes else 0) | (
+        OPT_RESOLVE_EMAIL if stream.resolve_email else 0
+    )
+    entries = [
+        OutboxEntry(
+            stream=stream_name,
+            destination=destination,
+            kind=item.kind,
+            payload=orjson.dumps(item.obj),
+            options=options,
+            dedupe_key=dedupe_key(stream_name, item, position) if stream.dedupe_events else None,
+        )
+        for position, item in enumerate(mapped.objects)
+    ]
+    extra = []
+    rows: list[dict] = []
+    if stream.content is not None and not test:
+        rows = content_rows(stream_name, stream.content.attributes, mapped.objects)
+        extra.append((content_values, rows, CONTENT_KEY))
+    duplicates = await hub.outbox.enqueue(entries, extra)
+    hub.content.remember(rows)
+    return _json(
+        202,
+        {
+            "message": "accepted",
+            "objects": len(entries) - duplicates,
+            "duplicates": duplicates,
+            "destination": "test" if test else "production",
+        },
+    )
+
+
+ROUTES = [Route("/hooks/{stream_name}", receive_webhook, methods=["POST"])]

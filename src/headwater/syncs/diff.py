@@ -1,0 +1,256 @@
+"""Attribute-level diff of a model against its sync's snapshot, inside the engine.
+
+The model never leaves the engine that holds it (DuckDB, or the user's PostgreSQL):
+one generated SQL statement, written once with sqlglot in DuckDB's dialect, writes
+this run's diff table ``hw_diff_<sync>``, and the sync engine streams it out in Arrow
+batches. Two passes keep it fast on tens of millions of rows:
+
+1. join model and snapshot on key *and row hash* only, to find candidate keys
+   (new, gone, or hash differs) without touching the attribute columns twice;
+2. compare the candidates column by column (``IS DISTINCT FROM``, so NULLs and arrays
+   compare right) and record which columns changed.
+
+Which columns to send is a bitmask per row, ``hw_mask0``, ``hw_mask1``, ... (62 columns
+per word, bit i of word i // 62 is mapped column i). A set bit with a NULL value means
+"set to null" (Braze unsets the attribute); a clear bit means "leave alone". So:
+
+* added   -- every mapped column's bit is set;
+* changed -- the bits of the columns whose value differs from the snapshot;
+* removed -- the bits of the columns the snapshot held a value for, so an ``unset``
+  policy sends nulls for exactly what Braze has; the values are NULL;
+* unchanged -- not in the table (with ``full=True`` they are, every bit set).
+
+The diff table keeps the full model values of each row it lists and the row hash: the
+snapshot commit copies them from here, so what is recorded is what was sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from headwater.engines import DEFAULT_BATCH_ROWS, Engine, quote_ident
+from headwater.syncs.snapshot import (
+    HASH,
+    KEY,
+    KIND,
+    diff_table,
+    ensure_snapshot,
+    render_sql,
+    row_hash,
+    run,
+)
+
+BITS_PER_MASK = 62
+ADDED, CHANGED, REMOVED, UNCHANGED = "added", "changed", "removed", "unchanged"
+
+
+def mask_names(column_count: int) -> list[str]:
+    return [f"hw_mask{w}" for w in range((column_count - 1) // BITS_PER_MASK + 1)]
+
+
+def _bit(i: int) -> tuple[int, int]:
+    return i // BITS_PER_MASK, 1 << (i % BITS_PER_MASK)
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    """Where this run's diff is and what it holds."""
+
+    sync_name: str
+    table: str
+    key: str
+    columns: tuple[str, ...]
+    full: bool
+    added: int
+    changed: int
+    removed: int
+    unchanged: int
+    null_keys: int = 0
+
+    @property
+    def masks(self) -> list[str]:
+        return mask_names(len(self.columns))
+
+    @property
+    def rows(self) -> int:
+        """Rows in the diff table: what the sync engine will look at."""
+        return self.added + self.changed + self.removed + (self.unchanged if self.full else 0)
+
+
+def _mask_sql(columns: Sequence[str], condition: str) -> list[str]:
+    """One BIGINT per mask word: the sum of the bits whose column meets ``condition``."""
+    words: list[list[str]] = [[] for _ in mask_names(len(columns))]
+    for i, column in enumerate(columns):
+        word, bit = _bit(i)
+        words[word].append(
+            f"CASE WHEN {condition.format(c=quote_ident(column))} THEN {bit} ELSE 0 END"
+        )
+    return [f"CAST({' + '.join(parts)} AS BIGINT)" for parts in words]
+
+
+def _all_bits(columns: Sequence[str]) -> list[int]:
+    words = [0] * len(mask_names(len(columns)))
+    for i in range(len(columns)):
+        word, bit = _bit(i)
+        words[word] |= bit
+    return words
+
+
+def diff_sql(
+    snap: str,
+    diff: str,
+    model_table: str,
+    key: str,
+    columns: Sequence[str],
+    full: bool,
+    hash_sql: str,
+) -> str:
+    """The one statement that writes the diff table (DuckDB dialect; see ``render_sql``).
+
+    ``c`` reads the model once against the snapshot's (key, hash) pairs only, keeping the
+    rows that are new or whose hash differs; only those meet the snapshot's attribute
+    columns. Snapshot keys missing from the model are the removed rows.
+    """
+    model, k = quote_ident(model_table), quote_ident(key)
+    snap, masks = quote_ident(snap), mask_names(len(columns))
+    quoted = [quote_ident(c) for c in columns]
+    candidates = "" if full else f"WHERE s.{KEY} IS NULL OR s.{HASH} <> m.{HASH}"
+    added_bits = _all_bits(columns)
+    removed_bits = _mask_sql(columns, "s.{c} IS NOT NULL")
+    changed_bits = _mask_sql(columns, "m.{c} IS DISTINCT FROM s.{c}")
+    model_masks = ", ".join(
+        f"CASE WHEN m.hw_new THEN CAST({a} AS BIGINT) ELSE {ch} END AS {name}"
+        for name, a, ch in zip(masks, added_bits, changed_bits, strict=True)
+    )
+    gone_masks = ", ".join(f"{r} AS {name}" for name, r in zip(masks, removed_bits, strict=True))
+    no_change = " AND ".join(f"d.{name} = 0" for name in masks)
+    outer_masks = ", ".join(
+        f"CASE WHEN d.{KIND} = 'changed' THEN CAST({bits} AS BIGINT) ELSE d.{name} END AS {name}"
+        if full
+        else f"d.{name}"
+        for name, bits in zip(masks, added_bits, strict=True)
+    )
+    return f"""
+CREATE TABLE {quote_ident(diff)} AS
+WITH c AS (
+  SELECT m.*, s.{KEY} IS NULL AS hw_new
+  FROM (SELECT {k} AS {KEY}, {", ".join(quoted)}, {hash_sql} AS {HASH}
+        FROM {model} WHERE {k} IS NOT NULL) AS m
+  LEFT JOIN (SELECT {KEY}, {HASH} FROM {snap}) AS s ON m.{KEY} = s.{KEY}
+  {candidates}
+), d AS (
+  SELECT m.{KEY}, CASE WHEN m.hw_new THEN 'added' ELSE 'changed' END AS {KIND}, m.{HASH},
+         {model_masks}, {", ".join("m." + q for q in quoted)}
+  FROM c AS m
+  LEFT JOIN {snap} AS s ON s.{KEY} = m.{KEY}
+  UNION ALL
+  SELECT s.{KEY}, 'removed' AS {KIND}, NULL AS {HASH}, {gone_masks},
+         {", ".join(f"NULL AS {q}" for q in quoted)}
+  FROM {snap} AS s
+  WHERE NOT EXISTS (SELECT 1 FROM {model} AS g WHERE g.{k} = s.{KEY})
+)
+SELECT d.{KEY},
+       CASE WHEN d.{KIND} = 'changed' AND {no_change} THEN 'unchanged' ELSE d.{KIND} END
+         AS {KIND},
+       d.{HASH}, {outer_masks}, {", ".join("d." + q for q in quoted)}
+FROM d
+{"" if full else f"WHERE NOT (d.{KIND} = 'changed' AND {no_change})"}
+"""
+
+
+def compute_diff(
+    engine: Engine,
+    sync_name: str,
+    model_table: str,
+    key: str,
+    columns: Sequence[str],
+    *,
+    full: bool = False,
+) -> DiffResult:
+    """Diff ``model_table`` against the sync's snapshot and write this run's diff table.
+
+    ``full=True`` lists every model row with every bit set: a resend of everything, with
+    the kinds still telling what really changed. Rows with a NULL key are skipped and
+    counted in ``null_keys``; keys must otherwise be unique (the model guarantees it).
+    """
+    columns = tuple(columns)
+    snap = ensure_snapshot(engine, sync_name, model_table, key, columns)
+    diff = diff_table(sync_name)
+    with engine.transaction():
+        engine.execute(f"DROP TABLE IF EXISTS {quote_ident(diff)}")
+        hash_sql = row_hash(engine, model_table, columns)
+        run(engine, diff_sql(snap, diff, model_table, key, columns, full, hash_sql))
+    counts = dict(engine.fetch_all(f"SELECT {KIND}, count(*) FROM {quote_ident(diff)} GROUP BY 1"))
+    total, with_key = engine.fetch_all(
+        f"SELECT count(*), count({quote_ident(key)}) FROM {quote_ident(model_table)}"
+    )[0]
+    added, changed = counts.get(ADDED, 0), counts.get(CHANGED, 0)
+    return DiffResult(
+        sync_name=sync_name,
+        table=diff,
+        key=key,
+        columns=columns,
+        full=full,
+        added=added,
+        changed=changed,
+        removed=counts.get(REMOVED, 0),
+        unchanged=with_key - added - changed,
+        null_keys=total - with_key,
+    )
+
+
+def iter_diff(
+    engine: Engine, result: DiffResult, batch_size: int = DEFAULT_BATCH_ROWS
+) -> Iterator[pa.RecordBatch]:
+    """Stream the diff: ``hw_key``, ``hw_kind``, the masks, then each mapped column.
+
+    A column's value is NULL where its bit is clear, so a batch carries only what is sent.
+    """
+    masks = result.masks
+    values = []
+    for i, column in enumerate(result.columns):
+        word, bit = _bit(i)
+        values.append(
+            f"CASE WHEN ({masks[word]} & {bit}) <> 0 THEN {quote_ident(column)} END"
+            f" AS {quote_ident(column)}"
+        )
+    sql = (
+        f"SELECT {KEY}, {KIND}, {', '.join(masks)}, {', '.join(values)} "
+        f"FROM {quote_ident(result.table)}"
+    )
+    yield from engine.iter_arrow(render_sql(engine, sql), batch_size)
+
+
+def changed_flags(batch: pa.RecordBatch, columns: Sequence[str]) -> dict[str, pa.BooleanArray]:
+    """Decode the masks of a diff batch: per mapped column, which rows send it."""
+    flags = {}
+    for i, column in enumerate(columns):
+        word, bit = _bit(i)
+        mask = batch.column(f"hw_mask{word}")
+        flags[column] = pc.not_equal(pc.bit_wise_and(mask, pa.scalar(bit, mask.type)), 0)
+    return flags
+
+
+@dataclass(frozen=True)
+class DiffRecord:
+    """One row to send: ``fields`` holds only what to send; a None value unsets it."""
+
+    key: Any
+    kind: str
+    fields: dict[str, Any]
+
+
+def diff_records(batch: pa.RecordBatch, columns: Sequence[str]) -> list[DiffRecord]:
+    """Turn a diff batch into records for building Braze objects (rows already diffed)."""
+    flags = {c: f.to_pylist() for c, f in changed_flags(batch, columns).items()}
+    values = {c: batch.column(c).to_pylist() for c in columns}
+    keys, kinds = batch.column(KEY).to_pylist(), batch.column(KIND).to_pylist()
+    return [
+        DiffRecord(key, kind, {c: values[c][row] for c in columns if flags[c][row]})
+        for row, (key, kind) in enumerate(zip(keys, kinds, strict=True))
+    ]

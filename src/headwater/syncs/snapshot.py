@@ -1,0 +1,215 @@
+"""The last values Braze accepted, per sync, kept in the engine that holds the model.
+
+A sync's snapshot is one table, ``hw_snapshot_<sync>``: the key (``hw_key``), one column
+per mapped model column holding the value last *delivered*, and ``hw_hash``, a row hash
+of those columns that lets the diff skip unchanged rows without comparing every column.
+
+Only rows Braze accepted are written, one batch of keys at a time, each batch in its own
+transaction: a process killed between batches loses nothing, and rows that failed keep
+their old snapshot so the next run sends them again. Commits copy values from this run's
+diff table (what was sent), never from the live model, so a model rebuilt mid-run cannot
+record values Braze never saw. Committing the same keys twice gives the same snapshot.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+from headwater.engines import Engine, quote_ident
+from headwater.errors import ConfigError
+
+KEY = "hw_key"
+HASH = "hw_hash"
+KIND = "hw_kind"
+RESERVED_PREFIX = "hw_"
+_ROW_HASH = "HW_ROW_HASH"
+
+
+def table_suffix(sync_name: str) -> str:
+    """A sync name made safe for a table name; rejects names that would collide or vanish."""
+    suffix = re.sub(r"[^a-z0-9_]", "_", sync_name.lower())
+    if not suffix.strip("_"):
+        raise ConfigError(f"sync name {sync_name!r} cannot name a table")
+    return suffix
+
+
+def snapshot_table(sync_name: str) -> str:
+    return f"hw_snapshot_{table_suffix(sync_name)}"
+
+
+def diff_table(sync_name: str) -> str:
+    return f"hw_diff_{table_suffix(sync_name)}"
+
+
+def check_columns(key: str, columns: Sequence[str]) -> None:
+    """Mapped columns must be distinct and must not shadow the snapshot's own columns."""
+    if not columns:
+        raise ConfigError("a sync needs at least one mapped column")
+    if len(set(columns)) != len(columns):
+        raise ConfigError(f"mapped columns repeat: {list(columns)}")
+    for name in (key, *columns):
+        if name.lower().startswith(RESERVED_PREFIX):
+            raise ConfigError(f"column {name!r}: names starting with 'hw_' are reserved")
+
+
+def row_hash(engine: Engine, table: str, columns: Sequence[str]) -> str:
+    """The row-hash call over ``table``'s ``columns``, in DuckDB dialect (see ``render_sql``).
+
+    DuckDB hashes a NULL list, an empty list and ``[NULL]`` alike, and a NULL struct like
+    one whose fields are NULL, so nested columns also hash their null flag and length:
+    otherwise a change from null to ``[]`` would slip past the hash filter unseen.
+    """
+    nested: dict[str, pa.DataType] = {}
+    if engine.dialect == "duckdb":
+        names = ", ".join(quote_ident(c) for c in columns)
+        schema = engine.fetch_arrow(f"SELECT {names} FROM {quote_ident(table)} LIMIT 0").schema
+        nested = {f.name: f.type for f in schema if pa.types.is_nested(f.type)}
+    parts = []
+    for column in columns:
+        q = quote_ident(column)
+        parts.append(q)
+        if column in nested:
+            parts.append(f"{q} IS NULL")
+            if pa.types.is_list(nested[column]) or pa.types.is_large_list(nested[column]):
+                parts.append(f"len({q})")
+    return f"{_ROW_HASH}({', '.join(parts)})"
+
+
+def render_sql(engine: Engine, sql: str) -> str:
+    """Transpile DuckDB-dialect SQL for ``engine``, swapping in its native row hash.
+
+    DuckDB has ``hash(a, b, ...)``; PostgreSQL hashes the row's text form, which spells
+    NULL and '' differently and quotes array elements, so distinct rows hash apart.
+    """
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    target = "postgres" if engine.dialect == "postgres" else engine.dialect
+
+    def swap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Anonymous) and node.name.upper() == _ROW_HASH:
+            args = ", ".join(a.sql(target) for a in node.expressions)
+            if engine.dialect == "duckdb":
+                return sqlglot.parse_one(f"hash({args})", read="duckdb")
+            if engine.dialect == "postgres":
+                native = f"hashtextextended(CAST(ROW({args}) AS TEXT), 0)"
+                return sqlglot.parse_one(native, read="postgres")
+            raise ConfigError(f"diffing inside {engine.dialect} is not supported")
+        return node
+
+    return tree.transform(swap).sql(target)
+
+
+def run(engine: Engine, sql: str) -> None:
+    engine.execute(render_sql(engine, sql))
+
+
+def _snapshot_columns(engine: Engine, table: str) -> list[str]:
+    schema = engine.fetch_arrow(f"SELECT * FROM {quote_ident(table)} WHERE 1 = 0").schema
+    return [n for n in schema.names if n not in (KEY, HASH)]
+
+
+def ensure_snapshot(
+    engine: Engine, sync_name: str, model_table: str, key: str, columns: Sequence[str]
+) -> str:
+    """Create the sync's snapshot, or reshape it when the mapping changed; return its name.
+
+    A reshape keeps every kept column's delivered values, adds new columns as NULL (so
+    their values count as changes and are sent) and recomputes the hash.
+    """
+    check_columns(key, columns)
+    table = snapshot_table(sync_name)
+    model = quote_ident(model_table)
+    if not engine.table_exists(table):
+        with engine.transaction():
+            run(
+                engine,
+                f"CREATE TABLE {quote_ident(table)} AS SELECT {quote_ident(key)} AS {KEY}, "
+                + ", ".join(quote_ident(c) for c in columns)
+                + f", {row_hash(engine, model_table, columns)} AS {HASH} "
+                + f"FROM {model} WHERE 1 = 0",
+            )
+            if engine.dialect == "postgres":
+                engine.execute(f"ALTER TABLE {quote_ident(table)} ADD PRIMARY KEY ({KEY})")
+        return table
+    existing = _snapshot_columns(engine, table)
+    if existing == list(columns):
+        return table
+    kept = set(existing)
+    values = ", ".join(
+        (f"s.{quote_ident(c)}" if c in kept else f"CASE WHEN FALSE THEN m.{quote_ident(c)} END")
+        + f" AS {quote_ident(c)}"
+        for c in columns
+    )
+    rebuilt = f"{table}__reshape"
+    with engine.transaction():
+        engine.execute(f"DROP TABLE IF EXISTS {quote_ident(rebuilt)}")
+        run(
+            engine,
+            f"CREATE TABLE {quote_ident(rebuilt)} AS SELECT s.{KEY}, {values} "
+            f"FROM {quote_ident(table)} AS s "
+            f"LEFT JOIN (SELECT * FROM {model} WHERE 1 = 0) AS m ON TRUE",
+        )
+        engine.execute(f"DROP TABLE {quote_ident(table)}")
+        run(
+            engine,
+            f"CREATE TABLE {quote_ident(table)} AS "
+            f"SELECT *, {row_hash(engine, rebuilt, columns)} AS {HASH} "
+            f"FROM {quote_ident(rebuilt)}",
+        )
+        engine.execute(f"DROP TABLE {quote_ident(rebuilt)}")
+        if engine.dialect == "postgres":
+            engine.execute(f"ALTER TABLE {quote_ident(table)} ADD PRIMARY KEY ({KEY})")
+    return table
+
+
+def _keys_table(keys: Sequence | pa.Array | pa.ChunkedArray | pa.Table) -> pa.Table:
+    if isinstance(keys, pa.Table):
+        return (
+            keys.select([KEY])
+            if KEY in keys.column_names
+            else keys.select([0]).rename_columns([KEY])
+        )
+    if isinstance(keys, pa.RecordBatch):
+        return _keys_table(pa.Table.from_batches([keys]))
+    column = keys if isinstance(keys, pa.Array | pa.ChunkedArray) else pa.array(list(keys))
+    return pa.table({KEY: column})
+
+
+def commit_accepted(
+    engine: Engine, sync_name: str, keys: Sequence | pa.Array | pa.ChunkedArray | pa.Table
+) -> int:
+    """Record that Braze accepted ``keys`` from this run's diff; return how many were applied.
+
+    Added and changed keys get the values that were sent; removed keys leave the snapshot.
+    Keys that are not in this run's diff are ignored. One transaction: all or nothing.
+    """
+    accepted = _keys_table(keys)
+    if accepted.num_rows == 0:
+        return 0
+    snap, diff = quote_ident(snapshot_table(sync_name)), quote_ident(diff_table(sync_name))
+    staged = quote_ident(f"hw_accepted_{table_suffix(sync_name)}")
+    columns = _snapshot_columns(engine, snapshot_table(sync_name))
+    names = ", ".join(quote_ident(c) for c in columns)
+    with engine.transaction():
+        engine.load_arrow(staged, accepted, replace=True)
+        hits = f"SELECT d.{KEY} FROM {diff} AS d WHERE d.{KEY} IN (SELECT {KEY} FROM {staged})"
+        applied = engine.fetch_all(f"SELECT count(*) FROM ({hits}) AS h")[0][0]
+        engine.execute(f"DELETE FROM {snap} WHERE {KEY} IN ({hits})")
+        engine.execute(
+            f"INSERT INTO {snap} ({KEY}, {names}, {HASH}) "
+            f"SELECT d.{KEY}, {', '.join('d.' + quote_ident(c) for c in columns)}, d.{HASH} "
+            f"FROM {diff} AS d WHERE d.{KIND} <> 'removed' "
+            f"AND d.{KEY} IN (SELECT {KEY} FROM {staged})"
+        )
+        engine.execute(f"DROP TABLE {staged}")
+    return applied
+
+
+def drop_snapshot(engine: Engine, sync_name: str) -> None:
+    """Forget what was delivered: the next run sends every row as new."""
+    for table in (snapshot_table(sync_name), diff_table(sync_name)):
+        engine.execute(f"DROP TABLE IF EXISTS {quote_ident(table)}")

@@ -1,0 +1,171 @@
+"""Delivery: unchanged attributes are dropped, email-only users are resolved, faults are
+retried without loss, and poison objects are parked with their reason and can be replayed."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from gateway_harness import fake_braze, make_settings, running_gateway, wait_until
+
+from headwater.state.dead_letters import list_dead_letters, replay_dead_letters
+
+NOW = "2024-05-02T10:00:00Z"
+STREAMS = {
+    "shop": {
+        "preset": "generic",
+        "auth": {"type": "bearer", "token": "shop-token"},
+        "alias_label": "shop_email",
+        "mapping": {
+            "events": [{"email": "{{ email }}", "external_id": "{{ user }}", "name": "{{ type }}",
+                        "time": "{{ at }}"}],
+        },
+    },
+    "noresolve": {
+        "preset": "generic",
+        "auth": {"type": "bearer", "token": "nr-token"},
+        "resolve_email": False,
+        "dedupe_attributes": False,
+        "mapping": {"attributes": [{"external_id": "{{ user }}", "tier": "{{ tier }}"}]},
+    },
+}  # fmt: skip
+
+
+def _track(gw, key, body):
+    answer = httpx.post(
+        f"{gw.url}/users/track", json=body, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert answer.status_code == 201, answer.text
+    return answer
+
+
+@pytest.fixture
+def setup(sqlite_state):
+    with fake_braze() as (fake, url):
+        settings = make_settings(sqlite_state, {"braze": url}, STREAMS, max_attempts=3)
+        with running_gateway(settings) as gw:
+            yield gw, fake
+
+
+def test_unchanged_attributes_are_not_sent_again_and_savings_are_counted(setup):
+    gw, fake = setup
+    key = gw.key()
+    first = {
+        "attributes": [
+            {"external_id": "u1", "tier": "gold", "city_name": "Leeds", "visits": {"inc": 1}}
+        ]
+    }
+    _track(gw, key, first)
+    wait_until(lambda: len(fake.objects["attributes"]) == 1)
+    _track(
+        gw,
+        key,
+        {
+            "attributes": [
+                {"external_id": "u1", "tier": "gold", "city_name": "York", "visits": {"inc": 1}}
+            ]
+        },
+    )
+    wait_until(lambda: len(fake.objects["attributes"]) == 2)
+    assert fake.objects["attributes"][1] == {
+        "external_id": "u1",
+        "city_name": "York",
+        "visits": {"inc": 1},
+    }
+    _track(gw, key, {"attributes": [{"external_id": "u1", "tier": "gold", "city_name": "York"}]})
+    wait_until(lambda: gw.hub.outbox.depth() == 0)
+    assert len(fake.objects["attributes"]) == 2  # nothing changed: nothing sent
+    reader = gw.key("console", "streams.read")
+    stats = httpx.get(f"{gw.url}/api/streams/gateway/stats",
+                      headers={"Authorization": f"Bearer {reader}"}).json()  # fmt: skip
+    assert stats["counters"]["data_points_saved"] == 3
+    assert stats["counters"]["objects_skipped_unchanged"] == 1
+
+
+def test_dedupe_can_be_switched_off_per_stream(setup):
+    gw, fake = setup
+    for _ in range(2):
+        answer = httpx.post(
+            f"{gw.url}/hooks/noresolve", json={"user": "u1", "tier": "gold"},
+            headers={"Authorization": "Bearer nr-token"},
+        )  # fmt: skip
+        assert answer.status_code == 202
+        wait_until(lambda: gw.hub.outbox.depth() == 0)
+    assert len(fake.objects["attributes"]) == 2
+
+
+def test_email_only_event_is_resolved_to_the_existing_user(setup):
+    gw, fake = setup
+    fake.users_by_email["ada@example.com"] = {"external_id": "cust-1", "braze_id": "b1"}
+    for at in ("2024-05-02T10:00:00Z", "2024-05-02T11:00:00Z"):
+        httpx.post(
+            f"{gw.url}/hooks/shop", json={"email": "ada@example.com", "type": "visit", "at": at},
+            headers={"Authorization": "Bearer shop-token"},
+        )  # fmt: skip
+    wait_until(lambda: len(fake.events("visit")) == 2)
+    assert all(e["external_id"] == "cust-1" and "email" not in e for e in fake.events("visit"))
+    assert fake.export_calls == 1  # the second lookup came from the cache
+
+
+def test_unknown_email_gets_a_user_alias(setup):
+    gw, fake = setup
+    httpx.post(
+        f"{gw.url}/hooks/shop", json={"email": "new@example.com", "type": "visit", "at": NOW},
+        headers={"Authorization": "Bearer shop-token"},
+    )  # fmt: skip
+    wait_until(lambda: fake.events("visit"))
+    alias = {"alias_name": "new@example.com", "alias_label": "shop_email"}
+    assert fake.aliases == [alias]
+    assert fake.events("visit")[0]["user_alias"] == alias
+
+
+def test_429_and_5xx_storms_lose_nothing(setup):
+    gw, fake = setup
+    key = gw.key()
+    fake.faults.extend([429, 500, 503, 429, 502, 429])
+    for batch in range(4):
+        _track(
+            gw,
+            key,
+            {
+                "events": [
+                    {"external_id": f"u{batch}-{i}", "name": "e", "time": NOW} for i in range(30)
+                ]
+            },
+        )
+    wait_until(lambda: len(fake.events("e")) >= 120, timeout=20)
+    wait_until(lambda: gw.hub.outbox.depth() == 0)
+    assert sorted({e["external_id"] for e in fake.events("e")}) == sorted(
+        f"u{b}-{i}" for b in range(4) for i in range(30)
+    )
+    assert list_dead_letters(gw.hub.engine) == []
+
+
+def test_object_braze_rejects_is_parked_with_reason_and_the_rest_delivered(setup):
+    gw, fake = setup
+    key = gw.key()
+    fake.reject_event_names.add("poison")
+    _track(gw, key, {"events": [
+        {"external_id": "u1", "name": "poison", "time": NOW},
+        {"external_id": "u2", "name": "fine", "time": NOW},
+    ]})  # fmt: skip
+    wait_until(lambda: fake.events("fine") and list_dead_letters(gw.hub.engine))
+    (letter,) = list_dead_letters(gw.hub.engine)
+    assert letter.reason == "injected rejection"
+    assert letter.stream == "gateway:partner"
+    fake.reject_event_names.clear()
+    assert replay_dead_letters(gw.hub.engine, [letter.id]) == 1
+    gw.hub.outbox.subscribe().set()
+    wait_until(lambda: fake.events("poison"), timeout=5)
+    assert list_dead_letters(gw.hub.engine) == []
+    assert len(list_dead_letters(gw.hub.engine, include_replayed=True)) == 1
+
+
+def test_object_failing_every_attempt_is_parked_after_max_attempts(setup):
+    gw, fake = setup
+    key = gw.key()
+    fake.faults.extend([503] * 50)
+    _track(gw, key, {"events": [{"external_id": "u1", "name": "late", "time": NOW}]})
+    wait_until(lambda: list_dead_letters(gw.hub.engine), timeout=20)
+    (letter,) = list_dead_letters(gw.hub.engine)
+    assert letter.reason.startswith("failed 3 times; last error: gave up after")
+    assert fake.events("late") == []

@@ -1,0 +1,160 @@
+"""``headwater keys`` and ``headwater dlq`` from the command line, on a project's state."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from typer.testing import CliRunner
+
+from headwater.cli.app import app
+from headwater.state.db import open_state
+from headwater.state.dead_letters import park_rows
+from headwater.state.keys import KeyRing, hash_key, list_keys
+from headwater.state.outbox import Outbox, OutboxEntry
+
+PROJECT = """
+state: sqlite:///.headwater/state.db
+destinations:
+  braze: {url: "http://127.0.0.1:9", api_key: "${CLI_TEST_KEY}"}
+"""
+
+
+def _project(tmp_path, monkeypatch):
+    (tmp_path / "headwater.yml").write_text(PROJECT)
+    monkeypatch.setenv("CLI_TEST_KEY", "not-used-here")
+    return ["--project", str(tmp_path)]
+
+
+def test_keys_are_printed_once_stored_hashed_listed_and_revoked(tmp_path, monkeypatch):
+    project = _project(tmp_path, monkeypatch)
+    runner = CliRunner()
+    created = runner.invoke(
+        app, ["keys", "create", "--name", "extole", "--perm", "users.track", *project]
+    )
+    assert created.exit_code == 0, created.output
+    key = created.output.strip().splitlines()[-1]
+    assert key.startswith("hwk_") and len(key) > 40
+    engine = open_state(f"sqlite:///{tmp_path / '.headwater' / 'state.db'}")
+    with engine.connect() as conn:
+        dump = "\n".join(str(row) for row in conn.exec_driver_sql("select * from gateway_keys"))
+    assert key not in dump and hash_key(key) in dump
+    assert KeyRing(engine).lookup(key).name == "extole"
+
+    listed = runner.invoke(app, ["keys", "list", "--json", *project])
+    (entry,) = json.loads(listed.output)
+    assert entry["name"] == "extole" and entry["permissions"] == ["users.track"]
+    assert key not in listed.output
+
+    bad = runner.invoke(app, ["keys", "create", "--name", "x", "--perm", "users.nope", *project])
+    assert bad.exit_code == 1 and "unknown permission" in bad.output
+
+    revoked = runner.invoke(app, ["keys", "revoke", "extole", *project])
+    assert revoked.exit_code == 0
+    assert not list_keys(engine)[0].active
+    assert KeyRing(engine).lookup(key) is None
+
+
+def test_dlq_list_and_replay(tmp_path, monkeypatch):
+    project = _project(tmp_path, monkeypatch)
+    engine = open_state(f"sqlite:///{tmp_path / '.headwater' / 'state.db'}")
+    box = Outbox(engine)
+    asyncio.run(box.enqueue([OutboxEntry("extole", "braze", "events", b'{"name":"e"}')] * 3))
+    rows = box.claim("braze", 10)
+    with engine.begin() as conn:
+        box.ack([r.id for r in rows], conn)
+        park_rows(conn, [(r, f"rejected {r.id}") for r in rows])
+    runner = CliRunner()
+    listed = runner.invoke(app, ["dlq", "list", "--json", *project])
+    letters = json.loads(listed.output)
+    assert [d["reason"] for d in letters] == [f"rejected {r.id}" for r in rows]
+    assert letters[0]["object"] == {"name": "e"}
+    one = runner.invoke(app, ["dlq", "replay", str(letters[0]["id"]), *project])
+    assert one.exit_code == 0 and "Replayed 1" in one.output
+    rest = runner.invoke(app, ["dlq", "replay", "--all", *project])
+    assert "Replayed 2" in rest.output
+    assert box.depth() == 3
+    table = runner.invoke(app, ["dlq", "list", *project])
+    assert "0 dead letter(s)" in table.output
+    box.close()
+
+
+SERVE_PROJECT = """
+state: sqlite:///.headwater/state.db
+destinations:
+  braze: {{url: "{url}", api_key: "${{SERVE_TEST_BRAZE_KEY}}"}}
+streams:
+  extole:
+    preset: extole
+    auth: {{type: basic, username: extole, password: "${{SERVE_TEST_EXTOLE_SECRET}}"}}
+    content: {{attributes: [share_link], token: "${{SERVE_TEST_CONTENT_TOKEN}}"}}
+"""
+
+
+def test_serve_runs_streams_from_the_project_file(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
+    from gateway_harness import RECEIVER_KEY, fake_braze, wait_until
+
+    from headwater.testing import free_port
+
+    case = Path(__file__).resolve().parents[1] / "cases" / "extole" / "created_share_link.json"
+    with fake_braze() as (fake, url):
+        (tmp_path / "headwater.yml").write_text(SERVE_PROJECT.format(url=url))
+        env = {**os.environ, "SERVE_TEST_BRAZE_KEY": RECEIVER_KEY,
+               "SERVE_TEST_EXTOLE_SECRET": "s3cret-extole", "SERVE_TEST_CONTENT_TOKEN": "ct"}  # fmt: skip
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "headwater", "serve", "--project", str(tmp_path), "--port",
+             str(port)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    httpx.get(f"{base}/healthz")
+                    break
+                except httpx.HTTPError:
+                    assert time.monotonic() < deadline, "serve did not start"
+                    time.sleep(0.05)
+            answer = httpx.post(
+                f"{base}/hooks/extole", content=case.read_bytes(), auth=("extole", "s3cret-extole")
+            )
+            assert answer.status_code == 202, answer.text
+            wait_until(lambda: fake.events("extole_created_share_link"))
+            content = httpx.get(f"{base}/content/extole/cust-1001", params={"token": "ct"})
+            assert content.json() == {"share_link": "https://refer.shop.example/ada"}
+        finally:
+            process.send_signal(signal.SIGTERM)
+            output = process.communicate(timeout=20)[0].decode()
+    assert process.returncode == 0
+    assert "s3cret-extole" not in output and RECEIVER_KEY not in output
+
+
+def test_serve_reports_stream_config_problems_by_name(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "headwater.yml").write_text(
+        "destinations:\n  braze: {url: 'http://127.0.0.1:9', api_key: k}\n"
+        "streams:\n  extole: {preset: extole, auth: {type: basic, username: e}}\n"
+        "  shop: {preset: generic, auth: {type: bearer, token: t}, destination: nowhere,"
+        " mapping: {events: [{name: x}]}}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "headwater", "serve", "--project", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "streams.extole.auth.basic.password" in done.stderr
+    assert "streams.shop.destination: no destination named 'nowhere'" in done.stderr
