@@ -182,6 +182,9 @@ def _apply_object_array_ops(current: object, ops: dict) -> tuple[list, int]:
     return items, points
 
 
+_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+
+
 def _apply_custom(attrs: dict, key: str, value: object, merge: bool, max_items: int) -> int:
     """Apply one custom attribute; return its data points."""
     kind = type(value)
@@ -208,7 +211,9 @@ def _apply_custom(attrs: dict, key: str, value: object, merge: bool, max_items: 
             base = (
                 current if isinstance(current, int | float) and not isinstance(current, bool) else 0
             )
-            attrs[key] = base + value["inc"]
+            total = base + value["inc"]
+            # JSON stores (and Braze keeps) 64-bit integers; past that the value is a float
+            attrs[key] = total if _INT64_MIN <= total <= _UINT64_MAX else float(total)
             return 1
         if keys and keys <= {"add", "remove"}:
             attrs[key], points = _apply_array_ops(attrs.get(key), value, max_items)
@@ -290,7 +295,7 @@ def apply_purchase(profile: dict, purchase: dict, *, now: datetime) -> int:
     for _ in range(quantity):
         _bump(summary, purchase["product_id"], when)
     profile["total_revenue"] = round(
-        profile.get("total_revenue", 0.0) + purchase["price"] * quantity, 2
+        (profile.get("total_revenue") or 0.0) + purchase["price"] * quantity, 2
     )
     profile["updated_at"] = format_braze_time(now)
     return quantity * (1 + len(purchase.get("properties") or {}))
@@ -362,8 +367,15 @@ def count_data_points(kind: str, obj: dict) -> int:
         return 1
     if kind == "purchases":
         return obj.get("quantity", 1) * (1 + len(obj.get("properties") or {}))
-    scratch = {"custom_attributes": {}}
-    return apply_attributes(scratch, obj, now=_EPOCH)
+    flat = 0
+    for key, value in obj.items():
+        if isinstance(value, dict) or (
+            isinstance(value, list) and any(isinstance(v, dict) for v in value)
+        ):
+            return apply_attributes({"custom_attributes": {}}, obj, now=_EPOCH)
+        if key not in CONTROL_KEYS and key not in FREE_FIELDS and key != "bio":
+            flat += 1
+    return flat
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

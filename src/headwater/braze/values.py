@@ -39,8 +39,24 @@ def field_error(field: str, must: str) -> ObjectError:
     return ObjectError(f"The value provided for the '{field}' field {must}.")
 
 
-@lru_cache(maxsize=65536)
+# Plain ASCII addresses that email-validator always accepts; everything else (quoted
+# parts, international domains, odd dots) goes through email-validator itself.
+_PLAIN_EMAIL = re.compile(
+    r"^(?=.{6,254}$)[A-Za-z0-9_%+\-]{1,64}(?:\.[A-Za-z0-9_%+\-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,63})$"
+)
+_SPECIAL_USE_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
+
+
 def _email_ok(value: str) -> bool:
+    plain = _PLAIN_EMAIL.match(value)
+    if plain and plain.group(1).lower() not in _SPECIAL_USE_TLDS and len(value.split("@")[0]) <= 64:
+        return True
+    return _email_ok_slow(value)
+
+
+@lru_cache(maxsize=65536)
+def _email_ok_slow(value: str) -> bool:
     try:
         validate_email(value, check_deliverability=False)
     except EmailNotValidError:
