@@ -49,10 +49,14 @@ def init(
     console.print()
     console.print("Next steps:")
     console.print(f"  cd {target}")
-    console.print("  headwater sandbox &                      # a Braze-compatible API on :9090")
-    console.print("  export BRAZE_URL=http://127.0.0.1:9090 BRAZE_API_KEY=<sandbox key>")
-    console.print("  headwater validate                       # check headwater.yml")
-    console.print("  headwater sync contacts                  # send only what changed")
+    console.print(
+        "  headwater sandbox --key dev-key &   # a Braze-compatible API on 127.0.0.1:9090"
+    )
+    console.print("  export BRAZE_API_KEY=dev-key        # BRAZE_URL defaults to the sandbox")
+    console.print("  headwater validate                  # check headwater.yml")
+    console.print("  headwater sync contacts --dry-run   # what would be sent")
+    console.print("  headwater sync contacts             # send only what changed")
+    console.print("  headwater runs                      # what happened")
 
 
 def validate(

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -26,6 +27,7 @@ PROJECT_OPTION = typer.Option(
     Path("."), "--project", "-p", help="The project directory (or its headwater.yml)."
 )
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON.")
+WIDE_OUTPUT = 120  # columns for piped output: tables must not be cut at 80
 COUNT_COLUMNS = ("added", "changed", "removed", "unchanged", "rejected", "failed", "sent")
 
 
@@ -134,25 +136,33 @@ def runs_list(
     """List recent runs, newest first."""
     if ctx.invoked_subcommand is not None:
         return
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else WIDE_OUTPUT)
     state = open_state(_load(project_dir, console).state_url)
     runs.mark_interrupted(state)
     records = runs.list_runs(state, limit=limit, sync=sync_name)
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in records], indent=2))
         return
-    table = Table(title="runs")
-    for column in ("id", "sync", "status", "started", "seconds", *COUNT_COLUMNS, "data points"):
-        table.add_column(column, justify="right" if column not in ("sync", "status") else "left")
+    table = Table(
+        title="runs",
+        caption="add/chg/rm: rows added, changed, removed; rej: rejected",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    headers = {"id": "id", "sync": "sync", "status": "status", "started": "started", "secs": "secs",
+               "added": "add", "changed": "chg", "removed": "rm", "rejected": "rej",
+               "failed": "fail", "sent": "sent", "data_points": "data pts"}  # fmt: skip
+    for name, header in headers.items():
+        left = name in ("sync", "status", "started")
+        table.add_column(header, justify="left" if left else "right", no_wrap=True, min_width=len(header))
     for r in records:
         table.add_row(
             str(r.id),
             r.sync,
             r.status,
-            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.started_at.strftime("%m-%d %H:%M"),
             f"{r.duration_seconds:.1f}" if r.duration_seconds is not None else "-",
-            *(f"{r.counts.get(n, 0):,}" for n in COUNT_COLUMNS),
-            f"{r.counts.get('data_points', 0):,}",
+            *(f"{r.counts.get(n, 0):,}" for n in list(headers)[5:]),
         )
     console.print(table)
 
