@@ -27,11 +27,10 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 from pydantic import SecretStr
 
@@ -65,6 +64,13 @@ from headwater.braze.track import (
     validate_event_object,
     validate_purchase_object,
 )
+from headwater.braze.transport import (
+    AiohttpSender,
+    Answer,
+    HttpxSender,
+    TransportFailure,
+    choose_http,
+)
 
 __all__ = ["BrazeClient", "ItemResult", "TrackItem", "TrackSummary"]
 
@@ -72,8 +78,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_CONCURRENCY = 64  # saturating Braze needs about rate x round trip (1000/s x 0.1 s)
 DEFAULT_TIMEOUT_SECONDS = 30.0
-POOL_CONNECTIONS = 8  # connections per httpx pool; see _HttpxSender
-KEEPALIVE_SECONDS = 30.0
 TRACK = ENDPOINTS["users.track"]
 MSG_MAX_INPUT_PREFIX = "max input length"
 SPLITTABLE_STATUSES = (400, 413)
@@ -94,16 +98,6 @@ class TrackSummary:
     retries: int = 0
     rate_limited: int = 0  # 429 answers seen
     seconds: float = 0.0
-
-
-@dataclass(slots=True)
-class _Answer:
-    """One HTTP exchange: a response, or the transport error that replaced it."""
-
-    status: int | None
-    body: Any
-    headers: Mapping[str, str] | None  # case-insensitive
-    error: str | None = None  # transport failure text (timeout, dropped connection)
 
 
 class BrazeClient:
@@ -150,14 +144,14 @@ class BrazeClient:
         self.validate = validate
         self.max_objects = max_objects
         self.governor = governor or shared_governor(self.url, self._key.get_secret_value())
-        self.http = _choose_http(http)
+        self.http = choose_http(http)
         headers = {
             # The only place the key is unwrapped; never logged, and scrubbed from answers.
             "Authorization": f"Bearer {self._key.get_secret_value()}",
             "Content-Type": "application/json",
             "Accept": "application/json",
         }
-        sender = _AiohttpSender if self.http == "aiohttp" else _HttpxSender
+        sender = AiohttpSender if self.http == "aiohttp" else HttpxSender
         self._sender = sender(self.url, headers, timeout, max_concurrency)
         self._slots = asyncio.Semaphore(max_concurrency)
 
@@ -251,10 +245,10 @@ class BrazeClient:
 
     # -- one /users/track request --------------------------------------------------------
 
-    async def _post_track(self, batch: TrackBatch, run: _TrackRun) -> _Answer:
+    async def _post_track(self, batch: TrackBatch, run: _TrackRun) -> Answer:
         content = orjson.dumps(batch.body())
         if len(content) > MAX_BODY_BYTES and len(batch) > 1:
-            return _Answer(413, {"message": "request body over 4 MB (not sent)"}, None)
+            return Answer(413, {"message": "request body over 4 MB (not sent)"}, None)
         run.summary.requests += 1
         run.summary.objects_sent += len(batch)
         headers = {"X-Braze-Bulk": "true"} if self.bulk else None
@@ -266,9 +260,9 @@ class BrazeClient:
         content: bytes | None,
         headers: dict[str, str] | None = None,
         params: dict | None = None,
-    ) -> _Answer:
+    ) -> Answer:
         """One HTTP request under the governor and the concurrency bound; never raises
-        for transport failures (they come back as ``_Answer.error``)."""
+        for transport failures (they come back as ``Answer.error``)."""
         bucket = endpoint.rate_bucket
         async with self._slots:
             await self.governor.acquire(bucket)
@@ -276,9 +270,9 @@ class BrazeClient:
                 status, answer_headers, raw = await self._sender.send(
                     endpoint.method, endpoint.path, content, headers, params
                 )
-            except _TransportFailure as exc:
+            except TransportFailure as exc:
                 self.governor.release(bucket)
-                return _Answer(None, None, None, self._scrub(str(exc)))
+                return Answer(None, None, None, self._scrub(str(exc)))
             except BaseException:
                 self.governor.release(bucket)
                 raise
@@ -290,14 +284,14 @@ class BrazeClient:
             body = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError:
             body = {"message": raw[:200].decode("utf-8", "replace")}
-        return _Answer(status, body, answer_headers)
+        return Answer(status, body, answer_headers)
 
     def _scrub(self, text: str) -> str:
         """Remove the key from any text that might reach a log, exception or report."""
         secret = self._key.get_secret_value()
         return text.replace(secret, REDACTED) if secret else text
 
-    def _rejection(self, answer: _Answer, endpoint: Endpoint) -> BrazeRejectedError:
+    def _rejection(self, answer: Answer, endpoint: Endpoint) -> BrazeRejectedError:
         body = answer.body if isinstance(answer.body, dict) else {}
         clean = orjson.loads(self._scrub(orjson.dumps(body).decode())) if body else {}
         message = str(clean.get("message") or "")
@@ -321,7 +315,7 @@ class BrazeClient:
         """
         target = _resolve(endpoint, json)
         content = orjson.dumps(json) if json is not None else None
-        last: _Answer | None = None
+        last: Answer | None = None
         for attempt in range(1, self.max_attempts + 1):
             last = await self._exchange(target, content, params=params)
             if last.status is not None and 200 <= last.status < 300:
@@ -339,7 +333,7 @@ class BrazeClient:
             retry_after=_hint(last),
         )
 
-    def _retry_delay(self, attempt: int, answer: _Answer) -> float:
+    def _retry_delay(self, attempt: int, answer: Answer) -> float:
         return backoff_seconds(attempt, self.backoff, retry_after=_hint(answer))
 
     async def export_ids(
@@ -480,7 +474,7 @@ class _TrackRun:
             results.append(ItemResult(item.ref, found is None, found[1] if found else None))
         await self.report(results)
 
-    async def _refuse(self, batch: TrackBatch, answer: _Answer) -> list[TrackBatch]:
+    async def _refuse(self, batch: TrackBatch, answer: Answer) -> list[TrackBatch]:
         """A 4xx that is not about rate or auth: fail the named objects, resend the rest
         (Braze processed nothing), or halve the batch when it was simply too big."""
         body = answer.body if isinstance(answer.body, dict) else {}
@@ -530,13 +524,13 @@ def _resolve(endpoint: str, json: object) -> Endpoint:
                     path, 200, "default", 250_000, 3600)  # fmt: skip
 
 
-def _hint(answer: _Answer) -> float | None:
+def _hint(answer: Answer) -> float | None:
     if answer.headers is None or answer.status not in (429, 503):
         return None
     return retry_after_seconds(answer.headers, time.time())
 
 
-def _describe(answer: _Answer) -> str:
+def _describe(answer: Answer) -> str:
     if answer.error is not None:
         return answer.error
     message = answer.body.get("message") if isinstance(answer.body, dict) else None
@@ -556,130 +550,3 @@ def _first_rejection(group: BaseExceptionGroup) -> BrazeRejectedError | None:
             if found is not None:
                 return found
     return None
-
-
-# -- HTTP engines -------------------------------------------------------------------------
-#
-# Two interchangeable ways to put bytes on the wire. httpx is the project's HTTP client;
-# aiohttp is used when installed because bench/delivery.py measured httpx at ~1.5 ms of CPU
-# per request (pure-Python h11 + anyio bookkeeping) against ~0.2 ms for aiohttp, and the
-# delivery target (75,000 objects/s, <= 15 CPU s per million objects) needs the latter.
-
-
-class _TransportFailure(Exception):
-    """No HTTP answer: timeout, refused or dropped connection. Always worth a retry."""
-
-
-def _choose_http(http: str) -> str:
-    if http not in ("auto", "httpx", "aiohttp"):
-        raise ValueError("http must be 'auto', 'httpx' or 'aiohttp'")
-    if http != "auto":
-        return http
-    try:
-        import aiohttp  # noqa: F401
-    except ImportError:
-        return "httpx"
-    return "aiohttp"
-
-
-class _HttpxSender:
-    """httpx with keep-alive. httpcore's pool scans every connection for every queued
-    request, so one pool of 100+ connections burns a core on bookkeeping: use small pools
-    of POOL_CONNECTIONS instead, handed out round-robin by a queue that never holds more
-    tickets per pool than the pool has connections."""
-
-    def __init__(self, url: str, headers: dict, timeout: float, max_concurrency: int) -> None:
-        count = -(-max_concurrency // POOL_CONNECTIONS)
-        size = min(POOL_CONNECTIONS, max_concurrency)
-        self._pools = [
-            httpx.AsyncClient(
-                base_url=url,
-                headers=headers,
-                timeout=httpx.Timeout(timeout),
-                limits=httpx.Limits(
-                    max_connections=size,
-                    max_keepalive_connections=size,
-                    keepalive_expiry=KEEPALIVE_SECONDS,
-                ),
-            )
-            for _ in range(count)
-        ]
-        self._tickets: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
-        for index in range(max_concurrency):
-            self._tickets.put_nowait(self._pools[index % count])
-
-    async def send(
-        self,
-        method: str,
-        path: str,
-        content: bytes | None,
-        headers: dict | None,
-        params: dict | None,
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        pool = await self._tickets.get()
-        try:
-            response = await pool.request(
-                method, path, content=content, headers=headers, params=params
-            )
-        except httpx.TransportError as exc:
-            raise _TransportFailure(f"{type(exc).__name__}: {exc}") from None
-        finally:
-            self._tickets.put_nowait(pool)
-        return response.status_code, response.headers, response.content
-
-    async def aclose(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()
-
-
-class _AiohttpSender:
-    """aiohttp with keep-alive, one connector sized to the concurrency. The session is
-    created on first use, inside the running event loop, as aiohttp requires."""
-
-    def __init__(self, url: str, headers: dict, timeout: float, max_concurrency: int) -> None:
-        self._url = url
-        self._headers = headers
-        self._timeout = timeout
-        self._max_concurrency = max_concurrency
-        self._session: Any = None
-
-    def _open(self) -> Any:
-        import aiohttp
-
-        self._errors = (aiohttp.ClientError, asyncio.TimeoutError)
-        self._invalid = aiohttp.InvalidURL
-        return aiohttp.ClientSession(
-            headers=self._headers,
-            timeout=aiohttp.ClientTimeout(total=self._timeout),
-            connector=aiohttp.TCPConnector(
-                limit=self._max_concurrency,
-                limit_per_host=0,
-                keepalive_timeout=KEEPALIVE_SECONDS,
-            ),
-        )
-
-    async def send(
-        self,
-        method: str,
-        path: str,
-        content: bytes | None,
-        headers: dict | None,
-        params: dict | None,
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        if self._session is None:
-            self._session = self._open()
-        try:
-            async with self._session.request(
-                method, self._url + path, data=content, headers=headers, params=params
-            ) as response:
-                return response.status, response.headers, await response.read()
-        except self._invalid:
-            raise
-        except self._errors as exc:
-            text = str(exc) or "timed out"
-            raise _TransportFailure(f"{type(exc).__name__}: {text}") from None
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
