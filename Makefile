@@ -31,8 +31,11 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "warning: could not install chromium; browser tests will say so"; }
 
+BENCHES ?= sandbox_track delivery diff sync_e2e gateway
+
+# Each benchmark prints its figures and the command that made them (docs/benchmarks.md).
 bench: $(STAMP)
-	$(BIN)/python -m bench.sandbox_track
+	@for b in $(BENCHES); do echo "== bench.$$b"; $(BIN)/python -m bench.$$b || exit 1; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
