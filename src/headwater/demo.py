@@ -101,8 +101,7 @@ def main() -> int:
         console.rule("what the sandbox saw")
         console.print_json(data=counters)
         console.print(
-            f"\nTry it yourself: cd {project_dir} && "
-            "BRAZE_URL=... BRAZE_API_KEY=... headwater runs"
+            f"\nTry it yourself: cd {project_dir} && BRAZE_URL=... BRAZE_API_KEY=... headwater runs"
         )
     ok = second.status in ("succeeded", "partial") and second.sent <= changed + added + removed
     return 0 if ok else 1

@@ -154,7 +154,9 @@ def runs_list(
                "failed": "fail", "sent": "sent", "data_points": "data pts"}  # fmt: skip
     for name, header in headers.items():
         left = name in ("sync", "status", "started")
-        table.add_column(header, justify="left" if left else "right", no_wrap=True, min_width=len(header))
+        table.add_column(
+            header, justify="left" if left else "right", no_wrap=True, min_width=len(header)
+        )
     for r in records:
         table.add_row(
             str(r.id),

@@ -44,7 +44,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextlib.contextmanager
-def serve_in_thread(app, host: str = "127.0.0.1", port: int = 0, **config) -> Iterator[RunningServer]:
+def serve_in_thread(
+    app, host: str = "127.0.0.1", port: int = 0, **config
+) -> Iterator[RunningServer]:
     """Serve ``app`` on a real socket for the duration of the ``with`` block."""
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
