@@ -137,7 +137,11 @@ def test_serve_runs_streams_from_the_project_file(tmp_path):
         finally:
             process.send_signal(signal.SIGTERM)
             output = process.communicate(timeout=20)[0].decode()
-    assert process.returncode == 0
+    assert process.returncode in (
+        0,
+        -signal.SIGTERM,
+    )  # uvicorn re-raises SIGTERM after a clean stop
+    assert "Traceback" not in output
     assert "s3cret-extole" not in output and RECEIVER_KEY not in output
 
 

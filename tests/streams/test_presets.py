@@ -191,3 +191,19 @@ def test_generic_liquid_mapping_keeps_types_and_iterates():
     }
     assert events[1]["properties"] == {"total": 3, "coupon": "X"}
     assert [o.partner_id for o in mapped.objects if o.kind == "events"] == ["1", "2"]
+
+
+def test_a_broken_template_is_reported_when_the_stream_is_loaded():
+    from headwater.errors import ConfigError
+    from headwater.streams.config import parse_streams
+
+    with pytest.raises(ConfigError, match=r"streams.shop.mapping: template '\{\{ user. \}\}'"):
+        parse_streams(
+            {
+                "shop": {
+                    "preset": "generic",
+                    "auth": {"type": "bearer", "token": "t"},
+                    "mapping": {"events": [{"external_id": "{{ user. }}", "name": "x"}]},
+                }
+            }
+        )

@@ -5,6 +5,7 @@ delivery workers started and stopped with the app."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 
 import orjson
@@ -18,10 +19,26 @@ from headwater.braze.errors import MSG_NOT_FOUND, MSG_SERVER_ERROR, BrazeError
 from headwater.gateway.routes import ROUTES as GATEWAY_ROUTES
 from headwater.server.api import ROUTES as API_ROUTES
 from headwater.server.hub import Hub
+from headwater.server.metrics import ROUTES as METRICS_ROUTES
 from headwater.server.settings import ServeSettings
 from headwater.streams.webhooks import ROUTES as WEBHOOK_ROUTES
 
 log = logging.getLogger("headwater.server")
+
+
+GC_GEN0_THRESHOLD = 20_000  # objects allocated between young collections (default 700)
+
+
+def tune_garbage_collector() -> None:
+    """Keep full collections off the accept path: everything alive after start-up (modules,
+    the app, SQLAlchemy metadata) is frozen out of the collector's view, and young
+    collections run less often. Measured: gen-2 pauses of ~60 ms were most of the p99.
+    Called by ``headwater serve`` for its own process only (never inside tests, where
+    freezing would keep every test's garbage alive)."""
+    gc.collect()
+    gc.freeze()
+    _gen0, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 def _error(status: int, body: dict) -> Response:
@@ -71,5 +88,5 @@ def create_app(settings: ServeSettings, hub: Hub | None = None) -> FastAPI:
         log.error("unexpected error: %s", type(exc).__name__)
         return _error(500, {"message": MSG_SERVER_ERROR})
 
-    app.router.routes.extend([*GATEWAY_ROUTES, *WEBHOOK_ROUTES, *API_ROUTES])
+    app.router.routes.extend([*GATEWAY_ROUTES, *WEBHOOK_ROUTES, *API_ROUTES, *METRICS_ROUTES])
     return app

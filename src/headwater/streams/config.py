@@ -126,6 +126,10 @@ def parse_streams(
                 where = ".".join(str(p) for p in ("streams", name, *error["loc"]))
                 problems.append(f"{where}: {error['msg']}")
             continue
+        if stream.mapping is not None:
+            problems.extend(
+                f"streams.{name}.mapping: {p}" for p in _template_problems(stream.mapping)
+            )
         if destinations is not None:
             for field in ("destination", "test_destination"):
                 target = getattr(stream, field)
@@ -135,3 +139,28 @@ def parse_streams(
     if problems:
         raise ConfigError(problems)
     return streams
+
+
+def _template_problems(mapping: GenericMapping) -> list[str]:
+    """Compile every template now, so a typo stops ``serve`` instead of failing each request."""
+    from liquid.exceptions import LiquidError
+
+    from headwater.streams.mapping import compile_template
+
+    problems: list[str] = []
+
+    def visit(value: Any) -> None:
+        if isinstance(value, dict):
+            for inner in value.values():
+                visit(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                visit(inner)
+        elif isinstance(value, str) and "{" in value:
+            try:
+                compile_template(value)
+            except LiquidError as exc:
+                problems.append(f"template {value!r}: {str(exc).splitlines()[0]}")
+
+    visit([mapping.when, mapping.event_id, mapping.attributes, mapping.events, mapping.purchases])
+    return problems

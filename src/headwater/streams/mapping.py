@@ -56,7 +56,8 @@ _ENV.filters["json"] = _json_filter
 
 
 @lru_cache(maxsize=4096)
-def _compile(template: str):
+def compile_template(template: str):
+    """(typed, compiled): typed when the template is exactly one expression."""
     single = _SINGLE_EXPRESSION.match(template)
     if single:
         return True, _ENV.from_string("{{ " + single.group(1).strip() + " | json }}")
@@ -77,13 +78,16 @@ def render_value(template: Any, scope: dict) -> Any:
     if not isinstance(template, str) or "{" not in template:
         return template
     try:
-        typed, compiled = _compile(template)
+        typed, compiled = compile_template(template)
         text = compiled.render(**scope)
     except LiquidError as exc:
         raise RowError(f"template {template!r} failed: {exc}") from None
     if not typed:
         return text
-    return orjson.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # an expression Liquid rendered as plain text after all
+        return text
 
 
 def lookup(payload: Any, path: str) -> Any:

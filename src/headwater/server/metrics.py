@@ -1,0 +1,53 @@
+"""``GET /metrics``: Prometheus text for the gateway and delivery, so an operator can alert
+on a growing outbox or dead-letter queue. Built from the state store on each scrape (the
+counters add up across serve processes), with this process's in-memory figures beside."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from headwater.server.hub import hub_of
+from headwater.state.dead_letters import count_dead_letters
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+def render_metrics(hub) -> str:
+    lines = [
+        "# HELP headwater_outbox_depth Objects committed and not yet delivered.",
+        "# TYPE headwater_outbox_depth gauge",
+        f"headwater_outbox_depth {hub.outbox.depth()}",
+        "# HELP headwater_dead_letters Parked objects not yet replayed.",
+        "# TYPE headwater_dead_letters gauge",
+        f"headwater_dead_letters {count_dead_letters(hub.engine)}",
+        "# HELP headwater_stream_objects_total Per-stream delivery counters (all processes).",
+        "# TYPE headwater_stream_objects_total counter",
+    ]
+    for stream, values in sorted(hub.counters.read().items()):
+        for name, value in sorted(values.items()):
+            lines.append(
+                f'headwater_stream_objects_total{{stream="{_label(stream)}",'
+                f'counter="{_label(name)}"}} {value}'
+            )
+    lines += [
+        "# HELP headwater_outbox_commits_total Group commits run by this process.",
+        "# TYPE headwater_outbox_commits_total counter",
+        f"headwater_outbox_commits_total {hub.outbox.commits}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+async def metrics(request: Request) -> Response:
+    text = await asyncio.to_thread(render_metrics, hub_of(request))
+    return Response(text, media_type=CONTENT_TYPE)
+
+
+ROUTES = [Route("/metrics", metrics, methods=["GET"])]
