@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -34,3 +36,29 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+# The gateway harness (a fake Braze receiver, a gateway on a real port) serves the gateway,
+# streams, delivery and end-to-end tests alike.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "gateway"))
+from gateway_harness import fake_braze, sqlite_url  # noqa: E402
+
+EXTOLE_CASES = Path(__file__).resolve().parent / "cases" / "extole"
+
+
+@pytest.fixture
+def receiver():
+    with fake_braze() as (fake, url):
+        yield fake, url
+
+
+@pytest.fixture
+def sqlite_state(tmp_path) -> str:
+    return sqlite_url(tmp_path)
+
+
+@pytest.fixture
+def extole_case():
+    import orjson
+
+    return lambda name: orjson.loads((EXTOLE_CASES / f"{name}.json").read_bytes())

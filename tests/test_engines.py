@@ -112,3 +112,10 @@ def test_transpile_rewrites_duckdb_sql_for_the_target(engine):
         return
     sql = engine.transpile("SELECT list_contains([1, 2], 2) AS found")
     assert engine.fetch_all(sql)[0][0] is True
+
+
+def test_a_percent_sign_in_sql_is_not_taken_for_a_placeholder(engine):
+    engine.load_arrow("people", ROWS)
+    assert engine.fetch_all("SELECT count(*) FROM people WHERE note LIKE '%,%'") == [(1,)]
+    streamed = list(engine.iter_arrow("SELECT id FROM people WHERE note LIKE '%inside'"))
+    assert [b.column(0).to_pylist() for b in streamed] == [["c"]]

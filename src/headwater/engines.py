@@ -83,6 +83,13 @@ class Engine:
         raise NotImplementedError
         yield  # pragma: no cover
 
+    @property
+    def in_transaction(self) -> bool:
+        """True inside ``transaction()``: statements join it instead of committing alone."""
+        return bool(self._depth)
+
+    _depth = 0
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -109,7 +116,7 @@ class DuckDBEngine(Engine):
 
         self.path = path
         self.conn = duckdb.connect(path)
-        self._in_transaction = False
+        self._depth = 0
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         if params:
@@ -164,12 +171,17 @@ class DuckDBEngine(Engine):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        if self._depth:
+            raise FatalError("nested transactions are not supported")
         self.execute("BEGIN TRANSACTION")
+        self._depth += 1
         try:
             yield
         except BaseException:
+            self._depth -= 1
             self.execute("ROLLBACK")
             raise
+        self._depth -= 1
         self.execute("COMMIT")
 
     def close(self) -> None:
@@ -243,14 +255,31 @@ class SqlAlchemyEngine(Engine):
         self.dialect = {"postgresql": "postgres"}.get(name, name)
         self.conn = self.sa_engine.connect()
         self._depth = 0
+        if self.dialect == "postgres":
+            # Row hashes hash the text form of rows; fix the one setting that changes it.
+            self.execute("SET TIME ZONE 'UTC'")
 
-    def _run(self, sql: str, params: dict[str, Any] | None = None):
-        from sqlalchemy import text
+    def _run(self, sql: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
+        """Run one statement; return its column names and rows (empty if it returns none).
 
-        statement = text(sql) if params else sql
+        Without parameters the SQL goes to the driver untouched, so a ``%`` in it
+        (``LIKE '%@%'``) is not taken for a placeholder.
+        """
         if params:
-            return self.conn.execute(statement, params)
-        return self.conn.exec_driver_sql(statement)
+            from sqlalchemy import text
+
+            result = self.conn.execute(text(sql), params)
+            if not result.returns_rows:
+                return [], []
+            return list(result.keys()), [tuple(r) for r in result.fetchall()]
+        cursor = self.conn.connection.driver_connection.cursor()
+        try:
+            cursor.execute(sql)
+            if cursor.description is None:
+                return [], []
+            return [d[0] for d in cursor.description], [tuple(r) for r in cursor.fetchall()]
+        finally:
+            cursor.close()
 
     @contextmanager
     def _unit(self) -> Iterator[None]:
@@ -266,13 +295,11 @@ class SqlAlchemyEngine(Engine):
 
     def fetch_all(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
         with self._unit():
-            return [tuple(row) for row in self._run(sql, params)]
+            return self._run(sql, params)[1]
 
     def fetch_arrow(self, sql: str) -> pa.Table:
         with self._unit():
-            result = self._run(sql)
-            names = list(result.keys())
-            rows = result.fetchall()
+            names, rows = self._run(sql)
         return pa.table({n: pa.array([r[i] for r in rows]) for i, n in enumerate(names)})
 
     def iter_arrow(
@@ -281,11 +308,18 @@ class SqlAlchemyEngine(Engine):
         # A separate connection with a server-side cursor: rows stream without holding the
         # whole result, and the main connection stays free for snapshot commits.
         with self.sa_engine.connect() as conn:
-            result = conn.execution_options(stream_results=True).exec_driver_sql(sql)
-            names = list(result.keys())
-            while rows := result.fetchmany(batch_size):
-                columns = [pa.array([r[i] for r in rows]) for i in range(len(names))]
-                yield pa.RecordBatch.from_arrays(columns, names=names)
+            raw = conn.connection.driver_connection
+            named = {"name": "hw_stream"} if self.dialect == "postgres" else {}
+            cursor = raw.cursor(**named)
+            try:
+                cursor.execute(sql)
+                names = [d[0] for d in cursor.description]
+                while rows := cursor.fetchmany(batch_size):
+                    columns = [pa.array([r[i] for r in rows]) for i in range(len(names))]
+                    yield pa.RecordBatch.from_arrays(columns, names=names)
+            finally:
+                cursor.close()
+                conn.rollback()
 
     def load_arrow(self, table_name: str, data: ArrowData, *, replace: bool = True) -> int:
         schema, batches = _as_batches(data)
@@ -300,7 +334,7 @@ class SqlAlchemyEngine(Engine):
             for batch in batches:
                 if batch.num_rows:
                     self._load_batch(table_name, batch)
-            return self._run(f"SELECT count(*) FROM {table_name}").scalar_one()
+            return self._run(f"SELECT count(*) FROM {table_name}")[1][0][0]
 
     def _column_type(self, t: pa.DataType) -> str:
         if self.dialect == "postgres":

@@ -14,9 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
-
 from gateway_harness import wait_until  # noqa: E402
 
 from headwater.sandbox.testing import run_sandbox  # noqa: E402

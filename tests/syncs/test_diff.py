@@ -123,10 +123,18 @@ def test_removed_rows_carry_their_key_and_the_fields_braze_holds(engine):
 
 def test_added_changed_removed_and_unchanged_in_one_run(engine):
     sync_once(engine, BASE)
-    rows = [dict(BASE[0], points=9), BASE[1], {"id": "u4", "email": None, "points": 4, "tags": ["x"]}]
+    rows = [
+        dict(BASE[0], points=9),
+        BASE[1],
+        {"id": "u4", "email": None, "points": 4, "tags": ["x"]},
+    ]
     result, found = sync_once(engine, rows)
     assert (result.added, result.changed, result.removed, result.unchanged) == (1, 1, 1, 1)
-    assert {k: r.kind for k, r in found.items()} == {"u1": "changed", "u3": "removed", "u4": "added"}
+    assert {k: r.kind for k, r in found.items()} == {
+        "u1": "changed",
+        "u3": "removed",
+        "u4": "added",
+    }
 
 
 def test_full_resend_lists_every_row_with_every_field_but_counts_honestly(engine):
@@ -153,7 +161,11 @@ def test_rows_without_a_key_are_skipped_and_counted(engine):
 def test_a_new_mapped_column_is_sent_for_rows_that_have_a_value(engine):
     load_model(engine, BASE)
     result = compute_diff(engine, "contacts", "contacts", "id", ["email", "points"])
-    commit_accepted(engine, "contacts", [r.key for b in iter_diff(engine, result) for r in diff_records(b, ["email", "points"])])
+    commit_accepted(
+        engine,
+        "contacts",
+        [r.key for b in iter_diff(engine, result) for r in diff_records(b, ["email", "points"])],
+    )
     result = compute_diff(engine, "contacts", "contacts", "id", COLUMNS)
     found = records(engine, result)
     assert {k: r.fields for k, r in found.items()} == {

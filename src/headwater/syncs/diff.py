@@ -1,12 +1,12 @@
 """Attribute-level diff of a model against its sync's snapshot, inside the engine.
 
 The model never leaves the engine that holds it (DuckDB, or the user's PostgreSQL):
-one generated SQL statement, written once with sqlglot in DuckDB's dialect, writes
+generated SQL, written once in DuckDB's dialect and transpiled with sqlglot, writes
 this run's diff table ``hw_diff_<sync>``, and the sync engine streams it out in Arrow
 batches. Two passes keep it fast on tens of millions of rows:
 
 1. join model and snapshot on key *and row hash* only, to find candidate keys
-   (new, gone, or hash differs) without touching the attribute columns twice;
+   (new, gone, or hash differs) -- about the cost of a bare hash comparison;
 2. compare the candidates column by column (``IS DISTINCT FROM``, so NULLs and arrays
    compare right) and record which columns changed.
 
@@ -107,27 +107,44 @@ def diff_sql(
     model_table: str,
     key: str,
     columns: Sequence[str],
+    *,
     full: bool,
     hash_sql: str,
-) -> str:
-    """The one statement that writes the diff table (DuckDB dialect; see ``render_sql``).
+    first_run: bool,
+) -> list[str]:
+    """The statements that write the diff table (DuckDB dialect; see ``render_sql``).
 
-    ``c`` reads the model once against the snapshot's (key, hash) pairs only, keeping the
-    rows that are new or whose hash differs; only those meet the snapshot's attribute
-    columns. Snapshot keys missing from the model are the removed rows.
+    Pass 1 joins model and snapshot on (key, hash) only -- narrow rows, like a bare hash
+    comparison -- into a candidates table: new keys, gone keys, hashes that differ. Pass 2
+    fetches the attribute columns of just those keys from both sides (semi-joins, so the
+    big tables are only scanned) and compares them. On a first run (empty snapshot) every
+    row is new and pass 2 reads the model straight through.
     """
     model, k = quote_ident(model_table), quote_ident(key)
     snap, masks = quote_ident(snap), mask_names(len(columns))
     quoted = [quote_ident(c) for c in columns]
-    candidates = "" if full else f"WHERE s.{KEY} IS NULL OR s.{HASH} <> m.{HASH}"
     added_bits = _all_bits(columns)
+    if first_run:
+        all_masks = ", ".join(
+            f"CAST({bits} AS BIGINT) AS {name}"
+            for name, bits in zip(masks, added_bits, strict=True)
+        )
+        return [
+            f"CREATE TABLE {quote_ident(diff)} AS SELECT {k} AS {KEY}, 'added' AS {KIND}, "
+            f"{hash_sql} AS {HASH}, {all_masks}, {', '.join(quoted)} "
+            f"FROM {model} WHERE {k} IS NOT NULL"
+        ]
+    cand = quote_ident(f"{diff}__candidates")
+    candidates_filter = (
+        "" if full else f"WHERE m.{KEY} IS NULL OR s.{KEY} IS NULL OR m.{HASH} <> s.{HASH}"
+    )
     removed_bits = _mask_sql(columns, "s.{c} IS NOT NULL")
     changed_bits = _mask_sql(columns, "m.{c} IS DISTINCT FROM s.{c}")
-    model_masks = ", ".join(
-        f"CASE WHEN m.hw_new THEN CAST({a} AS BIGINT) ELSE {ch} END AS {name}"
-        for name, a, ch in zip(masks, added_bits, changed_bits, strict=True)
+    mask_cols = ", ".join(
+        f"CASE c.{KIND} WHEN 'added' THEN CAST({a} AS BIGINT) WHEN 'removed' THEN {r} "
+        f"ELSE {ch} END AS {name}"
+        for name, a, r, ch in zip(masks, added_bits, removed_bits, changed_bits, strict=True)
     )
-    gone_masks = ", ".join(f"{r} AS {name}" for name, r in zip(masks, removed_bits, strict=True))
     no_change = " AND ".join(f"d.{name} = 0" for name in masks)
     outer_masks = ", ".join(
         f"CASE WHEN d.{KIND} = 'changed' THEN CAST({bits} AS BIGINT) ELSE d.{name} END AS {name}"
@@ -135,24 +152,29 @@ def diff_sql(
         else f"d.{name}"
         for name, bits in zip(masks, added_bits, strict=True)
     )
-    return f"""
+    return [
+        f"DROP TABLE IF EXISTS {cand}",
+        f"""
+CREATE TABLE {cand} AS
+SELECT COALESCE(m.{KEY}, s.{KEY}) AS {KEY}, m.{HASH} AS {HASH},
+       CASE WHEN s.{KEY} IS NULL THEN 'added' WHEN m.{KEY} IS NULL THEN 'removed'
+            ELSE 'changed' END AS {KIND}
+FROM (SELECT {k} AS {KEY}, {hash_sql} AS {HASH} FROM {model} WHERE {k} IS NOT NULL) AS m
+FULL OUTER JOIN (SELECT {KEY}, {HASH} FROM {snap}) AS s ON m.{KEY} = s.{KEY}
+{candidates_filter}
+""",
+        f"""
 CREATE TABLE {quote_ident(diff)} AS
-WITH c AS (
-  SELECT m.*, s.{KEY} IS NULL AS hw_new
-  FROM (SELECT {k} AS {KEY}, {", ".join(quoted)}, {hash_sql} AS {HASH}
-        FROM {model} WHERE {k} IS NOT NULL) AS m
-  LEFT JOIN (SELECT {KEY}, {HASH} FROM {snap}) AS s ON m.{KEY} = s.{KEY}
-  {candidates}
+WITH mv AS (
+  SELECT {k} AS {KEY}, {", ".join(quoted)} FROM {model}
+  WHERE {k} IN (SELECT {KEY} FROM {cand} WHERE {KIND} <> 'removed')
+), sv AS (
+  SELECT * FROM {snap} WHERE {KEY} IN (SELECT {KEY} FROM {cand} WHERE {KIND} <> 'added')
 ), d AS (
-  SELECT m.{KEY}, CASE WHEN m.hw_new THEN 'added' ELSE 'changed' END AS {KIND}, m.{HASH},
-         {model_masks}, {", ".join("m." + q for q in quoted)}
-  FROM c AS m
-  LEFT JOIN {snap} AS s ON s.{KEY} = m.{KEY}
-  UNION ALL
-  SELECT s.{KEY}, 'removed' AS {KIND}, NULL AS {HASH}, {gone_masks},
-         {", ".join(f"NULL AS {q}" for q in quoted)}
-  FROM {snap} AS s
-  WHERE NOT EXISTS (SELECT 1 FROM {model} AS g WHERE g.{k} = s.{KEY})
+  SELECT c.{KEY}, c.{KIND}, c.{HASH}, {mask_cols}, {", ".join("m." + q for q in quoted)}
+  FROM {cand} AS c
+  LEFT JOIN mv AS m ON m.{KEY} = c.{KEY}
+  LEFT JOIN sv AS s ON s.{KEY} = c.{KEY}
 )
 SELECT d.{KEY},
        CASE WHEN d.{KIND} = 'changed' AND {no_change} THEN 'unchanged' ELSE d.{KIND} END
@@ -160,7 +182,9 @@ SELECT d.{KEY},
        d.{HASH}, {outer_masks}, {", ".join("d." + q for q in quoted)}
 FROM d
 {"" if full else f"WHERE NOT (d.{KIND} = 'changed' AND {no_change})"}
-"""
+""",
+        f"DROP TABLE {cand}",
+    ]
 
 
 def compute_diff(
@@ -183,8 +207,19 @@ def compute_diff(
     diff = diff_table(sync_name)
     with engine.transaction():
         engine.execute(f"DROP TABLE IF EXISTS {quote_ident(diff)}")
-        hash_sql = row_hash(engine, model_table, columns)
-        run(engine, diff_sql(snap, diff, model_table, key, columns, full, hash_sql))
+        first_run = not engine.fetch_all(f"SELECT 1 FROM {quote_ident(snap)} LIMIT 1")
+        statements = diff_sql(
+            snap,
+            diff,
+            model_table,
+            key,
+            columns,
+            full=full,
+            hash_sql=row_hash(engine, model_table, columns),
+            first_run=first_run,
+        )
+        for statement in statements:
+            run(engine, statement)
     counts = dict(engine.fetch_all(f"SELECT {KIND}, count(*) FROM {quote_ident(diff)} GROUP BY 1"))
     total, with_key = engine.fetch_all(
         f"SELECT count(*), count({quote_ident(key)}) FROM {quote_ident(model_table)}"

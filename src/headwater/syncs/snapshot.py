@@ -14,6 +14,7 @@ record values Braze never saw. Committing the same keys twice gives the same sna
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Sequence
 
 import pyarrow as pa
@@ -191,7 +192,7 @@ def commit_accepted(
     if accepted.num_rows == 0:
         return 0
     snap, diff = quote_ident(snapshot_table(sync_name)), quote_ident(diff_table(sync_name))
-    staged = quote_ident(f"hw_accepted_{table_suffix(sync_name)}")
+    staged = quote_ident(f"hw_accepted_{table_suffix(sync_name)}_{uuid.uuid4().hex[:8]}")
     columns = _snapshot_columns(engine, snapshot_table(sync_name))
     names = ", ".join(quote_ident(c) for c in columns)
     with engine.transaction():
