@@ -263,3 +263,15 @@ def test_a_model_in_postgresql_is_diffed_there_and_synced(tmp_path, sandbox, pg_
     second = run_sync(load_project(tmp_path), "customers")
     assert (second.changed, second.sent) == (2, 2)
     assert sandbox.user("P2")["custom_attributes"]["points"] == 3
+
+
+def test_a_second_run_of_a_sync_that_is_still_running_is_refused(tmp_path, sandbox):
+    root = make_project(tmp_path, sandbox.url, sandbox.key)
+    write_contacts(root / "data/contacts.csv", [contact(1)])
+    state = open_state(load_project(root).state_url)
+    live = runs.start_run(state, "contacts")  # this very process: alive
+    report = run_sync(load_project(root), "contacts")
+    assert report.status == "failed" and f"run {live}" in report.error
+    assert sandbox.users() == []
+    runs.finish_run(state, live)
+    assert run_sync(load_project(root), "contacts").status == "succeeded"

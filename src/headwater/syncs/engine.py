@@ -25,7 +25,7 @@ from headwater.braze.profile import count_data_points
 from headwater.braze.retry import Backoff
 from headwater.config import Project, SyncConfig
 from headwater.engines import Engine, quote_ident
-from headwater.errors import ConfigError, HeadwaterError, RowError
+from headwater.errors import ConfigError, FatalError, HeadwaterError, RowError
 from headwater.models.model import materialize_model
 from headwater.state import runs
 from headwater.state.db import open_state
@@ -40,8 +40,10 @@ from headwater.syncs.snapshot import KEY, KIND, commit_accepted, snapshot_table
 
 log = logging.getLogger(__name__)
 
-COMMIT_EVERY_ROWS = 5_000
-COMMIT_EVERY_SECONDS = 1.0
+# A commit costs a scan of the diff table, so commit in bulk; a crash resends at most the
+# rows accepted since the last commit (harmless for attributes; events may repeat).
+COMMIT_EVERY_ROWS = 50_000
+COMMIT_EVERY_SECONDS = 2.0
 HEARTBEAT_SECONDS = 2.0
 PREVIEW_ROWS = 5
 DIFF_BATCH_ROWS = 10_000
@@ -347,6 +349,16 @@ def _preview(run: _Run, diff: DiffResult, limit: int) -> None:
         run.report.data_points += run.costs.pop(item.ref, 0)
 
 
+def _refuse_overlap(state, name: str) -> None:
+    """Two runs of one sync would overwrite each other's diff table: refuse the second."""
+    for record in runs.list_runs(state, limit=5, sync=name):
+        if record.status == runs.RUNNING:
+            raise FatalError(
+                f"sync {name!r} is already running (run {record.id}, pid {record.pid} on "
+                f"{record.host}); wait for it, or stop it: a killed run is marked interrupted"
+            )
+
+
 def run_sync(
     project: Project,
     name: str,
@@ -361,6 +373,12 @@ def run_sync(
     started = time.monotonic()
     state = open_state(project.state_url)
     runs.mark_interrupted(state)
+    if not dry_run:
+        try:
+            _refuse_overlap(state, name)
+        except FatalError as exc:
+            state.dispose()
+            return SyncReport(sync=name, run_id=None, status="failed", error=str(exc))
     run_id = None if dry_run else runs.start_run(state, name)
     report = SyncReport(sync=name, run_id=run_id, status="running", dry_run=dry_run)
     engine: Engine | None = None
