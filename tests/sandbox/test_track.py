@@ -32,7 +32,9 @@ def test_processed_keys_appear_only_for_arrays_that_were_sent(api):
 
 
 def test_update_existing_only_true_with_external_id_does_not_create(api, sandbox):
-    response = track(api, attributes=[{"external_id": "ghost", "_update_existing_only": True, "a": 1}])
+    response = track(
+        api, attributes=[{"external_id": "ghost", "_update_existing_only": True, "a": 1}]
+    )
     assert response.status_code == 201
     assert sandbox.user("ghost") is NOT_FOUND
     track(api, attributes=[{"external_id": "real", "a": 1}])
@@ -189,7 +191,10 @@ def test_array_of_objects_add_update_remove(api, sandbox):
                                                                      {"id": 2, "t": 7}]}}])  # fmt: skip
     track(api, attributes=[{"external_id": "u", "_merge_objects": True, "orders": {"$update": [
         {"$identifier_key": "id", "$identifier_value": 2, "$new_object": {"t": 9}}]}}])  # fmt: skip
-    assert sandbox.user("u")["custom_attributes"]["orders"] == [{"id": 1, "t": 5}, {"id": 2, "t": 9}]
+    assert sandbox.user("u")["custom_attributes"]["orders"] == [
+        {"id": 1, "t": 5},
+        {"id": 2, "t": 9},
+    ]
     track(api, attributes=[{"external_id": "u", "orders": {"$remove": [
         {"$identifier_key": "id", "$identifier_value": 1}]}}])  # fmt: skip
     assert sandbox.user("u")["custom_attributes"]["orders"] == [{"id": 2, "t": 9}]
@@ -254,8 +259,15 @@ def test_one_bad_object_is_reported_and_the_rest_are_processed(api, sandbox):
             {"external_id": "long", "s": "x" * 256},
         ],
         events=[{"external_id": "good", "name": "e"}],  # no time
-        purchases=[{"external_id": "good", "product_id": "p", "currency": "XXX", "price": 1,
-                    "time": "2024-01-01"}],  # fmt: skip
+        purchases=[
+            {
+                "external_id": "good",
+                "product_id": "p",
+                "currency": "XXX",
+                "price": 1,
+                "time": "2024-01-01",
+            }
+        ],  # fmt: skip
     ).json()
     assert body["attributes_processed"] == 1
     assert body["events_processed"] == 0

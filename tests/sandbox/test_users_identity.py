@@ -295,24 +295,49 @@ def test_merge_by_email_with_prioritization_into_an_alias(api, sandbox):
         ({"merge_updates": "x"}, MERGE_ARRAY),
         ({"merge_updates": [1]}, MERGE_ARRAY),
         (
-            {"merge_updates": [{"identifier_to_merge": {"external_id": "a"},
-                                "identifier_to_keep": {"external_id": "b"}}] * 51},
+            {
+                "merge_updates": [
+                    {
+                        "identifier_to_merge": {"external_id": "a"},
+                        "identifier_to_keep": {"external_id": "b"},
+                    }
+                ]
+                * 51
+            },
             MERGE_TOO_MANY,
         ),  # fmt: skip
         ({"merge_updates": [{"identifier_to_merge": {"external_id": "a"}}]}, MERGE_KEYS),
         (
-            {"merge_updates": [{"identifier_to_merge": {"external_id": 5},
-                                "identifier_to_keep": {"external_id": "b"}}]},
+            {
+                "merge_updates": [
+                    {
+                        "identifier_to_merge": {"external_id": 5},
+                        "identifier_to_keep": {"external_id": "b"},
+                    }
+                ]
+            },
             MERGE_IDENTIFIERS,
         ),  # fmt: skip
         (
-            {"merge_updates": [{"identifier_to_merge": {"user_alias": "x"},
-                                "identifier_to_keep": {"external_id": "b"}}]},
+            {
+                "merge_updates": [
+                    {
+                        "identifier_to_merge": {"user_alias": "x"},
+                        "identifier_to_keep": {"external_id": "b"},
+                    }
+                ]
+            },
             MERGE_IDENTIFIERS,
         ),  # fmt: skip
         (
-            {"merge_updates": [{"identifier_to_merge": {"braze_id": "x"},
-                                "identifier_to_keep": {"external_id": "b"}}]},
+            {
+                "merge_updates": [
+                    {
+                        "identifier_to_merge": {"braze_id": "x"},
+                        "identifier_to_keep": {"external_id": "b"},
+                    }
+                ]
+            },
             MERGE_IDENTIFIERS,
         ),  # fmt: skip
     ],

@@ -183,6 +183,7 @@ def _apply_object_array_ops(current: object, ops: dict) -> tuple[list, int]:
 
 
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+_PLAIN_NUMBERS = frozenset({int, float, bool})
 
 
 def _apply_custom(attrs: dict, key: str, value: object, merge: bool, max_items: int) -> int:
@@ -198,12 +199,11 @@ def _apply_custom(attrs: dict, key: str, value: object, merge: bool, max_items: 
         attrs[key] = _as_time_if_date(value) if len(value) >= 8 else value
         return 1
     if isinstance(value, list):
-        attrs[key] = (
-            [_resolve_times(v) for v in value]
-            if any(isinstance(v, dict) for v in value)
-            else _dedupe_tail(value, max_items)
-        )
-        return _count_keys(value) if any(isinstance(v, dict) for v in value) else 1
+        if any(isinstance(v, dict) for v in value):  # an array of objects
+            attrs[key] = [_resolve_times(v) for v in value]
+            return _count_keys(value)
+        attrs[key] = _dedupe_tail(value, max_items)
+        return 1
     if isinstance(value, dict):
         keys = value.keys()
         if keys == {"inc"}:
@@ -252,6 +252,9 @@ def apply_attributes(
         if key in STANDARD_FIELDS:
             _set_standard(profile, key, value)
             spent = 0 if key in FREE_FIELDS or key == "bio" else 1
+        elif type(value) in _PLAIN_NUMBERS:  # the common case, without a call
+            attrs[key] = value
+            spent = 1
         else:
             spent = _apply_custom(attrs, key, value, merge, max_array_items)
         points += spent

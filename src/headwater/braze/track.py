@@ -289,6 +289,9 @@ def _object_array_ops_ok(name: str, value: dict, merge: bool) -> bool:
     return True
 
 
+_PLAIN_SCALARS = frozenset({int, float, bool, type(None)})
+
+
 def validate_attributes_object(
     obj: object, *, max_array_items: int = DEFAULT_MAX_ARRAY_ITEMS
 ) -> dict:
@@ -306,6 +309,9 @@ def validate_attributes_object(
             continue
         if type(key) is not str or not 0 < len(key) <= MAX_STRING_LENGTH or key[0] == "$":
             check_key(key, "attribute")  # raises with Braze's message
+        kind = type(value)
+        if kind in _PLAIN_SCALARS or (kind is str and len(value) <= MAX_STRING_LENGTH):
+            continue  # the common case, decided without a call
         if not _custom_attribute_ok(key, value, merge, max_array_items):
             dropped.append(key)
     if dropped:

@@ -88,7 +88,13 @@ def serve_sandbox(
             "[yellow]no API keys yet:[/] headwater sandbox keys create --name dev --perm users.track"
         )
     uvicorn.run(
-        app, host=host, port=port, log_level="warning", access_log=False, loop="uvloop", http="httptools"
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
     )
 
 

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request
 
+from headwater.braze.errors import BrazeError
+from headwater.braze.limits import MAX_OBJECTS_PER_REQUEST, TRACK_ARRAYS, BatchPolicy
 from headwater.braze.track import parse_track_request
 
 router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
@@ -27,7 +29,7 @@ def _sandbox(request: Request):
 
 
 @router.get("/users")
-def list_users(
+async def list_users(
     request: Request, limit: int = Query(100, ge=1, le=10000), offset: int = Query(0, ge=0)
 ):
     sandbox = _sandbox(request)
@@ -35,7 +37,7 @@ def list_users(
 
 
 @router.get("/users/{identifier}")
-def get_user(request: Request, identifier: str):
+async def get_user(request: Request, identifier: str):
     user = _sandbox(request).users.get_user(identifier)
     if user is None:
         raise HTTPException(404, f"no user with external_id or braze_id {identifier!r}")
@@ -43,7 +45,7 @@ def get_user(request: Request, identifier: str):
 
 
 @router.get("/counters")
-def counters(request: Request):
+async def counters(request: Request):
     sandbox = _sandbox(request)
     stored = sandbox.store.counters()
     activity = sandbox.store.count_activity()
@@ -59,7 +61,7 @@ def counters(request: Request):
 
 
 @router.post("/reset")
-def reset(request: Request):
+async def reset(request: Request):
     sandbox = _sandbox(request)
     sandbox.store.reset(keep_keys=True)
     sandbox.users.reset()
@@ -68,11 +70,13 @@ def reset(request: Request):
 
 
 @router.post("/seed")
-def seed(request: Request, body: dict = Body(...)):
+async def seed(request: Request, body: dict = Body(...)):
     """Load users without spending rate budget: ``{"attributes": [...], "events": [...],
     "purchases": [...], "segments": [{id, name, tags?}]}``."""
     sandbox = _sandbox(request)
     segments = body.pop("segments", None) or []
+    if not isinstance(segments, list):
+        raise HTTPException(400, "'segments' must be an array of objects")
     for segment in segments:
         if not isinstance(segment, dict) or not isinstance(segment.get("id"), str):
             raise HTTPException(400, "each segment needs a string 'id'")
@@ -81,26 +85,34 @@ def seed(request: Request, body: dict = Body(...)):
             datetime.now(UTC).isoformat(),
         )
     seeded = 0
-    if any(body.get(k) for k in ("attributes", "events", "purchases")):
-        from headwater.braze.errors import BrazeError
-        from headwater.braze.limits import BatchPolicy
-
-        try:
-            parsed = parse_track_request(body, policy=BatchPolicy.PER_KIND, max_array_items=10**6)
-        except BrazeError as exc:
-            raise HTTPException(400, exc.body()) from None
-        sandbox.users.users_track(parsed, "(seed)")
-        seeded = parsed.valid_count
+    arrays = {k: body.get(k) for k in TRACK_ARRAYS if body.get(k)}
+    for name, objects in arrays.items():
+        if not isinstance(objects, list):
+            raise HTTPException(400, f"'{name}' must be an array of objects")
+        # Seeding has no 75-object cap: apply in request-sized chunks.
+        for start in range(0, len(objects), MAX_OBJECTS_PER_REQUEST):
+            chunk = {name: objects[start : start + MAX_OBJECTS_PER_REQUEST]}
+            try:
+                parsed = parse_track_request(
+                    chunk, policy=BatchPolicy.PER_KIND, max_array_items=10**6
+                )
+            except BrazeError as exc:
+                detail = exc.body()
+                for error in detail.get("errors", []):
+                    error["index"] += start
+                raise HTTPException(400, detail) from None
+            sandbox.users.users_track(parsed, "(seed)")
+            seeded += parsed.valid_count
     return {"seeded": seeded, "segments": len(segments)}
 
 
 @router.get("/faults")
-def get_faults(request: Request):
+async def get_faults(request: Request):
     return vars(_sandbox(request).settings.faults)
 
 
 @router.post("/faults")
-def set_faults(request: Request, body: dict = Body(...)):
+async def set_faults(request: Request, body: dict = Body(...)):
     """Any of rate_429, rate_5xx, drop_rate (shares 0..1), latency_ms, export_lag_seconds."""
     faults = _sandbox(request).settings.faults
     try:
@@ -111,12 +123,12 @@ def set_faults(request: Request, body: dict = Body(...)):
 
 
 @router.get("/rate_limits")
-def get_rate_limits(request: Request):
+async def get_rate_limits(request: Request):
     return {b: vars(v) for b, v in _sandbox(request).limiter.budgets.items()}
 
 
 @router.post("/rate_limits")
-def set_rate_limits(request: Request, body: dict = Body(...)):
+async def set_rate_limits(request: Request, body: dict = Body(...)):
     """``{"users.track": {"limit": 10, "window_seconds": 1}}`` (bucket names as in GET)."""
     limiter = _sandbox(request).limiter
     for bucket, budget in body.items():
@@ -124,7 +136,7 @@ def set_rate_limits(request: Request, body: dict = Body(...)):
             raise HTTPException(400, f"unknown rate bucket {bucket!r}")
         try:
             limiter.set_budget(bucket, int(budget["limit"]), float(budget["window_seconds"]))
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, OverflowError) as exc:
             raise HTTPException(
                 400, f"{bucket}: needs limit >= 1 and window_seconds > 0 ({exc})"
             ) from None
@@ -132,5 +144,5 @@ def set_rate_limits(request: Request, body: dict = Body(...)):
 
 
 @router.get("/sends")
-def sends(request: Request):
+async def sends(request: Request):
     return {"sends": _sandbox(request).store.sends()}

@@ -75,13 +75,13 @@ async def handle(request: Request, name: str, work: Work) -> Response:
 
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return json_response(413, {"message": MSG_TOO_LARGE})
+        return json_response(413, {"message": MSG_TOO_LARGE}, sandbox.limiter.peek(endpoint))
     try:
         raw = await request.body() if request.method != "GET" else b""
     except ClientDisconnect:  # the caller hung up mid-body: nothing was received, nothing done
         return Response(status_code=400)
     if len(raw) > MAX_BODY_BYTES:
-        return json_response(413, {"message": MSG_TOO_LARGE})
+        return json_response(413, {"message": MSG_TOO_LARGE}, sandbox.limiter.peek(endpoint))
     body: object = None
     parse_error = None
     if raw:
@@ -93,9 +93,11 @@ async def handle(request: Request, name: str, work: Work) -> Response:
     secret, well_formed = _presented_key(request, body)
     key = sandbox.keys.lookup(secret) if (secret and well_formed) else None
     if key is None:
-        return json_response(401, {"message": msg_invalid_key(secret)})
+        return json_response(
+            401, {"message": msg_invalid_key(secret)}, sandbox.limiter.peek(endpoint)
+        )
     if not key.allows(permission_for(endpoint)):
-        return json_response(403, {"message": MSG_ACCESS_DENIED})
+        return json_response(403, {"message": MSG_ACCESS_DENIED}, sandbox.limiter.peek(endpoint))
 
     allowed, headers = sandbox.limiter.take(endpoint)
     if not allowed or fault_status == 429:

@@ -27,12 +27,19 @@ class RateLimiter:
         self.windows: dict[str, Window] = {}
 
     def set_budget(self, bucket: str, limit: int, window_seconds: float) -> None:
-        if limit < 1 or window_seconds <= 0:
+        if limit < 1 or not 0 < window_seconds < math.inf:
             raise ValueError("limit must be >= 1 and window_seconds > 0")
         self.budgets[bucket] = RateBudget(limit, window_seconds)
         self.windows.pop(bucket, None)
 
-    def take(self, endpoint: Endpoint, now: float | None = None) -> tuple[bool, dict[str, str]]:
+    def peek(self, endpoint: Endpoint, now: float | None = None) -> dict[str, str]:
+        """The headers for an answer that spends nothing (401, 403, 413): Braze sends
+        ``X-RateLimit-*`` on every answer."""
+        return self.take(endpoint, now, spend=False)[1]
+
+    def take(
+        self, endpoint: Endpoint, now: float | None = None, *, spend: bool = True
+    ) -> tuple[bool, dict[str, str]]:
         """Spend one request from the endpoint's bucket; return (allowed, headers)."""
         now = time.time() if now is None else now
         budget = self.budgets[endpoint.rate_bucket]
@@ -41,7 +48,7 @@ class RateLimiter:
         if window is None or window.start != start:
             window = self.windows[endpoint.rate_bucket] = Window(start)
         allowed = window.used < budget.limit
-        if allowed:
+        if allowed and spend:
             window.used += 1
         headers = {
             "X-RateLimit-Limit": str(budget.limit),

@@ -3,6 +3,7 @@ budgets and its faults. Everything a test may want to change is here, in one pla
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from headwater.braze.limits import DEFAULT_MAX_ARRAY_ITEMS, BatchPolicy
@@ -23,6 +24,8 @@ class Faults:
             if not hasattr(self, name):
                 raise ValueError(f"unknown fault {name!r}")
             value = float(value)
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number")
             if name.startswith("rate") or name == "drop_rate":
                 if not 0.0 <= value <= 1.0:
                     raise ValueError(f"{name} is a share between 0 and 1")

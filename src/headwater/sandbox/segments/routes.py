@@ -20,7 +20,7 @@ async def segments_list(
     store = request.app.state.sandbox.store
 
     def work(_params, _key):
-        if not page.isdigit():
+        if not (page.isascii() and page.isdigit()):
             raise BrazeError(400, "'page' must be a non-negative integer")
         if sort_direction not in ("asc", "desc"):
             raise BrazeError(400, "'sort_direction' must be asc or desc")

@@ -8,8 +8,9 @@ in data points, comes from ``headwater.braze.profile``.
 
 from __future__ import annotations
 
+import itertools
+import secrets
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -34,6 +35,15 @@ from headwater.sandbox.store import Store
 from headwater.sandbox.users import errors as msg
 
 AliasKey = tuple[str, str]  # (alias_name, alias_label)
+
+_ID_PROCESS = secrets.token_hex(5)
+_ID_COUNTER = itertools.count(secrets.randbelow(1 << 24))
+
+
+def _new_braze_id() -> str:
+    """A 24-hex id shaped like Braze's (a MongoDB ObjectId: seconds, process, counter).
+    Ids that grow with time also keep SQLite's inserts at the end of its index."""
+    return f"{int(time.time()):08x}{_ID_PROCESS}{next(_ID_COUNTER) & 0xFFFFFF:06x}"
 
 
 class UsersBackend:
@@ -94,7 +104,7 @@ class UsersBackend:
                 self.by_phone.setdefault(profile["phone"], set()).add(braze_id)
 
     def _create(self, now: datetime, **identity) -> dict:
-        profile = new_profile(uuid.uuid4().hex[:24], now)
+        profile = new_profile(_new_braze_id(), now)
         for key, value in identity.items():
             if key == "user_alias":
                 profile["user_aliases"] = [{"alias_name": value[0], "alias_label": value[1]}]
@@ -135,7 +145,15 @@ class UsersBackend:
 
     def _resolve_for_write(self, obj: dict, now: datetime) -> dict | None:
         """The profile a track object writes to, creating it where Braze would."""
-        ident = identifier_of(obj)
+        external_id = obj.get("external_id")
+        if (
+            type(external_id) is str
+            and obj.get("user_alias") is None
+            and obj.get("braze_id") is None
+        ):
+            ident = Identifier("external_id", external_id)  # validated already: the usual case
+        else:
+            ident = identifier_of(obj)
         profile = self.find(ident)
         if profile is not None:
             return profile
@@ -265,6 +283,9 @@ class UsersBackend:
                 errors.append({"type": msg.ALIAS_EXISTS, "index": i})
                 continue
             external_id = entry.get("external_id")
+            if external_id is not None and not isinstance(external_id, str):
+                errors.append({"type": msg.EXTERNAL_ID_REQUIRED, "index": i})
+                continue
             if external_id is None:
                 profile = self._create(now, user_alias=(name, label))
             else:
@@ -406,7 +427,10 @@ class UsersBackend:
             index = self.by_email if field == "email" else self.by_phone
             if not isinstance(value.get(field), str):
                 raise BrazeError(400, msg.identify_fields(field))
-            found = self._by_contact(index, value[field], value.get("prioritization"))
+            prioritization = value.get("prioritization")
+            if prioritization is not None and not _valid_prioritization(prioritization):
+                raise BrazeError(400, msg.PRIORITIZATION)
+            found = self._by_contact(index, value[field], prioritization)
         else:
             raise BrazeError(400, msg.bad_delete_item(kind))
         return [found] if found else []
@@ -522,10 +546,13 @@ def _merge_identifier_ok(side: object) -> bool:
         return isinstance(side["external_id"], str)
     if "user_alias" in side:
         alias = side["user_alias"]
-        return (
-            isinstance(alias, dict)
-            and isinstance(alias.get("alias_name"), str)
-            and isinstance(alias.get("alias_label"), str)
-        )
+        try:
+            check_alias(alias)
+        except ObjectError:
+            return False
+        return True
     key = "email" if "email" in side else "phone"
-    return isinstance(side[key], str)
+    prioritization = side.get("prioritization")
+    return isinstance(side[key], str) and (
+        prioritization is None or _valid_prioritization(prioritization)
+    )
