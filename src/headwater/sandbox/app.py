@@ -73,6 +73,7 @@ def create_app(settings: SandboxSettings | None = None, sandbox: Sandbox | None 
     )
     app.state.sandbox = sandbox
     app.include_router(user_routes.router)
+    app.add_middleware(user_routes.TrackFastPath)
     app.include_router(segment_routes.router)
     app.include_router(control.router)
 
