@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/python -m headwater.demo
 
 test: $(STAMP) services
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 services: $(STAMP)
 	@$(BIN)/python -m headwater.testing.services
