@@ -98,17 +98,22 @@ def unset_object(sync: SyncConfig, row: dict) -> dict:
     return _checked(validate_attributes_object, obj, sync)
 
 
-def event_object(sync: SyncConfig, row: dict, now: datetime) -> dict:
-    spec = sync.event
-    assert spec is not None
-    obj = identifier_payload(sync, row)
-    obj["name"] = spec.name if spec.name is not None else row.get(spec.name_column)
+def _add_occurrence(obj: dict, spec, row: dict, now: datetime) -> None:
+    """When it happened (the row's time column, else now) and its non-empty properties."""
     when = row.get(spec.time) if spec.time else None
     obj["time"] = to_braze_value(when) if when is not None else format_braze_time(now)
     props = {k: to_braze_value(row.get(col)) for k, col in spec.properties.items()}
     props = {k: v for k, v in props.items() if v is not None}
     if props:
         obj["properties"] = props
+
+
+def event_object(sync: SyncConfig, row: dict, now: datetime) -> dict:
+    spec = sync.event
+    assert spec is not None
+    obj = identifier_payload(sync, row)
+    obj["name"] = spec.name if spec.name is not None else row.get(spec.name_column)
+    _add_occurrence(obj, spec, row, now)
     return _checked(validate_event_object, obj, sync)
 
 
@@ -121,12 +126,7 @@ def purchase_object(sync: SyncConfig, row: dict, now: datetime) -> dict:
     obj["currency"] = spec.currency if spec.currency else row.get(spec.currency_column)
     if spec.quantity and row.get(spec.quantity) is not None:
         obj["quantity"] = row.get(spec.quantity)
-    when = row.get(spec.time) if spec.time else None
-    obj["time"] = to_braze_value(when) if when is not None else format_braze_time(now)
-    props = {k: to_braze_value(row.get(col)) for k, col in spec.properties.items()}
-    props = {k: v for k, v in props.items() if v is not None}
-    if props:
-        obj["properties"] = props
+    _add_occurrence(obj, spec, row, now)
     return _checked(validate_purchase_object, obj, sync)
 
 
