@@ -42,7 +42,7 @@ def create_project(target: Path) -> Path:
     return target
 
 
-def edit_contacts(path: Path) -> tuple[int, int, int]:
+def edit_contacts(path: Path, rejected: set[str]) -> tuple[int, int, int]:
     """Change some loyalty points, add a few customers, drop a few: a day's worth of CRM."""
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
@@ -52,7 +52,8 @@ def edit_contacts(path: Path) -> tuple[int, int, int]:
     for row in rows[10:]:
         if changed == CHANGED_POINTS:
             break
-        if row.get("loyalty_points", "").isdigit():
+        # only rows the first run accepted, so the second run's "changed" matches this count
+        if row.get("loyalty_points", "").isdigit() and row.get("customer_id") not in rejected:
             row["loyalty_points"] = str(int(row["loyalty_points"]) + 100)
             changed += 1
     kept = rows[: len(rows) - REMOVED_CONTACTS]
@@ -84,11 +85,15 @@ def main() -> int:
         console.rule("[bold]Headwater demo")
         console.print(f"Braze-compatible sandbox on {sandbox.url}; example shop in {project_dir}")
         project = load_project(project_dir)
+        rejected: set[str] = set()
         for name in ("contacts", "orders", "rewards"):
             console.rule(f"first sync: {name}")
-            print_report(run_sync(project, name), console)
+            report = run_sync(project, name)
+            print_report(report, console)
+            if name == "contacts":
+                rejected = {str(error.row) for error in report.errors}
 
-        changed, added, removed = edit_contacts(project_dir / "data" / "contacts.csv")
+        changed, added, removed = edit_contacts(project_dir / "data" / "contacts.csv", rejected)
         console.rule("the CRM changes")
         console.print(
             f"{changed} contacts get new loyalty points, {added} are new, {removed} leave the CRM"
