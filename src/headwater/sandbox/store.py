@@ -121,19 +121,6 @@ class Store:
     def count_activity(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT kind, count(*) FROM activity GROUP BY kind"))
 
-    def reassign_activity(self, source: str, target: str) -> None:
-        self.conn.execute("UPDATE activity SET braze_id = ? WHERE braze_id = ?", (target, source))
-
-    def recent_activity(self, limit: int = 100) -> list[dict]:
-        rows = self.conn.execute(
-            "SELECT braze_id, kind, payload, received_at FROM activity ORDER BY id DESC LIMIT ?",
-            (limit,),
-        )
-        return [
-            {"braze_id": b, "kind": kind, "received_at": at, **orjson.loads(payload)}
-            for b, kind, payload, at in rows
-        ]
-
     # -- counters -----------------------------------------------------------------------
 
     def _write_counters(self) -> None:
@@ -196,9 +183,6 @@ class Store:
             "INSERT OR REPLACE INTO segments (id, doc, created_at) VALUES (?, ?, ?)",
             (segment["id"], orjson.dumps(segment), created_at),
         )
-
-    def put_send(self, send: dict) -> None:
-        self.conn.execute("INSERT INTO sends (doc) VALUES (?)", (orjson.dumps(send),))
 
     def sends(self) -> list[dict]:
         return [orjson.loads(d) for (d,) in self.conn.execute("SELECT doc FROM sends ORDER BY id")]

@@ -318,7 +318,7 @@ class UsersBackend:
             raise BrazeError(400, msg.IDENTIFY_EMPTY)
         now = datetime.now(UTC)
         touched: dict[str, dict] = {}
-        deleted: list[str] = []
+        merged: list[tuple[str, str]] = []  # (folded braze_id, kept braze_id)
         errors: list[dict] = []
         processed = 0
         for i, entry in enumerate(aliases):
@@ -336,7 +336,7 @@ class UsersBackend:
                 errors.append({"type": msg.ALIAS_NOT_FOUND, "index": i})
                 continue
             processed += self._identify(
-                source, external_id, now, touched, deleted, alias_label=alias[1]
+                source, external_id, now, touched, merged, alias_label=alias[1]
             )
         for field, index, entries in (
             ("email", self.by_email, emails),
@@ -354,16 +354,14 @@ class UsersBackend:
                 source = self._by_contact(index, value, prioritization)
                 if source is None or source.get("external_id") == external_id:
                     continue
-                processed += self._identify(source, external_id, now, touched, deleted)
-        self.store.write(
-            list(touched.values()), deleted=deleted, counters=[("requests", "users.identify", 1)]
-        )
+                processed += self._identify(source, external_id, now, touched, merged)
+        self._write_merges(touched, merged, "users.identify")
         answer: dict = {"aliases_processed": processed, "message": "success"}
         if errors:
             answer["errors"] = errors
         return answer
 
-    def _identify(self, source, external_id, now, touched, deleted, alias_label=None) -> int:
+    def _identify(self, source, external_id, now, touched, merged, alias_label=None) -> int:
         """Fold an anonymous profile into the one with ``external_id`` (or name it)."""
         target_id = self.by_external_id.get(external_id)
         if target_id is None:
@@ -381,18 +379,26 @@ class UsersBackend:
             a["alias_label"] == alias_label for a in target.get("user_aliases", [])
         ):
             return 0  # the identified user already has an alias with that label: no merge
-        self._merge(source, target, now, touched, deleted)
+        self._merge(source, target, now, touched, merged)
         return 1
 
-    def _merge(self, source: dict, target: dict, now, touched, deleted) -> None:
+    def _merge(self, source: dict, target: dict, now, touched, merged) -> None:
         self._unindex(source)
         merge_profile_into(target, source)
         target["updated_at"] = format_braze_time(now)
         self._index(target)
-        self.store.reassign_activity(source["braze_id"], target["braze_id"])
         touched.pop(source["braze_id"], None)
         touched[target["braze_id"]] = target
-        deleted.append(source["braze_id"])
+        merged.append((source["braze_id"], target["braze_id"]))
+
+    def _write_merges(self, touched: dict, merged: list[tuple[str, str]], endpoint: str) -> None:
+        """One transaction: kept profiles, folded ones gone, their events moved over."""
+        self.store.write(
+            list(touched.values()),
+            deleted=[source for source, _target in merged],
+            moved=merged,
+            counters=[("requests", endpoint, 1)],
+        )
 
     def users_delete(self, body: dict) -> dict:
         kinds = [k for k in msg.DELETE_KINDS if body.get(k) is not None]
@@ -449,16 +455,14 @@ class UsersBackend:
                     raise BrazeError(400, msg.MERGE_IDENTIFIERS)
         now = datetime.now(UTC)
         touched: dict[str, dict] = {}
-        deleted: list[str] = []
+        merged: list[tuple[str, str]] = []  # (folded braze_id, kept braze_id)
         for update in updates:
             source = self._merge_side(update["identifier_to_merge"])
             target = self._merge_side(update["identifier_to_keep"])
             if source is None or target is None or source is target:
                 continue
-            self._merge(source, target, now, touched, deleted)
-        self.store.write(
-            list(touched.values()), deleted=deleted, counters=[("requests", "users.merge", 1)]
-        )
+            self._merge(source, target, now, touched, merged)
+        self._write_merges(touched, merged, "users.merge")
         return {"message": "success"}
 
     def _merge_side(self, side: dict) -> dict | None:
