@@ -46,6 +46,7 @@ COMMIT_EVERY_ROWS = 50_000
 COMMIT_EVERY_SECONDS = 2.0
 HEARTBEAT_SECONDS = 2.0
 PREVIEW_ROWS = 5
+SHOWN_ERRORS = 20  # row errors kept on the report for display; the run record keeps all
 DIFF_BATCH_ROWS = 10_000
 KIND_OF_SYNC = {"attributes": "attributes", "events": "events", "purchases": "purchases"}
 
@@ -73,7 +74,7 @@ class SyncReport:
     seconds: float = 0.0
     error: str | None = None
     preview: list[dict] = field(default_factory=list)
-    errors: list[RowError] = field(default_factory=list)  # the first few, for display
+    errors: list[RowError] = field(default_factory=list)  # the first SHOWN_ERRORS, to display
 
     def counts(self) -> dict[str, int]:
         names = ("added", "changed", "removed", "unchanged", "rejected", "failed", "sent")
@@ -243,6 +244,15 @@ def _client_for(project: Project, sync: SyncConfig) -> BrazeClient:
     )
 
 
+def _record_errors(state, run_id: int | None, report: SyncReport, errors: list[RowError]) -> None:
+    """Store every row error with the run (one insert) and keep the first few to show."""
+    if not errors:
+        return
+    if run_id is not None:
+        runs.add_row_errors(state, run_id, errors)
+    report.errors.extend(errors[: max(SHOWN_ERRORS - len(report.errors), 0)])
+
+
 class _Run:
     """The mutable state of one run, shared by planning, sending and committing."""
 
@@ -261,10 +271,7 @@ class _Run:
     def reject(self, error: RowError, key: object) -> None:
         error.row = key
         self.report.rejected += 1
-        if len(self.report.errors) < 20:
-            self.report.errors.append(error)
-        if self.run_id is not None:
-            runs.add_row_errors(self.state, self.run_id, [(key, error.field, error.reason)])
+        _record_errors(self.state, self.run_id, self.report, [error])
 
     def items(self, diff: DiffResult) -> Iterator[TrackItem]:
         model = self.project.models[self.sync.model]
@@ -295,20 +302,16 @@ class _Run:
             runs.record_progress(self.state, self.run_id, **self.report.counts())
 
     def on_results(self, results: list[ItemResult]) -> None:
-        accepted = []
+        accepted, failed = [], []
         for result in results:
             if result.ok:
                 accepted.append(result.ref)
                 self.report.data_points += self.costs.pop(result.ref, 0)
             else:
                 self.costs.pop(result.ref, None)
-                self.report.failed += 1
-                if self.run_id is not None:
-                    runs.add_row_errors(
-                        self.state, self.run_id, [(result.ref, None, f"Braze: {result.error}")]
-                    )
-                if len(self.report.errors) < 20:
-                    self.report.errors.append(RowError(f"Braze: {result.error}", row=result.ref))
+                failed.append(RowError(f"Braze: {result.error}", row=result.ref))
+        self.report.failed += len(failed)
+        _record_errors(self.state, self.run_id, self.report, failed)
         self.report.sent += len(accepted)
         self.committer.add(accepted)
         self.tick(len(results))
@@ -325,8 +328,7 @@ class _Run:
             except (BrazeUnavailableError, BrazeRejectedError) as exc:
                 if isinstance(exc, BrazeRejectedError) and exc.status in (401, 403):
                     raise
-                for key, _ident in chunk:
-                    self.on_results([ItemResult(key, False, str(exc))])
+                self.on_results([ItemResult(key, False, str(exc)) for key, _ident in chunk])
                 continue
             self.report.requests += 1
             keys = [key for key, _ in chunk]
@@ -387,15 +389,12 @@ def run_sync(
         model = materialize_model(project, sync.model)
         engine = model.engine
         assert engine is not None
-        for rejection in model.rejected:
-            if run_id is not None:
-                runs.add_row_errors(
-                    state, run_id, [(rejection.row_key, rejection.field, rejection.reason)]
-                )
-            if len(report.errors) < 20:
-                report.errors.append(
-                    RowError(rejection.reason, row=rejection.row_key, field=rejection.field)
-                )
+        _record_errors(
+            state,
+            run_id,
+            report,
+            [RowError(r.reason, row=r.row_key, field=r.field) for r in model.rejected],
+        )
         report.rejected = model.rejected_count
         diff = compute_diff(engine, name, model.table, model.primary_key, sync.columns, full=full)
         report.full_data_points = full_resend_cost(engine, model.table, sync)
