@@ -5,21 +5,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from gateway_harness import fake_braze, make_settings, running_gateway, wait_until
+from gateway_harness import SHOP_STREAM, fake_braze, make_settings, running_gateway, wait_until
 
 from headwater.state.dead_letters import list_dead_letters, replay_dead_letters
 
 NOW = "2024-05-02T10:00:00Z"
 STREAMS = {
-    "shop": {
-        "preset": "generic",
-        "auth": {"type": "bearer", "token": "shop-token"},
-        "alias_label": "shop_email",
-        "mapping": {
-            "events": [{"email": "{{ email }}", "external_id": "{{ user }}", "name": "{{ type }}",
-                        "time": "{{ at }}"}],
-        },
-    },
+    "shop": SHOP_STREAM,
     "noresolve": {
         "preset": "generic",
         "auth": {"type": "bearer", "token": "nr-token"},

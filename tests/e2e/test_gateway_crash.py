@@ -14,10 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gateway_harness import wait_until  # noqa: E402
+from gateway_harness import wait_until
 
-from headwater.sandbox.testing import run_sandbox  # noqa: E402
-from headwater.testing import free_port  # noqa: E402
+from headwater.sandbox.testing import run_sandbox
+from headwater.testing import free_port
 
 TOTAL_EVENTS = 20_000
 EVENTS_PER_REQUEST = 25

@@ -5,22 +5,14 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from gateway_harness import make_settings, running_gateway, wait_until  # noqa: E402
+from gateway_harness import SHOP_STREAM, make_settings, running_gateway, wait_until
 
-from headwater.sandbox.testing import run_sandbox  # noqa: E402
-from headwater.state.dead_letters import list_dead_letters  # noqa: E402
+from headwater.sandbox.testing import run_sandbox
+from headwater.state.dead_letters import list_dead_letters
 
 NOW = "2024-05-02T10:00:00Z"
 STREAMS = {
-    "shop": {
-        "preset": "generic",
-        "auth": {"type": "bearer", "token": "shop-token"},
-        "alias_label": "shop_email",
-        "mapping": {
-            "events": [{"email": "{{ email }}", "external_id": "{{ user }}", "name": "{{ type }}",
-                        "time": "{{ at }}"}],
-        },
-    },
+    "shop": SHOP_STREAM,
 }  # fmt: skip
 
 

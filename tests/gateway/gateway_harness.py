@@ -190,3 +190,16 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02) -> None
 
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'state.db'}"
+
+
+# A generic stream whose events may carry only an email (identity resolution), shared by
+# the delivery tests and the end-to-end tests against the sandbox.
+SHOP_STREAM = {
+    "preset": "generic",
+    "auth": {"type": "bearer", "token": "shop-token"},
+    "alias_label": "shop_email",
+    "mapping": {
+        "events": [{"email": "{{ email }}", "external_id": "{{ user }}", "name": "{{ type }}",
+                    "time": "{{ at }}"}],
+    },
+}  # fmt: skip
