@@ -61,12 +61,12 @@ def print_report(report: SyncReport, console: Console) -> None:
     )
     if report.error:
         console.print(f"[red]error:[/] {escape(report.error)}")
-    for error in report.errors[:10]:
+    shown = report.errors[:10]
+    for error in shown:
         console.print(f"  [yellow]•[/] {escape(str(error))}")
-    if report.rejected + report.failed > len(report.errors[:10]):
-        more = report.rejected + report.failed - len(report.errors[:10])
-        if more > 0 and report.run_id:
-            console.print(f"  … and {more:,} more: headwater runs show {report.run_id}")
+    more = report.rejected + report.failed - len(shown)
+    if more > 0 and report.run_id:
+        console.print(f"  … and {more:,} more: headwater runs show {report.run_id}")
 
 
 def sync(
