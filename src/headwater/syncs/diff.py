@@ -280,12 +280,20 @@ class DiffRecord:
     fields: dict[str, Any]
 
 
-def diff_records(batch: pa.RecordBatch, columns: Sequence[str]) -> list[DiffRecord]:
-    """Turn a diff batch into records for building Braze objects (rows already diffed)."""
+def decode_batch(
+    batch: pa.RecordBatch, columns: Sequence[str]
+) -> Iterator[tuple[Any, str, dict[str, Any], set[str]]]:
+    """Per row of a diff batch: key, kind, every column's value, and the columns to send."""
     flags = {c: f.to_pylist() for c, f in changed_flags(batch, columns).items()}
     values = {c: batch.column(c).to_pylist() for c in columns}
     keys, kinds = batch.column(KEY).to_pylist(), batch.column(KIND).to_pylist()
+    for row, (key, kind) in enumerate(zip(keys, kinds, strict=True)):
+        yield key, kind, {c: values[c][row] for c in columns}, {c for c in columns if flags[c][row]}
+
+
+def diff_records(batch: pa.RecordBatch, columns: Sequence[str]) -> list[DiffRecord]:
+    """Turn a diff batch into records for building Braze objects (rows already diffed)."""
     return [
-        DiffRecord(key, kind, {c: values[c][row] for c in columns if flags[c][row]})
-        for row, (key, kind) in enumerate(zip(keys, kinds, strict=True))
+        DiffRecord(key, kind, {c: v for c, v in values.items() if c in send})
+        for key, kind, values, send in decode_batch(batch, columns)
     ]

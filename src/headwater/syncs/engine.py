@@ -29,7 +29,15 @@ from headwater.errors import ConfigError, FatalError, HeadwaterError, RowError
 from headwater.models.model import materialize_model
 from headwater.state import runs
 from headwater.state.db import open_state
-from headwater.syncs.diff import ADDED, CHANGED, REMOVED, DiffResult, changed_flags, compute_diff
+from headwater.syncs.diff import (
+    ADDED,
+    CHANGED,
+    REMOVED,
+    UNCHANGED,
+    DiffResult,
+    compute_diff,
+    decode_batch,
+)
 from headwater.syncs.mapping import (
     attributes_object,
     event_object,
@@ -150,17 +158,15 @@ def _diff_rows(
     )
     if not diff.full:
         sql += f" WHERE d.{KIND} IN ('added', 'changed', 'removed')"
+    json_columns = json_columns & set(diff.columns)
     for batch in engine.iter_arrow(sql, DIFF_BATCH_ROWS):
-        flags = {c: f.to_pylist() for c, f in changed_flags(batch, diff.columns).items()}
-        values = {c: batch.column(c).to_pylist() for c in diff.columns}
-        for column in json_columns & set(values):
-            values[column] = [orjson.loads(v) if isinstance(v, str) else v for v in values[column]]
-        keys, kinds = batch.column(KEY).to_pylist(), batch.column(KIND).to_pylist()
-        for i, key in enumerate(keys):
-            row = {c: values[c][i] for c in diff.columns}
+        for key, kind, row, send in decode_batch(batch, diff.columns):
+            for column in json_columns:
+                if isinstance(row[column], str):
+                    row[column] = orjson.loads(row[column])
             # With --full, unchanged rows come with every bit set: resend them as changed.
-            row["__key"], row["__kind"] = key, CHANGED if kinds[i] == "unchanged" else kinds[i]
-            row["__changed"] = {c for c in diff.columns if flags[c][i]}
+            row["__key"], row["__kind"] = key, CHANGED if kind == UNCHANGED else kind
+            row["__changed"] = send
             yield row
 
 
