@@ -21,6 +21,8 @@ from headwater.braze.values import GENDERS
 
 # Standard fields that cost no data point (subscription state, push tokens).
 FREE_FIELDS = frozenset({"email_subscribe", "push_subscribe", "subscription_groups", "push_tokens"})
+# ...and with ``bio`` (which Braze ignores): every standard field that costs nothing.
+NO_DATA_POINT_FIELDS = FREE_FIELDS | {"bio"}
 TIME_FIELDS = frozenset(
     {"date_of_first_session", "date_of_last_session", "marked_email_as_spam_at"}
 )
@@ -251,7 +253,7 @@ def apply_attributes(
             continue
         if key in STANDARD_FIELDS:
             _set_standard(profile, key, value)
-            spent = 0 if key in FREE_FIELDS or key == "bio" else 1
+            spent = 0 if key in NO_DATA_POINT_FIELDS else 1
         elif type(value) in _PLAIN_NUMBERS:  # the common case, without a call
             attrs[key] = value
             spent = 1
@@ -376,7 +378,7 @@ def count_data_points(kind: str, obj: dict) -> int:
             isinstance(value, list) and any(isinstance(v, dict) for v in value)
         ):
             return apply_attributes({"custom_attributes": {}}, obj, now=_EPOCH)
-        if key not in CONTROL_KEYS and key not in FREE_FIELDS and key != "bio":
+        if key not in CONTROL_KEYS and key not in NO_DATA_POINT_FIELDS:
             flat += 1
     return flat
 
