@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from headwater.cli.app import app
 from headwater.state.db import open_state
-from headwater.state.dead_letters import park_rows
+from headwater.state.dead_letters import park_objects
 from headwater.state.keys import KeyRing, hash_key, list_keys
 from headwater.state.outbox import Outbox, OutboxEntry
 
@@ -60,14 +60,14 @@ def test_dlq_list_and_replay(tmp_path, monkeypatch):
     engine = open_state(f"sqlite:///{tmp_path / '.headwater' / 'state.db'}")
     box = Outbox(engine)
     asyncio.run(box.enqueue([OutboxEntry("extole", "braze", "events", b'{"name":"e"}')] * 3))
-    rows = box.claim("braze", 10)
+    (row,) = box.claim("braze", 10)
     with engine.begin() as conn:
-        box.ack([r.id for r in rows], conn)
-        park_rows(conn, [(r, f"rejected {r.id}") for r in rows])
+        box.ack([row.id], conn)
+        park_objects(conn, [(row, obj, f"rejected {n}") for n, obj in enumerate(row.decode())])
     runner = CliRunner()
     listed = runner.invoke(app, ["dlq", "list", "--json", *project])
     letters = json.loads(listed.output)
-    assert [d["reason"] for d in letters] == [f"rejected {r.id}" for r in rows]
+    assert [d["reason"] for d in letters] == [f"rejected {n}" for n in range(3)]
     assert letters[0]["object"] == {"name": "e"}
     one = runner.invoke(app, ["dlq", "replay", str(letters[0]["id"]), *project])
     assert one.exit_code == 0 and "Replayed 1" in one.output

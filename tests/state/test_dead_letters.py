@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from headwater.state.db import open_state
-from headwater.state.dead_letters import list_dead_letters, park_rows, replay_dead_letters
+from headwater.state.dead_letters import list_dead_letters, park_objects, replay_dead_letters
 from headwater.state.outbox import Outbox, OutboxEntry
 
 
@@ -13,10 +13,11 @@ def test_parked_rows_are_listed_with_reason_and_replayed_once(tmp_path):
     engine = open_state(f"sqlite:///{tmp_path / 'state.db'}")
     box = Outbox(engine)
     asyncio.run(box.enqueue([OutboxEntry("extole", "braze", "events", b'{"name":"x"}')] * 2))
-    rows = box.claim("braze", 10)
+    (row,) = box.claim("braze", 10)  # both objects share one row
+    first, second = row.decode()
     with engine.begin() as conn:
-        box.ack([r.id for r in rows], conn)
-        park_rows(conn, [(rows[0], "bad value"), (rows[1], "failed 8 times")])
+        box.ack([row.id], conn)
+        park_objects(conn, [(row, first, "bad value"), (row, second, "failed 8 times")])
     letters = list_dead_letters(engine)
     assert [(d.stream, d.reason, d.payload) for d in letters] == [
         ("extole", "bad value", b'{"name":"x"}'),

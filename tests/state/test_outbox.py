@@ -1,5 +1,6 @@
-"""The outbox commits before answering, groups concurrent commits, hands each row to one
-worker at a time (on SQLite and PostgreSQL), and drops re-posted events within the window."""
+"""The outbox commits before answering, groups concurrent commits, packs objects into rows
+of at most 75, hands each row to one worker at a time (on SQLite and PostgreSQL), gives
+rows back trimmed to what is left, and drops re-posted events within the window."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 import pytest
 
 from headwater.state.db import open_state
-from headwater.state.outbox import Outbox, OutboxEntry
+from headwater.state.outbox import Outbox, OutboxEntry, Retry
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -38,7 +39,41 @@ def test_concurrent_requests_share_group_commits_and_each_is_committed_when_answ
     seen = asyncio.run(main())
     assert min(seen) >= 1 and outbox.depth() == 200
     assert outbox.commits < 200  # grouped
+    rows = outbox.claim("braze", 1000)
+    assert len(rows) < 200  # a group commit packs its requests' objects into shared rows
+    objects = [obj["n"] for row in rows for obj in row.decode()]
+    assert sorted(objects) == list(range(200))
+    assert all(1 <= row.objects == len(row.decode()) <= 75 for row in rows)
     outbox.close()
+
+
+def test_rows_hold_one_kind_for_one_stream_and_destination(state_url):
+    box = Outbox(open_state(state_url))
+    entries = [
+        OutboxEntry("a", "braze", "events", b'{"n":1}'),
+        OutboxEntry("a", "braze", "attributes", b'{"n":2}'),
+        OutboxEntry("b", "braze", "events", b'{"n":3}'),
+        OutboxEntry("a", "test", "events", b'{"n":4}'),
+        OutboxEntry("a", "braze", "events", b'{"n":5}'),
+    ]
+    asyncio.run(box.enqueue(entries))
+    rows = box.claim("braze", 100)
+    shapes = sorted((r.stream, r.kind, [o["n"] for o in r.decode()]) for r in rows)
+    assert shapes == [("a", "attributes", [2]), ("a", "events", [1, 5]), ("b", "events", [3])]
+    assert [o["n"] for r in box.claim("test", 100) for o in r.decode()] == [4]
+    box.close()
+
+
+def test_a_claim_takes_whole_rows_up_to_the_object_limit(state_url):
+    box = Outbox(open_state(state_url))
+    asyncio.run(box.enqueue([_entry(i) for i in range(75 * 3 + 10)]))  # rows: 75, 75, 75, 10
+    first = box.claim("braze", 160)
+    assert [r.objects for r in first] == [75, 75]  # a third row would pass 160
+    second = box.claim("braze", 5)
+    assert [r.objects for r in second] == [75]  # at least one row, whatever its size
+    third = box.claim("braze", 1000)
+    assert [r.objects for r in third] == [10]
+    box.close()
 
 
 def test_a_row_is_claimed_by_one_worker_until_its_lease_expires(state_url):
@@ -50,7 +85,7 @@ def test_a_row_is_claimed_by_one_worker_until_its_lease_expires(state_url):
 
     def drain(box, out):
         while rows := box.claim("braze", 25):
-            out.extend(r.id for r in rows)
+            out.extend(o["n"] for r in rows for o in r.decode())
 
     threads = [
         threading.Thread(target=drain, args=(b, c))
@@ -65,7 +100,7 @@ def test_a_row_is_claimed_by_one_worker_until_its_lease_expires(state_url):
     assert first.claim("braze", 10) == []  # all leased
     time.sleep(0.6)
     again = first.claim("braze", 1000)
-    assert len(again) == 300  # leases expired: a crashed worker's rows come back
+    assert sum(r.objects for r in again) == 300  # leases expired: a crashed worker's rows come back
     first.ack([r.id for r in again])
     assert first.depth() == 0
     for box in (writer, first, second):
@@ -76,11 +111,23 @@ def test_released_rows_wait_for_their_backoff_and_count_attempts(state_url):
     box = Outbox(open_state(state_url))
     asyncio.run(box.enqueue([_entry(1)]))
     (row,) = box.claim("braze", 10)
-    box.release({row.id: ("503 injected", 0.3)})
+    box.release({row.id: Retry("503 injected", 0.3)})
     assert box.claim("braze", 10) == []
     time.sleep(0.35)
     (again,) = box.claim("braze", 10)
     assert again.attempts == 1
+    box.close()
+
+
+def test_a_row_given_back_keeps_only_the_objects_left_to_send(state_url):
+    box = Outbox(open_state(state_url))
+    asyncio.run(box.enqueue([_entry(i) for i in range(5)]))
+    (row,) = box.claim("braze", 10)
+    left = [o for o in row.decode() if o["n"] in (1, 3)]
+    box.release({row.id: Retry("429 storm", 0, remaining=left)})
+    (again,) = box.claim("braze", 10)
+    assert again.decode() == [{"n": 1}, {"n": 3}] and again.objects == 2
+    assert again.attempts == 1 and box.depth() == 2
     box.close()
 
 

@@ -47,6 +47,7 @@ class ItemResult:
     ref: Any
     ok: bool
     error: str | None = None
+    retriable: bool = False  # not delivered for now (rate limits, outages): worth another try
 
 
 @dataclass(slots=True)

@@ -456,7 +456,9 @@ class _TrackRun:
                 if attempt >= client.max_attempts:
                     reason = f"gave up after {attempt} attempts: {_describe(answer)}"
                     log.warning("Braze /users/track %s (%d objects)", reason, len(batch))
-                    await self.report([ItemResult(i.ref, False, reason) for i in batch.items()])
+                    await self.report(
+                        [ItemResult(i.ref, False, reason, retriable=True) for i in batch.items()]
+                    )
                     break
                 self.summary.retries += 1
                 delay = client._retry_delay(attempt, answer)

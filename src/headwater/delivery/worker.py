@@ -2,17 +2,19 @@
 
 One worker per destination per ``serve`` process. A round leases up to ``claim_size``
 rows, resolves email-only identities, drops unchanged attributes, and hands the objects to
-``BrazeClient.track`` (75 per request, under the shared rate-limit governor). As each
-request completes, its objects are settled in one transaction:
+``BrazeClient.track`` (75 per request, under the shared rate-limit governor). Each object
+gets its own outcome, committed in groups as requests complete:
 
-* accepted -> deleted from the outbox, their attribute values remembered for dedupe;
+* accepted -> gone from the outbox, its attribute values remembered for dedupe;
 * rejected by Braze for that object (a bad value) -> parked in the dead-letter queue;
-* not delivered (429/5xx after the client's retries, timeouts, 401/403) -> released with
-  backoff; after ``max_attempts`` rounds they are parked too, with the last error.
+* not delivered (429/5xx after the client's retries, timeouts, 401/403) -> given back
+  with backoff; after ``max_attempts`` rounds it is parked too, with the last error.
 
-Rows stay leased (and the lease is extended) while their request is in flight, so a
-crash leaves them to be picked up again after the lease: delivery is at-least-once, and a
-duplicate can only come from the batch that was in flight when the process died.
+A row (up to 75 objects) leaves the outbox when all its objects are settled, or comes back
+holding only the objects still to send. Rows stay leased (and the lease is extended) while
+their objects are in flight, so a crash leaves them to be picked up again after the lease:
+delivery is at-least-once, and a duplicate can only come from rows that were in flight when
+the process died.
 """
 
 from __future__ import annotations
@@ -23,8 +25,6 @@ import logging
 import random
 from collections import Counter
 
-import orjson
-
 from headwater.braze.batching import ItemResult, TrackItem
 from headwater.braze.client import BrazeClient
 from headwater.braze.errors import BrazeRejectedError
@@ -33,8 +33,8 @@ from headwater.delivery.dedupe import AttributeDeduper, user_key
 from headwater.errors import HeadwaterError
 from headwater.server.hub import GATEWAY_STREAM
 from headwater.server.settings import DeliverySettings, DestinationSettings
-from headwater.state.dead_letters import park_rows
-from headwater.state.outbox import OPT_DEDUPE_ATTRIBUTES, OPT_RESOLVE_EMAIL, OutboxRow
+from headwater.state.dead_letters import park_objects
+from headwater.state.outbox import OPT_DEDUPE_ATTRIBUTES, OPT_RESOLVE_EMAIL, OutboxRow, Retry
 from headwater.streams.identity import IdentityResolver, attach, needs_resolution
 
 log = logging.getLogger("headwater.delivery")
@@ -42,11 +42,6 @@ log = logging.getLogger("headwater.delivery")
 CLIENT_ATTEMPTS = 3  # retries inside one round; the outbox's backoff takes over after
 ROUNDS_IN_FLIGHT = 2
 SETTLE_OBJECTS = 300  # delivered objects acknowledged per outbox commit
-GAVE_UP_PREFIX = "gave up after"
-
-
-def _transient(error: str | None) -> bool:
-    return bool(error) and error.startswith(GAVE_UP_PREFIX)
 
 
 class DeliveryWorker:
@@ -111,7 +106,10 @@ class DeliveryWorker:
             task = asyncio.get_running_loop().create_task(self._round(rows))
             self._rounds.add(task)
             task.add_done_callback(self._rounds.discard)
-            if len(rows) < MAX_OBJECTS_PER_REQUEST and self.settings.linger_seconds:
+            if (
+                sum(r.objects for r in rows) < MAX_OBJECTS_PER_REQUEST
+                and self.settings.linger_seconds
+            ):
                 await asyncio.sleep(self.settings.linger_seconds)
 
     async def _round(self, rows: list[OutboxRow]) -> None:
@@ -122,7 +120,7 @@ class DeliveryWorker:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(
                     self.hub.outbox.release,
-                    {r.id: (f"{type(exc).__name__}", self._backoff(r.attempts)) for r in rows},
+                    {r.id: Retry(type(exc).__name__, self._backoff(r.attempts)) for r in rows},
                 )
         finally:
             self._slots.release()
@@ -137,162 +135,225 @@ class DeliveryWorker:
     # ---- one round ---------------------------------------------------------------------
 
     async def deliver(self, rows: list[OutboxRow]) -> None:
-        """Send ``rows`` and settle every one of them (delivered, parked or released)."""
-        by_id = {row.id: row for row in rows}
-        unsettled = set(by_id)
-        counters: Counter = Counter()
-        objects: dict[int, dict] = {}
-        failures: dict[int, tuple[str, float]] = {}
-        poison: list[tuple[OutboxRow, str]] = []
-        skipped: list[int] = []
-
-        for row in rows:
-            objects[row.id] = orjson.loads(row.payload)
-
-        await self._resolve_identities(rows, objects, failures)
-        self._drop_unchanged(rows, objects, counters, skipped, failures)
-
+        """Send the objects of ``rows`` and settle every one (delivered, parked or given
+        back); a row leaves the outbox once all its objects are settled."""
+        batch = _Round(rows)
+        await self._resolve_identities(batch)
+        self._drop_unchanged(batch)
         items = [
-            TrackItem(row.kind, objects[row.id], row.id)
-            for row in rows
-            if row.id not in failures and row.id not in skipped
+            TrackItem(state.row.kind, state.sending[index], (state, index))
+            for state in batch.states
+            for index in sorted(state.sending)
         ]
-        if skipped or counters:
-            await asyncio.to_thread(self._settle, skipped, [], [], counters)
-            unsettled.difference_update(skipped)
-            counters = Counter()
-
-        settled_later: dict = {"delivered": [], "parked": [], "counters": Counter()}
-
-        async def flush() -> None:
-            delivered, parked = settled_later["delivered"], settled_later["parked"]
-            local = settled_later["counters"]
-            if not delivered and not parked:
-                return
-            settled_later.update(delivered=[], parked=[], counters=Counter())
-            sent = [objects[i] for i in delivered if by_id[i].kind == "attributes"
-                    and by_id[i].options & OPT_DEDUPE_ATTRIBUTES]  # fmt: skip
-            await asyncio.to_thread(self._settle, delivered, parked, sent, local)
-            unsettled.difference_update(delivered)
-            unsettled.difference_update(row.id for row, _ in parked)
+        if batch.finished_rows():
+            await self._settle(batch)
 
         async def on_results(results: list[ItemResult]) -> None:
             for result in results:
-                row = by_id[result.ref]
+                state, index = result.ref
                 if result.ok:
-                    settled_later["delivered"].append(row.id)
-                    settled_later["counters"][(row.stream, "delivered")] += 1
-                elif _transient(result.error):
-                    failures[row.id] = (result.error or "", self._backoff(row.attempts))
+                    state.delivered(index)
+                elif result.retriable:
+                    state.failed(index, result.error or "not delivered")
                 else:
-                    settled_later["parked"].append((row, result.error or "rejected by Braze"))
-                    settled_later["counters"][(row.stream, "dead_lettered")] += 1
-            # Shown in the inspector: the first object of each request, as sent.
-            first = next((r for r in results if r.ok), None)
-            if first is not None:
-                row = by_id[first.ref]
-                gateway = row.stream.startswith(GATEWAY_STREAM + ":")
-                self.hub.inspector.record(
-                    GATEWAY_STREAM if gateway else row.stream,
-                    "out",
-                    {row.kind: [objects[row.id]]},
-                    destination=self.destination.name,
-                )
-            # Settled in groups: one commit per SETTLE_OBJECTS objects, not per request.
-            if len(settled_later["delivered"]) + len(settled_later["parked"]) >= SETTLE_OBJECTS:
-                await flush()
+                    state.park(index, result.error or "rejected by Braze")
+            self._show_sent(results)
+            # Settled in groups, not once per request: a commit per SETTLE_OBJECTS objects.
+            if batch.outcomes >= SETTLE_OBJECTS:
+                await self._settle(batch)
 
-        renew = asyncio.get_running_loop().create_task(self._keep_leases(unsettled))
+        renew = asyncio.get_running_loop().create_task(self._keep_leases(batch))
         try:
             if items:
                 await self.client.track(items, on_results=on_results)
         except BrazeRejectedError as exc:
             log.error("destination %s refused the key: %s", self.destination.name, exc)
-            for row_id in unsettled:
-                failures.setdefault(row_id, (str(exc), self._backoff(by_id[row_id].attempts)))
+            batch.fail_open(str(exc))
         except HeadwaterError as exc:
-            for row_id in unsettled:
-                failures.setdefault(row_id, (str(exc), self._backoff(by_id[row_id].attempts)))
+            batch.fail_open(str(exc))
         finally:
             renew.cancel()
-            await flush()
-        for row_id in list(unsettled):
-            if row_id not in failures:
-                failures[row_id] = ("no result from Braze", self._backoff(by_id[row_id].attempts))
-        pending = {i: f for i, f in failures.items() if i in unsettled}
-        for row_id, (reason, _delay) in list(pending.items()):
-            row = by_id[row_id]
-            if row.attempts + 1 >= self.settings.max_attempts:
-                poison.append((row, f"failed {row.attempts + 1} times; last error: {reason}"))
-                del pending[row_id]
-        if poison:
-            local = Counter((row.stream, "dead_lettered") for row, _ in poison)
-            await asyncio.to_thread(self._settle, [], poison, [], local)
-        if pending:
-            await asyncio.to_thread(self.hub.outbox.release, pending)
+        batch.fail_open("no result from Braze")
+        await self._settle(batch)
 
-    async def _resolve_identities(self, rows, objects, failures) -> None:
-        wanted: dict[int, str] = {}
-        for row in rows:
-            if row.options & OPT_RESOLVE_EMAIL:
-                email = needs_resolution(objects[row.id])
-                if email:
-                    wanted[row.id] = email
+    def _show_sent(self, results: list[ItemResult]) -> None:
+        """The inspector shows the first object of each request, as it was sent."""
+        first = next((r for r in results if r.ok), None)
+        if first is None:
+            return
+        state, index = first.ref
+        row = state.row
+        gateway = row.stream.startswith(GATEWAY_STREAM + ":")
+        self.hub.inspector.record(
+            GATEWAY_STREAM if gateway else row.stream,
+            "out",
+            {row.kind: [state.sending[index]]},
+            destination=self.destination.name,
+        )
+
+    async def _resolve_identities(self, batch: _Round) -> None:
+        wanted: list[tuple[_RowState, int, str]] = []
+        for state in batch.states:
+            if state.row.options & OPT_RESOLVE_EMAIL:
+                for index, obj in state.sending.items():
+                    email = needs_resolution(obj)
+                    if email:
+                        wanted.append((state, index, email))
         if not wanted:
             return
-        labels = {}
-        for row_id, _email in wanted.items():
-            stream = self.hub.settings.streams.get(next(r.stream for r in rows if r.id == row_id))
-            labels[row_id] = stream.alias_label if stream else "email"
 
-        async def one(row_id: int, email: str) -> None:
-            row_kind = next(r.kind for r in rows if r.id == row_id)
+        async def one(state: _RowState, index: int, email: str) -> None:
+            stream = self.hub.settings.streams.get(state.row.stream)
+            label = stream.alias_label if stream else "email"
             try:
-                identity = await self.identity.resolve(email, labels[row_id])
+                identity = await self.identity.resolve(email, label)
             except HeadwaterError as exc:
-                attempts = next(r.attempts for r in rows if r.id == row_id)
-                failures[row_id] = (f"identity lookup failed: {exc}", self._backoff(attempts))
+                state.failed(index, f"identity lookup failed: {exc}")
                 return
-            objects[row_id] = attach(objects[row_id], row_kind, identity)
+            state.sending[index] = attach(state.sending[index], state.row.kind, identity)
 
-        await asyncio.gather(*(one(i, e) for i, e in wanted.items()))
+        await asyncio.gather(*(one(*w) for w in wanted))
 
-    def _drop_unchanged(self, rows, objects, counters, skipped, failures) -> None:
+    def _drop_unchanged(self, batch: _Round) -> None:
         candidates = [
-            row for row in rows
-            if row.kind == "attributes" and row.options & OPT_DEDUPE_ATTRIBUTES
-            and row.id not in failures
+            state for state in batch.states
+            if state.row.kind == "attributes" and state.row.options & OPT_DEDUPE_ATTRIBUTES
         ]  # fmt: skip
         if not candidates:
             return
-        self.dedupe.load(u for u in (user_key(objects[r.id]) for r in candidates) if u)
-        for row in candidates:
-            kept, saved = self.dedupe.filter(objects[row.id])
-            if saved:
-                counters[(row.stream, "data_points_saved")] += saved
-            if kept is None:
-                skipped.append(row.id)
-                counters[(row.stream, "objects_skipped_unchanged")] += 1
+        self.dedupe.load(
+            u for state in candidates for u in map(user_key, state.sending.values()) if u
+        )
+        for state in candidates:
+            for index, obj in list(state.sending.items()):
+                kept, saved = self.dedupe.filter(obj)
+                if saved:
+                    batch.counters[(state.row.stream, "data_points_saved")] += saved
+                if kept is None:
+                    batch.counters[(state.row.stream, "objects_skipped_unchanged")] += 1
+                    state.skipped(index)
+                else:
+                    state.sending[index] = kept
+
+    async def _settle(self, batch: _Round) -> None:
+        """Commit what is known: finished rows leave (or come back trimmed for a retry),
+        rejected objects are parked, sent attribute values remembered, counters moved."""
+        finished = batch.finished_rows()
+        if not finished and not batch.counters:
+            return
+        done: list[int] = []
+        retries: dict[int, Retry] = {}
+        letters: list[tuple[OutboxRow, dict, str]] = []
+        sent: list[dict] = []
+        counters, batch.counters = batch.counters, Counter()
+        for state in finished:
+            row = state.row
+            letters.extend((row, state.objects[i], reason) for i, reason in state.rejected)
+            if state.sent:
+                counters[(row.stream, "delivered")] += len(state.sent)
+            if row.kind == "attributes" and row.options & OPT_DEDUPE_ATTRIBUTES:
+                sent.extend(state.sending[i] for i in state.sent)
+            if not state.failures:
+                done.append(row.id)
+            elif row.attempts + 1 >= self.settings.max_attempts:
+                done.append(row.id)
+                letters.extend(
+                    (row, state.objects[i], f"failed {row.attempts + 1} times; last error: {why}")
+                    for i, why in sorted(state.failures.items())
+                )
             else:
-                objects[row.id] = kept
+                remaining = [state.objects[i] for i in sorted(state.failures)]
+                whole = len(remaining) == len(state.objects)
+                retries[row.id] = Retry(
+                    next(iter(state.failures.values())),
+                    self._backoff(row.attempts),
+                    None if whole else remaining,
+                )
+        for row, _obj, _reason in letters:
+            counters[(row.stream, "dead_lettered")] += 1
+        await asyncio.to_thread(self._commit, done, retries, letters, sent, counters)
+        batch.settled(finished)
+        self.delivered += sum(len(state.sent) for state in finished)
+        self.parked += len(letters)
 
-    def _settle(self, delivered, parked, sent_attributes, counters) -> None:
-        """One transaction: delivered rows leave, poison rows move to the dead-letter
-        queue, accepted attribute values are remembered, counters move."""
+    def _commit(self, done, retries, letters, sent, counters) -> None:
         with self.hub.engine.begin() as conn:
-            self.hub.outbox.ack([*delivered, *(row.id for row, _ in parked)], conn)
-            park_rows(conn, parked)
-            self.dedupe.record(conn, sent_attributes)
+            self.hub.outbox.ack(done, conn)
+            self.hub.outbox.release(retries, conn)
+            park_objects(conn, letters)
+            self.dedupe.record(conn, sent)
             self.hub.counters.add(counters, conn)
-        self.delivered += len(delivered)
-        self.parked += len(parked)
 
-    async def _keep_leases(self, unsettled: set[int]) -> None:
+    async def _keep_leases(self, batch: _Round) -> None:
         interval = max(0.2, self.hub.outbox.lease_seconds / 3)
         while True:
             await asyncio.sleep(interval)
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(self.hub.outbox.extend_lease, list(unsettled))
+                await asyncio.to_thread(self.hub.outbox.extend_lease, batch.open_row_ids())
+
+
+class _RowState:
+    """One leased row during a round: its objects as stored, as they will be sent, and
+    the outcome of each."""
+
+    __slots__ = ("row", "objects", "sending", "open", "sent", "rejected", "failures")
+
+    def __init__(self, row: OutboxRow):
+        self.row = row
+        self.objects: list[dict] = row.decode()
+        self.sending: dict[int, dict] = dict(enumerate(self.objects))
+        self.open = set(self.sending)
+        self.sent: list[int] = []
+        self.rejected: list[tuple[int, str]] = []  # -> dead-letter queue
+        self.failures: dict[int, str] = {}  # -> another try later
+
+    def delivered(self, index: int) -> None:
+        self.open.discard(index)
+        self.sent.append(index)
+
+    def park(self, index: int, reason: str) -> None:
+        self.open.discard(index)
+        self.rejected.append((index, reason))
+
+    def failed(self, index: int, error: str) -> None:
+        self.open.discard(index)
+        self.sending.pop(index, None)
+        self.failures.setdefault(index, error)
+
+    def skipped(self, index: int) -> None:
+        """Nothing to send (every attribute unchanged): settled as it is."""
+        self.open.discard(index)
+        self.sending.pop(index, None)
+
+
+class _Round:
+    """The rows of one claim and what has been settled of them so far."""
+
+    def __init__(self, rows: list[OutboxRow]):
+        self.states = [_RowState(row) for row in rows]
+        self.counters: Counter = Counter()
+        self._settled: set[int] = set()
+
+    @property
+    def outcomes(self) -> int:
+        """Objects with an outcome in rows not yet settled."""
+        return sum(
+            len(s.objects) - len(s.open) for s in self.states if s.row.id not in self._settled
+        )
+
+    def finished_rows(self) -> list[_RowState]:
+        return [s for s in self.states if not s.open and s.row.id not in self._settled]
+
+    def settled(self, states: list[_RowState]) -> None:
+        self._settled.update(s.row.id for s in states)
+
+    def fail_open(self, error: str) -> None:
+        for state in self.states:
+            for index in list(state.open):
+                state.failed(index, error)
+
+    def open_row_ids(self) -> list[int]:
+        return [s.row.id for s in self.states if s.row.id not in self._settled]
 
 
 async def start_workers(hub) -> list[DeliveryWorker]:

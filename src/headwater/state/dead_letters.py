@@ -2,7 +2,7 @@
 
 A dead letter keeps the object exactly as it would be sent plus the reason, so a user can
 read why it failed, fix the cause (a key, a permission, a mapping) and replay it: replay
-puts the object back in the outbox as a new row and marks the letter replayed.
+puts the object back in the outbox (a row of one) and marks the letter replayed.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
 from sqlalchemy import (
     Column,
     Engine,
@@ -57,10 +58,10 @@ class DeadLetter:
     replayed_at: float | None
 
 
-def park_rows(conn, rows: Sequence[tuple[OutboxRow, str]]) -> None:
-    """Move outbox rows to the dead-letter queue inside the caller's transaction (the
-    caller deletes them from the outbox in the same transaction)."""
-    if not rows:
+def park_objects(conn, letters: Sequence[tuple[OutboxRow, dict, str]]) -> None:
+    """Park objects of outbox rows (row, object, reason) inside the caller's transaction;
+    the caller removes them from the outbox in the same transaction."""
+    if not letters:
         return
     now = time.time()
     conn.execute(
@@ -71,13 +72,13 @@ def park_rows(conn, rows: Sequence[tuple[OutboxRow, str]]) -> None:
                 "stream": row.stream,
                 "destination": row.destination,
                 "kind": row.kind,
-                "payload": row.payload,
+                "payload": orjson.dumps(obj),
                 "options": row.options,
                 "reason": reason[:4000],
                 "attempts": row.attempts + 1,
                 "parked_at": now,
             }
-            for row, reason in rows
+            for row, obj, reason in letters
         ],
     )
 
@@ -125,7 +126,8 @@ def replay_dead_letters(engine: Engine, ids: Sequence[int] | None = None) -> int
                     "stream": r.stream,
                     "destination": r.destination,
                     "kind": r.kind,
-                    "payload": r.payload,
+                    "payload": b"[" + r.payload + b"]",
+                    "objects": 1,
                     "options": r.options,
                     "enqueued_at": now,
                     "available_at": now,

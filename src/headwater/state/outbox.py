@@ -3,8 +3,14 @@
 Intake answers 2xx only after its objects are committed here. Commits are grouped: every
 request waiting while one transaction runs joins the next one, so a burst of concurrent
 requests costs one fsync instead of hundreds, and no request is answered before its own
-commit. One row is one Braze object (an attributes, event or purchase object), so delivery
-can pack objects from many small requests into full 75-object batches.
+commit.
+
+A row holds up to 75 Braze objects of one kind for one stream and destination, as a JSON
+array: the objects of every request in a group commit are packed together. Writing,
+leasing and deleting one row per object made the state store the gateway's bottleneck
+(a full post cost 75 inserts, 75 lease updates and 75 deletes); a row per batch costs one
+of each. Delivery still settles every object on its own: a row whose objects partly
+failed is rewritten with just those objects.
 
 Claiming is a lease: ``lease_until`` marks rows as taken by one worker. On PostgreSQL the
 claim uses ``FOR UPDATE SKIP LOCKED`` so several ``serve`` processes share the outbox
@@ -21,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -50,6 +57,7 @@ OPT_DEDUPE_ATTRIBUTES = 1
 OPT_RESOLVE_EMAIL = 2
 
 SEEN_KEYS_PER_STATEMENT = 500
+OBJECTS_PER_ROW = 75  # one Braze request's worth of one kind
 _ID = BigInteger().with_variant(Integer, "sqlite")
 
 outbox = Table(
@@ -59,7 +67,8 @@ outbox = Table(
     Column("stream", String(200), nullable=False),
     Column("destination", String(200), nullable=False),
     Column("kind", String(16), nullable=False),  # attributes | events | purchases
-    Column("payload", LargeBinary, nullable=False),  # the Braze object, JSON
+    Column("payload", LargeBinary, nullable=False),  # the Braze objects, a JSON array
+    Column("objects", Integer, nullable=False),  # how many objects the array holds
     Column("options", Integer, nullable=False, default=0),
     Column("enqueued_at", Float, nullable=False),
     Column("available_at", Float, nullable=False),
@@ -81,7 +90,7 @@ seen_events = Table(
 
 @dataclass(slots=True)
 class OutboxEntry:
-    """One Braze object on its way to a destination."""
+    """One Braze object on its way to a destination (``payload`` is its JSON)."""
 
     stream: str
     destination: str
@@ -93,14 +102,30 @@ class OutboxEntry:
 
 @dataclass(slots=True)
 class OutboxRow:
+    """A leased row: ``payload`` is a JSON array of ``objects`` Braze objects."""
+
     id: int
     stream: str
     destination: str
     kind: str
     payload: bytes
+    objects: int
     options: int
     attempts: int
     enqueued_at: float
+
+    def decode(self) -> list[dict]:
+        return orjson.loads(self.payload)
+
+
+@dataclass(slots=True)
+class Retry:
+    """A leased row going back for a later try: why, when, and (when only some of its
+    objects failed) the objects left to send."""
+
+    error: str
+    delay: float
+    remaining: list[dict] | None = None  # None: the whole row
 
 
 @dataclass
@@ -138,8 +163,8 @@ class Outbox:
         self._listeners: list[asyncio.Event] = []
         self.commits = 0  # transactions run, for the benchmark's group-commit ratio
         mark = "%s" if self.dialect == "postgresql" else "?"
-        columns = ("stream", "destination", "kind", "payload", "options", "enqueued_at",
-                   "available_at", "attempts")  # fmt: skip
+        columns = ("stream", "destination", "kind", "payload", "objects", "options",
+                   "enqueued_at", "available_at", "attempts")  # fmt: skip
         self._insert_sql = (
             f"INSERT INTO outbox ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
         )
@@ -194,7 +219,7 @@ class Outbox:
         keys = {e.dedupe_key for p in group for e in p.entries if e.dedupe_key}
         with self.engine.begin() as conn:
             fresh = self._claim_keys(conn, keys, now) if keys else set()
-            rows: list[tuple] = []
+            batches: dict[tuple[str, str, str, int], list[bytes]] = {}
             dropped: list[int] = []
             for pending in group:
                 count = 0
@@ -204,11 +229,15 @@ class Outbox:
                             count += 1
                             continue
                         fresh.discard(entry.dedupe_key)  # a second copy in this group
-                    rows.append(
-                        (entry.stream, entry.destination, entry.kind, entry.payload,
-                         entry.options, now, now, 0)
-                    )  # fmt: skip
+                    key = (entry.stream, entry.destination, entry.kind, entry.options)
+                    batches.setdefault(key, []).append(entry.payload)
                 dropped.append(count)
+            rows = [
+                (stream, destination, kind, b"[" + b",".join(chunk) + b"]", len(chunk),
+                 options, now, now, 0)
+                for (stream, destination, kind, options), payloads in batches.items()
+                for chunk in _chunks(payloads, OBJECTS_PER_ROW)
+            ]  # fmt: skip
             if rows:
                 # Straight to the driver's executemany: this is the hottest statement of
                 # intake, and SQLAlchemy's per-row parameter processing doubled its cost.
@@ -253,36 +282,53 @@ class Outbox:
     # ---- delivery side -----------------------------------------------------------------
 
     def claim(self, destination: str, limit: int) -> list[OutboxRow]:
-        """Lease up to ``limit`` ready rows of one destination, oldest first."""
+        """Lease the oldest ready rows of one destination, up to ``limit`` objects (at
+        least one row, whatever its size)."""
         now = time.time()
         ready = (
-            select(outbox.c.id)
+            select(outbox.c.id, outbox.c.objects)
             .where(
                 outbox.c.destination == destination,
                 outbox.c.available_at <= now,
                 (outbox.c.lease_until.is_(None)) | (outbox.c.lease_until < now),
             )
             .order_by(outbox.c.id)
-            .limit(limit)
-        )
-        if self.dialect == "postgresql":
-            ready = ready.with_for_update(skip_locked=True)
-        stmt = (
-            update(outbox)
-            .where(outbox.c.id.in_(ready.scalar_subquery()))
-            .values(lease_owner=self.owner, lease_until=now + self.lease_seconds)
-            .returning(
-                outbox.c.id,
-                outbox.c.stream,
-                outbox.c.destination,
-                outbox.c.kind,
-                outbox.c.payload,
-                outbox.c.options,
-                outbox.c.attempts,
-                outbox.c.enqueued_at,
-            )
+            .limit(limit)  # every row holds at least one object
         )
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Row locks and window functions do not mix: pick the prefix here.
+                picked = conn.execute(ready.with_for_update(skip_locked=True)).all()
+                chosen = list(_prefix_ids(picked, limit))
+                if not chosen:
+                    return []
+                which = outbox.c.id.in_(chosen)
+            else:
+                # One statement, so the read and the write share SQLite's write lock.
+                running = ready.add_columns(
+                    func.sum(outbox.c.objects).over(order_by=outbox.c.id).label("upto")
+                ).subquery()
+                which = outbox.c.id.in_(
+                    select(running.c.id).where(
+                        (running.c.upto <= limit) | (running.c.upto == running.c.objects)
+                    )
+                )
+            stmt = (
+                update(outbox)
+                .where(which)
+                .values(lease_owner=self.owner, lease_until=now + self.lease_seconds)
+                .returning(
+                    outbox.c.id,
+                    outbox.c.stream,
+                    outbox.c.destination,
+                    outbox.c.kind,
+                    outbox.c.payload,
+                    outbox.c.objects,
+                    outbox.c.options,
+                    outbox.c.attempts,
+                    outbox.c.enqueued_at,
+                )
+            )
             rows = [OutboxRow(*row) for row in conn.execute(stmt)]
         rows.sort(key=lambda r: r.id)
         return rows
@@ -299,7 +345,7 @@ class Outbox:
             )
 
     def ack(self, ids: Iterable[int], conn=None) -> None:
-        """Delivered (or parked): the rows leave the outbox."""
+        """Every object of these rows is settled (delivered or parked): the rows leave."""
         ids = list(ids)
         if not ids:
             return
@@ -309,31 +355,41 @@ class Outbox:
         else:
             conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
 
-    def release(self, failures: dict[int, tuple[str, float]]) -> None:
-        """Give rows back for a later try: id -> (error text, seconds to wait)."""
-        if not failures:
+    def release(self, retries: dict[int, Retry], conn=None) -> None:
+        """Give rows back for a later try, counting the attempt; a row with
+        ``remaining`` objects keeps only those."""
+        if not retries:
+            return
+        if conn is None:
+            with self.engine.begin() as conn:
+                self.release(retries, conn)
             return
         now = time.time()
-        stmt = (
-            update(outbox)
-            .where(outbox.c.id == bindparam("row_id"))
-            .values(
-                attempts=outbox.c.attempts + 1,
-                lease_owner=None,
-                lease_until=None,
-                last_error=bindparam("error"),
-                available_at=bindparam("at"),
-            )
-        )
-        params = [
-            {"row_id": row_id, "error": error[:2000], "at": now + delay}
-            for row_id, (error, delay) in failures.items()
-        ]
-        with self.engine.begin() as conn:
-            conn.execute(stmt, params)
+        values = {
+            "attempts": outbox.c.attempts + 1,
+            "lease_owner": None,
+            "lease_until": None,
+            "last_error": bindparam("error"),
+            "available_at": bindparam("at"),
+        }
+        whole, trimmed = [], []
+        for row_id, retry in retries.items():
+            params = {"row_id": row_id, "error": retry.error[:2000], "at": now + retry.delay}
+            if retry.remaining is None:
+                whole.append(params)
+            else:
+                params.update(payload=orjson.dumps(retry.remaining), count=len(retry.remaining))
+                trimmed.append(params)
+        where = outbox.c.id == bindparam("row_id")
+        if whole:
+            conn.execute(update(outbox).where(where).values(values), whole)
+        if trimmed:
+            resized = {**values, "payload": bindparam("payload"), "objects": bindparam("count")}
+            conn.execute(update(outbox).where(where).values(resized), trimmed)
 
     def depth(self, destination: str | None = None) -> int:
-        query = select(func.count()).select_from(outbox)
+        """Objects waiting (or in flight) in the outbox."""
+        query = select(func.coalesce(func.sum(outbox.c.objects), 0))
         if destination is not None:
             query = query.where(outbox.c.destination == destination)
         with self.engine.connect() as conn:
@@ -350,12 +406,28 @@ class Outbox:
         self._thread.shutdown(wait=True)
 
 
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _prefix_ids(rows: Sequence[tuple[int, int]], limit: int) -> Iterable[int]:
+    """Ids of the leading rows whose objects fit in ``limit`` (always the first row)."""
+    total = 0
+    for row_id, objects in rows:
+        if total and total + objects > limit:
+            return
+        total += objects
+        yield row_id
+
+
 __all__ = [
     "OPT_DEDUPE_ATTRIBUTES",
     "OPT_RESOLVE_EMAIL",
     "Outbox",
     "OutboxEntry",
     "OutboxRow",
+    "Retry",
     "outbox",
     "seen_events",
 ]
