@@ -63,7 +63,7 @@ def test_dlq_list_and_replay(tmp_path, monkeypatch):
     (row,) = box.claim("braze", 10)
     with engine.begin() as conn:
         box.ack([row.id], conn)
-        park_objects(conn, [(row, obj, f"rejected {n}") for n, obj in enumerate(row.decode())])
+        park_objects(conn, [(row, line, f"rejected {n}") for n, line in enumerate(row.lines())])
     runner = CliRunner()
     listed = runner.invoke(app, ["dlq", "list", "--json", *project])
     letters = json.loads(listed.output)

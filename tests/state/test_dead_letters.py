@@ -14,7 +14,7 @@ def test_parked_rows_are_listed_with_reason_and_replayed_once(tmp_path):
     box = Outbox(engine)
     asyncio.run(box.enqueue([OutboxEntry("extole", "braze", "events", b'{"name":"x"}')] * 2))
     (row,) = box.claim("braze", 10)  # both objects share one row
-    first, second = row.decode()
+    first, second = row.lines()
     with engine.begin() as conn:
         box.ack([row.id], conn)
         park_objects(conn, [(row, first, "bad value"), (row, second, "failed 8 times")])

@@ -123,7 +123,7 @@ def test_a_row_given_back_keeps_only_the_objects_left_to_send(state_url):
     box = Outbox(open_state(state_url))
     asyncio.run(box.enqueue([_entry(i) for i in range(5)]))
     (row,) = box.claim("braze", 10)
-    left = [o for o in row.decode() if o["n"] in (1, 3)]
+    left = [line for line in row.lines() if b'"n":1}' in line or b'"n":3}' in line]
     box.release({row.id: Retry("429 storm", 0, remaining=left)})
     (again,) = box.claim("braze", 10)
     assert again.decode() == [{"n": 1}, {"n": 3}] and again.objects == 2

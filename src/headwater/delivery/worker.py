@@ -25,6 +25,8 @@ import logging
 import random
 from collections import Counter
 
+import orjson
+
 from headwater.braze.batching import ItemResult, TrackItem
 from headwater.braze.client import BrazeClient
 from headwater.braze.errors import BrazeRejectedError
@@ -187,7 +189,7 @@ class DeliveryWorker:
         self.hub.inspector.record(
             GATEWAY_STREAM if gateway else row.stream,
             "out",
-            {row.kind: [state.sending[index]]},
+            {row.kind: [state.as_sent(index)]},
             destination=self.destination.name,
         )
 
@@ -248,7 +250,7 @@ class DeliveryWorker:
         counters, batch.counters = batch.counters, Counter()
         for state in finished:
             row = state.row
-            letters.extend((row, state.objects[i], reason) for i, reason in state.rejected)
+            letters.extend((row, state.lines[i], reason) for i, reason in state.rejected)
             if state.sent:
                 counters[(row.stream, "delivered")] += len(state.sent)
             if row.kind == "attributes" and row.options & OPT_DEDUPE_ATTRIBUTES:
@@ -258,12 +260,12 @@ class DeliveryWorker:
             elif row.attempts + 1 >= self.settings.max_attempts:
                 done.append(row.id)
                 letters.extend(
-                    (row, state.objects[i], f"failed {row.attempts + 1} times; last error: {why}")
+                    (row, state.lines[i], f"failed {row.attempts + 1} times; last error: {why}")
                     for i, why in sorted(state.failures.items())
                 )
             else:
-                remaining = [state.objects[i] for i in sorted(state.failures)]
-                whole = len(remaining) == len(state.objects)
+                remaining = [state.lines[i] for i in sorted(state.failures)]
+                whole = len(remaining) == len(state.lines)
                 retries[row.id] = Retry(
                     next(iter(state.failures.values())),
                     self._backoff(row.attempts),
@@ -294,18 +296,29 @@ class DeliveryWorker:
 
 class _RowState:
     """One leased row during a round: its objects as stored, as they will be sent, and
-    the outcome of each."""
+    the outcome of each. Objects nothing needs to look into (events and purchases without
+    identity resolution) are sent as the JSON they were stored as, never decoded."""
 
-    __slots__ = ("row", "objects", "sending", "open", "sent", "rejected", "failures")
+    __slots__ = ("row", "lines", "sending", "open", "sent", "rejected", "failures")
 
     def __init__(self, row: OutboxRow):
         self.row = row
-        self.objects: list[dict] = row.decode()
-        self.sending: dict[int, dict] = dict(enumerate(self.objects))
+        self.lines = row.lines()
+        inspect = row.options & OPT_RESOLVE_EMAIL or (
+            row.kind == "attributes" and row.options & OPT_DEDUPE_ATTRIBUTES
+        )
+        decode = orjson.loads if inspect else orjson.Fragment
+        self.sending: dict[int, dict | orjson.Fragment] = {
+            index: decode(line) for index, line in enumerate(self.lines)
+        }
         self.open = set(self.sending)
         self.sent: list[int] = []
         self.rejected: list[tuple[int, str]] = []  # -> dead-letter queue
         self.failures: dict[int, str] = {}  # -> another try later
+
+    def as_sent(self, index: int) -> dict:
+        obj = self.sending[index]
+        return orjson.loads(self.lines[index]) if isinstance(obj, orjson.Fragment) else obj
 
     def delivered(self, index: int) -> None:
         self.open.discard(index)
@@ -338,7 +351,7 @@ class _Round:
     def outcomes(self) -> int:
         """Objects with an outcome in rows not yet settled."""
         return sum(
-            len(s.objects) - len(s.open) for s in self.states if s.row.id not in self._settled
+            len(s.lines) - len(s.open) for s in self.states if s.row.id not in self._settled
         )
 
     def finished_rows(self) -> list[_RowState]:

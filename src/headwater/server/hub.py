@@ -11,7 +11,7 @@ from headwater.delivery import dedupe as _dedupe_tables  # noqa: F401  (declares
 from headwater.delivery.counters import Counters
 from headwater.server.settings import ServeSettings
 from headwater.state import dead_letters as _dead_letter_tables  # noqa: F401
-from headwater.state.db import open_state
+from headwater.state.db import WalCheckpointer, open_state
 from headwater.state.keys import KeyRing
 from headwater.state.outbox import Outbox
 from headwater.streams.content import ContentStore
@@ -23,7 +23,10 @@ GATEWAY_STREAM = "gateway"
 class Hub:
     def __init__(self, settings: ServeSettings, engine: Engine | None = None) -> None:
         self.settings = settings
-        self.engine = engine or open_state(settings.state_url)
+        self.engine = engine or open_state(settings.state_url, background_checkpoints=True)
+        self.checkpointer = (
+            WalCheckpointer(self.engine).start() if self.engine.dialect.name == "sqlite" else None
+        )
         self.outbox = Outbox(
             self.engine,
             lease_seconds=settings.delivery.lease_seconds,
@@ -47,6 +50,8 @@ class Hub:
         if self.http is not None:
             await self.http.aclose()
         self.outbox.close()
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
 
 
 def hub_of(request: Request) -> Hub:

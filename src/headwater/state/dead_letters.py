@@ -11,7 +11,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import orjson
 from sqlalchemy import (
     Column,
     Engine,
@@ -58,9 +57,9 @@ class DeadLetter:
     replayed_at: float | None
 
 
-def park_objects(conn, letters: Sequence[tuple[OutboxRow, dict, str]]) -> None:
-    """Park objects of outbox rows (row, object, reason) inside the caller's transaction;
-    the caller removes them from the outbox in the same transaction."""
+def park_objects(conn, letters: Sequence[tuple[OutboxRow, bytes, str]]) -> None:
+    """Park objects of outbox rows (row, the object's JSON, reason) inside the caller's
+    transaction; the caller removes them from the outbox in the same transaction."""
     if not letters:
         return
     now = time.time()
@@ -72,13 +71,13 @@ def park_objects(conn, letters: Sequence[tuple[OutboxRow, dict, str]]) -> None:
                 "stream": row.stream,
                 "destination": row.destination,
                 "kind": row.kind,
-                "payload": orjson.dumps(obj),
+                "payload": line,
                 "options": row.options,
                 "reason": reason[:4000],
                 "attempts": row.attempts + 1,
                 "parked_at": now,
             }
-            for row, obj, reason in letters
+            for row, line, reason in letters
         ],
     )
 
@@ -126,7 +125,7 @@ def replay_dead_letters(engine: Engine, ids: Sequence[int] | None = None) -> int
                     "stream": r.stream,
                     "destination": r.destination,
                     "kind": r.kind,
-                    "payload": b"[" + r.payload + b"]",
+                    "payload": r.payload,
                     "objects": 1,
                     "options": r.options,
                     "enqueued_at": now,
