@@ -57,6 +57,20 @@ def check_alias(value: object) -> tuple[str, str]:
     return name, label
 
 
+def check_identifier(obj: dict) -> None:
+    """Raise ObjectError unless ``obj`` names its user validly; the common case (a plain
+    external_id) is checked without building an ``Identifier``."""
+    external_id = obj.get("external_id")
+    if (
+        type(external_id) is str
+        and 0 < len(external_id) * 4 <= MAX_EXTERNAL_ID_BYTES
+        and obj.get("user_alias") is None
+        and obj.get("braze_id") is None
+    ):
+        return
+    identifier_of(obj)
+
+
 def identifier_of(obj: dict) -> Identifier:
     """The identifier Braze resolves ``obj`` by; raises ObjectError when there is none
     or more than one primary identifier."""

@@ -23,6 +23,16 @@ def _aware(dt: datetime) -> datetime:
 
 def parse_braze_time(value: object) -> datetime | None:
     """Parse any of Braze's accepted time strings; None when it is not one."""
+    dt = _parse(value)
+    return None if dt is None else _aware(dt)
+
+
+def is_braze_time(value: object) -> bool:
+    """Whether ``value`` is a time string Braze accepts (validation needs no UTC value)."""
+    return _parse(value) is not None
+
+
+def _parse(value: object) -> datetime | None:
     if not isinstance(value, str) or not 8 <= len(value) <= 40:
         return None
     if not _LOOKS_LIKE_DATE.match(value):
@@ -51,7 +61,7 @@ def parse_braze_time(value: object) -> datetime | None:
                 continue
     if dt is None or dt.year > MAX_TIME_YEAR:
         return None
-    return _aware(dt)
+    return dt
 
 
 def format_braze_time(dt: datetime) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from headwater.braze.errors import MSG_MAX_INPUT, MSG_NO_VALID_DATA, BrazeError
-from headwater.braze.identifiers import ObjectError, identifier_of
+from headwater.braze.identifiers import ObjectError, check_identifier
 from headwater.braze.limits import (
     DEFAULT_MAX_ARRAY_ITEMS,
     MAX_EVENT_PROPERTIES_BYTES,
@@ -22,7 +22,7 @@ from headwater.braze.limits import (
     BatchPolicy,
     objects_over_limit,
 )
-from headwater.braze.timeparse import parse_braze_time
+from headwater.braze.timeparse import is_braze_time, parse_braze_time
 from headwater.braze.values import (
     CURRENCIES,
     GENDERS,
@@ -83,7 +83,7 @@ def _dob(value: object) -> None:
 
 def _date(field_name: str) -> Callable[[object], None]:
     def check(value: object) -> None:
-        if value is not None and parse_braze_time(value) is None:
+        if value is not None and not is_braze_time(value):
             raise field_error(field_name, "must be a date")
 
     return check
@@ -174,11 +174,14 @@ STANDARD_FIELDS: dict[str, Callable[[object], None]] = {
 }
 
 
+FLAGS = ("_update_existing_only", "_merge_objects", "push_token_import")
+
+
 def _check_identifier_and_flags(obj: object) -> dict:
     if not isinstance(obj, dict):
         raise ObjectError("Each object must be a JSON object")
-    identifier_of(obj)
-    for flag in ("_update_existing_only", "_merge_objects", "push_token_import"):
+    check_identifier(obj)
+    for flag in FLAGS:
         if flag in obj and not isinstance(obj[flag], bool):
             raise ObjectError(f"'{flag}' must be true or false")
     return obj
@@ -191,7 +194,7 @@ def _nested_ok(value: object, depth: int = 0) -> bool:
         return False
     if isinstance(value, dict):
         if set(value) == {"$time"}:
-            return parse_braze_time(value["$time"]) is not None
+            return is_braze_time(value["$time"])
         for key, inner in value.items():
             if not key or " " in key or "." in key or key.startswith("$"):
                 return False
@@ -325,14 +328,22 @@ def _check_properties(props: object, where: str) -> None:
     if not isinstance(props, dict):
         raise ObjectError(f"'{where}' must be an object")
     nested = False
+    # Written out rather than through check_key: this loop runs for every property of
+    # every event the gateway accepts.
     for key, value in props.items():
-        check_key(key, "property")
-        if key in RESERVED_EVENT_PROPERTIES:
+        if (
+            type(key) is not str
+            or not 0 < len(key) <= MAX_STRING_LENGTH
+            or key[0] == "$"
+            or key in RESERVED_EVENT_PROPERTIES
+        ):
+            check_key(key, "property")
             raise ObjectError(f"'{key}' is a reserved property name")
-        if isinstance(value, str):
+        kind = type(value)
+        if kind is str:
             if len(value) > MAX_STRING_LENGTH:
                 raise ObjectError(f"property '{key}' is longer than {MAX_STRING_LENGTH} characters")
-        elif isinstance(value, dict | list):
+        elif kind is not int and kind is not float and isinstance(value, (dict, list)):
             nested = True
     if nested and json_size(props) > MAX_EVENT_PROPERTIES_BYTES:
         raise ObjectError(f"'{where}' is larger than {MAX_EVENT_PROPERTIES_BYTES // 1024} KB")
@@ -341,7 +352,7 @@ def _check_properties(props: object, where: str) -> None:
 def _check_time(obj: dict) -> None:
     if "time" not in obj:
         raise ObjectError("'time' is required")
-    if parse_braze_time(obj["time"]) is None:
+    if not is_braze_time(obj["time"]):
         raise ObjectError("'time' must be a date string in a format Braze accepts")
 
 

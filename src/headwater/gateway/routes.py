@@ -48,16 +48,8 @@ async def users_track(request: Request) -> Response:
             # Sorted keys: the stored payload doubles as the canonical form the duplicate
             # check hashes, so each object is serialised once.
             payload = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
-            entries.append(
-                OutboxEntry(
-                    stream=stream,
-                    destination=destination,
-                    kind=kind,
-                    payload=payload,
-                    options=options,
-                    dedupe_key=content_key(stream, kind, payload) if keyed else None,
-                )
-            )
+            seen_key = content_key(stream, kind, payload) if keyed else None
+            entries.append(OutboxEntry(stream, destination, kind, payload, options, seen_key))
     await hub.outbox.enqueue(entries)
     hub.inspector.record(GATEWAY_STREAM, "in", data, key=key.name, objects=len(entries))
     status, response = parsed.response()

@@ -9,6 +9,7 @@ drops the field, so optional payload fields need no ``if`` blocks.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -156,7 +157,9 @@ def dedupe_key(stream: str, mapped: MappedObject, position: int) -> bytes | None
 def content_key(stream: str, kind: str, canonical: bytes) -> bytes:
     """Content-hash dedupe key for an object posted to the gateway's /users/track, from its
     sorted-keys JSON."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{stream}\x00{kind}\x00".encode())
-    digest.update(canonical)
-    return digest.digest()
+    return hashlib.blake2b(_key_prefix(stream, kind) + canonical, digest_size=16).digest()
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_prefix(stream: str, kind: str) -> bytes:
+    return f"{stream}\x00{kind}\x00".encode()
