@@ -23,6 +23,7 @@ it. A worker that dies leaves its lease to expire and another worker picks the r
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -50,6 +51,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from headwater.state.db import metadata
+from headwater.state.seen import SeenKeys
+
+log = logging.getLogger("headwater.outbox")
 
 DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_SEEN_WINDOW_SECONDS = 24 * 3600.0  # how long a re-posted event counts as a duplicate
@@ -58,7 +62,6 @@ DEFAULT_SEEN_WINDOW_SECONDS = 24 * 3600.0  # how long a re-posted event counts a
 OPT_DEDUPE_ATTRIBUTES = 1
 OPT_RESOLVE_EMAIL = 2
 
-SEEN_KEYS_PER_STATEMENT = 500
 OBJECTS_PER_ROW = 75  # one Braze request's worth of one kind
 _ID = BigInteger().with_variant(Integer, "sqlite")
 
@@ -80,14 +83,6 @@ outbox = Table(
     Column("last_error", Text, nullable=True),
 )
 Index("ix_outbox_claim", outbox.c.destination, outbox.c.available_at)
-
-seen_events = Table(
-    "outbox_seen_events",
-    metadata,
-    Column("key", LargeBinary(32), primary_key=True),  # a 16-byte digest
-    Column("seen_at", Float, nullable=False),
-    sqlite_with_rowid=False,  # the key is the row: one B-tree write per event, not two
-)
 
 
 @dataclass(slots=True)
@@ -166,6 +161,8 @@ class Outbox:
         self._queue: asyncio.Queue[_Pending] | None = None
         self._writer_task: asyncio.Task | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-commit")
+        self.seen = SeenKeys(engine, seen_window_seconds)
+        self._upkeep: asyncio.Task | None = None
         self._listeners: list[asyncio.Event] = []
         self.commits = 0  # transactions run, for the benchmark's group-commit ratio
         mark = "%s" if self.dialect == "postgresql" else "?"
@@ -222,12 +219,25 @@ class Outbox:
                     pending.future.set_result(count)
             for event in self._listeners:
                 event.set()
+            if (self._upkeep is None or self._upkeep.done()) and self.seen.upkeep_due(time.time()):
+                self._upkeep = loop.create_task(self._run_upkeep())
+
+    async def _run_upkeep(self) -> None:
+        """Seen-key upkeep on the writer thread, one short transaction per step, so intake
+        commits queue between the steps instead of waiting for all of them."""
+        loop = asyncio.get_running_loop()
+        try:
+            for step in self.seen.upkeep():
+                await loop.run_in_executor(self._thread, step)
+        except Exception as exc:  # the log stays; the next upkeep tries again
+            log.warning("seen-key upkeep failed: %s", type(exc).__name__)
 
     def _write_group(self, group: list[_Pending]) -> list[int]:
         now = time.time()
         keys = {e.dedupe_key for p in group for e in p.entries if e.dedupe_key}
         with self.engine.begin() as conn:
-            fresh = self._claim_keys(conn, keys, now) if keys else set()
+            fresh = self.seen.claim(conn, keys, now) if keys else set()
+            claimed = set(fresh)
             batches: dict[tuple[str, str, str, int], list[bytes]] = {}
             dropped: list[int] = []
             for pending in group:
@@ -262,31 +272,9 @@ class Outbox:
             for (_name, key_columns), (table, by_key) in merged.items():
                 if by_key:
                     conn.execute(_upsert(self.dialect, table, key_columns), list(by_key.values()))
+        self.seen.remember(claimed, now)
         self.commits += 1
         return dropped
-
-    def _claim_keys(self, conn, keys: set[bytes], now: float) -> set[bytes]:
-        """Record dedupe keys; return those new, or last seen before the window. One
-        multi-row upsert with RETURNING per chunk, written for the driver directly (the
-        second-hottest statement of intake); correct across serve processes on PostgreSQL."""
-        mark = "%s" if self.dialect == "postgresql" else "?"
-        cutoff = now - self.seen_window_seconds
-        ordered = list(keys)
-        fresh: set[bytes] = set()
-        for start in range(0, len(ordered), SEEN_KEYS_PER_STATEMENT):
-            chunk = ordered[start : start + SEEN_KEYS_PER_STATEMENT]
-            values = ", ".join([f"({mark}, {mark})"] * len(chunk))
-            sql = (
-                f"INSERT INTO outbox_seen_events (key, seen_at) VALUES {values} "
-                "ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at "
-                f"WHERE outbox_seen_events.seen_at < {mark} RETURNING key"
-            )
-            params: list = []
-            for key in chunk:
-                params += (key, now)
-            params.append(cutoff)
-            fresh.update(bytes(row[0]) for row in conn.exec_driver_sql(sql, tuple(params)))
-        return fresh
 
     # ---- delivery side -----------------------------------------------------------------
 
@@ -404,14 +392,10 @@ class Outbox:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
-    def prune_seen(self) -> int:
-        cutoff = time.time() - self.seen_window_seconds
-        with self.engine.begin() as conn:
-            return conn.execute(delete(seen_events).where(seen_events.c.seen_at < cutoff)).rowcount
-
     def close(self) -> None:
-        if self._writer_task is not None:
-            self._writer_task.cancel()
+        for task in (self._writer_task, self._upkeep):
+            if task is not None:
+                task.cancel()
         self._thread.shutdown(wait=True)
 
 
@@ -438,5 +422,4 @@ __all__ = [
     "OutboxRow",
     "Retry",
     "outbox",
-    "seen_events",
 ]
