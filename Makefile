@@ -4,21 +4,27 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint lock services browser clean
+.PHONY: demo test bench lint lock services browser clean bytecode
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip uv
-	@$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	@$(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode -r requirements.lock
 	@$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
+	@$(MAKE) --no-print-directory bytecode
+
+# Bytecode written ahead of time: every `headwater` process (and the tests start many)
+# would otherwise compile its imports afresh where PYTHONDONTWRITEBYTECODE is set.
+bytecode:
+	@$(BIN)/python -m compileall -q -j 0 src $(VENV)/lib >/dev/null || true
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) bytecode
 	$(BIN)/python -m headwater.demo
 
-test: $(STAMP) services
+test: $(STAMP) services bytecode
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 services: $(STAMP)

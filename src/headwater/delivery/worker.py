@@ -89,7 +89,7 @@ class DeliveryWorker:
         while not self._stopping:
             await self._slots.acquire()
             try:
-                rows = await asyncio.to_thread(
+                rows = await outbox.write(
                     outbox.claim, self.destination.name, self.settings.claim_size
                 )
             except Exception as exc:
@@ -120,7 +120,7 @@ class DeliveryWorker:
         except Exception as exc:  # the rows go back; nothing is lost
             log.error("delivery round failed: %s: %s", type(exc).__name__, exc)
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(
+                await self.hub.outbox.write(
                     self.hub.outbox.release,
                     {r.id: Retry(type(exc).__name__, self._backoff(r.attempts)) for r in rows},
                 )
@@ -273,7 +273,7 @@ class DeliveryWorker:
                 )
         for row, _obj, _reason in letters:
             counters[(row.stream, "dead_lettered")] += 1
-        await asyncio.to_thread(self._commit, done, retries, letters, sent, counters)
+        await self.hub.outbox.write(self._commit, done, retries, letters, sent, counters)
         batch.settled(finished)
         self.delivered += sum(len(state.sent) for state in finished)
         self.parked += len(letters)
@@ -291,7 +291,7 @@ class DeliveryWorker:
         while True:
             await asyncio.sleep(interval)
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(self.hub.outbox.extend_lease, batch.open_row_ids())
+                await self.hub.outbox.write(self.hub.outbox.extend_lease, batch.open_row_ids())
 
 
 class _RowState:
@@ -350,9 +350,7 @@ class _Round:
     @property
     def outcomes(self) -> int:
         """Objects with an outcome in rows not yet settled."""
-        return sum(
-            len(s.lines) - len(s.open) for s in self.states if s.row.id not in self._settled
-        )
+        return sum(len(s.lines) - len(s.open) for s in self.states if s.row.id not in self._settled)
 
     def finished_rows(self) -> list[_RowState]:
         return [s for s in self.states if not s.open and s.row.id not in self._settled]

@@ -93,3 +93,5 @@ ROUTES = [
     Route("/users/track", users_track, methods=["POST"]),
     Route("/users/export/ids", users_export_ids, methods=["POST"]),
 ]
+# ...and /users/track goes past the middleware stack and router too (headwater.fastpath).
+FAST_ROUTES = {("POST", "/users/track"): users_track}

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from headwater import __version__
 from headwater.braze.errors import MSG_NOT_FOUND, MSG_SERVER_ERROR
+from headwater.fastpath import FastPath
 from headwater.sandbox import control
 from headwater.sandbox.faults import FaultPlan
 from headwater.sandbox.gate import json_response
@@ -73,7 +74,7 @@ def create_app(settings: SandboxSettings | None = None, sandbox: Sandbox | None 
     )
     app.state.sandbox = sandbox
     app.include_router(user_routes.router)
-    app.add_middleware(user_routes.TrackFastPath)
+    app.add_middleware(FastPath, routes=user_routes.FAST_ROUTES)
     app.include_router(segment_routes.router)
     app.include_router(control.router)
 

@@ -51,7 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from headwater.state.db import metadata
-from headwater.state.seen import SeenKeys
+from headwater.state.seen import SeenKeys, normalise_key
 
 log = logging.getLogger("headwater.outbox")
 
@@ -172,6 +172,15 @@ class Outbox:
             f"INSERT INTO outbox ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
         )
 
+    async def write(self, fn, *args):
+        """Run ``fn(*args)`` (a write transaction) on the outbox's writer thread.
+
+        Every write of a ``serve`` process goes through this one thread, in turn with the
+        intake group commits. SQLite has one write lock; writers racing for it from
+        several threads wait in SQLite's busy handler, which sleeps (up to 100 ms at a
+        time) rather than queueing, and that sleep was the accept path's p99."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
     # ---- intake side -------------------------------------------------------------------
 
     def subscribe(self) -> asyncio.Event:
@@ -191,6 +200,8 @@ class Outbox:
         for entry in entries:
             if b"\n" in entry.payload:  # rows keep one object per line
                 raise ValueError("an outbox payload must be compact JSON (no raw newline)")
+            if entry.dedupe_key is not None:
+                entry.dedupe_key = normalise_key(entry.dedupe_key)
         if self._writer_task is None or self._writer_task.done():
             self._queue = asyncio.Queue()
             self._writer_task = asyncio.get_running_loop().create_task(self._commit_loop())
@@ -228,7 +239,7 @@ class Outbox:
         loop = asyncio.get_running_loop()
         try:
             for step in self.seen.upkeep():
-                await loop.run_in_executor(self._thread, step)
+                await loop.run_in_executor(self._thread if step.writes else None, step.run)
         except Exception as exc:  # the log stays; the next upkeep tries again
             log.warning("seen-key upkeep failed: %s", type(exc).__name__)
 

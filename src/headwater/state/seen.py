@@ -17,15 +17,17 @@ once they are compacted (within ``COMPACT_SECONDS``): use PostgreSQL for several
 from __future__ import annotations
 
 import functools
+import hashlib
 import time
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 from sqlalchemy import Column, Float, Integer, LargeBinary, Table, text
 
 from headwater.state.db import metadata
 
 KEYS_PER_STATEMENT = 500
-COMPACT_KEYS = 200_000  # compact once this many keys wait in the log...
+COMPACT_KEYS = 100_000  # compact once this many keys wait in the log...
 COMPACT_SECONDS = 30.0  # ...or once the oldest has waited this long
 COMPACT_CHUNK = 10_000  # keys per compaction transaction (intake commits run in between)
 PRUNE_SECONDS = 600.0  # how often keys past the window are deleted
@@ -42,11 +44,32 @@ seen_log = Table(
     "outbox_seen_log",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("key", LargeBinary(32), nullable=False),
+    Column("digests", LargeBinary, nullable=False),  # the 16-byte keys of one commit, joined
     Column("seen_at", Float, nullable=False),
 )
 
-Step = Callable[[], None]
+KEY_BYTES = 16
+
+
+def normalise_key(key: bytes) -> bytes:
+    """Keys are 16-byte digests (what the streams and the gateway make); anything else is
+    hashed to one, so the log can store a commit's keys as one row."""
+    if len(key) == KEY_BYTES:
+        return key
+    return hashlib.blake2b(key, digest_size=KEY_BYTES).digest()
+
+
+def _split(blob: bytes) -> list[bytes]:
+    blob = bytes(blob)
+    return [blob[i : i + KEY_BYTES] for i in range(0, len(blob), KEY_BYTES)]
+
+
+class Step(NamedTuple):
+    """One piece of upkeep: ``writes`` steps must run on the outbox's writer thread (in
+    turn with intake commits); the others only read and may run anywhere."""
+
+    run: Callable[[], None]
+    writes: bool = True
 
 
 class SeenKeys:
@@ -62,8 +85,11 @@ class SeenKeys:
         self._mark = "%s" if self.dialect == "postgresql" else "?"
         if self.dialect != "postgresql":
             with engine.connect() as conn:
-                for key, seen_at in conn.execute(text("SELECT key, seen_at FROM outbox_seen_log")):
-                    self._note(bytes(key), seen_at)
+                for blob, seen_at in conn.execute(
+                    text("SELECT digests, seen_at FROM outbox_seen_log")
+                ):
+                    for key in _split(blob):
+                        self._note(key, seen_at)
 
     # ---- inside the intake transaction -------------------------------------------------
 
@@ -85,9 +111,11 @@ class SeenKeys:
             fresh.update(unknown)
             fresh.difference_update(self._stored_since(conn, unknown, cutoff))
         if fresh:
+            # One row per commit: every statement step hands the GIL to the event loop and
+            # back, and a row per key made a commit wait for hundreds of hand-backs.
             conn.exec_driver_sql(
-                "INSERT INTO outbox_seen_log (key, seen_at) VALUES (?, ?)",
-                [(key, now) for key in fresh],
+                "INSERT INTO outbox_seen_log (digests, seen_at) VALUES (?, ?)",
+                (b"".join(fresh), now),
             )
         return fresh
 
@@ -151,7 +179,7 @@ class SeenKeys:
         if self.dialect != "postgresql" and self._oldest_pending is not None:
             yield from self._compaction()
         if time.time() - self._last_prune >= PRUNE_SECONDS:
-            yield self._prune
+            yield Step(self._prune)
 
     def _compaction(self) -> Iterator[Step]:
         state: dict = {}
@@ -159,20 +187,18 @@ class SeenKeys:
         def read() -> None:
             with self.engine.connect() as conn:
                 rows = conn.exec_driver_sql(
-                    "SELECT id, key, seen_at FROM outbox_seen_log ORDER BY id"
+                    "SELECT id, digests, seen_at FROM outbox_seen_log ORDER BY id"
                 ).all()
-            newest: dict[bytes, float] = {}
-            for _id, key, seen_at in rows:
-                key = bytes(key)
-                if newest.get(key, 0.0) < seen_at:
-                    newest[key] = seen_at
+            items = [(key, seen_at) for _id, blob, seen_at in rows for key in _split(blob)]
+            items.sort()  # a key logged twice: the later sighting comes last and wins
             state["upto"] = rows[-1][0] if rows else 0
-            state["items"] = sorted(newest.items())
+            state["items"] = items
 
-        yield read
+        yield Step(read, writes=False)
         # The caller runs each step before asking for the next, so ``items`` is read by now.
         for start in range(0, len(state["items"]), COMPACT_CHUNK):
-            yield functools.partial(self._merge, state["items"][start : start + COMPACT_CHUNK])
+            chunk = state["items"][start : start + COMPACT_CHUNK]
+            yield Step(functools.partial(self._merge, chunk))
 
         def finish() -> None:
             with self.engine.begin() as conn:
@@ -182,7 +208,7 @@ class SeenKeys:
                     del self.recent[key]
             self._oldest_pending = min(self.recent.values(), default=None)
 
-        yield finish
+        yield Step(finish)
 
     def _merge(self, chunk: list[tuple[bytes, float]]) -> None:
         with self.engine.begin() as conn:
@@ -202,4 +228,4 @@ class SeenKeys:
             )
 
 
-__all__ = ["SeenKeys", "seen_events", "seen_log"]
+__all__ = ["SeenKeys", "normalise_key", "seen_events", "seen_log"]
