@@ -64,24 +64,24 @@ def test_keys_are_remembered_across_a_restart_and_a_compaction(state_url):
     again.close()
 
 
-def test_compaction_runs_in_chunks_with_intake_committing_in_between(tmp_path, monkeypatch):
-    monkeypatch.setattr(seen_module, "COMPACT_CHUNK", 7)
+def test_compaction_runs_a_key_range_at_a_time_with_intake_committing_in_between(tmp_path):
     engine = open_state(f"sqlite:///{tmp_path / 'state.db'}")
     box = Outbox(engine)
     asyncio.run(box.enqueue(_entries(range(40))))
+    keys = [normalise_key(str(k).encode()) for k in range(40)]
     steps = box.seen.upkeep()
-    next(steps).run()  # read the log
-    next(steps).run()  # the first chunk of 7
-    assert _count(engine, seen_events) == 7
+    next(steps).run()  # the keys logged so far become the ones to fold
+    next(steps).run()  # the first key range
+    assert _count(engine, seen_events) == sum(1 for k in keys if k[0] < 256 // 16)
     # intake goes on mid-compaction: old keys are still dropped, new ones logged
     assert asyncio.run(box.enqueue(_entries(range(35, 45)))) == 5
     for step in steps:
         step.run()
     assert _count(engine, seen_events) == 40
     with engine.connect() as conn:
-        logged = conn.execute(select(seen_log.c.digests)).scalars().all()
-    assert sum(len(blob) for blob in logged) == 5 * 16  # logged after the read: kept
-    assert set(box.seen.recent) == {normalise_key(str(k).encode()) for k in range(40, 45)}
+        logged = conn.execute(select(seen_log.c.key)).scalars().all()
+    assert sorted(logged) == sorted(normalise_key(str(k).encode()) for k in range(40, 45))
+    assert set(box.seen.recent) == set(logged) and box.seen.compacting == {}
     assert asyncio.run(box.enqueue(_entries(range(45)))) == 45
     box.close()
 

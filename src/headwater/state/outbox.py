@@ -239,7 +239,7 @@ class Outbox:
         loop = asyncio.get_running_loop()
         try:
             for step in self.seen.upkeep():
-                await loop.run_in_executor(self._thread if step.writes else None, step.run)
+                await loop.run_in_executor(self._thread, step.run)
         except Exception as exc:  # the log stays; the next upkeep tries again
             log.warning("seen-key upkeep failed: %s", type(exc).__name__)
 

@@ -5,13 +5,14 @@ On PostgreSQL every key is upserted into ``outbox_seen_events`` inside the intak
 transaction, which keeps several ``serve`` processes honest with each other.
 
 On SQLite that upsert was the gateway's bottleneck: keys are hashes, so every key lands on
-its own B-tree page and every commit wrote one 4 KB page per event. Here SQLite keys go to
-``outbox_seen_log`` instead (appended in key order of arrival, so a commit touches a page
-or two), this process keeps them in memory, and a compaction folds the log into the keyed
-table in sorted chunks (each page written once for many keys) between intake commits. A
-lookup checks memory first, then the keyed table. The log is read back at start-up, so a
-restart forgets nothing. Another process sharing the SQLite file sees this process's keys
-once they are compacted (within ``COMPACT_SECONDS``): use PostgreSQL for several processes.
+its own B-tree page and every commit wrote one 4 KB page per event. Here SQLite keys are
+appended to ``outbox_seen_log`` instead (new rows at the end of the table: a commit
+touches a page or two), this process keeps them in memory, and a compaction folds the log
+into the keyed table in SQL, one key range per transaction with intake commits in between
+(each page of the keyed table written once for many keys). A lookup checks memory first,
+then the keyed table. The log is read back at start-up, so a restart forgets nothing.
+Another process sharing the SQLite file sees this process's keys once they are compacted
+(within ``COMPACT_SECONDS``): use PostgreSQL for several processes.
 """
 
 from __future__ import annotations
@@ -27,9 +28,8 @@ from sqlalchemy import Column, Float, Integer, LargeBinary, Table, text
 from headwater.state.db import metadata
 
 KEYS_PER_STATEMENT = 500
-COMPACT_KEYS = 100_000  # compact once this many keys wait in the log...
+COMPACT_KEYS = 50_000  # compact once this many keys wait in the log...
 COMPACT_SECONDS = 30.0  # ...or once the oldest has waited this long
-COMPACT_CHUNK = 10_000  # keys per compaction transaction (intake commits run in between)
 PRUNE_SECONDS = 600.0  # how often keys past the window are deleted
 
 seen_events = Table(
@@ -44,32 +44,27 @@ seen_log = Table(
     "outbox_seen_log",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("digests", LargeBinary, nullable=False),  # the 16-byte keys of one commit, joined
+    Column("key", LargeBinary(32), nullable=False),
     Column("seen_at", Float, nullable=False),
 )
 
 KEY_BYTES = 16
+COMPACT_RANGES = 16  # key ranges (by first byte) folded one transaction at a time
 
 
 def normalise_key(key: bytes) -> bytes:
     """Keys are 16-byte digests (what the streams and the gateway make); anything else is
-    hashed to one, so the log can store a commit's keys as one row."""
+    hashed to one, so every key spreads evenly over the compaction's key ranges."""
     if len(key) == KEY_BYTES:
         return key
     return hashlib.blake2b(key, digest_size=KEY_BYTES).digest()
 
 
-def _split(blob: bytes) -> list[bytes]:
-    blob = bytes(blob)
-    return [blob[i : i + KEY_BYTES] for i in range(0, len(blob), KEY_BYTES)]
-
-
 class Step(NamedTuple):
-    """One piece of upkeep: ``writes`` steps must run on the outbox's writer thread (in
-    turn with intake commits); the others only read and may run anywhere."""
+    """One piece of upkeep, run on the outbox's writer thread in turn with intake
+    commits (it may change what a commit's duplicate check sees)."""
 
     run: Callable[[], None]
-    writes: bool = True
 
 
 class SeenKeys:
@@ -79,17 +74,17 @@ class SeenKeys:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.window_seconds = window_seconds
-        self.recent: dict[bytes, float] = {}  # SQLite: keys in the log, newest sighting
-        self._oldest_pending: float | None = None
+        # SQLite: keys in the log, newest sighting. ``compacting`` holds those a running
+        # compaction is folding; it is dropped whole when the compaction ends.
+        self.recent: dict[bytes, float] = {}
+        self.compacting: dict[bytes, float] = {}
+        self._recent_since: float | None = None
         self._last_prune = time.time()
         self._mark = "%s" if self.dialect == "postgresql" else "?"
         if self.dialect != "postgresql":
             with engine.connect() as conn:
-                for blob, seen_at in conn.execute(
-                    text("SELECT digests, seen_at FROM outbox_seen_log")
-                ):
-                    for key in _split(blob):
-                        self._note(key, seen_at)
+                for key, seen_at in conn.execute(text("SELECT key, seen_at FROM outbox_seen_log")):
+                    self._note(bytes(key), seen_at)
 
     # ---- inside the intake transaction -------------------------------------------------
 
@@ -102,7 +97,7 @@ class SeenKeys:
         unknown = []
         fresh = set()
         for key in keys:
-            seen_at = self.recent.get(key)
+            seen_at = self.recent.get(key) or self.compacting.get(key)
             if seen_at is None:
                 unknown.append(key)
             elif seen_at < cutoff:
@@ -110,12 +105,18 @@ class SeenKeys:
         if unknown:
             fresh.update(unknown)
             fresh.difference_update(self._stored_since(conn, unknown, cutoff))
-        if fresh:
-            # One row per commit: every statement step hands the GIL to the event loop and
-            # back, and a row per key made a commit wait for hundreds of hand-backs.
+        ordered = list(fresh)
+        for start in range(0, len(ordered), KEYS_PER_STATEMENT):
+            # Many rows per statement: each statement step hands the GIL to the event loop
+            # and back, and a step per key made a commit wait for hundreds of hand-backs.
+            chunk = ordered[start : start + KEYS_PER_STATEMENT]
+            params: list = []
+            for key in chunk:
+                params += (key, now)
             conn.exec_driver_sql(
-                "INSERT INTO outbox_seen_log (digests, seen_at) VALUES (?, ?)",
-                (b"".join(fresh), now),
+                "INSERT INTO outbox_seen_log (key, seen_at) VALUES "
+                + ", ".join(["(?, ?)"] * len(chunk)),
+                tuple(params),
             )
         return fresh
 
@@ -127,8 +128,8 @@ class SeenKeys:
     def _note(self, key: bytes, seen_at: float) -> None:
         if self.recent.get(key, 0.0) < seen_at:
             self.recent[key] = seen_at
-        if self._oldest_pending is None or seen_at < self._oldest_pending:
-            self._oldest_pending = seen_at
+        if self._recent_since is None or seen_at < self._recent_since:
+            self._recent_since = seen_at
 
     def _stored_since(self, conn, keys: list[bytes], cutoff: float) -> set[bytes]:
         found: set[bytes] = set()
@@ -169,54 +170,55 @@ class SeenKeys:
     def upkeep_due(self, now: float) -> bool:
         if now - self._last_prune >= PRUNE_SECONDS:
             return True
-        if self._oldest_pending is None:
+        if self._recent_since is None:
             return False
-        return len(self.recent) >= COMPACT_KEYS or now - self._oldest_pending >= COMPACT_SECONDS
+        return len(self.recent) >= COMPACT_KEYS or now - self._recent_since >= COMPACT_SECONDS
 
     def upkeep(self) -> Iterator[Step]:
-        """Steps of one short transaction each: fold the log into the keyed table in
-        sorted chunks, drop the folded log rows, delete keys past the window."""
-        if self.dialect != "postgresql" and self._oldest_pending is not None:
+        """Steps of one short transaction each, all on the writer thread: fold the log
+        into the keyed table a key range at a time, drop the folded log rows, delete keys
+        past the window."""
+        if self.dialect != "postgresql" and self._recent_since is not None:
             yield from self._compaction()
         if time.time() - self._last_prune >= PRUNE_SECONDS:
             yield Step(self._prune)
 
     def _compaction(self) -> Iterator[Step]:
-        state: dict = {}
+        upto: list[int] = []
 
-        def read() -> None:
+        def start() -> None:
             with self.engine.connect() as conn:
-                rows = conn.exec_driver_sql(
-                    "SELECT id, digests, seen_at FROM outbox_seen_log ORDER BY id"
-                ).all()
-            items = [(key, seen_at) for _id, blob, seen_at in rows for key in _split(blob)]
-            items.sort()  # a key logged twice: the later sighting comes last and wins
-            state["upto"] = rows[-1][0] if rows else 0
-            state["items"] = items
+                upto.append(
+                    conn.exec_driver_sql("SELECT MAX(id) FROM outbox_seen_log").scalar() or 0
+                )
+            # What the log holds up to ``upto``; keys logged from now on start a new set.
+            self.compacting, self.recent = self.recent, {}
+            self._recent_since = None
 
-        yield Step(read, writes=False)
-        # The caller runs each step before asking for the next, so ``items`` is read by now.
-        for start in range(0, len(state["items"]), COMPACT_CHUNK):
-            chunk = state["items"][start : start + COMPACT_CHUNK]
-            yield Step(functools.partial(self._merge, chunk))
+        yield Step(start)
+        bounds = [bytes([256 * n // COMPACT_RANGES]) for n in range(COMPACT_RANGES)]
+        for low, high in zip(bounds, [*bounds[1:], None], strict=True):
+            yield Step(functools.partial(self._fold, upto, low, high))
 
         def finish() -> None:
             with self.engine.begin() as conn:
-                conn.exec_driver_sql("DELETE FROM outbox_seen_log WHERE id <= ?", (state["upto"],))
-            for key, seen_at in state["items"]:
-                if self.recent.get(key) == seen_at:  # not seen again since the read
-                    del self.recent[key]
-            self._oldest_pending = min(self.recent.values(), default=None)
+                conn.exec_driver_sql("DELETE FROM outbox_seen_log WHERE id <= ?", (upto[0],))
+            self.compacting = {}
 
         yield Step(finish)
 
-    def _merge(self, chunk: list[tuple[bytes, float]]) -> None:
+    def _fold(self, upto: list[int], low: bytes, high: bytes | None) -> None:
+        """One key range of the log into the keyed table, in key order, newest wins."""
+        above = "AND key < ?" if high is not None else ""
+        params = (upto[0], low, high) if high is not None else (upto[0], low)
         with self.engine.begin() as conn:
             conn.exec_driver_sql(
-                "INSERT INTO outbox_seen_events (key, seen_at) VALUES (?, ?) "
+                "INSERT INTO outbox_seen_events (key, seen_at) "
+                "SELECT key, MAX(seen_at) FROM outbox_seen_log "
+                f"WHERE id <= ? AND key >= ? {above} GROUP BY key ORDER BY key "
                 "ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at "
                 "WHERE excluded.seen_at > outbox_seen_events.seen_at",
-                chunk,
+                params,
             )
 
     def _prune(self) -> None:
