@@ -43,7 +43,6 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
-    delete,
     func,
     select,
     update,
@@ -171,6 +170,7 @@ class Outbox:
         self._insert_sql = (
             f"INSERT INTO outbox ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
         )
+        self._claim_sql = _claim_sql(self.dialect)
 
     async def write(self, fn, *args):
         """Run ``fn(*args)`` (a write transaction) on the outbox's writer thread.
@@ -293,51 +293,26 @@ class Outbox:
         """Lease the oldest ready rows of one destination, up to ``limit`` objects (at
         least one row, whatever its size)."""
         now = time.time()
-        ready = (
-            select(outbox.c.id, outbox.c.objects)
-            .where(
-                outbox.c.destination == destination,
-                outbox.c.available_at <= now,
-                (outbox.c.lease_until.is_(None)) | (outbox.c.lease_until < now),
-            )
-            .order_by(outbox.c.id)
-            .limit(limit)  # every row holds at least one object
-        )
+        until = now + self.lease_seconds
+        # Driver SQL built once (see _claim_sql): a claim runs on the writer thread between
+        # intake commits, many times a second.
         with self.engine.begin() as conn:
             if self.dialect == "postgresql":
                 # Row locks and window functions do not mix: pick the prefix here.
-                picked = conn.execute(ready.with_for_update(skip_locked=True)).all()
+                picked = conn.exec_driver_sql(
+                    self._claim_sql["pick"], (destination, now, now, limit)
+                ).all()
                 chosen = list(_prefix_ids(picked, limit))
                 if not chosen:
                     return []
-                which = outbox.c.id.in_(chosen)
+                result = conn.exec_driver_sql(self._claim_sql["lease"], (self.owner, until, chosen))
             else:
                 # One statement, so the read and the write share SQLite's write lock.
-                running = ready.add_columns(
-                    func.sum(outbox.c.objects).over(order_by=outbox.c.id).label("upto")
-                ).subquery()
-                which = outbox.c.id.in_(
-                    select(running.c.id).where(
-                        (running.c.upto <= limit) | (running.c.upto == running.c.objects)
-                    )
+                result = conn.exec_driver_sql(
+                    self._claim_sql["lease"],
+                    (self.owner, until, destination, now, now, limit, limit),
                 )
-            stmt = (
-                update(outbox)
-                .where(which)
-                .values(lease_owner=self.owner, lease_until=now + self.lease_seconds)
-                .returning(
-                    outbox.c.id,
-                    outbox.c.stream,
-                    outbox.c.destination,
-                    outbox.c.kind,
-                    outbox.c.payload,
-                    outbox.c.objects,
-                    outbox.c.options,
-                    outbox.c.attempts,
-                    outbox.c.enqueued_at,
-                )
-            )
-            rows = [OutboxRow(*row) for row in conn.execute(stmt)]
+            rows = [OutboxRow(*row) for row in result]
         rows.sort(key=lambda r: r.id)
         return rows
 
@@ -359,9 +334,14 @@ class Outbox:
             return
         if conn is None:
             with self.engine.begin() as conn:
-                conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
-        else:
-            conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
+                self.ack(ids, conn)
+            return
+        mark = "%s" if self.dialect == "postgresql" else "?"
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            conn.exec_driver_sql(
+                f"DELETE FROM outbox WHERE id IN ({', '.join([mark] * len(chunk))})", tuple(chunk)
+            )
 
     def release(self, retries: dict[int, Retry], conn=None) -> None:
         """Give rows back for a later try, counting the attempt; a row with
@@ -408,6 +388,31 @@ class Outbox:
             if task is not None:
                 task.cancel()
         self._thread.shutdown(wait=True)
+
+
+ROW_COLUMNS = "id, stream, destination, kind, payload, objects, options, attempts, enqueued_at"
+_READY = "destination = {m} AND available_at <= {m} AND (lease_until IS NULL OR lease_until < {m})"
+
+
+def _claim_sql(dialect: str) -> dict[str, str]:
+    """The claim's statements. SQLite: one UPDATE whose subquery keeps the leading rows up
+    to the object limit (a running sum; always the first row). PostgreSQL: pick rows with
+    ``FOR UPDATE SKIP LOCKED``, then lease the chosen ones."""
+    if dialect == "postgresql":
+        ready = _READY.format(m="%s")
+        return {
+            "pick": f"SELECT id, objects FROM outbox WHERE {ready} ORDER BY id LIMIT %s "
+            "FOR UPDATE SKIP LOCKED",
+            "lease": "UPDATE outbox SET lease_owner = %s, lease_until = %s "
+            f"WHERE id = ANY(%s) RETURNING {ROW_COLUMNS}",
+        }
+    ready = _READY.format(m="?")
+    return {
+        "lease": "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id IN ("
+        "SELECT id FROM (SELECT id, objects, SUM(objects) OVER (ORDER BY id) AS upto "
+        f"FROM outbox WHERE {ready} ORDER BY id LIMIT ?) "
+        f"WHERE upto <= ? OR upto = objects) RETURNING {ROW_COLUMNS}"
+    }
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
