@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-from sqlalchemy import Column, Float, Integer, LargeBinary, Table, text
+from sqlalchemy import BigInteger, Column, Float, Integer, LargeBinary, Table, text
 
 from headwater.state.db import metadata
 
@@ -43,13 +43,18 @@ seen_events = Table(
 seen_log = Table(
     "outbox_seen_log",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("key", LargeBinary(32), nullable=False),
+    Column("part", Integer, primary_key=True),  # the key range the key falls in
+    Column("id", BigInteger, primary_key=True),  # the commit's number in this process
+    Column("key", LargeBinary(32), primary_key=True),
     Column("seen_at", Float, nullable=False),
+    # Clustered by range, then commit: a commit appends at the end of each range (a few
+    # pages), and a compaction step reads and deletes one contiguous stretch.
+    sqlite_with_rowid=False,
 )
 
 KEY_BYTES = 16
 COMPACT_RANGES = 16  # key ranges (by first byte) folded one transaction at a time
+PART_SHIFT = 4  # first byte >> 4: the key's range
 
 
 def normalise_key(key: bytes) -> bytes:
@@ -81,10 +86,13 @@ class SeenKeys:
         self._recent_since: float | None = None
         self._last_prune = time.time()
         self._mark = "%s" if self.dialect == "postgresql" else "?"
+        self._commit_number = 0
         if self.dialect != "postgresql":
             with engine.connect() as conn:
                 for key, seen_at in conn.execute(text("SELECT key, seen_at FROM outbox_seen_log")):
                     self._note(bytes(key), seen_at)
+                last = conn.execute(text("SELECT MAX(id) FROM outbox_seen_log")).scalar()
+                self._commit_number = last or 0
 
     # ---- inside the intake transaction -------------------------------------------------
 
@@ -106,16 +114,19 @@ class SeenKeys:
             fresh.update(unknown)
             fresh.difference_update(self._stored_since(conn, unknown, cutoff))
         ordered = list(fresh)
+        self._commit_number += 1
         for start in range(0, len(ordered), KEYS_PER_STATEMENT):
             # Many rows per statement: each statement step hands the GIL to the event loop
             # and back, and a step per key made a commit wait for hundreds of hand-backs.
             chunk = ordered[start : start + KEYS_PER_STATEMENT]
             params: list = []
             for key in chunk:
-                params += (key, now)
+                params += (key[0] >> PART_SHIFT, self._commit_number, key, now)
+            # OR REPLACE: another process sharing the file may log the same key under the
+            # same commit number; the newer sighting wins.
             conn.exec_driver_sql(
-                "INSERT INTO outbox_seen_log (key, seen_at) VALUES "
-                + ", ".join(["(?, ?)"] * len(chunk)),
+                "INSERT OR REPLACE INTO outbox_seen_log (part, id, key, seen_at) VALUES "
+                + ", ".join(["(?, ?, ?, ?)"] * len(chunk)),
                 tuple(params),
             )
         return fresh
@@ -181,52 +192,54 @@ class SeenKeys:
         if self.dialect != "postgresql" and self._recent_since is not None:
             yield from self._compaction()
         if time.time() - self._last_prune >= PRUNE_SECONDS:
-            yield Step(self._prune)
+            self._last_prune = time.time()
+            cutoff = self._last_prune - self.window_seconds
+            for part in range(COMPACT_RANGES):  # a key range per transaction, as above
+                yield Step(functools.partial(self._prune, part, cutoff))
 
     def _compaction(self) -> Iterator[Step]:
         upto: list[int] = []
 
         def start() -> None:
-            with self.engine.connect() as conn:
-                upto.append(
-                    conn.exec_driver_sql("SELECT MAX(id) FROM outbox_seen_log").scalar() or 0
-                )
-            # What the log holds up to ``upto``; keys logged from now on start a new set.
+            # What the log holds up to this commit; keys logged from now on start a new set.
+            upto.append(self._commit_number)
             self.compacting, self.recent = self.recent, {}
             self._recent_since = None
 
         yield Step(start)
-        bounds = [bytes([256 * n // COMPACT_RANGES]) for n in range(COMPACT_RANGES)]
-        for low, high in zip(bounds, [*bounds[1:], None], strict=True):
-            yield Step(functools.partial(self._fold, upto, low, high))
+        for part in range(COMPACT_RANGES):
+            yield Step(functools.partial(self._fold, upto, part))
 
         def finish() -> None:
-            with self.engine.begin() as conn:
-                conn.exec_driver_sql("DELETE FROM outbox_seen_log WHERE id <= ?", (upto[0],))
             self.compacting = {}
 
         yield Step(finish)
 
-    def _fold(self, upto: list[int], low: bytes, high: bytes | None) -> None:
-        """One key range of the log into the keyed table, in key order, newest wins."""
-        above = "AND key < ?" if high is not None else ""
-        params = (upto[0], low, high) if high is not None else (upto[0], low)
+    def _fold(self, upto: list[int], part: int) -> None:
+        """One key range of the log into the keyed table, in key order, newest wins; the
+        folded stretch of the log goes in the same transaction."""
         with self.engine.begin() as conn:
             conn.exec_driver_sql(
                 "INSERT INTO outbox_seen_events (key, seen_at) "
                 "SELECT key, MAX(seen_at) FROM outbox_seen_log "
-                f"WHERE id <= ? AND key >= ? {above} GROUP BY key ORDER BY key "
+                "WHERE part = ? AND id <= ? GROUP BY key ORDER BY key "
                 "ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at "
                 "WHERE excluded.seen_at > outbox_seen_events.seen_at",
-                params,
+                (part, upto[0]),
+            )
+            conn.exec_driver_sql(
+                "DELETE FROM outbox_seen_log WHERE part = ? AND id <= ?", (part, upto[0])
             )
 
-    def _prune(self) -> None:
-        self._last_prune = time.time()
-        cutoff = self._last_prune - self.window_seconds
+    def _prune(self, part: int, cutoff: float) -> None:
+        low = bytes([part << PART_SHIFT])
+        above = f"AND key < {self._mark} " if part + 1 < COMPACT_RANGES else ""
+        params = (low, bytes([(part + 1) << PART_SHIFT])) if above else (low,)
         with self.engine.begin() as conn:
             conn.exec_driver_sql(
-                f"DELETE FROM outbox_seen_events WHERE seen_at < {self._mark}", (cutoff,)
+                f"DELETE FROM outbox_seen_events WHERE key >= {self._mark} {above}"
+                f"AND seen_at < {self._mark}",
+                (*params, cutoff),
             )
 
 
