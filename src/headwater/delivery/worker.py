@@ -30,7 +30,6 @@ import orjson
 from headwater.braze.batching import ItemResult, TrackItem
 from headwater.braze.client import BrazeClient
 from headwater.braze.errors import BrazeRejectedError
-from headwater.braze.limits import MAX_OBJECTS_PER_REQUEST
 from headwater.delivery.dedupe import AttributeDeduper, user_key
 from headwater.errors import HeadwaterError
 from headwater.server.hub import GATEWAY_STREAM
@@ -108,10 +107,10 @@ class DeliveryWorker:
             task = asyncio.get_running_loop().create_task(self._round(rows))
             self._rounds.add(task)
             task.add_done_callback(self._rounds.discard)
-            if (
-                sum(r.objects for r in rows) < MAX_OBJECTS_PER_REQUEST
-                and self.settings.linger_seconds
-            ):
+            # A claim that did not fill up means the outbox is drained: let objects gather
+            # for a moment before the next one, rather than a claim (and a round, and a
+            # settle) for every intake commit when the gateway is busy but not saturated.
+            if sum(r.objects for r in rows) < self.settings.claim_size:
                 await asyncio.sleep(self.settings.linger_seconds)
 
     async def _round(self, rows: list[OutboxRow]) -> None:

@@ -24,13 +24,15 @@ class Hub:
     def __init__(self, settings: ServeSettings, engine: Engine | None = None) -> None:
         self.settings = settings
         self.engine = engine or open_state(settings.state_url, background_checkpoints=True)
-        self.checkpointer = (
-            WalCheckpointer(self.engine).start() if self.engine.dialect.name == "sqlite" else None
-        )
         self.outbox = Outbox(
             self.engine,
             lease_seconds=settings.delivery.lease_seconds,
             seen_window_seconds=settings.seen_window_seconds,
+        )
+        self.checkpointer = (
+            WalCheckpointer(self.engine, run_with_writers=self.outbox.run_with_writers).start()
+            if self.engine.dialect.name == "sqlite"
+            else None
         )
         self.keys = KeyRing(self.engine)
         self.inspector = Inspector()
@@ -49,9 +51,9 @@ class Hub:
     async def aclose(self) -> None:
         if self.http is not None:
             await self.http.aclose()
-        self.outbox.close()
         if self.checkpointer is not None:
             self.checkpointer.stop()
+        self.outbox.close()
 
 
 def hub_of(request: Request) -> Hub:

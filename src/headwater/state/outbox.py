@@ -181,6 +181,11 @@ class Outbox:
         time) rather than queueing, and that sleep was the accept path's p99."""
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
+    def run_with_writers(self, fn):
+        """``write`` for callers on other threads: runs ``fn`` on the writer thread, in
+        turn with everything else written, and waits for it."""
+        return self._thread.submit(fn).result()
+
     # ---- intake side -------------------------------------------------------------------
 
     def subscribe(self) -> asyncio.Event:
