@@ -118,4 +118,27 @@ def open_state(url: str, *, background_checkpoints: bool = False) -> Engine:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_state_engine(url, background_checkpoints=background_checkpoints)
     metadata.create_all(engine)
+    _check_columns(engine)
     return engine
+
+
+def _check_columns(engine: Engine) -> None:
+    """Refuse a store whose tables predate columns this version needs, naming them,
+    instead of failing later on the first statement that reads one."""
+    from sqlalchemy import inspect
+
+    from headwater.errors import ConfigError
+
+    found = inspect(engine)
+    stale = []
+    for table in metadata.sorted_tables:
+        have = {c["name"] for c in found.get_columns(table.name)}
+        missing = [c.name for c in table.columns if c.name not in have]
+        if missing:
+            stale.append(f"{table.name} (missing {', '.join(missing)})")
+    if stale:
+        raise ConfigError(
+            f"state: the store at {engine.url.render_as_string(hide_password=True)} was made "
+            f"by an older Headwater: {'; '.join(stale)}. Deliver or export what it holds "
+            "with that version, then move the file away (or use a new database)."
+        )
