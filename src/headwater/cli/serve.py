@@ -55,7 +55,7 @@ def serve(
     import uvicorn
 
     from headwater.config import load_project
-    from headwater.server.app import create_app, tune_for_serving
+    from headwater.server.app import create_app, tune_garbage_collector
     from headwater.server.settings import ServeSettings
 
     console = Console(stderr=True)
@@ -67,7 +67,7 @@ def serve(
     settings.delivery.lease_seconds = lease_seconds
     settings.run_workers = workers
     app = create_app(settings)
-    tune_for_serving()
+    tune_garbage_collector()
     console.print(
         f"Headwater gateway on http://{host}:{port} "
         f"({len(settings.streams)} stream(s), destinations: {', '.join(settings.destinations)})",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import sys
 
 import orjson
 from fastapi import FastAPI
@@ -30,20 +29,6 @@ log = logging.getLogger("headwater.server")
 
 
 GC_GEN0_THRESHOLD = 20_000  # objects allocated between young collections (default 700)
-
-
-GIL_SWITCH_SECONDS = 0.001  # CPython's default is 0.005
-
-
-def tune_for_serving() -> None:
-    """Process-wide settings for ``headwater serve`` (never applied inside tests).
-
-    The state store's writer threads hand the GIL back and forth with the event loop on
-    every SQLite call; with the default 5 ms switch interval each hand-back could wait a
-    full interval behind a busy loop, and a group commit made of several calls waited
-    several, which every request in the group then paid."""
-    sys.setswitchinterval(GIL_SWITCH_SECONDS)
-    tune_garbage_collector()
 
 
 def tune_garbage_collector() -> None:
