@@ -245,6 +245,16 @@ async def _content_phase(port: int, rate: float, seconds: float) -> dict:
             "latencies": latencies, "statuses": statuses}  # fmt: skip
 
 
+def machine_speed() -> float:
+    """Milliseconds for a fixed pure-Python loop: printed before and after the phases, so
+    a run on a machine that slowed down (shared hosts do) shows it."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(2_000_000):
+        total += i
+    return (time.perf_counter() - started) * 1000
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -331,7 +341,7 @@ def main() -> None:
     try:
         _wait_http(f"http://127.0.0.1:{gateway_port}/healthz")
         print(f"gateway benchmark: {args.seconds:.0f}s per phase, state={args.state}, "
-              f"cpus={os.cpu_count()}")  # fmt: skip
+              f"cpus={os.cpu_count()}, machine speed {machine_speed():.0f} ms")  # fmt: skip
         results: dict[str, dict] = {}
         for phase in PHASES:
             if phase.name not in phases:
@@ -390,6 +400,7 @@ def main() -> None:
             checks["connected content p99 < 10 ms at 1,000 req/s"] = (
                 _pct(content["latencies"], 0.99) < 10
             )
+        print(f"machine speed after the phases: {machine_speed():.0f} ms (lower is faster)")
         for name, ok in checks.items():
             print(f"  [{'met' if ok else 'MISSED'}] {name}")
     finally:
