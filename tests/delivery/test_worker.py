@@ -167,3 +167,46 @@ def test_object_failing_every_attempt_is_parked_after_max_attempts(setup):
     (letter,) = list_dead_letters(gw.hub.engine)
     assert letter.reason.startswith("failed 3 times; last error: gave up after")
     assert fake.events("late") == []
+
+
+def test_a_row_settles_object_by_object_and_comes_back_with_only_what_failed(sqlite_state):
+    """One row, three outcomes: delivered objects leave, the rejected one is parked, the
+    one that hit an outage comes back alone for a later try (its attempt counted)."""
+    import asyncio
+
+    from headwater.delivery.worker import DeliveryWorker, _Round
+    from headwater.server.hub import Hub
+    from headwater.state.outbox import OutboxEntry
+
+    settings = make_settings(sqlite_state, {"braze": "http://127.0.0.1:9"}, run_workers=False)
+    hub = Hub(settings)
+    worker = DeliveryWorker(hub, settings.destinations["braze"])
+
+    async def main():
+        await hub.outbox.enqueue([
+            OutboxEntry("gateway:partner", "braze", "events", f'{{"n":{n}}}'.encode())
+            for n in range(4)
+        ])  # fmt: skip
+        (row,) = hub.outbox.claim("braze", 100)
+        batch = _Round([row])
+        (state,) = batch.states
+        state.delivered(0)
+        state.park(1, "bad value")
+        state.failed(2, "gave up after 3 attempts: 503")
+        await worker._settle(batch)  # index 3 still open: nothing is settled yet
+        assert hub.outbox.depth() == 4
+        state.delivered(3)
+        await worker._settle(batch)
+        await worker.client.aclose()
+
+    asyncio.run(main())
+    assert hub.outbox.claim("braze", 100) == []  # waiting out its backoff
+    claimed: list = []
+    wait_until(lambda: claimed.extend(hub.outbox.claim("braze", 100)) or claimed, timeout=2)
+    (again,) = claimed
+    assert again.decode() == [{"n": 2}] and again.attempts == 1
+    (letter,) = list_dead_letters(hub.engine)
+    assert (letter.payload, letter.reason) == (b'{"n":1}', "bad value")
+    assert hub.counters.read()["gateway:partner"] == {"delivered": 2, "dead_lettered": 1}
+    assert worker.delivered == 2 and worker.parked == 1
+    hub.outbox.close()

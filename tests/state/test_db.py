@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import pytest
 
@@ -27,3 +28,34 @@ def test_a_current_store_opens_again(tmp_path):
     url = f"sqlite:///{tmp_path / 'state.db'}"
     open_state(url).dispose()
     open_state(url).dispose()
+
+
+def test_background_checkpoints_keep_the_log_copied_and_restart_it_with_the_writers(
+    tmp_path, monkeypatch
+):
+    from sqlalchemy import text
+
+    from headwater.state import db
+
+    monkeypatch.setattr(db, "RESTART_WAL_FRAMES", 50)
+    engine = open_state(f"sqlite:///{tmp_path / 'state.db'}", background_checkpoints=True)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE filler (n INTEGER PRIMARY KEY, body BLOB)"))
+        for n in range(400):  # ~400 WAL frames that no commit checkpoints by itself
+            conn.execute(text("INSERT INTO filler VALUES (:n, zeroblob(4000))"), {"n": n})
+    restarts = []
+
+    def with_writers(fn):
+        restarts.append(True)
+        return fn()
+
+    checkpointer = db.WalCheckpointer(engine, interval=0.05, run_with_writers=with_writers)
+    checkpointer.start()
+    deadline = time.monotonic() + 5
+    while not restarts and time.monotonic() < deadline:
+        time.sleep(0.05)
+    checkpointer.stop()
+    assert restarts  # the restart went through the writers' hook
+    with engine.connect() as conn:
+        _busy, frames, copied = conn.execute(text("PRAGMA wal_checkpoint(PASSIVE)")).one()
+    assert frames == copied  # nothing left uncopied

@@ -8,11 +8,10 @@ commit.
 A row holds up to 75 Braze objects of one kind for one stream and destination, one JSON
 document per line (compact JSON never holds a raw newline): the objects of every request
 in a group commit are packed together, and delivery can split a row back into objects and
-send them without decoding them. Writing,
-leasing and deleting one row per object made the state store the gateway's bottleneck
-(a full post cost 75 inserts, 75 lease updates and 75 deletes); a row per batch costs one
-of each. Delivery still settles every object on its own: a row whose objects partly
-failed is rewritten with just those objects.
+send them without decoding them. Writing, leasing and deleting one row per object made the
+state store the gateway's bottleneck (a full post cost 75 inserts, 75 lease updates and 75
+deletes); a row per batch costs one of each. Delivery still settles every object on its
+own: a row whose objects partly failed is rewritten with just those objects.
 
 Claiming is a lease: ``lease_until`` marks rows as taken by one worker. On PostgreSQL the
 claim uses ``FOR UPDATE SKIP LOCKED`` so several ``serve`` processes share the outbox
@@ -71,8 +70,8 @@ outbox = Table(
     Column("stream", String(200), nullable=False),
     Column("destination", String(200), nullable=False),
     Column("kind", String(16), nullable=False),  # attributes | events | purchases
-    Column("payload", LargeBinary, nullable=False),  # the Braze objects, a JSON one per line
-    Column("objects", Integer, nullable=False),  # how many objects the array holds
+    Column("payload", LargeBinary, nullable=False),  # the Braze objects, one compact JSON per line
+    Column("objects", Integer, nullable=False),  # how many objects the row holds
     Column("options", Integer, nullable=False, default=0),
     Column("enqueued_at", Float, nullable=False),
     Column("available_at", Float, nullable=False),
