@@ -206,7 +206,9 @@ class SeenKeys:
         def start() -> None:
             # What the log holds up to this commit; keys logged from now on start a new set.
             upto.append(self._commit_number)
-            self.compacting, self.recent = self.recent, {}
+            # A compaction that failed part-way left its keys here: they stay until folded.
+            self.compacting = {**self.compacting, **self.recent}
+            self.recent = {}
             self._recent_since = None
 
         yield Step(start)
