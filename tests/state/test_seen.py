@@ -7,20 +7,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
 from sqlalchemy import func, select
 
 from headwater.state import seen as seen_module
 from headwater.state.db import open_state
 from headwater.state.outbox import Outbox, OutboxEntry
 from headwater.state.seen import normalise_key, seen_events, seen_log
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def state_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    return request.getfixturevalue("pg_url")
 
 
 def _entries(keys: range, tag: str = "") -> list[OutboxEntry]:
@@ -39,7 +31,7 @@ def _count(engine, table) -> int:
 
 def _upkeep(box: Outbox) -> None:
     for step in box.seen.upkeep():
-        step.run()
+        step()
 
 
 def test_keys_are_remembered_across_a_restart_and_a_compaction(state_url):
@@ -70,13 +62,13 @@ def test_compaction_runs_a_key_range_at_a_time_with_intake_committing_in_between
     asyncio.run(box.enqueue(_entries(range(40))))
     keys = [normalise_key(str(k).encode()) for k in range(40)]
     steps = box.seen.upkeep()
-    next(steps).run()  # the keys logged so far become the ones to fold
-    next(steps).run()  # the first key range
+    next(steps)()  # the keys logged so far become the ones to fold
+    next(steps)()  # the first key range
     assert _count(engine, seen_events) == sum(1 for k in keys if k[0] < 256 // 16)
     # intake goes on mid-compaction: old keys are still dropped, new ones logged
     assert asyncio.run(box.enqueue(_entries(range(35, 45)))) == 5
     for step in steps:
-        step.run()
+        step()
     assert _count(engine, seen_events) == 40
     with engine.connect() as conn:
         logged = conn.execute(select(seen_log.c.key)).scalars().all()
@@ -119,15 +111,15 @@ def test_a_compaction_that_fails_part_way_forgets_nothing(tmp_path):
     box = Outbox(engine)
     asyncio.run(box.enqueue(_entries(range(30))))
     steps = box.seen.upkeep()
-    next(steps).run()
-    next(steps).run()  # one key range folded, then the store fails
+    next(steps)()
+    next(steps)()  # one key range folded, then the store fails
     steps.close()
     assert asyncio.run(box.enqueue(_entries(range(25, 35)))) == 5  # all 30 still known
     again = box.seen.upkeep()
-    next(again).run()  # the next compaction starts: nothing of the first may be lost
+    next(again)()  # the next compaction starts: nothing of the first may be lost
     assert asyncio.run(box.enqueue(_entries(range(36)))) == 35
     for step in again:
-        step.run()
+        step()
     assert _count(engine, seen_events) == 35
     assert asyncio.run(box.enqueue(_entries(range(36)))) == 36
     box.close()

@@ -71,6 +71,7 @@ from headwater.braze.transport import (
     TransportFailure,
     choose_http,
 )
+from headwater.chunks import chunks
 
 __all__ = ["BrazeClient", "ItemResult", "TrackItem", "TrackSummary"]
 
@@ -353,7 +354,7 @@ class BrazeClient:
         if fields_to_export is not None:
             base["fields_to_export"] = fields_to_export
         bodies = []
-        for chunk in _chunks(ids, MAX_IDS_PER_REQUEST) if ids else [[]]:
+        for chunk in chunks(ids, MAX_IDS_PER_REQUEST) if ids else [[]]:
             body = dict(base)
             for name, value in chunk:
                 body.setdefault(name, []).append(value)
@@ -370,7 +371,7 @@ class BrazeClient:
         answers = await asyncio.gather(
             *(
                 self.request("users.alias.new", {"user_aliases": chunk})
-                for chunk in _chunks(user_aliases, MAX_IDS_PER_REQUEST)
+                for chunk in chunks(user_aliases, MAX_IDS_PER_REQUEST)
             )
         )
         return {
@@ -392,7 +393,7 @@ class BrazeClient:
             ("user_aliases", user_aliases),
             ("braze_ids", braze_ids),
         ):
-            for chunk in _chunks(values or [], MAX_IDS_PER_REQUEST):
+            for chunk in chunks(values or [], MAX_IDS_PER_REQUEST):
                 calls.append(self.request("users.delete", {name: chunk}))
         answers = await asyncio.gather(*calls)
         return {"deleted": sum(a.get("deleted", 0) for a in answers), "message": "success"}
@@ -537,10 +538,6 @@ def _describe(answer: Answer) -> str:
         return answer.error
     message = answer.body.get("message") if isinstance(answer.body, dict) else None
     return f"{answer.status} {message or ''}".strip()
-
-
-def _chunks(values: list, size: int) -> list[list]:
-    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
 def _first_rejection(group: BaseExceptionGroup) -> BrazeRejectedError | None:

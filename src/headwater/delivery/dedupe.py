@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from headwater.braze.identifiers import ObjectError, identifier_of
 from headwater.braze.profile import FREE_FIELDS
 from headwater.braze.track import ARRAY_OPERATORS, CONTROL_KEYS, OBJECT_ARRAY_OPERATORS
+from headwater.chunks import chunks
 from headwater.state.db import metadata
 
 CACHE_USERS = 200_000
@@ -82,8 +83,7 @@ class AttributeDeduper:
         """Read these users' delivered values (one query per 500 users). Always re-read:
         another serve process may have delivered newer values since."""
         missing = sorted(set(users))
-        for start in range(0, len(missing), 500):
-            chunk = missing[start : start + 500]
+        for chunk in chunks(missing, 500):
             for user in chunk:
                 self._cache[user] = {}
             with self.engine.connect() as conn:

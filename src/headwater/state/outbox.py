@@ -48,6 +48,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from headwater.chunks import chunks
 from headwater.state.db import metadata
 from headwater.state.seen import SeenKeys, normalise_key
 
@@ -61,6 +62,7 @@ OPT_DEDUPE_ATTRIBUTES = 1
 OPT_RESOLVE_EMAIL = 2
 
 OBJECTS_PER_ROW = 75  # one Braze request's worth of one kind
+IDS_PER_STATEMENT = 500
 _ID = BigInteger().with_variant(Integer, "sqlite")
 
 outbox = Table(
@@ -154,7 +156,6 @@ class Outbox:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.lease_seconds = lease_seconds
-        self.seen_window_seconds = seen_window_seconds
         self.owner = uuid.uuid4().hex
         self._queue: asyncio.Queue[_Pending] | None = None
         self._writer_task: asyncio.Task | None = None
@@ -163,12 +164,11 @@ class Outbox:
         self._upkeep: asyncio.Task | None = None
         self._listeners: list[asyncio.Event] = []
         self.commits = 0  # transactions run, for the benchmark's group-commit ratio
-        mark = "%s" if self.dialect == "postgresql" else "?"
+        self._mark = "%s" if self.dialect == "postgresql" else "?"
         columns = ("stream", "destination", "kind", "payload", "objects", "options",
                    "enqueued_at", "available_at", "attempts")  # fmt: skip
-        self._insert_sql = (
-            f"INSERT INTO outbox ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
-        )
+        marks = ", ".join([self._mark] * len(columns))
+        self._insert_sql = f"INSERT INTO outbox ({', '.join(columns)}) VALUES ({marks})"
         self._claim_sql = _claim_sql(self.dialect)
 
     async def write(self, fn, *args):
@@ -223,7 +223,7 @@ class Outbox:
             while not self._queue.empty():
                 group.append(self._queue.get_nowait())
             try:
-                dropped = await loop.run_in_executor(self._thread, self._write_group, group)
+                dropped = await self.write(self._write_group, group)
             except Exception as exc:  # every waiter learns its request was not committed
                 for pending in group:
                     if not pending.future.done():
@@ -240,10 +240,9 @@ class Outbox:
     async def _run_upkeep(self) -> None:
         """Seen-key upkeep on the writer thread, one short transaction per step, so intake
         commits queue between the steps instead of waiting for all of them."""
-        loop = asyncio.get_running_loop()
         try:
             for step in self.seen.upkeep():
-                await loop.run_in_executor(self._thread, step.run)
+                await self.write(step)
         except Exception as exc:  # the log stays; the next upkeep tries again
             log.warning("seen-key upkeep failed: %s", type(exc).__name__)
 
@@ -270,7 +269,7 @@ class Outbox:
                 (stream, destination, kind, b"\n".join(chunk), len(chunk),
                  options, now, now, 0)
                 for (stream, destination, kind, options), payloads in batches.items()
-                for chunk in _chunks(payloads, OBJECTS_PER_ROW)
+                for chunk in chunks(payloads, OBJECTS_PER_ROW)
             ]  # fmt: skip
             if rows:
                 # Straight to the driver's executemany: this is the hottest statement of
@@ -340,12 +339,9 @@ class Outbox:
             with self.engine.begin() as conn:
                 self.ack(ids, conn)
             return
-        mark = "%s" if self.dialect == "postgresql" else "?"
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            conn.exec_driver_sql(
-                f"DELETE FROM outbox WHERE id IN ({', '.join([mark] * len(chunk))})", tuple(chunk)
-            )
+        for chunk in chunks(ids, IDS_PER_STATEMENT):
+            marks = ", ".join([self._mark] * len(chunk))
+            conn.exec_driver_sql(f"DELETE FROM outbox WHERE id IN ({marks})", tuple(chunk))
 
     def release(self, retries: dict[int, Retry], conn=None) -> None:
         """Give rows back for a later try, counting the attempt; a row with
@@ -417,11 +413,6 @@ def _claim_sql(dialect: str) -> dict[str, str]:
         f"FROM outbox WHERE {ready} ORDER BY id LIMIT ?) "
         f"WHERE upto <= ? OR upto = objects) RETURNING {ROW_COLUMNS}"
     }
-
-
-def _chunks(items: list, size: int) -> Iterable[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _prefix_ids(rows: Sequence[tuple[int, int]], limit: int) -> Iterable[int]:

@@ -21,10 +21,10 @@ import functools
 import hashlib
 import time
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
 
 from sqlalchemy import BigInteger, Column, Float, Integer, LargeBinary, Table, text
 
+from headwater.chunks import chunks
 from headwater.state.db import metadata
 
 KEYS_PER_STATEMENT = 500
@@ -68,11 +68,9 @@ def normalise_key(key: bytes) -> bytes:
     return hashlib.blake2b(key, digest_size=KEY_BYTES).digest()
 
 
-class Step(NamedTuple):
-    """One piece of upkeep, run on the outbox's writer thread in turn with intake
-    commits (it may change what a commit's duplicate check sees)."""
-
-    run: Callable[[], None]
+# One piece of upkeep, run on the outbox's writer thread in turn with intake commits (it
+# may change what a commit's duplicate check sees).
+Step = Callable[[], None]
 
 
 class SeenKeys:
@@ -116,12 +114,10 @@ class SeenKeys:
         if unknown:
             fresh.update(unknown)
             fresh.difference_update(self._stored_since(conn, unknown, cutoff))
-        ordered = list(fresh)
         self._commit_number += 1
-        for start in range(0, len(ordered), KEYS_PER_STATEMENT):
+        for chunk in chunks(list(fresh), KEYS_PER_STATEMENT):
             # Many rows per statement: each statement step hands the GIL to the event loop
             # and back, and a step per key made a commit wait for hundreds of hand-backs.
-            chunk = ordered[start : start + KEYS_PER_STATEMENT]
             params: list = []
             for key in chunk:
                 params += (key[0] >> PART_SHIFT, self._commit_number, key, now)
@@ -147,8 +143,7 @@ class SeenKeys:
 
     def _stored_since(self, conn, keys: list[bytes], cutoff: float) -> set[bytes]:
         found: set[bytes] = set()
-        for start in range(0, len(keys), KEYS_PER_STATEMENT):
-            chunk = keys[start : start + KEYS_PER_STATEMENT]
+        for chunk in chunks(keys, KEYS_PER_STATEMENT):
             marks = ", ".join([self._mark] * len(chunk))
             rows = conn.exec_driver_sql(
                 f"SELECT key FROM outbox_seen_events WHERE key IN ({marks}) "
@@ -162,10 +157,8 @@ class SeenKeys:
         """One multi-row upsert with RETURNING per chunk: the keys inserted, or updated
         because their last sighting had left the window."""
         mark = self._mark
-        ordered = list(keys)
         fresh: set[bytes] = set()
-        for start in range(0, len(ordered), KEYS_PER_STATEMENT):
-            chunk = ordered[start : start + KEYS_PER_STATEMENT]
+        for chunk in chunks(list(keys), KEYS_PER_STATEMENT):
             values = ", ".join([f"({mark}, {mark})"] * len(chunk))
             sql = (
                 f"INSERT INTO outbox_seen_events (key, seen_at) VALUES {values} "
@@ -198,7 +191,7 @@ class SeenKeys:
             self._last_prune = time.time()
             cutoff = self._last_prune - self.window_seconds
             for part in range(COMPACT_RANGES):  # a key range per transaction, as above
-                yield Step(functools.partial(self._prune, part, cutoff))
+                yield functools.partial(self._prune, part, cutoff)
 
     def _compaction(self) -> Iterator[Step]:
         upto: list[int] = []
@@ -211,14 +204,14 @@ class SeenKeys:
             self.recent = {}
             self._recent_since = None
 
-        yield Step(start)
+        yield start
         for part in range(COMPACT_RANGES):
-            yield Step(functools.partial(self._fold, upto, part))
+            yield functools.partial(self._fold, upto, part)
 
         def finish() -> None:
             self.compacting = {}
 
-        yield Step(finish)
+        yield finish
 
     def _fold(self, upto: list[int], part: int) -> None:
         """One key range of the log into the keyed table, in key order, newest wins; the

@@ -23,6 +23,7 @@ from headwater.braze.errors import BrazeRejectedError, BrazeUnavailableError
 from headwater.braze.limits import MAX_IDS_PER_REQUEST
 from headwater.braze.profile import count_data_points
 from headwater.braze.retry import Backoff
+from headwater.chunks import chunks
 from headwater.config import Project, SyncConfig
 from headwater.engines import Engine, quote_ident
 from headwater.errors import ConfigError, FatalError, HeadwaterError, RowError
@@ -323,8 +324,7 @@ class _Run:
         self.tick(len(results))
 
     async def send_deletes(self, client: BrazeClient) -> None:
-        for start in range(0, len(self.deletes), MAX_IDS_PER_REQUEST):
-            chunk = self.deletes[start : start + MAX_IDS_PER_REQUEST]
+        for chunk in chunks(self.deletes, MAX_IDS_PER_REQUEST):
             by_kind: dict[str, list] = {}
             for _key, ident in chunk:
                 for kind, value in ident.items():
