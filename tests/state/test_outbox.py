@@ -8,17 +8,8 @@ import asyncio
 import threading
 import time
 
-import pytest
-
 from headwater.state.db import open_state
 from headwater.state.outbox import Outbox, OutboxEntry, Retry
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def state_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    return request.getfixturevalue("pg_url")
 
 
 def _entry(i: int, key: str | None = None) -> OutboxEntry:

@@ -27,13 +27,6 @@ from headwater.state.runs import (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def state_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/state.db"
-    return request.getfixturevalue("pg_url")
-
-
 @pytest.fixture
 def state(state_url) -> Iterator[Engine]:
     engine = open_state(state_url)

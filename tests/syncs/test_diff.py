@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pyarrow as pa
 import pytest
 
-from headwater.engines import Engine, open_engine
+from headwater.engines import Engine
 from headwater.errors import ConfigError
 from headwater.syncs.diff import (
     BITS_PER_MASK,
@@ -19,14 +17,6 @@ from headwater.syncs.diff import (
 from headwater.syncs.snapshot import commit_accepted
 
 COLUMNS = ["email", "points", "tags"]
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def engine(request) -> Iterator[Engine]:
-    url = "duckdb:///:memory:" if request.param == "duckdb" else request.getfixturevalue("pg_url")
-    opened = open_engine(url)
-    yield opened
-    opened.close()
 
 
 def load_model(engine: Engine, rows: list[dict]) -> None:

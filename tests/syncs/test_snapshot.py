@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pyarrow as pa
-import pytest
 
 from headwater.engines import Engine, open_engine
 from headwater.syncs.diff import compute_diff, diff_records, iter_diff
 from headwater.syncs.snapshot import commit_accepted, drop_snapshot, snapshot_table
 
 COLUMNS = ["email", "points"]
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def engine(request) -> Iterator[Engine]:
-    url = "duckdb:///:memory:" if request.param == "duckdb" else request.getfixturevalue("pg_url")
-    opened = open_engine(url)
-    yield opened
-    opened.close()
 
 
 def load_model(engine: Engine, rows: dict[str, tuple[str | None, int | None]]) -> None:
