@@ -71,10 +71,6 @@ def create_app(settings: ServeSettings, hub: Hub | None = None) -> FastAPI:
     )
     app.state.hub = hub
 
-    @app.exception_handler(BrazeError)
-    async def _braze_error(_request: Request, exc: BrazeError) -> Response:
-        return _error(exc.status, exc.body())
-
     @app.exception_handler(HTTPException)
     async def _http_error(_request: Request, exc: HTTPException) -> Response:
         message = MSG_NOT_FOUND if exc.status_code == 404 else str(exc.detail)
@@ -85,9 +81,12 @@ def create_app(settings: ServeSettings, hub: Hub | None = None) -> FastAPI:
         errors = [{"type": e["msg"], "field": ".".join(map(str, e["loc"]))} for e in exc.errors()]
         return _error(400, {"message": "Bad Request", "errors": errors})
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> Response:
+    async def _refusal(_request: Request, exc: Exception) -> Response:
         return _render_error(exc)
+
+    # One renderer for what routes raise, here and on the fast path below.
+    app.add_exception_handler(BrazeError, _refusal)
+    app.add_exception_handler(Exception, _refusal)
 
     app.router.routes.extend([*GATEWAY_ROUTES, *WEBHOOK_ROUTES, *API_ROUTES, *METRICS_ROUTES])
     app.add_middleware(FastPath, routes=GATEWAY_FAST_ROUTES, errors=_render_error)

@@ -10,7 +10,9 @@ import logging
 import threading
 from collections.abc import Callable
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, inspect
+
+from headwater.errors import ConfigError
 
 log = logging.getLogger("headwater.state")
 
@@ -125,10 +127,6 @@ def open_state(url: str, *, background_checkpoints: bool = False) -> Engine:
 def _check_columns(engine: Engine) -> None:
     """Refuse a store whose tables predate columns this version needs, naming them,
     instead of failing later on the first statement that reads one."""
-    from sqlalchemy import inspect
-
-    from headwater.errors import ConfigError
-
     found = inspect(engine)
     stale = []
     for table in metadata.sorted_tables:
