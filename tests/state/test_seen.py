@@ -1,18 +1,18 @@
-"""Seen event keys survive restarts and compaction: a re-posted event is dropped whether its
-key is still in the log, already folded into the keyed table, or both; keys past the
-window are let through again and eventually deleted."""
+"""Seen event keys survive restarts: a re-posted event is dropped whether this process
+logged its key or an earlier one did; keys past the window are let through again, leave
+memory and are deleted from the store a bounded stretch at a time."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from headwater.state import seen as seen_module
 from headwater.state.db import open_state
 from headwater.state.outbox import Outbox, OutboxEntry
-from headwater.state.seen import normalise_key, seen_events, seen_log
+from headwater.state.seen import normalise_key, seen_events, seen_keys
 
 
 def _entries(keys: range, tag: str = "") -> list[OutboxEntry]:
@@ -24,29 +24,30 @@ def _entries(keys: range, tag: str = "") -> list[OutboxEntry]:
     ]
 
 
-def _count(engine, table) -> int:
+def _stored(engine) -> int:
+    """Keys the store holds: the SQLite log or PostgreSQL's keyed table."""
+    table = seen_events if engine.dialect.name == "postgresql" else seen_keys
     with engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(table)).scalar_one()
 
 
-def _upkeep(box: Outbox) -> None:
+def _upkeep(box: Outbox) -> int:
+    steps = 0
     for step in box.seen.upkeep():
         step()
+        steps += 1
+    return steps
 
 
-def test_keys_are_remembered_across_a_restart_and_a_compaction(state_url):
+def test_keys_are_remembered_across_restarts(state_url):
     engine = open_state(state_url)
     first = Outbox(engine)
     assert asyncio.run(first.enqueue(_entries(range(100)))) == 0
     first.close()
 
-    restarted = Outbox(engine)  # a new process reads the log back
+    restarted = Outbox(engine)  # a new process reads the keys back
     assert asyncio.run(restarted.enqueue(_entries(range(50, 150)))) == 50
-    _upkeep(restarted)
-    if engine.dialect.name == "sqlite":
-        assert _count(engine, seen_log) == 0  # all folded into the keyed table
-        assert restarted.seen.recent == {}
-    assert _count(engine, seen_events) == 150
+    assert _stored(engine) == 150
     assert asyncio.run(restarted.enqueue(_entries(range(140, 160)))) == 10
     restarted.close()
 
@@ -56,70 +57,66 @@ def test_keys_are_remembered_across_a_restart_and_a_compaction(state_url):
     again.close()
 
 
-def test_compaction_runs_a_key_range_at_a_time_with_intake_committing_in_between(tmp_path):
-    engine = open_state(f"sqlite:///{tmp_path / 'state.db'}")
-    box = Outbox(engine)
-    asyncio.run(box.enqueue(_entries(range(40))))
-    keys = [normalise_key(str(k).encode()) for k in range(40)]
-    steps = box.seen.upkeep()
-    next(steps)()  # the keys logged so far become the ones to fold
-    next(steps)()  # the first key range
-    assert _count(engine, seen_events) == sum(1 for k in keys if k[0] < 256 // 16)
-    # intake goes on mid-compaction: old keys are still dropped, new ones logged
-    assert asyncio.run(box.enqueue(_entries(range(35, 45)))) == 5
-    for step in steps:
-        step()
-    assert _count(engine, seen_events) == 40
-    with engine.connect() as conn:
-        logged = conn.execute(select(seen_log.c.key)).scalars().all()
-    assert sorted(logged) == sorted(normalise_key(str(k).encode()) for k in range(40, 45))
-    assert set(box.seen.recent) == set(logged) and box.seen.compacting == {}
-    assert asyncio.run(box.enqueue(_entries(range(45)))) == 45
-    box.close()
-
-
 def test_keys_past_the_window_are_let_through_and_pruned(state_url, monkeypatch):
     monkeypatch.setattr(seen_module, "PRUNE_SECONDS", 0.0)
+    monkeypatch.setattr(seen_module, "EXPIRE_SECONDS", 0.0)
     engine = open_state(state_url)
     box = Outbox(engine, seen_window_seconds=0.3)
     asyncio.run(box.enqueue(_entries(range(10))))
+    if engine.dialect.name == "sqlite":
+        assert not box.seen.upkeep_due(time.time())  # nothing has left the window yet
     _upkeep(box)
+    assert _stored(engine) == 10
     assert asyncio.run(box.enqueue(_entries(range(10)))) == 10
     time.sleep(0.35)
     assert asyncio.run(box.enqueue(_entries(range(5)))) == 0  # window passed: sent again
     time.sleep(0.35)
-    _upkeep(box)
-    assert _count(engine, seen_events) == 0
-    box.close()
-
-
-def test_upkeep_is_due_after_enough_keys_or_time(tmp_path, monkeypatch):
-    engine = open_state(f"sqlite:///{tmp_path / 'state.db'}")
-    box = Outbox(engine)
-    now = time.time()
-    assert not box.seen.upkeep_due(now)
-    asyncio.run(box.enqueue(_entries(range(3))))
-    assert not box.seen.upkeep_due(time.time())
-    assert box.seen.upkeep_due(time.time() + seen_module.COMPACT_SECONDS + 1)
-    monkeypatch.setattr(seen_module, "COMPACT_KEYS", 3)
     assert box.seen.upkeep_due(time.time())
+    _upkeep(box)
+    assert _stored(engine) == 0 and box.seen.known == {}
     box.close()
 
 
-def test_a_compaction_that_fails_part_way_forgets_nothing(tmp_path):
+def test_a_key_seen_again_after_the_window_outlives_its_first_sighting(tmp_path, monkeypatch):
+    monkeypatch.setattr(seen_module, "EXPIRE_SECONDS", 0.0)
     engine = open_state(f"sqlite:///{tmp_path / 'state.db'}")
-    box = Outbox(engine)
-    asyncio.run(box.enqueue(_entries(range(30))))
+    box = Outbox(engine, seen_window_seconds=0.4)
+    asyncio.run(box.enqueue(_entries(range(5))))
+    time.sleep(0.45)
+    assert asyncio.run(box.enqueue(_entries(range(3)))) == 0  # sighted again, logged again
+    _upkeep(box)  # the first sightings expire; the second ones must stay
+    assert _stored(engine) == 3 and len(box.seen.known) == 3
+    assert asyncio.run(box.enqueue(_entries(range(5)))) == 3
+    box.close()
+    assert asyncio.run(Outbox(engine, seen_window_seconds=0.4).enqueue(_entries(range(3)))) == 3
+
+
+def test_expiry_deletes_a_bounded_stretch_per_transaction(tmp_path, monkeypatch):
+    monkeypatch.setattr(seen_module, "EXPIRE_SECONDS", 0.0)
+    monkeypatch.setattr(seen_module, "PRUNE_KEYS", 25)
+    engine = open_state(f"sqlite:///{tmp_path / 'state.db'}")
+    box = Outbox(engine, seen_window_seconds=0.3)
+    for n in range(10):  # ten commits of ten keys
+        asyncio.run(box.enqueue(_entries(range(n * 10, n * 10 + 10))))
+    time.sleep(0.35)
+    asyncio.run(box.enqueue(_entries(range(1000, 1010))))  # still in the window
     steps = box.seen.upkeep()
     next(steps)()
-    next(steps)()  # one key range folded, then the store fails
-    steps.close()
-    assert asyncio.run(box.enqueue(_entries(range(25, 35)))) == 5  # all 30 still known
-    again = box.seen.upkeep()
-    next(again)()  # the next compaction starts: nothing of the first may be lost
-    assert asyncio.run(box.enqueue(_entries(range(36)))) == 35
-    for step in again:
+    assert _stored(engine) == 110 - 20  # two whole commits fit under the bound
+    # intake goes on between the steps; the newest keys stay known
+    assert asyncio.run(box.enqueue(_entries(range(1005, 1015)))) == 5
+    for step in steps:
         step()
-    assert _count(engine, seen_events) == 35
-    assert asyncio.run(box.enqueue(_entries(range(36)))) == 36
+    assert _stored(engine) == 15 and set(box.seen.known) == {
+        normalise_key(str(k).encode()) for k in range(1000, 1015)
+    }
     box.close()
+
+
+def test_each_store_gets_only_the_tables_it_uses(state_url):
+    engine = open_state(state_url)
+    tables = set(inspect(engine).get_table_names())
+    if engine.dialect.name == "postgresql":
+        assert "outbox_seen_events" in tables
+    else:
+        assert "outbox_seen_keys" in tables and "outbox_seen_events" not in tables

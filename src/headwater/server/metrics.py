@@ -41,6 +41,10 @@ def render_metrics(hub) -> str:
         "# HELP headwater_outbox_commits_total Group commits run by this process.",
         "# TYPE headwater_outbox_commits_total counter",
         f"headwater_outbox_commits_total {hub.outbox.commits}",
+        "# HELP headwater_seen_event_keys Event keys of the duplicate window this process holds"
+        " in memory (SQLite state; 0 on PostgreSQL, which keeps them in a table).",
+        "# TYPE headwater_seen_event_keys gauge",
+        f"headwater_seen_event_keys {len(hub.outbox.seen.known)}",
     ]
     return "\n".join(lines) + "\n"
 

@@ -1,7 +1,8 @@
 """One way to open the state store: SQLite (WAL) by default, PostgreSQL by URL.
 
 Each state module declares its tables on the shared ``metadata``; ``open_state`` creates
-what is missing, so a fresh project needs no migration step.
+what is missing, so a fresh project needs no migration step. A table that only one kind
+of store uses says so in ``info={"dialects": {...}}``.
 """
 
 from __future__ import annotations
@@ -119,9 +120,14 @@ def open_state(url: str, *, background_checkpoints: bool = False) -> Engine:
 
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_state_engine(url, background_checkpoints=background_checkpoints)
-    metadata.create_all(engine)
+    metadata.create_all(engine, tables=_tables_for(engine))
     _check_columns(engine)
     return engine
+
+
+def _tables_for(engine: Engine) -> list:
+    dialect = engine.dialect.name
+    return [t for t in metadata.sorted_tables if dialect in t.info.get("dialects", {dialect})]
 
 
 def _check_columns(engine: Engine) -> None:
@@ -129,7 +135,7 @@ def _check_columns(engine: Engine) -> None:
     instead of failing later on the first statement that reads one."""
     found = inspect(engine)
     stale = []
-    for table in metadata.sorted_tables:
+    for table in _tables_for(engine):
         have = {c["name"] for c in found.get_columns(table.name)}
         missing = [c.name for c in table.columns if c.name not in have]
         if missing:

@@ -4,15 +4,16 @@ content hash, 16 bytes each), so a retried or re-posted event is enqueued once.
 On PostgreSQL every key is upserted into ``outbox_seen_events`` inside the intake
 transaction, which keeps several ``serve`` processes honest with each other.
 
-On SQLite that upsert was the gateway's bottleneck: keys are hashes, so every key lands on
-its own B-tree page and every commit wrote one 4 KB page per event. Here SQLite keys are
-appended to ``outbox_seen_log`` instead (new rows at the end of the table: a commit
-touches a page or two), this process keeps them in memory, and a compaction folds the log
-into the keyed table in SQL, one key range per transaction with intake commits in between
-(each page of the keyed table written once for many keys). A lookup checks memory first,
-then the keyed table. The log is read back at start-up, so a restart forgets nothing.
-Another process sharing the SQLite file sees this process's keys once they are compacted
-(within ``COMPACT_SECONDS``): use PostgreSQL for several processes.
+On SQLite the window's keys live in this process's memory (120-150 bytes each: a million
+events a day hold 120-150 MB) and are appended to ``outbox_seen_keys``, a log in commit order,
+inside the intake transaction: a commit adds rows at the end of one B-tree (a page or two),
+and a restart reads the log back (~1.6 s per million keys), so nothing is forgotten. Keys past the window leave
+memory and the log's oldest stretch is deleted, a bounded number per transaction.
+A keyed table on disk was tried first: keys are hashes, so every key lands on its own page,
+and folding a second's keys into a table of a few hundred thousand cost ~130 ms of CPU
+(~400 ms at two million), growing with the window; that was the gateway's p99.
+A second process sharing the SQLite file does not see this one's keys: use PostgreSQL for
+several processes.
 """
 
 from __future__ import annotations
@@ -20,49 +21,45 @@ from __future__ import annotations
 import functools
 import hashlib
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 
-from sqlalchemy import BigInteger, Column, Float, Integer, LargeBinary, Table, text
+from sqlalchemy import BigInteger, Column, Float, LargeBinary, Table, text
 
 from headwater.chunks import chunks
 from headwater.state.db import metadata
 
 KEYS_PER_STATEMENT = 500
-# Compact once this many keys wait in the log. Small and often measured best for the
-# gateway's p99 (bench.gateway: 20k beat 10k, 50k and 200k): a compaction's steps are short
-# and its pages are still in memory; the price is rewriting more of the keyed table.
-COMPACT_KEYS = 20_000
-COMPACT_SECONDS = 30.0  # ...or once the oldest has waited this long
-PRUNE_SECONDS = 600.0  # how often keys past the window are deleted
+PRUNE_KEYS = 5_000  # log rows deleted per transaction (a few ms of the write lock)
+PRUNE_SECONDS = 600.0  # PostgreSQL: how often keys past the window are deleted
+EXPIRE_SECONDS = 1.0  # SQLite: how often keys past the window leave memory and the log
 
 seen_events = Table(
     "outbox_seen_events",
     metadata,
     Column("key", LargeBinary(32), primary_key=True),  # a 16-byte digest
     Column("seen_at", Float, nullable=False),
-    sqlite_with_rowid=False,  # the key is the row: one B-tree write per key, not two
+    info={"dialects": {"postgresql"}},
 )
 
-seen_log = Table(
-    "outbox_seen_log",
+seen_keys = Table(
+    "outbox_seen_keys",
     metadata,
-    Column("part", Integer, primary_key=True),  # the key range the key falls in
-    Column("id", BigInteger, primary_key=True),  # the commit's number in this process
+    Column("id", BigInteger, primary_key=True),  # the commit's number, in time order
     Column("key", LargeBinary(32), primary_key=True),
     Column("seen_at", Float, nullable=False),
-    # Clustered by range, then commit: a commit appends at the end of each range (a few
-    # pages), and a compaction step reads and deletes one contiguous stretch.
-    sqlite_with_rowid=False,
+    sqlite_with_rowid=False,  # clustered by commit: appends at the end, prunes from the start
+    info={"dialects": {"sqlite"}},
 )
 
 KEY_BYTES = 16
-COMPACT_RANGES = 16  # key ranges (by first byte) folded one transaction at a time
-PART_SHIFT = 4  # first byte >> 4: the key's range
+PRUNE_RANGES = 16  # PostgreSQL prunes a key range (by first byte) per transaction
+_NEVER = float("-inf")
 
 
 def normalise_key(key: bytes) -> bytes:
     """Keys are 16-byte digests (what the streams and the gateway make); anything else is
-    hashed to one, so every key spreads evenly over the compaction's key ranges."""
+    hashed to one, so every key costs the same in memory and spreads over key ranges."""
     if len(key) == KEY_BYTES:
         return key
     return hashlib.blake2b(key, digest_size=KEY_BYTES).digest()
@@ -80,20 +77,28 @@ class SeenKeys:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.window_seconds = window_seconds
-        # SQLite: keys in the log, newest sighting. ``compacting`` holds those a running
-        # compaction is folding; it is dropped whole when the compaction ends.
-        self.recent: dict[bytes, float] = {}
-        self.compacting: dict[bytes, float] = {}
-        self._recent_since: float | None = None
+        # SQLite: every key in the window with its newest sighting, and the commits that
+        # logged them, oldest first (commit number, time, keys), for expiry in order.
+        self.known: dict[bytes, float] = {}
+        self.commits: deque[tuple[int, float, list[bytes]]] = deque()
         self._last_prune = time.time()
         self._mark = "%s" if self.dialect == "postgresql" else "?"
         self._commit_number = 0
         if self.dialect != "postgresql":
-            with engine.connect() as conn:
-                for key, seen_at in conn.execute(text("SELECT key, seen_at FROM outbox_seen_log")):
-                    self._note(bytes(key), seen_at)
-                last = conn.execute(text("SELECT MAX(id) FROM outbox_seen_log")).scalar()
-                self._commit_number = last or 0
+            self._load_log()
+
+    def _load_log(self) -> None:
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT id, key, seen_at FROM outbox_seen_keys ORDER BY id")
+            keys: list[bytes] = []
+            for commit, key, seen_at in rows:  # in commit order: a later sighting wins
+                if not self.commits or self.commits[-1][0] != commit:
+                    keys = []
+                    self.commits.append((commit, seen_at, keys))
+                # One time object per commit, as at intake: a float per key is 24 bytes.
+                self.known[key] = self.commits[-1][1]
+                keys.append(key)
+        self._commit_number = self.commits[-1][0] if self.commits else 0
 
     # ---- inside the intake transaction -------------------------------------------------
 
@@ -103,55 +108,29 @@ class SeenKeys:
         if self.dialect == "postgresql":
             return self._upsert(conn, keys, now)
         cutoff = now - self.window_seconds
-        unknown = []
-        fresh = set()
-        for key in keys:
-            seen_at = self.recent.get(key) or self.compacting.get(key)
-            if seen_at is None:
-                unknown.append(key)
-            elif seen_at < cutoff:
-                fresh.add(key)  # the newest sighting is too old, so any older one is too
-        if unknown:
-            fresh.update(unknown)
-            fresh.difference_update(self._stored_since(conn, unknown, cutoff))
+        known = self.known
+        fresh = {key for key in keys if known.get(key, _NEVER) < cutoff}
         self._commit_number += 1
         for chunk in chunks(list(fresh), KEYS_PER_STATEMENT):
             # Many rows per statement: each statement step hands the GIL to the event loop
             # and back, and a step per key made a commit wait for hundreds of hand-backs.
             params: list = []
             for key in chunk:
-                params += (key[0] >> PART_SHIFT, self._commit_number, key, now)
-            # OR REPLACE: another process sharing the file may log the same key under the
-            # same commit number; the newer sighting wins.
+                params += (self._commit_number, key, now)
+            # OR REPLACE: a second process sharing the file may log under the same number.
             conn.exec_driver_sql(
-                "INSERT OR REPLACE INTO outbox_seen_log (part, id, key, seen_at) VALUES "
-                + ", ".join(["(?, ?, ?, ?)"] * len(chunk)),
+                "INSERT OR REPLACE INTO outbox_seen_keys (id, key, seen_at) VALUES "
+                + ", ".join(["(?, ?, ?)"] * len(chunk)),
                 tuple(params),
             )
         return fresh
 
     def remember(self, fresh: set[bytes], now: float) -> None:
-        if self.dialect != "postgresql":
+        """The keys ``claim`` returned, once their transaction committed."""
+        if self.dialect != "postgresql" and fresh:
             for key in fresh:
-                self._note(key, now)
-
-    def _note(self, key: bytes, seen_at: float) -> None:
-        if self.recent.get(key, 0.0) < seen_at:
-            self.recent[key] = seen_at
-        if self._recent_since is None or seen_at < self._recent_since:
-            self._recent_since = seen_at
-
-    def _stored_since(self, conn, keys: list[bytes], cutoff: float) -> set[bytes]:
-        found: set[bytes] = set()
-        for chunk in chunks(keys, KEYS_PER_STATEMENT):
-            marks = ", ".join([self._mark] * len(chunk))
-            rows = conn.exec_driver_sql(
-                f"SELECT key FROM outbox_seen_events WHERE key IN ({marks}) "
-                f"AND seen_at >= {self._mark}",
-                (*chunk, cutoff),
-            )
-            found.update(bytes(row[0]) for row in rows)
-        return found
+                self.known[key] = now
+            self.commits.append((self._commit_number, now, list(fresh)))
 
     def _upsert(self, conn, keys: set[bytes], now: float) -> set[bytes]:
         """One multi-row upsert with RETURNING per chunk: the keys inserted, or updated
@@ -175,64 +154,48 @@ class SeenKeys:
     # ---- upkeep, run by the outbox's writer between intake commits ---------------------
 
     def upkeep_due(self, now: float) -> bool:
-        if now - self._last_prune >= PRUNE_SECONDS:
-            return True
-        if self._recent_since is None:
+        if self.dialect == "postgresql":
+            return now - self._last_prune >= PRUNE_SECONDS
+        if now - self._last_prune < EXPIRE_SECONDS:
             return False
-        return len(self.recent) >= COMPACT_KEYS or now - self._recent_since >= COMPACT_SECONDS
+        return bool(self.commits) and self.commits[0][1] < now - self.window_seconds
 
     def upkeep(self) -> Iterator[Step]:
-        """Steps of one short transaction each, all on the writer thread: fold the log
-        into the keyed table a key range at a time, drop the folded log rows, delete keys
+        """Steps of one short transaction each, all on the writer thread, deleting keys
         past the window."""
-        if self.dialect != "postgresql" and self._recent_since is not None:
-            yield from self._compaction()
-        if time.time() - self._last_prune >= PRUNE_SECONDS:
-            self._last_prune = time.time()
-            cutoff = self._last_prune - self.window_seconds
-            for part in range(COMPACT_RANGES):  # a key range per transaction, as above
-                yield functools.partial(self._prune, part, cutoff)
+        self._last_prune = time.time()
+        cutoff = self._last_prune - self.window_seconds
+        if self.dialect == "postgresql":
+            for part in range(PRUNE_RANGES):  # a key range per transaction
+                yield functools.partial(self._prune_range, part, cutoff)
+            return
+        while self.commits and self.commits[0][1] < cutoff:
+            yield functools.partial(self._expire, cutoff)
 
-    def _compaction(self) -> Iterator[Step]:
-        upto: list[int] = []
-
-        def start() -> None:
-            # What the log holds up to this commit; keys logged from now on start a new set.
-            upto.append(self._commit_number)
-            # A compaction that failed part-way left its keys here: they stay until folded.
-            self.compacting = {**self.compacting, **self.recent}
-            self.recent = {}
-            self._recent_since = None
-
-        yield start
-        for part in range(COMPACT_RANGES):
-            yield functools.partial(self._fold, upto, part)
-
-        def finish() -> None:
-            self.compacting = {}
-
-        yield finish
-
-    def _fold(self, upto: list[int], part: int) -> None:
-        """One key range of the log into the keyed table, in key order, newest wins; the
-        folded stretch of the log goes in the same transaction."""
+    def _expire(self, cutoff: float) -> None:
+        """Forget the oldest commits' keys past the window (up to ``PRUNE_KEYS``) and
+        delete their stretch of the log. Memory goes after the delete commits: a failed
+        delete leaves both for the next try."""
+        taken, last = 0, None
+        for commit, seen_at, keys in self.commits:
+            if seen_at >= cutoff or (taken and taken + len(keys) > PRUNE_KEYS):
+                break
+            taken, last = taken + len(keys), commit
+        if last is None:
+            return
         with self.engine.begin() as conn:
-            conn.exec_driver_sql(
-                "INSERT INTO outbox_seen_events (key, seen_at) "
-                "SELECT key, MAX(seen_at) FROM outbox_seen_log "
-                "WHERE part = ? AND id <= ? GROUP BY key ORDER BY key "
-                "ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at "
-                "WHERE excluded.seen_at > outbox_seen_events.seen_at",
-                (part, upto[0]),
-            )
-            conn.exec_driver_sql(
-                "DELETE FROM outbox_seen_log WHERE part = ? AND id <= ?", (part, upto[0])
-            )
+            conn.execute(text("DELETE FROM outbox_seen_keys WHERE id <= :last"), {"last": last})
+        known = self.known
+        while self.commits and self.commits[0][0] <= last:
+            _commit, seen_at, keys = self.commits.popleft()
+            for key in keys:
+                if known.get(key) == seen_at:  # not seen again since
+                    del known[key]
 
-    def _prune(self, part: int, cutoff: float) -> None:
-        low = bytes([part << PART_SHIFT])
-        above = f"AND key < {self._mark} " if part + 1 < COMPACT_RANGES else ""
-        params = (low, bytes([(part + 1) << PART_SHIFT])) if above else (low,)
+    def _prune_range(self, part: int, cutoff: float) -> None:
+        low = bytes([part << 4])
+        above = f"AND key < {self._mark} " if part + 1 < PRUNE_RANGES else ""
+        params = (low, bytes([(part + 1) << 4])) if above else (low,)
         with self.engine.begin() as conn:
             conn.exec_driver_sql(
                 f"DELETE FROM outbox_seen_events WHERE key >= {self._mark} {above}"
@@ -241,4 +204,4 @@ class SeenKeys:
             )
 
 
-__all__ = ["SeenKeys", "normalise_key", "seen_events", "seen_log"]
+__all__ = ["SeenKeys", "normalise_key", "seen_events", "seen_keys"]
