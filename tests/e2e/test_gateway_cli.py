@@ -134,6 +134,14 @@ def test_serve_runs_streams_from_the_project_file(tmp_path):
             wait_until(lambda: fake.events("extole_created_share_link"))
             content = httpx.get(f"{base}/content/extole/cust-1001", params={"token": "ct"})
             assert content.json() == {"share_link": "https://refer.shop.example/ada"}
+            # A second serve on the same SQLite file is refused, naming the first.
+            second = subprocess.run(
+                [sys.executable, "-m", "headwater", "serve", "--project", str(tmp_path),
+                 "--port", str(free_port())],
+                env=env, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert second.returncode == 1 and "Traceback" not in second.stderr
+            assert f"another `headwater serve` (pid {process.pid})" in second.stderr
         finally:
             process.send_signal(signal.SIGTERM)
             output = process.communicate(timeout=20)[0].decode()

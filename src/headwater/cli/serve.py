@@ -62,11 +62,11 @@ def serve(
     try:
         settings = ServeSettings.from_project(load_project(project_dir))
         settings.default_destination()
+        settings.delivery.lease_seconds = lease_seconds
+        settings.run_workers = workers
+        app = create_app(settings)  # opens the state store: stale or locked is refused here
     except ConfigError as exc:
         _fail(console, exc)
-    settings.delivery.lease_seconds = lease_seconds
-    settings.run_workers = workers
-    app = create_app(settings)
     tune_garbage_collector()
     console.print(
         f"Headwater gateway on http://{host}:{port} "

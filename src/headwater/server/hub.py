@@ -14,6 +14,7 @@ from headwater.state import dead_letters as _dead_letter_tables  # noqa: F401
 from headwater.state.db import WalCheckpointer, open_state
 from headwater.state.keys import KeyRing
 from headwater.state.outbox import Outbox
+from headwater.state.serve_lock import ServeLock
 from headwater.streams.content import ContentStore
 from headwater.streams.inspector import Inspector
 
@@ -24,6 +25,8 @@ class Hub:
     def __init__(self, settings: ServeSettings, engine: Engine | None = None) -> None:
         self.settings = settings
         self.engine = engine or open_state(settings.state_url, background_checkpoints=True)
+        lock = ServeLock.for_engine(self.engine)
+        self.lock = lock.acquire() if lock else None
         self.outbox = Outbox(
             self.engine,
             lease_seconds=settings.delivery.lease_seconds,
@@ -54,6 +57,8 @@ class Hub:
         if self.checkpointer is not None:
             self.checkpointer.stop()
         self.outbox.close()
+        if self.lock is not None:
+            self.lock.release()
 
 
 def hub_of(request: Request) -> Hub:
