@@ -210,3 +210,45 @@ def test_a_row_settles_object_by_object_and_comes_back_with_only_what_failed(sql
     assert hub.counters.read()["gateway:partner"] == {"delivered": 2, "dead_lettered": 1}
     assert worker.delivered == 2 and worker.parked == 1
     hub.outbox.close()
+
+
+def test_a_round_that_dies_mid_send_settles_what_braze_accepted(sqlite_state):
+    """An unexpected error after some requests were answered: what Braze accepted leaves
+    the outbox (it must not be sent twice), the rest comes back for another try."""
+    import asyncio
+
+    from headwater.braze.batching import ItemResult
+    from headwater.delivery.worker import DeliveryWorker
+    from headwater.server.hub import Hub
+    from headwater.state.outbox import OutboxEntry
+
+    class DiesAfterTwo:
+        async def track(self, items, *, on_results=None, progress=None):
+            items = list(items)
+            await on_results([ItemResult(item.ref, True) for item in items[:2]])
+            raise RuntimeError("connection pool broke")
+
+        async def aclose(self) -> None:
+            pass
+
+    settings = make_settings(sqlite_state, {"braze": "http://127.0.0.1:9"}, run_workers=False)
+    hub = Hub(settings)
+    worker = DeliveryWorker(hub, settings.destinations["braze"], client=DiesAfterTwo())
+
+    async def main():
+        await hub.outbox.enqueue([
+            OutboxEntry("gateway:partner", "braze", "events", f'{{"n":{n}}}'.encode())
+            for n in range(5)
+        ])  # fmt: skip
+        rows = hub.outbox.claim("braze", 100)
+        await worker._slots.acquire()
+        await worker._round(rows)
+
+    asyncio.run(main())
+    assert hub.counters.read()["gateway:partner"] == {"delivered": 2}
+    claimed: list = []
+    wait_until(lambda: claimed.extend(hub.outbox.claim("braze", 100)) or claimed, timeout=3)
+    (again,) = claimed
+    assert again.decode() == [{"n": 2}, {"n": 3}, {"n": 4}] and again.attempts == 1
+    hub.outbox.close()
+    hub.lock.release()

@@ -116,7 +116,7 @@ class DeliveryWorker:
     async def _round(self, rows: list[OutboxRow]) -> None:
         try:
             await self.deliver(rows)
-        except Exception as exc:  # the rows go back; nothing is lost
+        except Exception as exc:  # before sending, or settling failed: the rows go back
             log.error("delivery round failed: %s: %s", type(exc).__name__, exc)
             with contextlib.suppress(Exception):
                 await self.hub.outbox.write(
@@ -172,6 +172,9 @@ class DeliveryWorker:
             batch.fail_open(str(exc))
         except HeadwaterError as exc:
             batch.fail_open(str(exc))
+        except Exception as exc:  # unexpected: settle what Braze answered, retry the rest
+            log.error("delivery round failed: %s: %s", type(exc).__name__, exc)
+            batch.fail_open(type(exc).__name__)
         finally:
             renew.cancel()
         batch.fail_open("no result from Braze")
