@@ -280,3 +280,28 @@ def test_any_document_either_loads_or_fails_with_located_problems(document: dict
     except ConfigError as exc:
         assert exc.problems
         assert all(re.match(r"headwater\.yml(:\d+)?: ", p) for p in exc.problems), exc.problems
+
+
+def test_the_gateway_section_sets_serve_and_its_problems_are_located(tmp_path: Path) -> None:
+    from headwater.server.settings import ServeSettings
+
+    (tmp_path / "headwater.yml").write_text(
+        GOOD + "gateway:\n  dedupe_events: false\n  duplicate_window_hours: 2\n"
+        "  delivery: {max_attempts: 3, linger_seconds: 0}\n"
+    )
+    settings = ServeSettings.from_project(load_project(tmp_path))
+    assert (settings.gateway_dedupe_events, settings.gateway_dedupe_attributes) == (False, True)
+    assert settings.seen_window_seconds == 7200
+    assert (settings.delivery.max_attempts, settings.delivery.linger_seconds) == (3, 0)
+    assert settings.delivery.lease_seconds == 30  # untouched fields keep their defaults
+    assert ServeSettings.from_project(parse_project(GOOD)).delivery.max_attempts == 8
+
+    assert problems_of(
+        GOOD + "gateway:\n  destination: brze\n  duplicate_window_hours: 0\n"
+        "  delivery: {max_attempts: many}\n"
+    ) == [
+        "headwater.yml:19: gateway.destination: no destination named 'brze'",
+        "headwater.yml:20: gateway.duplicate_window_hours: input should be greater than 0",
+        "headwater.yml:21: gateway.delivery.max_attempts: input should be a valid integer, "
+        "unable to parse string as an integer",
+    ]

@@ -327,6 +327,30 @@ class SyncConfig(_Strict):
         return list(dict.fromkeys(cols))
 
 
+# --------------------------------------------------------------------------- gateway
+
+
+class GatewayDelivery(_Strict):
+    """How ``serve``'s delivery workers drain the outbox into Braze."""
+
+    max_attempts: int = Field(default=8, gt=0, le=100)  # failed tries before the DLQ
+    lease_seconds: float = Field(default=30.0, gt=0)  # a claim lasts; then others may take it
+    linger_seconds: float = Field(default=0.05, ge=0, le=10)  # wait for a batch to fill
+    retry_base_seconds: float = Field(default=1.0, gt=0)  # first backoff; doubles, jittered
+    retry_max_seconds: float = Field(default=300.0, gt=0)
+    identity_cache_size: int = Field(default=100_000, ge=0)  # email -> Braze user lookups
+
+
+class GatewayConfig(_Strict):
+    """``/users/track`` traffic and the delivery behind it (the streams have their own)."""
+
+    destination: str | None = None  # default: "braze", else the first destination
+    dedupe_attributes: bool = True
+    dedupe_events: bool = True
+    duplicate_window_hours: float = Field(default=24.0, gt=0, le=24 * 30)  # all streams
+    delivery: GatewayDelivery = Field(default_factory=GatewayDelivery)
+
+
 # --------------------------------------------------------------------------- project
 
 
@@ -338,6 +362,7 @@ class Project(_Strict):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     syncs: dict[str, SyncConfig] = Field(default_factory=dict)
     streams: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
 
@@ -592,6 +617,12 @@ def _cross_check(raw: dict[str, Any], doc: _Document) -> None:
                         f"reads {table!r}, which is not a source"
                         + (f" (sources: {', '.join(sorted(sources))})" if sources else ""),
                     )
+
+    gateway = section("gateway")
+    if gateway:
+        dest = gateway.get("destination")
+        if isinstance(dest, str) and dest not in destinations:
+            doc.problem(("gateway", "destination"), f"no destination named {dest!r}")
 
     for name, sync in syncs.items():
         if not isinstance(sync, dict):

@@ -42,10 +42,11 @@ def serve(
     project_dir: Path = PROJECT_OPTION,
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8080, "--port", help="Port to listen on."),
-    lease_seconds: float = typer.Option(
-        30.0,
+    lease_seconds: float | None = typer.Option(
+        None,
         "--lease-seconds",
-        help="How long a delivery claim lasts before another worker may take it over.",
+        help="How long a delivery claim lasts before another worker may take it over "
+        "(default: gateway.delivery.lease_seconds, 30).",
     ),
     workers: bool = typer.Option(
         True, "--workers/--no-workers", help="Run delivery in this process."
@@ -62,7 +63,8 @@ def serve(
     try:
         settings = ServeSettings.from_project(load_project(project_dir))
         settings.default_destination()
-        settings.delivery.lease_seconds = lease_seconds
+        if lease_seconds is not None:
+            settings.delivery.lease_seconds = lease_seconds
         settings.run_workers = workers
         app = create_app(settings)  # opens the state store: stale or locked is refused here
     except ConfigError as exc:

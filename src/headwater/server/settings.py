@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
+from headwater.config import GatewayDelivery
 from headwater.errors import ConfigError
 from headwater.streams.config import StreamConfig, parse_streams
 
@@ -26,16 +27,19 @@ class DestinationSettings:
         return f"DestinationSettings(name={self.name!r}, url={self.url!r}, api_key='**********')"
 
 
+_DELIVERY = GatewayDelivery()  # the project file's defaults (`gateway.delivery`)
+
+
 @dataclass
 class DeliverySettings:
-    lease_seconds: float = 30.0
-    max_attempts: int = 8  # failures before an object is parked in the dead-letter queue
-    linger_seconds: float = 0.05  # wait this long for a batch to fill before sending
+    lease_seconds: float = _DELIVERY.lease_seconds
+    max_attempts: int = _DELIVERY.max_attempts  # failures before an object is parked
+    linger_seconds: float = _DELIVERY.linger_seconds  # wait for a batch to fill before sending
     poll_seconds: float = 0.5  # look for rows other processes committed, or retries due
     claim_size: int = 75 * 8  # rows leased per round (several requests sent concurrently)
-    retry_base_seconds: float = 1.0
-    retry_max_seconds: float = 300.0
-    identity_cache_size: int = 100_000
+    retry_base_seconds: float = _DELIVERY.retry_base_seconds
+    retry_max_seconds: float = _DELIVERY.retry_max_seconds
+    identity_cache_size: int = _DELIVERY.identity_cache_size
 
 
 @dataclass
@@ -74,4 +78,14 @@ class ServeSettings:
             for name, dest in project.destinations.items()
         }
         streams = parse_streams(project.streams, set(destinations))
-        return cls(state_url=project.state_url, destinations=destinations, streams=streams)
+        gateway = project.gateway
+        return cls(
+            state_url=project.state_url,
+            destinations=destinations,
+            streams=streams,
+            gateway_destination=gateway.destination,
+            gateway_dedupe_attributes=gateway.dedupe_attributes,
+            gateway_dedupe_events=gateway.dedupe_events,
+            seen_window_seconds=gateway.duplicate_window_hours * 3600.0,
+            delivery=DeliverySettings(**gateway.delivery.model_dump()),
+        )
