@@ -133,23 +133,19 @@ class SeenKeys:
             self.commits.append((self._commit_number, now, list(fresh)))
 
     def _upsert(self, conn, keys: set[bytes], now: float) -> set[bytes]:
-        """One multi-row upsert with RETURNING per chunk: the keys inserted, or updated
-        because their last sighting had left the window."""
-        mark = self._mark
-        fresh: set[bytes] = set()
-        for chunk in chunks(list(keys), KEYS_PER_STATEMENT):
-            values = ", ".join([f"({mark}, {mark})"] * len(chunk))
-            sql = (
-                f"INSERT INTO outbox_seen_events (key, seen_at) VALUES {values} "
-                "ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at "
-                f"WHERE outbox_seen_events.seen_at < {mark} RETURNING key"
-            )
-            params: list = []
-            for key in chunk:
-                params += (key, now)
-            params.append(now - self.window_seconds)
-            fresh.update(bytes(row[0]) for row in conn.exec_driver_sql(sql, tuple(params)))
-        return fresh
+        """One upsert of all the keys (an array parameter), returning those inserted, or
+        updated because their last sighting had left the window. In key order, so two
+        processes taking the same keys lock them in the same order (no deadlock); and the
+        statement's text never changes, so the driver prepares it once (a VALUES list per
+        chunk was parsed and planned anew by the server on every commit)."""
+        rows = conn.exec_driver_sql(
+            "INSERT INTO outbox_seen_events (key, seen_at) "
+            "SELECT key, %s FROM unnest(%s::bytea[]) AS key ORDER BY key "
+            "ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at "
+            "WHERE outbox_seen_events.seen_at < %s RETURNING key",
+            (now, list(keys), now - self.window_seconds),
+        )
+        return {bytes(row[0]) for row in rows}
 
     # ---- upkeep, run by the outbox's writer between intake commits ---------------------
 
