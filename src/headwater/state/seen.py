@@ -5,15 +5,16 @@ On PostgreSQL every key is upserted into ``outbox_seen_events`` inside the intak
 transaction, which keeps several ``serve`` processes honest with each other.
 
 On SQLite the window's keys live in this process's memory (120-150 bytes each: a million
-events a day hold 120-150 MB) and are appended to ``outbox_seen_keys``, a log in commit order,
-inside the intake transaction: a commit adds rows at the end of one B-tree (a page or two),
-and a restart reads the log back (~1.6 s per million keys), so nothing is forgotten. Keys past the window leave
-memory and the log's oldest stretch is deleted, a bounded number per transaction.
+events a day hold 120-150 MB) and are appended to ``outbox_seen_keys``, a log in commit
+order, inside the intake transaction: a commit adds rows at the end of one B-tree (a page
+or two), and a restart reads the log back (~1.6 s per million keys), so nothing is
+forgotten. Keys past the window leave memory and the log's oldest stretch is deleted, a
+bounded number per transaction.
 A keyed table on disk was tried first: keys are hashes, so every key lands on its own page,
 and folding a second's keys into a table of a few hundred thousand cost ~130 ms of CPU
 (~400 ms at two million), growing with the window; that was the gateway's p99.
-A second process sharing the SQLite file does not see this one's keys: use PostgreSQL for
-several processes.
+A second ``serve`` on the same SQLite file would not see this one's keys, so it is refused
+at start (``headwater.state.serve_lock``): use PostgreSQL for several processes.
 """
 
 from __future__ import annotations
