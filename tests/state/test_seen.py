@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from sqlalchemy import func, inspect, select
 
 from headwater.state import seen as seen_module
@@ -29,6 +30,22 @@ def _stored(engine) -> int:
     table = seen_events if engine.dialect.name == "postgresql" else seen_keys
     with engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+@pytest.fixture(autouse=True)
+def _no_background_upkeep(monkeypatch):
+    """The outbox runs upkeep itself after a commit once it is due; here the tests run its
+    steps by hand, so its own would race them."""
+    monkeypatch.setattr(seen_module, "EXPIRE_SECONDS", 1e9)
+    monkeypatch.setattr(seen_module, "PRUNE_SECONDS", 1e9)
+
+
+def _due(box: Outbox, monkeypatch) -> bool:
+    """``upkeep_due`` as if its interval had passed."""
+    with monkeypatch.context() as patch:
+        patch.setattr(seen_module, "EXPIRE_SECONDS", 0.0)
+        patch.setattr(seen_module, "PRUNE_SECONDS", 0.0)
+        return box.seen.upkeep_due(time.time())
 
 
 def _upkeep(box: Outbox) -> int:
@@ -58,27 +75,24 @@ def test_keys_are_remembered_across_restarts(state_url):
 
 
 def test_keys_past_the_window_are_let_through_and_pruned(state_url, monkeypatch):
-    monkeypatch.setattr(seen_module, "PRUNE_SECONDS", 0.0)
-    monkeypatch.setattr(seen_module, "EXPIRE_SECONDS", 0.0)
     engine = open_state(state_url)
     box = Outbox(engine, seen_window_seconds=0.3)
     asyncio.run(box.enqueue(_entries(range(10))))
     if engine.dialect.name == "sqlite":
-        assert not box.seen.upkeep_due(time.time())  # nothing has left the window yet
+        assert not _due(box, monkeypatch)  # nothing has left the window yet
     _upkeep(box)
     assert _stored(engine) == 10
     assert asyncio.run(box.enqueue(_entries(range(10)))) == 10
     time.sleep(0.35)
     assert asyncio.run(box.enqueue(_entries(range(5)))) == 0  # window passed: sent again
     time.sleep(0.35)
-    assert box.seen.upkeep_due(time.time())
+    assert _due(box, monkeypatch)
     _upkeep(box)
     assert _stored(engine) == 0 and box.seen.known == {}
     box.close()
 
 
-def test_a_key_seen_again_after_the_window_outlives_its_first_sighting(tmp_path, monkeypatch):
-    monkeypatch.setattr(seen_module, "EXPIRE_SECONDS", 0.0)
+def test_a_key_seen_again_after_the_window_outlives_its_first_sighting(tmp_path):
     engine = open_state(f"sqlite:///{tmp_path / 'state.db'}")
     box = Outbox(engine, seen_window_seconds=0.4)
     asyncio.run(box.enqueue(_entries(range(5))))
@@ -92,7 +106,6 @@ def test_a_key_seen_again_after_the_window_outlives_its_first_sighting(tmp_path,
 
 
 def test_expiry_deletes_a_bounded_stretch_per_transaction(tmp_path, monkeypatch):
-    monkeypatch.setattr(seen_module, "EXPIRE_SECONDS", 0.0)
     monkeypatch.setattr(seen_module, "PRUNE_KEYS", 25)
     engine = open_state(f"sqlite:///{tmp_path / 'state.db'}")
     box = Outbox(engine, seen_window_seconds=0.3)
@@ -120,3 +133,22 @@ def test_each_store_gets_only_the_tables_it_uses(state_url):
         assert "outbox_seen_events" in tables
     else:
         assert "outbox_seen_keys" in tables and "outbox_seen_events" not in tables
+
+
+def test_the_outbox_expires_keys_by_itself_once_due(tmp_path, monkeypatch):
+    monkeypatch.setattr(seen_module, "EXPIRE_SECONDS", 0.0)
+    engine = open_state(f"sqlite:///{tmp_path / 'state.db'}")
+    box = Outbox(engine, seen_window_seconds=0.3)
+
+    async def main() -> None:
+        await box.enqueue(_entries(range(10)))
+        await asyncio.sleep(0.35)
+        await box.enqueue(_entries(range(100, 101)))  # a commit after the window: upkeep runs
+        for _ in range(200):
+            if len(box.seen.known) == 1:
+                return
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    assert set(box.seen.known) == {normalise_key(b"100")} and _stored(engine) == 1
+    box.close()
