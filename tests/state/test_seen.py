@@ -152,3 +152,21 @@ def test_the_outbox_expires_keys_by_itself_once_due(tmp_path, monkeypatch):
     asyncio.run(main())
     assert set(box.seen.known) == {normalise_key(b"100")} and _stored(engine) == 1
     box.close()
+
+
+def test_a_window_holding_many_keys_in_memory_is_reported(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(seen_module, "WARN_KEYS", 20)
+    box = Outbox(open_state(f"sqlite:///{tmp_path / 'state.db'}"))
+    with caplog.at_level("WARNING", logger="headwater.outbox"):
+        for n in range(5):  # 50 keys: warned at 20 and at 40, not at every commit
+            asyncio.run(box.enqueue(_entries(range(n * 10, n * 10 + 10))))
+    warnings = [r.getMessage() for r in caplog.records if "duplicate window" in r.getMessage()]
+    assert len(warnings) == 2 and warnings[0].startswith("the duplicate window holds 20 event")
+    assert "PostgreSQL" in warnings[0]
+    box.close()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="headwater.outbox"):
+        Outbox(box.engine).close()  # a restart reads them back: said once, at start
+    assert [r.getMessage()[:42] for r in caplog.records] == [
+        "the duplicate window holds 50 event keys i"
+    ]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -30,10 +31,14 @@ from sqlalchemy import BigInteger, Column, Float, LargeBinary, Table, text
 from headwater.chunks import chunks
 from headwater.state.db import metadata
 
+log = logging.getLogger("headwater.outbox")
+
 KEYS_PER_STATEMENT = 500
 PRUNE_KEYS = 5_000  # log rows deleted per transaction (a few ms of the write lock)
 PRUNE_SECONDS = 600.0  # PostgreSQL: how often keys past the window are deleted
 EXPIRE_SECONDS = 1.0  # SQLite: how often keys past the window leave memory and the log
+WARN_KEYS = 5_000_000  # SQLite: say so when memory holds this many keys (and each doubling)
+BYTES_PER_KEY = 150  # what a key in memory costs, at most (measured: 120-150)
 
 seen_events = Table(
     "outbox_seen_events",
@@ -85,8 +90,10 @@ class SeenKeys:
         self._last_prune = time.time()
         self._mark = "%s" if self.dialect == "postgresql" else "?"
         self._commit_number = 0
+        self._warn_at = WARN_KEYS
         if self.dialect != "postgresql":
             self._load_log()
+            self._report_size()
 
     def _load_log(self) -> None:
         with self.engine.connect() as conn:
@@ -132,6 +139,19 @@ class SeenKeys:
             for key in fresh:
                 self.known[key] = now
             self.commits.append((self._commit_number, now, list(fresh)))
+            self._report_size()
+
+    def _report_size(self) -> None:
+        """Warn when memory passes ``WARN_KEYS`` keys, and again at each doubling."""
+        if len(self.known) < self._warn_at:
+            return
+        while self._warn_at <= len(self.known):
+            self._warn_at *= 2
+        log.warning(
+            "the duplicate window holds %d event keys in memory (~%d MB); for this volume "
+            "use PostgreSQL state or a shorter gateway.duplicate_window_hours",
+            len(self.known), len(self.known) * BYTES_PER_KEY // 1_000_000,
+        )  # fmt: skip
 
     def _upsert(self, conn, keys: set[bytes], now: float) -> set[bytes]:
         """One upsert of all the keys (an array parameter), returning those inserted, or
