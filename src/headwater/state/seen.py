@@ -60,6 +60,7 @@ seen_keys = Table(
 
 KEY_BYTES = 16
 PRUNE_RANGES = 16  # PostgreSQL prunes a key range (by first byte) per transaction
+RANGE_SHIFT = 4  # first byte >> 4: the key's range
 _NEVER = float("-inf")
 
 
@@ -88,7 +89,6 @@ class SeenKeys:
         self.known: dict[bytes, float] = {}
         self.commits: deque[tuple[int, float, list[bytes]]] = deque()
         self._last_prune = time.time()
-        self._mark = "%s" if self.dialect == "postgresql" else "?"
         self._commit_number = 0
         self._warn_at = WARN_KEYS
         if self.dialect != "postgresql":
@@ -210,13 +210,12 @@ class SeenKeys:
                     del known[key]
 
     def _prune_range(self, part: int, cutoff: float) -> None:
-        low = bytes([part << 4])
-        above = f"AND key < {self._mark} " if part + 1 < PRUNE_RANGES else ""
-        params = (low, bytes([(part + 1) << 4])) if above else (low,)
+        low = bytes([part << RANGE_SHIFT])
+        above = "AND key < %s " if part + 1 < PRUNE_RANGES else ""
+        params = (low, bytes([(part + 1) << RANGE_SHIFT])) if above else (low,)
         with self.engine.begin() as conn:
             conn.exec_driver_sql(
-                f"DELETE FROM outbox_seen_events WHERE key >= {self._mark} {above}"
-                f"AND seen_at < {self._mark}",
+                f"DELETE FROM outbox_seen_events WHERE key >= %s {above}AND seen_at < %s",
                 (*params, cutoff),
             )
 

@@ -20,8 +20,9 @@ from headwater.errors import ConfigError
 
 
 class ServeLock:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.path = state.with_name(state.name + ".serve-lock")
         self._fd: int | None = None
 
     @classmethod
@@ -30,7 +31,7 @@ class ServeLock:
         database = engine.url.database
         if engine.dialect.name != "sqlite" or not database or database == ":memory:":
             return None
-        return cls(Path(database).resolve().with_name(Path(database).name + ".serve-lock"))
+        return cls(Path(database).resolve())
 
     def acquire(self) -> ServeLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -39,9 +40,8 @@ class ServeLock:
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            state = self.path.with_name(self.path.name.removesuffix(".serve-lock"))
             raise ConfigError(
-                f"state: another `headwater serve` (pid {holder}) is using {state}. With "
+                f"state: another `headwater serve` (pid {holder}) is using {self.state}. With "
                 "SQLite state run one serve process per file; for several, use a "
                 "postgresql:// state URL."
             ) from None
