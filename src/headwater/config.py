@@ -574,6 +574,48 @@ def _table_names(sql: str) -> set[str] | None:
     return names
 
 
+# Names become table names (``hw_model_<name>``), cache directories and URL parts, so they
+# are identifiers: no path separators, no dots, short enough for PostgreSQL's 63-byte names
+# with Headwater's longest prefix and suffix around them.
+NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
+NAMED_SECTIONS = ("destinations", "sources", "models", "syncs", "streams")
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a source, model, sync, stream or destination (else None)."""
+    if NAME_PATTERN.fullmatch(name):
+        return None
+    return (
+        f"{name!r} is not a valid name: use letters, digits, _ and -, start with a letter, "
+        "at most 40 characters"
+    )
+
+
+def _check_names(raw: dict[str, Any], doc: _Document) -> None:
+    """Every name the file declares is an identifier, and no two in a section turn into
+    the same table name (``People``/``people``, ``a-b``/``a_b``)."""
+    for section in NAMED_SECTIONS:
+        entries = raw.get(section)
+        if not isinstance(entries, dict):
+            continue
+        seen: dict[str, str] = {}
+        for name in entries:
+            if not isinstance(name, str):
+                continue  # pydantic reports keys that are not strings
+            problem = name_problem(name)
+            if problem:
+                doc.problem((section, name), problem)
+                continue
+            folded = name.lower().replace("-", "_")
+            if folded in seen:
+                doc.problem(
+                    (section, name),
+                    f"{name!r} and {seen[folded]!r} would share tables and caches; "
+                    "names must differ in more than case or - and _",
+                )
+            seen.setdefault(folded, name)
+
+
 def _cross_check(raw: dict[str, Any], doc: _Document) -> None:
     """References between sections; runs on the raw data so it reports even when other
     parts of the file are wrong."""
@@ -693,6 +735,7 @@ def parse_project(
     except ValidationError as exc:
         for error in exc.errors(include_input=False, include_url=False):
             doc.problem(_pydantic_loc(raw, error["loc"], error["type"]), _message(error))
+    _check_names(raw, doc)
     _cross_check(raw, doc)
 
     if doc.problems or project is None:
