@@ -345,3 +345,12 @@ streams:
         "headwater.yml:19: streams.x23456789012345678901234567890123456789012: "
         f"'x23456789012345678901234567890123456789012' {rule}",
     ]
+
+
+def test_a_warehouse_that_is_not_duckdb_is_refused_without_showing_its_password() -> None:
+    (problem,) = problems_of("warehouse: postgresql://wh:pa/ss@db.example.com/wh\n")
+    assert problem.startswith(
+        "headwater.yml:1: warehouse: only duckdb:/// warehouses are supported, "
+        "got 'postgresql://wh:***@db.example.com/wh'"
+    )
+    assert "pa/ss" not in problem

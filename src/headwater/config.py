@@ -366,6 +366,16 @@ class Project(_Strict):
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
 
+    @field_validator("warehouse")
+    @classmethod
+    def _duckdb_warehouse(cls, value: str) -> str:
+        if not value.startswith("duckdb:///"):
+            raise ValueError(
+                f"only duckdb:/// warehouses are supported, got {redact_url(value)!r}; a model "
+                "over a PostgreSQL database runs inside it (set `source:` on the model)"
+            )
+        return value
+
     def __repr_args__(self):
         # state/warehouse URLs may carry a database password; a repr must not show it.
         # Streams stay loose dicts here, so hide anything in them that looks secret.
@@ -418,7 +428,9 @@ class Project(_Strict):
         """The DuckDB database file (or ``:memory:``) file models run in."""
         url = self.warehouse_url
         if not url.startswith("duckdb:///"):
-            raise ConfigError(f"warehouse: only duckdb:/// URLs are supported, got {url!r}")
+            raise ConfigError(
+                f"warehouse: only duckdb:/// URLs are supported, got {redact_url(url)!r}"
+            )
         return url.removeprefix("duckdb:///") or ":memory:"
 
 
@@ -440,7 +452,8 @@ def _redact_secrets(value: Any) -> Any:
 
 def redact_url(url: str) -> str:
     """``scheme://user:secret@host`` -> ``scheme://user:***@host``."""
-    return re.sub(r"^([a-zA-Z][\w+.-]*://[^:/@]*:)[^@/]*@", r"\1***@", url)
+    # The password may hold a "/" (psycopg takes it): mask up to the last "@".
+    return re.sub(r"^([a-zA-Z][\w+.-]*://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 # --------------------------------------------------------------------------- loading

@@ -60,7 +60,7 @@ def print_report(report: SyncReport, console: Console) -> None:
         + f" · {report.seconds:.1f}s"
     )
     if report.error:
-        console.print(f"[red]error:[/] {escape(report.error)}")
+        console.print(f"[red]error:[/] {escape(report.error)}", soft_wrap=True)
     shown = report.errors[:10]
     for error in shown:
         console.print(f"  [yellow]•[/] {escape(str(error))}")
