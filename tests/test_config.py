@@ -257,7 +257,8 @@ _scalars = st.one_of(
 _keys = st.sampled_from(
     ["state", "sources", "models", "syncs", "destinations", "streams", "type", "path", "url",
      "sql", "primary_key", "columns", "model", "destination", "identifier", "mapping",
-     "external_id", "crm", "contacts", "braze", "required", "event", "purchase", "schedule"]
+     "external_id", "crm", "contacts", "braze", "required", "event", "purchase", "schedule",
+     "preset", "auth", "token", "events", "test_destination", "on_removed", "email"]
 )  # fmt: skip
 _documents = st.recursive(
     _scalars,
@@ -275,8 +276,10 @@ def test_any_document_either_loads_or_fails_with_located_problems(document: dict
 
     import yaml
 
+    from headwater.cli.loading import PROJECT_CHECKS
+
     try:
-        parse_project(yaml.safe_dump(document))
+        parse_project(yaml.safe_dump(document), checks=PROJECT_CHECKS)
     except ConfigError as exc:
         assert exc.problems
         assert all(re.match(r"headwater\.yml(:\d+)?: ", p) for p in exc.problems), exc.problems

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -71,6 +71,16 @@ class BrazeDestination(_Strict):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits_not_used_yet(cls, value: dict) -> dict:
+        if value:
+            raise ValueError(
+                "not supported yet: syncs and delivery would ignore it and use Braze's "
+                "default limits; remove it"
+            )
+        return value
 
 
 # --------------------------------------------------------------------------- sources
@@ -565,6 +575,21 @@ def _message(error: dict[str, Any]) -> str:
     return msg[:1].lower() + msg[1:]
 
 
+Report = Callable[[Loc, str], None]
+ProjectCheck = Callable[[dict[str, Any], Report], None]
+"""A check of one part of the raw project file that another package owns (streams, Braze
+field names); it reports each problem at its location, and ``parse_project`` adds the line."""
+
+
+def located_errors(exc: ValidationError, data: Any) -> list[tuple[Loc, str]]:
+    """A pydantic error's problems as (location in ``data``, message), the way this file
+    reports its own, for a check that validates part of the file with its own model."""
+    return [
+        (_pydantic_loc(data, error["loc"], error["type"]), _message(error))
+        for error in exc.errors(include_input=False, include_url=False)
+    ]
+
+
 def _table_names(sql: str) -> set[str] | None:
     """Tables a SELECT reads, minus its own CTEs; None if sqlglot cannot parse it."""
     import sqlglot
@@ -703,6 +728,23 @@ def _cross_check(raw: dict[str, Any], doc: _Document) -> None:
                 )
 
 
+def _check_removals(raw: dict[str, Any], doc: _Document) -> None:
+    """Braze deletes users by external_id, alias or braze_id only: ``on_removed: delete``
+    by email or phone would fail every removal at run time, so it fails here instead."""
+    syncs = raw.get("syncs")
+    for name, sync in (syncs or {}).items() if isinstance(syncs, dict) else ():
+        if not isinstance(sync, dict) or sync.get("on_removed") != "delete":
+            continue
+        ident = sync.get("identifier")
+        kinds = sorted({"email", "phone"} & set(ident)) if isinstance(ident, dict) else []
+        if kinds:
+            doc.problem(
+                ("syncs", name, "on_removed"),
+                f"delete needs an external_id, user_alias or braze_id identifier, not "
+                f"{kinds[0]} (Braze deletes users by those only); use unset or keep",
+            )
+
+
 def _sync_column_refs(sync: dict[str, Any]) -> Iterable[tuple[Loc, Any]]:
     ident = sync.get("identifier")
     if isinstance(ident, dict):
@@ -726,9 +768,14 @@ def _sync_column_refs(sync: dict[str, Any]) -> Iterable[tuple[Loc, Any]]:
 
 
 def parse_project(
-    text: str, *, file_label: str = PROJECT_FILE, root: Path | None = None
+    text: str,
+    *,
+    file_label: str = PROJECT_FILE,
+    root: Path | None = None,
+    checks: Iterable[ProjectCheck] = (),
 ) -> Project:
-    """Validate project-file text. Raises ConfigError carrying every problem found."""
+    """Validate project-file text. Raises ConfigError carrying every problem found, those
+    of ``checks`` included."""
     doc = _Document(file_label)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -750,6 +797,9 @@ def parse_project(
             doc.problem(_pydantic_loc(raw, error["loc"], error["type"]), _message(error))
     _check_names(raw, doc)
     _cross_check(raw, doc)
+    _check_removals(raw, doc)
+    for check in checks:
+        check(raw, doc.problem)
 
     if doc.problems or project is None:
         raise ConfigError(_sorted_by_line(doc.problems))
@@ -773,7 +823,7 @@ def find_project_file(path: str | Path | None = None) -> Path:
     return p
 
 
-def load_project(path: str | Path | None = None) -> Project:
+def load_project(path: str | Path | None = None, *, checks: Iterable[ProjectCheck] = ()) -> Project:
     """Read, substitute ``${ENV}``, validate and cross-check a project file."""
     file = find_project_file(path)
     try:
@@ -782,7 +832,7 @@ def load_project(path: str | Path | None = None) -> Project:
         raise ConfigError([f"{file}: no project file here (run `headwater init DIR`)"]) from None
     except OSError as exc:
         raise ConfigError([f"{file}: cannot read: {exc.strerror}"]) from None
-    project = parse_project(text, file_label=file.name, root=file.parent)
+    project = parse_project(text, file_label=file.name, root=file.parent, checks=checks)
     project._file = file.resolve()
     return project
 
@@ -802,5 +852,7 @@ __all__ = [
     "SyncConfig",
     "SyncIdentifier",
     "load_project",
+    "located_errors",
+    "name_problem",
     "parse_project",
 ]

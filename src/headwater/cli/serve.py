@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from headwater.errors import ConfigError
@@ -24,7 +25,7 @@ EXTRA_PERMISSIONS = ("streams.read",)  # Headwater's own: the stream inspector a
 
 def _fail(console: Console, exc: ConfigError) -> None:
     for problem in exc.problems:
-        console.print(f"[red]error:[/] {problem}", highlight=False)
+        console.print(f"[red]error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -33,9 +34,9 @@ def _state_engine(project_dir: Path, state: str | None):
 
     if state:
         return open_state(state)
-    from headwater.config import load_project
+    from headwater.cli.loading import load_checked
 
-    return open_state(load_project(project_dir).state_url)
+    return open_state(load_checked(project_dir).state_url)
 
 
 def serve(
@@ -55,13 +56,13 @@ def serve(
     """Run the Braze-compatible gateway, the webhooks and the delivery workers."""
     import uvicorn
 
-    from headwater.config import load_project
+    from headwater.cli.loading import load_checked
     from headwater.server.app import create_app, tune_garbage_collector
     from headwater.server.settings import ServeSettings
 
     console = Console(stderr=True)
     try:
-        settings = ServeSettings.from_project(load_project(project_dir))
+        settings = ServeSettings.from_project(load_checked(project_dir))
         settings.default_destination()
         if lease_seconds is not None:
             settings.delivery.lease_seconds = lease_seconds

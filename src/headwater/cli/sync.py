@@ -17,7 +17,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from headwater.config import Project, load_project
+from headwater.cli.loading import load_checked
+from headwater.config import Project
 from headwater.errors import ConfigError
 from headwater.state import runs
 from headwater.state.db import open_state
@@ -33,10 +34,10 @@ COUNT_COLUMNS = ("added", "changed", "removed", "unchanged", "rejected", "failed
 
 def _load(project_dir: Path, console: Console) -> Project:
     try:
-        return load_project(project_dir)
+        return load_checked(project_dir)
     except ConfigError as exc:
         for problem in exc.problems:
-            console.print(f"[red]error:[/] {escape(problem)}")
+            console.print(f"[red]error:[/] {escape(problem)}", soft_wrap=True)
         raise typer.Exit(2) from None
 
 
