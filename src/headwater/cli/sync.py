@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from headwater.cli.loading import load_checked
+from headwater.cli.output import JSON_OPTION
 from headwater.config import Project
 from headwater.errors import ConfigError
 from headwater.state import runs
@@ -27,7 +28,6 @@ from headwater.syncs.engine import SyncReport, run_sync
 PROJECT_OPTION = typer.Option(
     Path("."), "--project", "-p", help="The project directory (or its headwater.yml)."
 )
-JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON.")
 WIDE_OUTPUT = 120  # columns for piped output: tables must not be cut at 80
 COUNT_COLUMNS = ("added", "changed", "removed", "unchanged", "rejected", "failed", "sent")
 
