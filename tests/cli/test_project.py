@@ -199,3 +199,17 @@ def test_validate_and_serve_find_the_same_problems_in_every_section_at_once(
         *(f"  {p}" for p in EVERY_PROBLEM),
     ]
     assert served.output.splitlines() == [f"error: {p}" for p in EVERY_PROBLEM]
+
+
+def test_validate_lists_the_streams_it_checked(tmp_path: Path) -> None:
+    from headwater.cli.app import app
+
+    (tmp_path / "headwater.yml").write_text(
+        "destinations:\n  braze: {url: 'http://127.0.0.1:9', api_key: k}\n"
+        "streams:\n  extole: {preset: extole, auth: {type: bearer, token: s3cret-token}}\n"
+    )
+
+    result = runner.invoke(app, ["validate", "-p", str(tmp_path)])
+
+    assert result.exit_code == 0, result.output
+    assert "extole -> braze" in result.output and "s3cret-token" not in result.output

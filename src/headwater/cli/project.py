@@ -173,6 +173,8 @@ def _print_summary(console: Console, project: Project, file: Path) -> None:
         )
     for name, dest in project.destinations.items():
         table.add_row("destination", name, f"{dest.type}: {redact_url(dest.url)}")
+    for name, spec in project.streams.items():
+        table.add_row("stream", name, f"{spec.get('preset')} -> {spec.get('destination', 'braze')}")
     console.print(table)
     for warning in _missing_local_files(project):
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
