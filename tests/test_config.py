@@ -257,7 +257,8 @@ _scalars = st.one_of(
 _keys = st.sampled_from(
     ["state", "sources", "models", "syncs", "destinations", "streams", "type", "path", "url",
      "sql", "primary_key", "columns", "model", "destination", "identifier", "mapping",
-     "external_id", "crm", "contacts", "braze", "required", "event", "purchase", "schedule"]
+     "external_id", "crm", "contacts", "braze", "required", "event", "purchase", "schedule",
+     "preset", "auth", "token", "events", "test_destination", "on_removed", "email"]
 )  # fmt: skip
 _documents = st.recursive(
     _scalars,
@@ -275,8 +276,10 @@ def test_any_document_either_loads_or_fails_with_located_problems(document: dict
 
     import yaml
 
+    from headwater.cli.loading import PROJECT_CHECKS
+
     try:
-        parse_project(yaml.safe_dump(document))
+        parse_project(yaml.safe_dump(document), checks=PROJECT_CHECKS)
     except ConfigError as exc:
         assert exc.problems
         assert all(re.match(r"headwater\.yml(:\d+)?: ", p) for p in exc.problems), exc.problems
@@ -305,3 +308,52 @@ def test_the_gateway_section_sets_serve_and_its_problems_are_located(tmp_path: P
         "headwater.yml:21: gateway.delivery.max_attempts: input should be a valid integer, "
         "unable to parse string as an integer",
     ]
+
+
+def test_every_declared_name_is_an_identifier_reported_with_its_line() -> None:
+    text = """\
+destinations:
+  braze/prod: {url: "http://127.0.0.1:9090", api_key: k}
+  braze: {url: "http://127.0.0.1:9090", api_key: k}
+sources:
+  ../../../victim: {type: csv, path: a.csv}
+  /tmp/elsewhere: {type: csv, path: a.csv}
+  crm: {type: csv, path: a.csv}
+models:
+  my.model: {sql: select * from crm, primary_key: id, columns: {id: {}}}
+  People: {sql: select * from crm, primary_key: id, columns: {id: {}}}
+  people: {sql: select * from crm, primary_key: id, columns: {id: {}}}
+syncs:
+  "": {model: People, destination: braze, identifier: {external_id: id}, mapping: {a: id}}
+  two words: {model: People, destination: braze, identifier: {external_id: id}, mapping: {a: id}}
+  a-b: {model: People, destination: braze, identifier: {external_id: id}, mapping: {a: id}}
+  a_b: {model: People, destination: braze, identifier: {external_id: id}, mapping: {a: id}}
+streams:
+  ..: {preset: extole, auth: {type: bearer, token: t}}
+  x23456789012345678901234567890123456789012: {preset: extole, auth: {type: bearer, token: t}}
+"""
+    rule = "is not a valid name: use letters, digits, _ and -, start with a letter, at most 40 characters"
+    assert problems_of(text) == [
+        f"headwater.yml:2: destinations.braze/prod: 'braze/prod' {rule}",
+        f"headwater.yml:5: sources.../../../victim: '../../../victim' {rule}",
+        f"headwater.yml:6: sources./tmp/elsewhere: '/tmp/elsewhere' {rule}",
+        f"headwater.yml:9: models.my.model: 'my.model' {rule}",
+        "headwater.yml:11: models.people: 'people' and 'People' would share tables and caches; "
+        "names must differ in more than case or - and _",
+        f"headwater.yml:13: syncs.: '' {rule}",
+        f"headwater.yml:14: syncs.two words: 'two words' {rule}",
+        "headwater.yml:16: syncs.a_b: 'a_b' and 'a-b' would share tables and caches; "
+        "names must differ in more than case or - and _",
+        f"headwater.yml:18: streams...: '..' {rule}",
+        "headwater.yml:19: streams.x23456789012345678901234567890123456789012: "
+        f"'x23456789012345678901234567890123456789012' {rule}",
+    ]
+
+
+def test_a_warehouse_that_is_not_duckdb_is_refused_without_showing_its_password() -> None:
+    (problem,) = problems_of("warehouse: postgresql://wh:pa/ss@db.example.com/wh\n")
+    assert problem.startswith(
+        "headwater.yml:1: warehouse: only duckdb:/// warehouses are supported, "
+        "got 'postgresql://wh:***@db.example.com/wh'"
+    )
+    assert "pa/ss" not in problem

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -71,6 +71,16 @@ class BrazeDestination(_Strict):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits_not_used_yet(cls, value: dict) -> dict:
+        if value:
+            raise ValueError(
+                "not supported yet: syncs and delivery would ignore it and use Braze's "
+                "default limits; remove it"
+            )
+        return value
 
 
 # --------------------------------------------------------------------------- sources
@@ -366,6 +376,16 @@ class Project(_Strict):
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
 
+    @field_validator("warehouse")
+    @classmethod
+    def _duckdb_warehouse(cls, value: str) -> str:
+        if not value.startswith("duckdb:///"):
+            raise ValueError(
+                f"only duckdb:/// warehouses are supported, got {redact_url(value)!r}; a model "
+                "over a PostgreSQL database runs inside it (set `source:` on the model)"
+            )
+        return value
+
     def __repr_args__(self):
         # state/warehouse URLs may carry a database password; a repr must not show it.
         # Streams stay loose dicts here, so hide anything in them that looks secret.
@@ -418,7 +438,9 @@ class Project(_Strict):
         """The DuckDB database file (or ``:memory:``) file models run in."""
         url = self.warehouse_url
         if not url.startswith("duckdb:///"):
-            raise ConfigError(f"warehouse: only duckdb:/// URLs are supported, got {url!r}")
+            raise ConfigError(
+                f"warehouse: only duckdb:/// URLs are supported, got {redact_url(url)!r}"
+            )
         return url.removeprefix("duckdb:///") or ":memory:"
 
 
@@ -440,7 +462,8 @@ def _redact_secrets(value: Any) -> Any:
 
 def redact_url(url: str) -> str:
     """``scheme://user:secret@host`` -> ``scheme://user:***@host``."""
-    return re.sub(r"^([a-zA-Z][\w+.-]*://[^:/@]*:)[^@/]*@", r"\1***@", url)
+    # The password may hold a "/" (psycopg takes it): mask up to the last "@".
+    return re.sub(r"^([a-zA-Z][\w+.-]*://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 # --------------------------------------------------------------------------- loading
@@ -552,6 +575,21 @@ def _message(error: dict[str, Any]) -> str:
     return msg[:1].lower() + msg[1:]
 
 
+Report = Callable[[Loc, str], None]
+ProjectCheck = Callable[[dict[str, Any], Report], None]
+"""A check of one part of the raw project file that another package owns (streams, Braze
+field names); it reports each problem at its location, and ``parse_project`` adds the line."""
+
+
+def located_errors(exc: ValidationError, data: Any) -> list[tuple[Loc, str]]:
+    """A pydantic error's problems as (location in ``data``, message), the way this file
+    reports its own, for a check that validates part of the file with its own model."""
+    return [
+        (_pydantic_loc(data, error["loc"], error["type"]), _message(error))
+        for error in exc.errors(include_input=False, include_url=False)
+    ]
+
+
 def _table_names(sql: str) -> set[str] | None:
     """Tables a SELECT reads, minus its own CTEs; None if sqlglot cannot parse it."""
     import sqlglot
@@ -572,6 +610,48 @@ def _table_names(sql: str) -> set[str] | None:
         if table.name and table.name not in ctes:
             names.add(table.db + "." + table.name if table.db else table.name)
     return names
+
+
+# Names become table names (``hw_model_<name>``), cache directories and URL parts, so they
+# are identifiers: no path separators, no dots, short enough for PostgreSQL's 63-byte names
+# with Headwater's longest prefix and suffix around them.
+NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
+NAMED_SECTIONS = ("destinations", "sources", "models", "syncs", "streams")
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a source, model, sync, stream or destination (else None)."""
+    if NAME_PATTERN.fullmatch(name):
+        return None
+    return (
+        f"{name!r} is not a valid name: use letters, digits, _ and -, start with a letter, "
+        "at most 40 characters"
+    )
+
+
+def _check_names(raw: dict[str, Any], doc: _Document) -> None:
+    """Every name the file declares is an identifier, and no two in a section turn into
+    the same table name (``People``/``people``, ``a-b``/``a_b``)."""
+    for section in NAMED_SECTIONS:
+        entries = raw.get(section)
+        if not isinstance(entries, dict):
+            continue
+        seen: dict[str, str] = {}
+        for name in entries:
+            if not isinstance(name, str):
+                continue  # pydantic reports keys that are not strings
+            problem = name_problem(name)
+            if problem:
+                doc.problem((section, name), problem)
+                continue
+            folded = name.lower().replace("-", "_")
+            if folded in seen:
+                doc.problem(
+                    (section, name),
+                    f"{name!r} and {seen[folded]!r} would share tables and caches; "
+                    "names must differ in more than case or - and _",
+                )
+            seen.setdefault(folded, name)
 
 
 def _cross_check(raw: dict[str, Any], doc: _Document) -> None:
@@ -648,6 +728,23 @@ def _cross_check(raw: dict[str, Any], doc: _Document) -> None:
                 )
 
 
+def _check_removals(raw: dict[str, Any], doc: _Document) -> None:
+    """Braze deletes users by external_id, alias or braze_id only: ``on_removed: delete``
+    by email or phone would fail every removal at run time, so it fails here instead."""
+    syncs = raw.get("syncs")
+    for name, sync in (syncs or {}).items() if isinstance(syncs, dict) else ():
+        if not isinstance(sync, dict) or sync.get("on_removed") != "delete":
+            continue
+        ident = sync.get("identifier")
+        kinds = sorted({"email", "phone"} & set(ident)) if isinstance(ident, dict) else []
+        if kinds:
+            doc.problem(
+                ("syncs", name, "on_removed"),
+                f"delete needs an external_id, user_alias or braze_id identifier, not "
+                f"{kinds[0]} (Braze deletes users by those only); use unset or keep",
+            )
+
+
 def _sync_column_refs(sync: dict[str, Any]) -> Iterable[tuple[Loc, Any]]:
     ident = sync.get("identifier")
     if isinstance(ident, dict):
@@ -671,9 +768,14 @@ def _sync_column_refs(sync: dict[str, Any]) -> Iterable[tuple[Loc, Any]]:
 
 
 def parse_project(
-    text: str, *, file_label: str = PROJECT_FILE, root: Path | None = None
+    text: str,
+    *,
+    file_label: str = PROJECT_FILE,
+    root: Path | None = None,
+    checks: Iterable[ProjectCheck] = (),
 ) -> Project:
-    """Validate project-file text. Raises ConfigError carrying every problem found."""
+    """Validate project-file text. Raises ConfigError carrying every problem found, those
+    of ``checks`` included."""
     doc = _Document(file_label)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -693,7 +795,11 @@ def parse_project(
     except ValidationError as exc:
         for error in exc.errors(include_input=False, include_url=False):
             doc.problem(_pydantic_loc(raw, error["loc"], error["type"]), _message(error))
+    _check_names(raw, doc)
     _cross_check(raw, doc)
+    _check_removals(raw, doc)
+    for check in checks:
+        check(raw, doc.problem)
 
     if doc.problems or project is None:
         raise ConfigError(_sorted_by_line(doc.problems))
@@ -717,7 +823,7 @@ def find_project_file(path: str | Path | None = None) -> Path:
     return p
 
 
-def load_project(path: str | Path | None = None) -> Project:
+def load_project(path: str | Path | None = None, *, checks: Iterable[ProjectCheck] = ()) -> Project:
     """Read, substitute ``${ENV}``, validate and cross-check a project file."""
     file = find_project_file(path)
     try:
@@ -726,7 +832,7 @@ def load_project(path: str | Path | None = None) -> Project:
         raise ConfigError([f"{file}: no project file here (run `headwater init DIR`)"]) from None
     except OSError as exc:
         raise ConfigError([f"{file}: cannot read: {exc.strerror}"]) from None
-    project = parse_project(text, file_label=file.name, root=file.parent)
+    project = parse_project(text, file_label=file.name, root=file.parent, checks=checks)
     project._file = file.resolve()
     return project
 
@@ -746,5 +852,7 @@ __all__ = [
     "SyncConfig",
     "SyncIdentifier",
     "load_project",
+    "located_errors",
+    "name_problem",
     "parse_project",
 ]

@@ -34,6 +34,11 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def quote_table(name: str) -> str:
+    """Quote ``table`` or ``schema.table`` (the form ``table_exists`` takes) part by part."""
+    return ".".join(quote_ident(part) for part in name.split("."))
+
+
 def _as_batches(data: ArrowData) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     if isinstance(data, pa.Table):
         return data.schema, iter(data.to_batches(max_chunksize=DEFAULT_BATCH_ROWS))
@@ -145,18 +150,19 @@ class DuckDBEngine(Engine):
 
     def load_arrow(self, table_name: str, data: ArrowData, *, replace: bool = True) -> int:
         schema, batches = _as_batches(data)
+        target = quote_table(table_name)
         reader = pa.RecordBatchReader.from_batches(schema, batches)
         view = f"__hw_load_{id(reader)}"
         self.conn.register(view, reader)
         try:
             if replace or not self.table_exists(table_name):
                 verb = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE"
-                self.execute(f"{verb} {table_name} AS SELECT * FROM {view}")
+                self.execute(f"{verb} {target} AS SELECT * FROM {view}")
             else:
-                self.execute(f"INSERT INTO {table_name} BY NAME SELECT * FROM {view}")
+                self.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {view}")
         finally:
             self.conn.unregister(view)
-        return self.fetch_all(f"SELECT count(*) FROM {table_name}")[0][0]
+        return self.fetch_all(f"SELECT count(*) FROM {target}")[0][0]
 
     def table_exists(self, name: str) -> bool:
         schema, _, table = name.rpartition(".")
@@ -323,18 +329,19 @@ class SqlAlchemyEngine(Engine):
 
     def load_arrow(self, table_name: str, data: ArrowData, *, replace: bool = True) -> int:
         schema, batches = _as_batches(data)
+        target = quote_table(table_name)
         with self._unit():
             if replace:
-                self._run(f"DROP TABLE IF EXISTS {table_name}")
+                self._run(f"DROP TABLE IF EXISTS {target}")
             if replace or not self.table_exists(table_name):
                 cols = ", ".join(
                     f"{quote_ident(f.name)} {self._column_type(f.type)}" for f in schema
                 )
-                self._run(f"CREATE TABLE {table_name} ({cols})")
+                self._run(f"CREATE TABLE {target} ({cols})")
             for batch in batches:
                 if batch.num_rows:
-                    self._load_batch(table_name, batch)
-            return self._run(f"SELECT count(*) FROM {table_name}")[1][0][0]
+                    self._load_batch(target, batch)
+            return self._run(f"SELECT count(*) FROM {target}")[1][0][0]
 
     def _column_type(self, t: pa.DataType) -> str:
         if self.dialect == "postgres":
@@ -345,12 +352,12 @@ class SqlAlchemyEngine(Engine):
             return "REAL"
         return "TEXT"
 
-    def _load_batch(self, table_name: str, batch: pa.RecordBatch) -> None:
+    def _load_batch(self, target: str, batch: pa.RecordBatch) -> None:
         cols = ", ".join(quote_ident(n) for n in batch.schema.names)
         if self.dialect != "postgres":
             marks = ", ".join("?" for _ in batch.schema.names)
             rows = list(zip(*(_sqlite_values(c) for c in batch.columns), strict=True))
-            self.conn.exec_driver_sql(f"INSERT INTO {table_name} ({cols}) VALUES ({marks})", rows)
+            self.conn.exec_driver_sql(f"INSERT INTO {target} ({cols}) VALUES ({marks})", rows)
             return
         arrays = [
             _pg_array_literal(c)
@@ -365,7 +372,7 @@ class SqlAlchemyEngine(Engine):
             pacsv.WriteOptions(include_header=False),
         )
         cursor = self.conn.connection.driver_connection.cursor()
-        with cursor.copy(f"COPY {table_name} ({cols}) FROM STDIN (FORMAT csv)") as copy:
+        with cursor.copy(f"COPY {target} ({cols}) FROM STDIN (FORMAT csv)") as copy:
             copy.write(buffer.getvalue())
 
     def table_exists(self, name: str) -> bool:

@@ -132,3 +132,84 @@ def test_validate_warns_about_local_sources_with_no_files_yet(
 
     assert result.exit_code == 0
     assert "source 'shop_orders': no file matches data/orders.csv (yet)" in result.output
+
+
+EVERY_SECTION_WRONG = """\
+destinations:
+  braze:
+    url: http://127.0.0.1:9
+    api_key: k
+    rate_limits:
+      users.track: {limit: 10, window_seconds: 1}
+sources:
+  crm: {type: csv, path: c.csv}
+models:
+  contacts: {sql: select * from crm, primary_key: id, columns: {id: {}, email: {}}}
+syncs:
+  contacts:
+    model: contacts
+    destination: braze
+    identifier: {email: email}
+    mapping: {$bad: id}
+    on_removed: delete
+streams:
+  extole:
+    preset: extol
+    auth: {type: bearer}
+    destination: nowhere
+  shop:
+    preset: generic
+    auth: {type: hmac, secret: s}
+    test_destination: braze_test
+    mapping:
+      events:
+        - name: "{{ payload.name }"
+          external_id: "{{ payload.id }}"
+"""
+
+EVERY_PROBLEM = [
+    "headwater.yml:5: destinations.braze.rate_limits: not supported yet: syncs and delivery "
+    "would ignore it and use Braze's default limits; remove it",
+    "headwater.yml:16: syncs.contacts.mapping.$bad: attribute name '$bad' must not start with '$'",
+    "headwater.yml:17: syncs.contacts.on_removed: delete needs an external_id, user_alias or "
+    "braze_id identifier, not email (Braze deletes users by those only); use unset or keep",
+    "headwater.yml:20: streams.extole.preset: input should be 'extole', 'actioniq' or 'generic'",
+    "headwater.yml:21: streams.extole.auth.token: field required",
+    "headwater.yml:22: streams.extole.destination: no destination named 'nowhere'",
+    "headwater.yml:26: streams.shop.test_destination: no destination named 'braze_test'",
+    "headwater.yml:29: streams.shop.mapping.events.0.name: template '{{ payload.name }': "
+    "expected '}}', found end of file",
+]
+
+
+def test_validate_and_serve_find_the_same_problems_in_every_section_at_once(
+    tmp_path: Path,
+) -> None:
+    from headwater.cli.app import app
+
+    (tmp_path / "headwater.yml").write_text(EVERY_SECTION_WRONG)
+    (tmp_path / "c.csv").write_text("id,email\n1,a@example.com\n")
+
+    validated = runner.invoke(app, ["validate", "-p", str(tmp_path)])
+    served = runner.invoke(app, ["serve", "-p", str(tmp_path), "--port", "0"])
+
+    assert validated.exit_code == 1 and served.exit_code == 1
+    assert validated.output.splitlines() == [
+        f"{tmp_path / 'headwater.yml'}: 8 problems",
+        *(f"  {p}" for p in EVERY_PROBLEM),
+    ]
+    assert served.output.splitlines() == [f"error: {p}" for p in EVERY_PROBLEM]
+
+
+def test_validate_lists_the_streams_it_checked(tmp_path: Path) -> None:
+    from headwater.cli.app import app
+
+    (tmp_path / "headwater.yml").write_text(
+        "destinations:\n  braze: {url: 'http://127.0.0.1:9', api_key: k}\n"
+        "streams:\n  extole: {preset: extole, auth: {type: bearer, token: s3cret-token}}\n"
+    )
+
+    result = runner.invoke(app, ["validate", "-p", str(tmp_path)])
+
+    assert result.exit_code == 0, result.output
+    assert "extole -> braze" in result.output and "s3cret-token" not in result.output

@@ -168,5 +168,7 @@ def test_serve_reports_stream_config_problems_by_name(tmp_path):
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 1
-    assert "streams.extole.auth.basic.password" in done.stderr
-    assert "streams.shop.destination: no destination named 'nowhere'" in done.stderr
+    assert "headwater.yml:4: streams.extole.auth.password: field required" in done.stderr
+    assert (
+        "headwater.yml:5: streams.shop.destination: no destination named 'nowhere'" in done.stderr
+    )

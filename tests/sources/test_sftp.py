@@ -90,3 +90,31 @@ def test_a_password_inside_the_sftp_url_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="do not put a password in the sftp URL") as caught:
         _rows(project)
     assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize("bad_name", ["../../../../victim", "/ABSOLUTE", ".", "..", ""])
+def test_a_name_that_slipped_past_validation_never_aims_the_cache_outside_it(
+    tmp_path: Path, sftp_server: SftpServer, bad_name: str
+) -> None:
+    write_csv(sftp_server.root / "escape" / "a.csv", SAMPLE)
+    cache = tmp_path / "project" / ".headwater" / "cache"
+    precious = [
+        tmp_path / "victim" / "precious.txt",
+        cache / "keep.txt",
+        cache / "sources" / "keep.txt",
+    ]
+    for path in precious:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("keep me")
+    auth = f"private_key: '{sftp_server.client_key}', known_hosts: '{sftp_server.known_hosts}'"
+    project = _project(tmp_path / "project", sftp_server, "escape/a.csv", auth)
+    name = bad_name.replace("/ABSOLUTE", str(tmp_path / "victim"))
+    project.sources[name] = project.sources.pop("drops")  # as if validation were skipped
+
+    try:
+        _ = [b.num_rows for b in open_source(project, name).batches()]
+        outcome: Exception | None = None
+    except (ConfigError, FatalError) as exc:
+        outcome = exc
+    assert all(path.read_text() == "keep me" for path in precious)
+    assert isinstance(outcome, ConfigError) and "cannot name a cache directory" in str(outcome)

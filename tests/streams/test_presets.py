@@ -197,7 +197,9 @@ def test_a_broken_template_is_reported_when_the_stream_is_loaded():
     from headwater.errors import ConfigError
     from headwater.streams.config import parse_streams
 
-    with pytest.raises(ConfigError, match=r"streams.shop.mapping: template '\{\{ user. \}\}'"):
+    with pytest.raises(
+        ConfigError, match=r"streams.shop.mapping.events.0.external_id: template '\{\{ user. \}\}'"
+    ):
         parse_streams(
             {
                 "shop": {

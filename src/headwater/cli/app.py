@@ -4,11 +4,33 @@ registers itself here through ``register(app)``."""
 from __future__ import annotations
 
 import typer
+from rich.console import Console
+from typer.core import TyperGroup
 
 from headwater import __version__
 from headwater.cli import project, sandbox, serve, sync
+from headwater.errors import ConfigError, HeadwaterError
+
+
+class HeadwaterGroup(TyperGroup):
+    """Every command's errors-on-purpose (a wrong project file, a store or server that
+    cannot be reached) end the same way: one line per problem on stderr, no traceback,
+    exit 2 for the configuration and 1 for the rest. Bugs keep their traceback."""
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except HeadwaterError as exc:
+            err = Console(stderr=True, soft_wrap=True, highlight=False)
+            problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
+            for problem in problems:
+                err.print("[red]error:[/] ", end="")
+                err.print(problem, markup=False)
+            raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
+
 
 app = typer.Typer(
+    cls=HeadwaterGroup,
     name="headwater",
     help="Customer data activation hub for Braze.",
     no_args_is_help=True,

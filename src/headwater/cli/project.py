@@ -14,9 +14,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from headwater.config import PROJECT_FILE, Project, SqlSourceConfig, find_project_file, load_project
+from headwater.cli.loading import load_checked
+from headwater.cli.output import JSON_OPTION, print_json
+from headwater.config import (
+    PROJECT_FILE,
+    Project,
+    SqlSourceConfig,
+    find_project_file,
+    redact_url,
+)
 from headwater.errors import ConfigError
-from headwater.syncs.mapping import mapping_problems
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "project_template"
 TEMPLATE_FILES = (PROJECT_FILE, "data")
@@ -25,9 +32,10 @@ TEMPLATE_FILES = (PROJECT_FILE, "data")
 def init(
     directory: Path = typer.Argument(..., help="Where to create the project."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing headwater.yml."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a project: an example headwater.yml and shop data (contacts, orders, rewards)."""
-    console = Console()
+    console = Console(stderr=as_json)
     target = directory.expanduser()
     if (target / PROJECT_FILE).exists() and not force:
         console.print(
@@ -44,6 +52,13 @@ def init(
     gitignore = target / ".gitignore"
     if not gitignore.exists():
         gitignore.write_text(".headwater/\n", encoding="utf-8")
+    if as_json:
+        copied = [
+            p for n in TEMPLATE_FILES for p in [TEMPLATE_DIR / n, *(TEMPLATE_DIR / n).rglob("*")]
+        ]
+        files = sorted(str(p.relative_to(TEMPLATE_DIR)) for p in copied if p.is_file())
+        print_json({"project": str(target), "files": files})
+        return
 
     console.print(f"[green]Created[/] {target}/ with {PROJECT_FILE} and data/ (an online shop).")
     console.print()
@@ -63,13 +78,17 @@ def validate(
     project_dir: Path = typer.Option(
         Path("."), "--project", "-p", help="The project directory (or its headwater.yml)."
     ),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Check headwater.yml: print every problem with its line, or a summary of the project."""
     console = Console()
     file = find_project_file(project_dir)
     try:
-        project = load_project(file)
+        project = load_checked(file)
     except ConfigError as exc:
+        if as_json:
+            print_json({"file": str(file), "valid": False, "problems": exc.problems})
+            raise typer.Exit(1) from None
         err = Console(stderr=True, soft_wrap=True)
         count = len(exc.problems)
         err.print(
@@ -79,18 +98,51 @@ def validate(
         for problem in exc.problems:
             err.print(f"  {problem}", highlight=False, markup=False)
         raise typer.Exit(1) from None
-    braze_problems = [
-        f"syncs.{name}.{problem}"
-        for name, sync in project.syncs.items()
-        for problem in mapping_problems(sync)
-    ]
-    if braze_problems:
-        err = Console(stderr=True, soft_wrap=True)
-        err.print(f"[red]{escape(str(file))}: {len(braze_problems)} problem(s)[/]")
-        for problem in braze_problems:
-            err.print(f"  {problem}", highlight=False, markup=False)
-        raise typer.Exit(1)
+    if as_json:
+        print_json(_summary(project, file))
+        return
     _print_summary(console, project, file)
+
+
+def _summary(project: Project, file: Path) -> dict:
+    """What ``validate --json`` prints for a valid project: each part by name (no secrets)."""
+    return {
+        "file": str(file),
+        "valid": True,
+        "sources": {
+            name: {"type": source.type}
+            | (
+                {"table": source.table, "query": bool(source.query)}
+                if isinstance(source, SqlSourceConfig)
+                else {"path": source.path}
+            )
+            for name, source in project.sources.items()
+        },
+        "models": {
+            name: {
+                "primary_key": model.primary_key,
+                "columns": {c: spec.type for c, spec in model.columns.items()},
+                "source": model.source,
+            }
+            for name, model in project.models.items()
+        },
+        "syncs": {
+            name: {
+                "model": sync.model,
+                "destination": sync.destination,
+                "type": sync.type,
+                "identifier": sync.identifier.kind,
+                "schedule": sync.schedule.model_dump() if sync.schedule else None,
+            }
+            for name, sync in project.syncs.items()
+        },
+        "destinations": {
+            name: {"type": dest.type, "url": redact_url(dest.url)}
+            for name, dest in project.destinations.items()
+        },
+        "streams": {name: {"preset": spec.get("preset")} for name, spec in project.streams.items()},
+        "warnings": _missing_local_files(project),
+    }
 
 
 def _print_summary(console: Console, project: Project, file: Path) -> None:
@@ -120,7 +172,9 @@ def _print_summary(console: Console, project: Project, file: Path) -> None:
             f"{sync.model} -> {sync.destination} ({sync.type}, by {sync.identifier.kind}){schedule}",
         )
     for name, dest in project.destinations.items():
-        table.add_row("destination", name, f"{dest.type}: {dest.url}")
+        table.add_row("destination", name, f"{dest.type}: {redact_url(dest.url)}")
+    for name, spec in project.streams.items():
+        table.add_row("stream", name, f"{spec.get('preset')} -> {spec.get('destination', 'braze')}")
     console.print(table)
     for warning in _missing_local_files(project):
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from headwater.braze.endpoints import PERMISSIONS
 from headwater.braze.limits import BatchPolicy
+from headwater.cli.output import JSON_OPTION, print_json
 from headwater.sandbox.keys import ALL_PERMISSIONS, KeyRing
 from headwater.sandbox.settings import SandboxSettings
 from headwater.sandbox.store import Store
@@ -111,6 +112,7 @@ def keys_create(
         help=f"A permission, repeatable (e.g. users.track); '{ALL_PERMISSIONS}' for all.",
     ),
     db: str = DB_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a key and print it once (only its hash is kept)."""
     permissions = perm or [ALL_PERMISSIONS]
@@ -119,15 +121,26 @@ def keys_create(
     except ValueError as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}. Known: {', '.join(PERMISSIONS)}")
         raise typer.Exit(2) from None
+    if as_json:
+        print_json({"name": name, "permissions": permissions, "key": secret})
+        return
     Console(stderr=True).print(f"key [bold]{name}[/] with {', '.join(permissions)} (shown once):")
     typer.echo(secret)
 
 
 @keys_app.command("list")
-def keys_list(db: str = DB_OPTION) -> None:
+def keys_list(db: str = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
     """List keys: names, permissions, when made, whether revoked (never the keys)."""
+    keys = _ring(db).listing()
+    if as_json:
+        print_json([
+            {"name": k.name, "permissions": sorted(k.permissions), "created_at": k.created_at,
+             "revoked_at": k.revoked_at, "stored": k.stored}
+            for k in keys
+        ])  # fmt: skip
+        return
     table = Table("name", "permissions", "created", "revoked")
-    for key in _ring(db).listing():
+    for key in keys:
         table.add_row(
             key.name,
             ", ".join(sorted(key.permissions)),
@@ -139,12 +152,17 @@ def keys_list(db: str = DB_OPTION) -> None:
 
 @keys_app.command("revoke")
 def keys_revoke(
-    name: str = typer.Argument(..., help="The key's name."), db: str = DB_OPTION
+    name: str = typer.Argument(..., help="The key's name."),
+    db: str = DB_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Revoke a key: it stops working at once, even on a running sandbox."""
     if not _ring(db).revoke(name):
         Console(stderr=True).print(f"[red]error:[/] no active key named {name!r}")
         raise typer.Exit(1)
+    if as_json:
+        print_json({"revoked": name})
+        return
     Console(stderr=True).print(f"revoked {name}")
 
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from headwater.cli.output import JSON_OPTION, print_json
 from headwater.errors import ConfigError
 
 PROJECT_OPTION = typer.Option(
@@ -24,7 +26,7 @@ EXTRA_PERMISSIONS = ("streams.read",)  # Headwater's own: the stream inspector a
 
 def _fail(console: Console, exc: ConfigError) -> None:
     for problem in exc.problems:
-        console.print(f"[red]error:[/] {problem}", highlight=False)
+        console.print(f"[red]error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -33,9 +35,9 @@ def _state_engine(project_dir: Path, state: str | None):
 
     if state:
         return open_state(state)
-    from headwater.config import load_project
+    from headwater.cli.loading import load_checked
 
-    return open_state(load_project(project_dir).state_url)
+    return open_state(load_checked(project_dir).state_url)
 
 
 def serve(
@@ -55,13 +57,13 @@ def serve(
     """Run the Braze-compatible gateway, the webhooks and the delivery workers."""
     import uvicorn
 
-    from headwater.config import load_project
+    from headwater.cli.loading import load_checked
     from headwater.server.app import create_app, tune_garbage_collector
     from headwater.server.settings import ServeSettings
 
     console = Console(stderr=True)
     try:
-        settings = ServeSettings.from_project(load_project(project_dir))
+        settings = ServeSettings.from_project(load_checked(project_dir))
         settings.default_destination()
         if lease_seconds is not None:
             settings.delivery.lease_seconds = lease_seconds
@@ -95,6 +97,7 @@ def keys_create(
     ),
     project_dir: Path = PROJECT_OPTION,
     state: str | None = STATE_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Issue a key. It is printed once and only its hash is kept."""
     from headwater.braze.endpoints import PERMISSIONS
@@ -110,6 +113,10 @@ def keys_create(
         record, plain = create_key(engine, name, perm, destination)
     except ConfigError as exc:
         _fail(console, exc)
+    if as_json:
+        print_json({"id": record.id, "name": record.name, "permissions": list(record.permissions),
+                    "destination": record.destination, "key": plain})  # fmt: skip
+        return
     console.print(f"Created key {record.id} for {record.name} ({', '.join(record.permissions)}).")
     console.print("Store it now; it will not be shown again:", style="bold")
     typer.echo(plain)
@@ -119,7 +126,7 @@ def keys_create(
 def keys_list(
     project_dir: Path = PROJECT_OPTION,
     state: str | None = STATE_OPTION,
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """List keys (never the keys themselves: a prefix to tell them apart)."""
     from headwater.state.keys import list_keys
@@ -149,6 +156,7 @@ def keys_revoke(
     name_or_id: str = typer.Argument(..., help="The key's name (all its keys) or id."),
     project_dir: Path = PROJECT_OPTION,
     state: str | None = STATE_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Revoke a key; running servers stop accepting it within a second."""
     from headwater.state.keys import revoke_key
@@ -161,6 +169,9 @@ def keys_revoke(
     if not revoked:
         console.print(f"[red]error:[/] no active key named {name_or_id!r}")
         raise typer.Exit(1)
+    if as_json:
+        print_json({"revoked": [k.id for k in revoked]})
+        return
     console.print(f"Revoked {len(revoked)} key(s): {', '.join(str(k.id) for k in revoked)}")
 
 
@@ -171,7 +182,7 @@ def dlq_list(
     limit: int = typer.Option(100, "--limit"),
     project_dir: Path = PROJECT_OPTION,
     state: str | None = STATE_OPTION,
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """List dead letters with the reason each was parked."""
     from headwater.state.dead_letters import list_dead_letters
@@ -206,6 +217,7 @@ def dlq_replay(
     replay_all: bool = typer.Option(False, "--all", help="Replay every unreplayed letter."),
     project_dir: Path = PROJECT_OPTION,
     state: str | None = STATE_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Put letters back in the outbox; a running server delivers them again."""
     from headwater.state.dead_letters import replay_dead_letters
@@ -218,7 +230,10 @@ def dlq_replay(
         count = replay_dead_letters(_state_engine(project_dir, state), None if replay_all else ids)
     except ConfigError as exc:
         _fail(console, exc)
-    console.print(f"Replayed {count} dead letter(s).")
+    if as_json:
+        print_json({"replayed": count})
+    else:
+        console.print(f"Replayed {count} dead letter(s).")
     if ids and count < len(ids):
         raise typer.Exit(1)
 

@@ -17,7 +17,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from headwater.config import Project, load_project
+from headwater.cli.loading import load_checked
+from headwater.cli.output import JSON_OPTION
+from headwater.config import Project
 from headwater.errors import ConfigError
 from headwater.state import runs
 from headwater.state.db import open_state
@@ -26,17 +28,16 @@ from headwater.syncs.engine import SyncReport, run_sync
 PROJECT_OPTION = typer.Option(
     Path("."), "--project", "-p", help="The project directory (or its headwater.yml)."
 )
-JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON.")
 WIDE_OUTPUT = 120  # columns for piped output: tables must not be cut at 80
 COUNT_COLUMNS = ("added", "changed", "removed", "unchanged", "rejected", "failed", "sent")
 
 
 def _load(project_dir: Path, console: Console) -> Project:
     try:
-        return load_project(project_dir)
+        return load_checked(project_dir)
     except ConfigError as exc:
         for problem in exc.problems:
-            console.print(f"[red]error:[/] {escape(problem)}")
+            console.print(f"[red]error:[/] {escape(problem)}", soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -60,7 +61,7 @@ def print_report(report: SyncReport, console: Console) -> None:
         + f" · {report.seconds:.1f}s"
     )
     if report.error:
-        console.print(f"[red]error:[/] {escape(report.error)}")
+        console.print(f"[red]error:[/] {escape(report.error)}", soft_wrap=True)
     shown = report.errors[:10]
     for error in shown:
         console.print(f"  [yellow]•[/] {escape(str(error))}")

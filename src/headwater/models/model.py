@@ -30,7 +30,7 @@ from headwater.engines import DuckDBEngine, Engine, SqlAlchemyEngine
 from headwater.errors import ConfigError, FatalError
 from headwater.models.checks import DIALECTS, Dialect
 from headwater.models.warehouse import DUCKDB_CONFIG
-from headwater.sources.base import open_source, quote_ident
+from headwater.sources.base import open_source, quote_ident, quote_literal
 from headwater.sources.sql import SqlSource, connection_error, database_url
 
 MAX_REJECTION_DETAILS = 1_000
@@ -272,7 +272,7 @@ def _stage_columns(engine: Engine, stage: str) -> dict[str, str]:
         rows = _fetch(
             engine,
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-            f"WHERE a.attrelid = '{stage}'::regclass AND a.attnum > 0 AND NOT a.attisdropped "
+            f"WHERE a.attrelid = {quote_literal(stage)}::regclass AND a.attnum > 0 AND NOT a.attisdropped "
             "ORDER BY a.attnum",
         )
     return {row[0]: row[1] for row in rows if row[0] != ROW_COLUMN}
@@ -341,9 +341,12 @@ def materialize_model(
     if dialect_cls is None:
         raise FatalError(f"model {model_name!r}: cannot check models in {engine.dialect}")
     dialect = dialect_cls()
-    table = table or model_table_name(model_name)
+    table_name = table or model_table_name(model_name)
+    table = quote_ident(table_name)
     safe = re.sub(r"\W", "_", model_name)
-    stage, checked = f"__hw_stage_{safe}", f"__hw_checked_{safe}"
+    # Every name below is quoted where it is made and where it is used, so a model called
+    # ``People`` is the same table on PostgreSQL (which folds unquoted names) and DuckDB.
+    stage, checked = quote_ident(f"__hw_stage_{safe}"), quote_ident(f"__hw_checked_{safe}")
 
     for statement in dialect.setup:
         _execute(engine, statement)
@@ -382,7 +385,7 @@ def materialize_model(
         _execute(engine, f"DROP TABLE IF EXISTS {temp}")
     return ModelResult(
         model=model_name,
-        table=table,
+        table=table_name,
         row_count=int(valid or 0),
         rejected_count=int(bad or 0),
         rejected=details,

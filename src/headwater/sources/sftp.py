@@ -57,11 +57,31 @@ def parse_sftp_url(name: str, url: str) -> SftpLocation:
     )
 
 
+def cache_root(project: Project) -> Path:
+    """``.headwater/cache/``: the only directory the SFTP mirror writes or deletes in."""
+    return (project.work_dir / "cache").resolve()
+
+
+def source_cache_dir(project: Project, name: str) -> Path:
+    """``.headwater/cache/sources/<name>/``, refused unless it is exactly one level below
+    ``sources/``: a name such as ``../../x`` or ``/tmp`` must not aim the mirror (and its
+    cleanup) at someone else's files, even if it slipped past the project file's checks."""
+    sources = cache_root(project) / "sources"
+    cache = (sources / name).resolve()
+    if not name or cache.parent != sources or cache.name != name:
+        raise ConfigError(f"source {name!r}: this name cannot name a cache directory")
+    return cache
+
+
 def fetch_sftp_files(name: str, config: _FileSourceBase, project: Project) -> list[Path]:
-    """Mirror the files matching the source's sftp URL into ``.headwater/cache/<name>/``."""
+    """Mirror the files matching the source's sftp URL into ``.headwater/cache/sources/<name>/``."""
     location = parse_sftp_url(name, config.path)
-    cache = project.work_dir / "cache" / "sources" / name
+    cache = source_cache_dir(project, name)
     return _run(_fetch(name, location, config, project, cache))
+
+
+def _inside(directory: Path, path: Path) -> bool:
+    return path.resolve().parent == directory
 
 
 def _run(coro):
@@ -119,6 +139,8 @@ async def _fetch(
                 if attrs.type == asyncssh.FILEXFER_TYPE_DIRECTORY:
                     continue
                 local = cache / path.lstrip("/").replace("/", "__")
+                if not _inside(cache, local):
+                    raise FatalError(f"{where}: refusing to mirror {path!r} outside the cache")
                 local_paths.append(local)
                 if _unchanged(local, attrs.size, attrs.mtime):
                     continue
@@ -141,7 +163,8 @@ async def _fetch(
             f"{where}: cannot reach the server: {reason or type(exc).__name__}"
         ) from None
     for stale in set(cache.iterdir()) - set(local_paths):
-        if stale.is_file():
+        # Only plain files that are really in this source's cache (not links out of it).
+        if stale.is_file() and not stale.is_symlink() and _inside(cache, stale):
             stale.unlink()
     return local_paths
 
@@ -154,4 +177,4 @@ def _unchanged(local: Path, size: int | None, mtime: int | None) -> bool:
     return size == st.st_size and mtime is not None and int(st.st_mtime) == int(mtime)
 
 
-__all__ = ["SftpLocation", "fetch_sftp_files", "parse_sftp_url"]
+__all__ = ["SftpLocation", "fetch_sftp_files", "parse_sftp_url", "source_cache_dir"]

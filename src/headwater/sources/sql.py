@@ -34,12 +34,9 @@ def database_url(project: Project, config: SqlSourceConfig) -> str:
 
 
 def redacted(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    from headwater.state.db import display_url
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable url>"
+    return display_url(url)
 
 
 def create_source_engine(name: str, project: Project, config: SqlSourceConfig) -> sa.Engine:
@@ -55,8 +52,9 @@ def create_source_engine(name: str, project: Project, config: SqlSourceConfig) -
 
 
 def connection_error(name: str, url: str, exc: Exception) -> FatalError:
-    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-    return FatalError(f"source {name!r}: cannot reach database {redacted(url)}: {detail}")
+    from headwater.state.db import unreachable
+
+    return unreachable(f"source {name!r}", url, exc)
 
 
 def _arrow_type(sql_type: Any) -> pa.DataType | None:

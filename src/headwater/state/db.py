@@ -12,8 +12,9 @@ import threading
 from collections.abc import Callable
 
 from sqlalchemy import Engine, MetaData, create_engine, event, inspect
+from sqlalchemy.exc import SQLAlchemyError
 
-from headwater.errors import ConfigError
+from headwater.errors import ConfigError, FatalError, HeadwaterError
 
 log = logging.getLogger("headwater.state")
 
@@ -113,15 +114,49 @@ def create_state_engine(url: str, *, background_checkpoints: bool = False) -> En
     return create_engine(url, pool_pre_ping=True)
 
 
-def open_state(url: str, *, background_checkpoints: bool = False) -> Engine:
-    """Open (and create if needed) the state store at ``url``."""
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        from pathlib import Path
+def display_url(url: str) -> str:
+    """``url`` fit to print: its password masked (nothing but the scheme if unparseable)."""
+    from sqlalchemy.engine import make_url
 
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_state_engine(url, background_checkpoints=background_checkpoints)
-    metadata.create_all(engine, tables=_tables_for(engine))
-    _check_columns(engine)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("://", 1)[0] + "://…"
+
+
+def unreachable(what: str, url: str, exc: BaseException) -> FatalError:
+    """One line for a database that cannot be opened: which one, and the driver's reason
+    (its first line; never the password, even if a driver were to echo it)."""
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    reason = detail[0] if detail else type(exc).__name__
+    try:
+        from sqlalchemy.engine import make_url
+
+        password = make_url(url).password
+    except Exception:
+        password = None
+    if password:
+        reason = reason.replace(str(password), "***")
+    return FatalError(f"{what}: cannot reach database {display_url(url)}: {reason}")
+
+
+def open_state(url: str, *, background_checkpoints: bool = False) -> Engine:
+    """Open (and create if needed) the state store at ``url``.
+
+    A store that cannot be reached or opened is one FatalError naming it (password
+    masked), not a driver traceback."""
+    try:
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+            from pathlib import Path
+
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_state_engine(url, background_checkpoints=background_checkpoints)
+        metadata.create_all(engine, tables=_tables_for(engine))
+        _check_columns(engine)
+    except HeadwaterError:
+        raise
+    except (OSError, SQLAlchemyError, ImportError) as exc:
+        raise unreachable("state", url, exc) from None
     return engine
 
 

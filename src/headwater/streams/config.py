@@ -7,6 +7,7 @@ name. Secrets (tokens, passwords, HMAC keys) are ``SecretStr`` and never printed
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -112,6 +113,51 @@ class StreamConfig(_Strict):
         return self
 
 
+Loc = tuple[str | int, ...]
+
+
+def stream_problems(
+    name: str, spec: Any, destinations: set[str] | None
+) -> tuple[StreamConfig | None, list[tuple[Loc, str]]]:
+    """Validate one stream; return it (None if invalid) and every problem at its location
+    inside the stream. Destinations and templates are checked on the raw entry, so they
+    are reported even when other fields are wrong."""
+    from headwater.config import located_errors
+
+    if not isinstance(spec, dict):
+        return None, [((), "must be a mapping of stream options")]
+    problems: list[tuple[Loc, str]] = []
+    stream = None
+    try:
+        stream = StreamConfig.model_validate(spec)
+    except ValidationError as exc:
+        problems.extend(located_errors(exc, spec))
+    if destinations is not None:
+        for field in ("destination", "test_destination"):
+            target = spec.get(field, "braze" if field == "destination" else None)
+            if isinstance(target, str) and target not in destinations:
+                problems.append(((field,), f"no destination named {target!r}"))
+    mapping = spec.get("mapping")
+    if isinstance(mapping, dict):
+        problems.extend(_template_problems(mapping, ("mapping",)))
+    return stream, problems
+
+
+def check_streams(raw: dict[str, Any], report: Callable[[Loc, str], None]) -> None:
+    """The ``streams:`` section of a project file, for ``load_project(checks=...)``: the
+    same checks ``serve`` makes, each reported at its line."""
+    streams = raw.get("streams")
+    if not isinstance(streams, dict):
+        return
+    destinations = raw.get("destinations")
+    known = set(destinations) if isinstance(destinations, dict) else set()
+    for name, spec in streams.items():
+        if not isinstance(spec, dict):
+            continue  # the project model says so already
+        for loc, message in stream_problems(name, spec, known)[1]:
+            report(("streams", name, *loc), message)
+
+
 def parse_streams(
     raw: dict[str, dict[str, Any]], destinations: set[str] | None = None
 ) -> dict[str, StreamConfig]:
@@ -119,48 +165,38 @@ def parse_streams(
     problems: list[str] = []
     streams: dict[str, StreamConfig] = {}
     for name, spec in (raw or {}).items():
-        try:
-            stream = StreamConfig.model_validate(spec)
-        except ValidationError as exc:
-            for error in exc.errors(include_input=False, include_url=False):
-                where = ".".join(str(p) for p in ("streams", name, *error["loc"]))
-                problems.append(f"{where}: {error['msg']}")
-            continue
-        if stream.mapping is not None:
-            problems.extend(
-                f"streams.{name}.mapping: {p}" for p in _template_problems(stream.mapping)
-            )
-        if destinations is not None:
-            for field in ("destination", "test_destination"):
-                target = getattr(stream, field)
-                if target is not None and target not in destinations:
-                    problems.append(f"streams.{name}.{field}: no destination named {target!r}")
-        streams[name] = stream
+        stream, found = stream_problems(name, spec, destinations)
+        for loc, message in found:
+            problems.append(f"{'.'.join(str(p) for p in ('streams', name, *loc))}: {message}")
+        if stream is not None and not found:
+            streams[name] = stream
     if problems:
         raise ConfigError(problems)
     return streams
 
 
-def _template_problems(mapping: GenericMapping) -> list[str]:
+def _template_problems(mapping: dict[str, Any], loc: Loc) -> list[tuple[Loc, str]]:
     """Compile every template now, so a typo stops ``serve`` instead of failing each request."""
     from liquid.exceptions import LiquidError
 
     from headwater.streams.mapping import compile_template
 
-    problems: list[str] = []
+    problems: list[tuple[Loc, str]] = []
 
-    def visit(value: Any) -> None:
+    def visit(value: Any, where: Loc) -> None:
         if isinstance(value, dict):
-            for inner in value.values():
-                visit(inner)
+            for key, inner in value.items():
+                visit(inner, (*where, key))
         elif isinstance(value, list):
-            for inner in value:
-                visit(inner)
+            for i, inner in enumerate(value):
+                visit(inner, (*where, i))
         elif isinstance(value, str) and "{" in value:
             try:
                 compile_template(value)
             except LiquidError as exc:
-                problems.append(f"template {value!r}: {str(exc).splitlines()[0]}")
+                problems.append((where, f"template {value!r}: {str(exc).splitlines()[0]}"))
 
-    visit([mapping.when, mapping.event_id, mapping.attributes, mapping.events, mapping.purchases])
+    for key in ("when", "event_id", "attributes", "events", "purchases"):
+        if key in mapping:
+            visit(mapping[key], (*loc, key))
     return problems

@@ -8,7 +8,7 @@ field instead of failing the request it would have travelled in.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -42,17 +42,31 @@ def to_braze_value(value: object) -> object:
     return value
 
 
+def field_problem(field: str) -> str | None:
+    """Why ``field`` can never be a Braze attribute a sync writes (else None)."""
+    if field in STANDARD_FIELDS:
+        return None
+    try:
+        check_key(field, "attribute")
+    except ObjectError as exc:
+        return exc.type
+    return None
+
+
 def mapping_problems(sync: SyncConfig) -> list[str]:
     """Braze field names that can never be valid targets (a config-time check)."""
-    problems = []
-    for field in sync.mapping:
-        if field in STANDARD_FIELDS:
-            continue
-        try:
-            check_key(field, "attribute")
-        except ObjectError as exc:
-            problems.append(f"mapping.{field}: {exc.type}")
-    return problems
+    return [f"mapping.{f}: {p}" for f in sync.mapping if (p := field_problem(f)) is not None]
+
+
+def check_sync_mappings(raw: dict, report: Callable[[tuple, str], None]) -> None:
+    """Every sync's mapped Braze fields, for ``load_project(checks=...)``, at their lines."""
+    syncs = raw.get("syncs")
+    for name, sync in syncs.items() if isinstance(syncs, dict) else ():
+        mapping = sync.get("mapping") if isinstance(sync, dict) else None
+        for field in mapping if isinstance(mapping, dict) else ():
+            problem = field_problem(field) if isinstance(field, str) else None
+            if problem is not None:
+                report(("syncs", name, "mapping", field), problem)
 
 
 def identifier_payload(sync: SyncConfig, row: dict) -> dict:

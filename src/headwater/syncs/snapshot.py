@@ -192,11 +192,12 @@ def commit_accepted(
     if accepted.num_rows == 0:
         return 0
     snap, diff = quote_ident(snapshot_table(sync_name)), quote_ident(diff_table(sync_name))
-    staged = quote_ident(f"hw_accepted_{table_suffix(sync_name)}_{uuid.uuid4().hex[:8]}")
+    staged_name = f"hw_accepted_{table_suffix(sync_name)}_{uuid.uuid4().hex[:8]}"
+    staged = quote_ident(staged_name)
     columns = _snapshot_columns(engine, snapshot_table(sync_name))
     names = ", ".join(quote_ident(c) for c in columns)
     with engine.transaction():
-        engine.load_arrow(staged, accepted, replace=True)
+        engine.load_arrow(staged_name, accepted, replace=True)
         hits = f"SELECT d.{KEY} FROM {diff} AS d WHERE d.{KEY} IN (SELECT {KEY} FROM {staged})"
         applied = engine.fetch_all(f"SELECT count(*) FROM ({hits}) AS h")[0][0]
         engine.execute(f"DELETE FROM {snap} WHERE {KEY} IN ({hits})")
