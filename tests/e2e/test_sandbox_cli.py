@@ -153,3 +153,23 @@ def test_keys_create_refuses_unknown_permissions(tmp_path):
                   "--perm", "users.fly")  # fmt: skip
     assert result.returncode == 2
     assert "users.fly" in result.stderr
+
+
+def test_a_sandbox_on_every_interface_says_its_control_api_stays_local(tmp_path):
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "headwater", "sandbox", "--db", str(tmp_path / "s.db"),
+         "--host", "0.0.0.0", "--port", str(port), "--key", START_KEY],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _until(lambda: _reachable(url), seconds=30)
+        assert httpx.get(f"{url}/_sandbox/counters").status_code == 200  # this machine
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    said = " ".join(process.stderr.read().decode().split())
+    assert "/_sandbox/* answers only callers on this machine" in said
+    assert "--control-token" in said

@@ -15,6 +15,7 @@ import hmac
 from collections.abc import Mapping
 from enum import Enum
 
+from headwater.bearer import bearer_token
 from headwater.streams.config import BasicAuth, BearerAuth, HmacAuth, StreamConfig
 
 
@@ -28,14 +29,6 @@ def _equal(a: str | bytes, b: str | bytes) -> bool:
     a = a.encode() if isinstance(a, str) else a
     b = b.encode() if isinstance(b, str) else b
     return hmac.compare_digest(a, b)
-
-
-def _bearer(headers: Mapping[str, str]) -> str | None:
-    value = headers.get("authorization", "")
-    scheme, _, token = value.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return None
-    return token.strip()
 
 
 def _basic(headers: Mapping[str, str]) -> tuple[str, str] | None:
@@ -68,7 +61,7 @@ def check_webhook_auth(stream: StreamConfig, headers: Mapping[str, str], body: b
     auth = stream.auth
     test = stream.test_token.get_secret_value() if stream.test_token else None
     if isinstance(auth, BearerAuth):
-        token = _bearer(headers)
+        token = bearer_token(headers.get("authorization"))
         if token is None:
             return AuthResult.DENIED
         # Compare against both secrets every time so timing does not reveal which matched.
