@@ -3,6 +3,9 @@ streams, inspector, content store and counters. Routes reach them via ``request.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import httpx
 from sqlalchemy import Engine
 from starlette.requests import Request
@@ -16,6 +19,7 @@ from headwater.state.db import WalCheckpointer, open_state
 from headwater.state.keys import KeyRing, keys_without_destination
 from headwater.state.outbox import Outbox
 from headwater.state.serve_lock import ServeLock
+from headwater.state.signatures import SignatureLog
 from headwater.streams.content import ContentStore
 from headwater.streams.inspector import Inspector
 
@@ -45,6 +49,8 @@ class Hub:
             else None
         )
         self.keys = KeyRing(self.engine)
+        self.signatures = SignatureLog(self.engine)
+        self.clock: Callable[[], float] = time.time  # wall time for signed timestamps
         self.inspector = Inspector()
         for name, stream in settings.streams.items():
             self.inspector.configure(name, stream.inspector_size)
