@@ -151,7 +151,7 @@ def keys_list(db: str = DB_OPTION) -> None:
 def keys_revoke(
     name: str = typer.Argument(..., help="The key's name."), db: str = DB_OPTION
 ) -> None:
-    """Revoke a key: it stops working at once, even on a running sandbox."""
+    """Revoke a key by name: a running sandbox stops accepting it within a second."""
     if not _ring(db).revoke(name):
         Console(stderr=True).print(f"[red]error:[/] no active key named {name!r}")
         raise typer.Exit(1)
