@@ -88,7 +88,7 @@ def create_key(
         raise ConfigError("a key needs at least one permission (e.g. --perm users.track)")
     known = known_destinations
     if destination is not None and known is not None and destination not in known:
-        raise ConfigError(unknown_destination(destination, known_destinations))
+        raise ConfigError(unknown_destination(destination, known))
     plain = KEY_PREFIX + secrets.token_urlsafe(32)
     with engine.begin() as conn:
         new_id = conn.execute(
@@ -135,7 +135,7 @@ def revoke_key(
     """Revoke every active key named ``name``, or the one with id ``key_id``; returns what
     was revoked. A name is only ever a name, even when it looks like a number."""
     if (name is None) == (key_id is None):
-        raise ValueError("revoke by name or by id, not both")
+        raise ValueError("revoke by name or by id: exactly one of them")
     where = gateway_keys.c.name == name if key_id is None else gateway_keys.c.id == key_id
     with engine.begin() as conn:
         rows = conn.execute(
