@@ -172,3 +172,45 @@ def test_serve_reports_stream_config_problems_by_name(tmp_path):
     assert (
         "headwater.yml:5: streams.shop.destination: no destination named 'nowhere'" in done.stderr
     )
+
+
+def test_keys_revoke_takes_a_name_and_ids_only_with_the_id_option(tmp_path, monkeypatch):
+    project = _project(tmp_path, monkeypatch)
+    runner = CliRunner()
+    for name in ("alpha", "1"):
+        made = runner.invoke(app, ["keys", "create", "--name", name, "--perm", "users.track",
+                                   *project])  # fmt: skip
+        assert made.exit_code == 0, made.output
+    engine = open_state(f"sqlite:///{tmp_path / '.headwater' / 'state.db'}")
+    alpha_id = next(k.id for k in list_keys(engine) if k.name == "alpha")
+    assert alpha_id == 1
+
+    revoked = runner.invoke(app, ["keys", "revoke", "1", *project])
+    assert revoked.exit_code == 0, revoked.output
+    assert "1 (id 2)" in revoked.output
+    assert {k.name: k.active for k in list_keys(engine)} == {"alpha": True, "1": False}
+
+    by_id = runner.invoke(app, ["keys", "revoke", "--id", str(alpha_id), *project])
+    assert by_id.exit_code == 0 and "alpha (id 1)" in by_id.output
+    assert not any(k.active for k in list_keys(engine))
+
+    neither = runner.invoke(app, ["keys", "revoke", *project])
+    both = runner.invoke(app, ["keys", "revoke", "alpha", "--id", "1", *project])
+    assert neither.exit_code == both.exit_code == 1
+    missing = runner.invoke(app, ["keys", "revoke", "--id", "99", *project])
+    assert missing.exit_code == 1 and "no active key with id 99" in missing.output
+
+
+def test_keys_create_refuses_a_destination_the_project_does_not_have(tmp_path, monkeypatch):
+    project = _project(tmp_path, monkeypatch)
+    runner = CliRunner()
+    refused = runner.invoke(app, ["keys", "create", "--name", "x", "--perm", "users.track",
+                                  "--destination", "brzae", *project])  # fmt: skip
+    assert refused.exit_code == 1
+    assert "no destination named 'brzae'" in refused.output
+    assert "destinations: braze" in refused.output
+    engine = open_state(f"sqlite:///{tmp_path / '.headwater' / 'state.db'}")
+    assert list_keys(engine) == []
+    made = runner.invoke(app, ["keys", "create", "--name", "x", "--perm", "users.track",
+                               "--destination", "braze", *project])  # fmt: skip
+    assert made.exit_code == 0, made.output

@@ -3,10 +3,12 @@ with the CLI while it runs, and no key text ever in its output."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -116,27 +118,33 @@ def test_cli_sandbox_accepts_keys_made_while_running_and_never_prints_keys(cli_s
         assert key not in output
 
 
+@contextlib.contextmanager
+def _sandbox_process(*args: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``headwater sandbox ARGS`` on a free port until the block ends (stderr kept)."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "headwater", "sandbox", *args, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _until(lambda: _reachable(url), seconds=30)
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def test_cli_sandbox_keeps_data_across_restarts(cli_sandbox, tmp_path):
     assert _post(cli_sandbox["url"], START_KEY).status_code == 201
     cli_sandbox["process"].terminate()
     cli_sandbox["process"].wait(timeout=30)
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "headwater", "sandbox", "--db", cli_sandbox["db"],
-         "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _until(lambda: _reachable(url), seconds=30)
+    with _sandbox_process("--db", cli_sandbox["db"]) as (url, process):
         user = httpx.get(f"{url}/_sandbox/users/u1").json()
         assert user["custom_attributes"] == {"tier": "gold"}
         # the --key of the first run was memory only
         assert _post(url, START_KEY).status_code == 401
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     assert "no API keys yet" in process.stderr.read().decode()
 
 
@@ -153,3 +161,12 @@ def test_keys_create_refuses_unknown_permissions(tmp_path):
                   "--perm", "users.fly")  # fmt: skip
     assert result.returncode == 2
     assert "users.fly" in result.stderr
+
+
+def test_a_sandbox_on_every_interface_says_its_control_api_stays_local(tmp_path):
+    args = ("--db", str(tmp_path / "s.db"), "--host", "0.0.0.0", "--key", START_KEY)
+    with _sandbox_process(*args) as (url, process):
+        assert httpx.get(f"{url}/_sandbox/counters").status_code == 200  # this machine
+    said = " ".join(process.stderr.read().decode().split())
+    assert "/_sandbox/* answers only callers on this machine" in said
+    assert "--control-token" in said

@@ -168,7 +168,9 @@ class RunningGateway:
     hub: Hub
 
     def key(self, name: str = "partner", *perms: str, destination: str | None = None) -> str:
-        return create_key(self.hub.engine, name, list(perms) or ["users.track"], destination)[1]
+        plain = create_key(self.hub.engine, name, list(perms) or ["users.track"], destination)[1]
+        self.hub.keys.invalidate()  # usable at once, not within the ring's refresh
+        return plain
 
 
 @contextlib.contextmanager

@@ -122,6 +122,35 @@ def test_revoked_key_stops_working_within_a_second(gateway):
     )
 
 
+def test_a_flood_of_unknown_keys_reads_the_key_table_a_few_times_a_second_at_most(gateway):
+    import secrets
+    import time
+
+    from sqlalchemy import event
+
+    gw, _ = gateway
+    key = gw.key("extole")
+    reads: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "gateway_keys" in statement:
+            reads.append(statement)
+
+    event.listen(gw.hub.engine, "before_cursor_execute", count)
+    started = time.monotonic()
+    with httpx.Client(base_url=gw.url) as client:
+        for _ in range(200):
+            bogus = {"Authorization": f"Bearer hwk_{secrets.token_urlsafe(32)}"}
+            assert client.post("/users/track", json={}, headers=bogus).status_code == 401
+        ok = client.post("/users/track", json={"events": [_event("u1")]},
+                         headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+    elapsed = time.monotonic() - started
+    event.remove(gw.hub.engine, "before_cursor_execute", count)
+    assert ok.status_code == 201
+    # Once a second for revocations, four times a second for misses, whatever the flood.
+    assert len(reads) <= 2 + elapsed * (1 + 4)
+
+
 def test_export_ids_is_passed_through_to_the_destination(gateway):
     gw, fake = gateway
     fake.users_by_email["ada@example.com"] = {"external_id": "u1", "email": "ada@example.com"}

@@ -118,3 +118,63 @@ def test_data_survives_a_restart_with_a_file_database(tmp_path):
         old = httpx.post(f"{sb.url}/users/export/ids", json={"external_ids": ["u1"]},
                          headers={"Authorization": "Bearer sandbox-test-key"})  # fmt: skip
         assert old.status_code == 401
+
+
+def test_the_control_token_takes_any_case_of_bearer_and_refuses_a_bare_token():
+    with run_sandbox(control_token="ctl-secret") as sb:
+        for scheme in ("Bearer", "bearer", "BEARER"):
+            answer = httpx.get(f"{sb.url}/_sandbox/counters",
+                               headers={"Authorization": f"{scheme} ctl-secret"})  # fmt: skip
+            assert answer.status_code == 200, scheme
+        for header in ("ctl-secret", "Basic ctl-secret", "Bearer", "Bearer wrong"):
+            answer = httpx.get(f"{sb.url}/_sandbox/counters", headers={"Authorization": header})
+            assert answer.status_code == 401, header
+            assert "ctl-secret" not in answer.text
+
+
+def _address_off_loopback() -> str | None:
+    """This machine's address on its network (no packet is sent), if it has one."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+def test_without_a_token_the_control_api_answers_only_this_machine():
+    import asyncio
+
+    from headwater.sandbox.app import Sandbox, create_app
+    from headwater.sandbox.settings import SandboxSettings
+    from headwater.testing import serve_in_thread
+
+    sandbox = Sandbox.open(SandboxSettings(key="k" * 20))
+    app = create_app(sandbox=sandbox)
+
+    async def from_peer(host: str, **headers: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=(host, 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
+            return await client.post("/_sandbox/reset", headers=headers)
+
+    for host in ("127.0.0.1", "::1", "::ffff:127.0.0.1"):
+        assert asyncio.run(from_peer(host)).status_code == 200, host
+    for host in ("192.0.2.7", "10.0.0.5", "2001:db8::1", "::ffff:10.0.0.5"):
+        refused = asyncio.run(from_peer(host))
+        assert refused.status_code == 403, host
+        assert "--control-token" in refused.json()["message"]
+
+    local = _address_off_loopback()
+    if local is None:
+        return  # no network address here: the transport checks above still ran
+    with serve_in_thread(app, host="0.0.0.0") as server:
+        port = server.port
+        assert httpx.get(f"http://127.0.0.1:{port}/_sandbox/counters").status_code == 200
+        assert httpx.get(f"http://{local}:{port}/_sandbox/counters").status_code == 403
+        track = httpx.post(f"http://{local}:{port}/users/track",
+                           headers={"Authorization": f"Bearer {'k' * 20}"},
+                           json={"attributes": [{"external_id": "u1", "a": 1}]})  # fmt: skip
+        assert track.status_code == 201  # the Braze API itself is guarded by keys, as before

@@ -346,3 +346,23 @@ def test_merge_bad_requests_get_brazes_documented_messages(api, body, message):
     response = api.post("/users/merge", json=body)
     assert response.status_code == 400
     assert response.json() == {"message": message}
+
+
+@pytest.mark.parametrize("kind", ["email", "phone"])
+def test_delete_and_merge_by_email_or_phone_require_a_prioritization(api, sandbox, kind):
+    value = "d@example.com" if kind == "email" else "+14155550123"
+    track(api, {"external_id": "d", kind: value})
+    array = "email_addresses" if kind == "email" else "phone_numbers"
+    for entry in ({kind: value}, {kind: value, "prioritization": []},
+                  {kind: value, "prioritization": None}):  # fmt: skip
+        refused = api.post("/users/delete", json={array: [entry]})
+        assert refused.status_code == 400, entry
+        assert "'prioritization'" in refused.json()["message"]
+        merge = {"merge_updates": [{"identifier_to_merge": entry,
+                                    "identifier_to_keep": {"external_id": "k"}}]}  # fmt: skip
+        refused = api.post("/users/merge", json=merge)
+        assert refused.status_code == 400, entry
+        assert "'prioritization'" in refused.json()["message"]
+    assert sandbox.user("d") is not None
+    ok = api.post("/users/delete", json={array: [{kind: value, "prioritization": ["identified"]}]})
+    assert ok.json()["deleted"] == 1

@@ -65,6 +65,7 @@ def serve_sandbox(
     import uvicorn
 
     from headwater.sandbox.app import create_app
+    from headwater.sandbox.control import is_loopback
 
     settings = SandboxSettings(
         db=db,
@@ -87,6 +88,15 @@ def serve_sandbox(
     if not keys:
         console.print(
             "[yellow]no API keys yet:[/] headwater sandbox keys create --name dev --perm users.track"
+        )
+    if control_token:
+        console.print("control API /_sandbox/* needs the control token (Bearer)")
+    elif not is_loopback(host):
+        console.print(
+            f"[yellow]control API /_sandbox/* answers only callers on this machine[/] "
+            f"(listening on {host} without --control-token); set --control-token "
+            "(or HEADWATER_SANDBOX_CONTROL_TOKEN) to use it from elsewhere",
+            highlight=False,
         )
     uvicorn.run(
         app,
@@ -156,7 +166,7 @@ def keys_revoke(
     db: str = DB_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Revoke a key: it stops working at once, even on a running sandbox."""
+    """Revoke a key by name: a running sandbox stops accepting it within a second."""
     if not _ring(db).revoke(name):
         Console(stderr=True).print(f"[red]error:[/] no active key named {name!r}")
         raise typer.Exit(1)

@@ -40,6 +40,13 @@ def _state_engine(project_dir: Path, state: str | None):
     return open_state(load_checked(project_dir).state_url)
 
 
+def _project_destinations(project_dir: Path) -> list[str]:
+    """The destinations in the project file, which a key's ``--destination`` must name."""
+    from headwater.config import load_project
+
+    return list(load_project(project_dir).destinations)
+
+
 def serve(
     project_dir: Path = PROJECT_OPTION,
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
@@ -109,8 +116,9 @@ def keys_create(
         console.print(f"[red]error:[/] unknown permission(s): {', '.join(unknown)}")
         raise typer.Exit(1)
     try:
+        known = _project_destinations(project_dir) if destination is not None else None
         engine = _state_engine(project_dir, state)
-        record, plain = create_key(engine, name, perm, destination)
+        record, plain = create_key(engine, name, perm, destination, known)
     except ConfigError as exc:
         _fail(console, exc)
     if as_json:
@@ -153,26 +161,36 @@ def keys_list(
 
 @keys_app.command("revoke")
 def keys_revoke(
-    name_or_id: str = typer.Argument(..., help="The key's name (all its keys) or id."),
+    name: str | None = typer.Argument(
+        None, help="The key's name: every active key with that name is revoked."
+    ),
+    key_id: int | None = typer.Option(
+        None, "--id", help="Revoke the one key with this id instead (see `keys list`)."
+    ),
     project_dir: Path = PROJECT_OPTION,
     state: str | None = STATE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Revoke a key; running servers stop accepting it within a second."""
+    """Revoke a key by name (or by id with --id); running servers stop accepting it within
+    a second."""
     from headwater.state.keys import revoke_key
 
     console = Console()
+    if (name is None) == (key_id is None):
+        console.print("[red]error:[/] name the key, or give its id with --id (not both)")
+        raise typer.Exit(1)
     try:
-        revoked = revoke_key(_state_engine(project_dir, state), name_or_id)
+        revoked = revoke_key(_state_engine(project_dir, state), name=name, key_id=key_id)
     except ConfigError as exc:
         _fail(console, exc)
     if not revoked:
-        console.print(f"[red]error:[/] no active key named {name_or_id!r}")
+        which = f"named {name!r}" if key_id is None else f"with id {key_id}"
+        console.print(f"[red]error:[/] no active key {which}", highlight=False)
         raise typer.Exit(1)
     if as_json:
         print_json({"revoked": [k.id for k in revoked]})
         return
-    console.print(f"Revoked {len(revoked)} key(s): {', '.join(str(k.id) for k in revoked)}")
+    console.print("Revoked " + ", ".join(f"{k.name} (id {k.id})" for k in revoked), highlight=False)
 
 
 @dlq_app.command("list")

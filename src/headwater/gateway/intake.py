@@ -6,6 +6,7 @@ from __future__ import annotations
 import orjson
 from starlette.requests import Request
 
+from headwater.bearer import bearer_token
 from headwater.braze.errors import (
     MSG_ACCESS_DENIED,
     MSG_BAD_JSON,
@@ -40,13 +41,7 @@ def decode_json(body: bytes) -> object:
 
 
 def bearer_key(request: Request) -> str | None:
-    value = request.headers.get("authorization")
-    if not value:
-        return None
-    scheme, _, token = value.partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return token.strip() or None
+    return bearer_token(request.headers.get("authorization"))
 
 
 def authorize(request: Request, keys: KeyRing, permission: str) -> GatewayKey:

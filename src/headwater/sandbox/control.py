@@ -1,16 +1,20 @@
 """``/_sandbox/*``: look inside and steer the sandbox (moto's moto-api): users with their
 events and purchases, counters, reset, seed, rate budgets, faults and recorded sends.
 
-Open on localhost by default; with ``control_token`` set, it needs that Bearer token.
+With ``control_token`` set, every call needs that Bearer token. Without one, only callers
+on this machine (loopback) are answered: a sandbox listening on ``0.0.0.0`` must not let
+the whole network read its users, reset them or inject faults.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request
 
+from headwater.bearer import bearer_token
 from headwater.braze.errors import BrazeError
 from headwater.braze.limits import MAX_OBJECTS_PER_REQUEST, TRACK_ARRAYS, BatchPolicy
 from headwater.braze.track import parse_track_request
@@ -18,14 +22,38 @@ from headwater.braze.track import parse_track_request
 router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
 
 
+NEEDS_TOKEN = "this sandbox's control API needs its control token"
+LOOPBACK_ONLY = (
+    "this sandbox's control API answers only callers on its own machine; start it with "
+    "--control-token (or HEADWATER_SANDBOX_CONTROL_TOKEN) to reach it from elsewhere"
+)
+
+
 def _sandbox(request: Request):
     sandbox = request.app.state.sandbox
     token = sandbox.settings.control_token
     if token:
-        presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        presented = bearer_token(request.headers.get("authorization")) or ""
         if not hmac.compare_digest(presented.encode(), token.encode()):
-            raise HTTPException(401, "this sandbox's control API needs its control token")
+            raise HTTPException(401, NEEDS_TOKEN)
+    elif not is_loopback(request.client.host if request.client else None):
+        raise HTTPException(403, LOOPBACK_ONLY)
     return sandbox
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` (a peer's address, or a listening address) is this machine only.
+    No address at all is a Unix socket: local too."""
+    if host is None:
+        return True
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return (mapped or address).is_loopback
 
 
 @router.get("/users")

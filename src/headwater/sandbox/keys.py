@@ -4,8 +4,9 @@ endpoint's permission is 403.
 Keys created with ``headwater sandbox keys create`` are stored as SHA-256 hashes (the key
 itself is printed once). Keys given on the command line (``--key``) or in a keys file are
 held in memory only, so stopping the sandbox and starting it without them closes them.
-A running sandbox re-reads the stored keys at most once a second, so keys created or
-revoked from another process take effect without a restart.
+A running sandbox holds the stored keys in a ``KeyCache`` (the gateway's mechanism), read
+again at most once a second, so keys created or revoked from another process take effect
+within a second without a restart, and a flood of unknown keys causes no reads.
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import yaml
 
 from headwater.braze.endpoints import PERMISSIONS
+from headwater.keycache import KeyCache
 from headwater.sandbox.store import Store
 
 ALL_PERMISSIONS = "*"
-RELOAD_INTERVAL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -65,20 +67,21 @@ def _now() -> str:
 class KeyRing:
     """The keys a sandbox accepts, looked up by hash."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self._static: dict[str, ApiKey] = {}
-        self._stored: dict[str, ApiKey] = {}
-        self._loaded_at = 0.0
-        self.reload()
+        self._stored: KeyCache[ApiKey] = KeyCache(self._load, clock=clock)
 
-    def reload(self) -> None:
-        self._stored = {
+    def _load(self) -> dict[str, ApiKey]:
+        return {
             key_hash: ApiKey(name, frozenset(json.loads(perms)), created, revoked)
             for name, key_hash, perms, created, revoked in self.store.api_keys()
             if revoked is None
         }
-        self._loaded_at = time.monotonic()
+
+    def reload(self) -> None:
+        """Read the stored keys again at the next lookup."""
+        self._stored.invalidate()
 
     def add_static(self, name: str, secret: str, permissions: list[str]) -> None:
         """A key held in memory only (``--key``, ``HEADWATER_SANDBOX_KEY``, keys files)."""
@@ -109,11 +112,7 @@ class KeyRing:
 
     def lookup(self, secret: str) -> ApiKey | None:
         digest = hash_key(secret)
-        found = self._static.get(digest) or self._stored.get(digest)
-        if time.monotonic() - self._loaded_at > RELOAD_INTERVAL_SECONDS:
-            self.reload()  # pick up keys created or revoked by another process
-            found = self._static.get(digest) or self._stored.get(digest)
-        return found
+        return self._static.get(digest) or self._stored.get(digest)
 
     def load_file(self, path: str) -> int:
         """Keys from a YAML file: a list of ``{name, key, permissions}`` (memory only)."""

@@ -3,18 +3,23 @@ streams, inspector, content store and counters. Routes reach them via ``request.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import httpx
 from sqlalchemy import Engine
 from starlette.requests import Request
 
 from headwater.delivery import dedupe as _dedupe_tables  # noqa: F401  (declares tables)
 from headwater.delivery.counters import Counters
+from headwater.errors import ConfigError
 from headwater.server.settings import ServeSettings
 from headwater.state import dead_letters as _dead_letter_tables  # noqa: F401
 from headwater.state.db import WalCheckpointer, open_state
-from headwater.state.keys import KeyRing
+from headwater.state.keys import KeyRing, keys_without_destination
 from headwater.state.outbox import Outbox
 from headwater.state.serve_lock import ServeLock
+from headwater.state.signatures import SignatureLog
 from headwater.streams.content import ContentStore
 from headwater.streams.inspector import Inspector
 
@@ -25,6 +30,12 @@ class Hub:
     def __init__(self, settings: ServeSettings, engine: Engine | None = None) -> None:
         self.settings = settings
         self.engine = engine or open_state(settings.state_url, background_checkpoints=True)
+        try:
+            _check_key_destinations(self.engine, settings)
+        except ConfigError:
+            if engine is None:
+                self.engine.dispose()
+            raise
         lock = ServeLock.for_engine(self.engine)
         self.lock = lock.acquire() if lock else None
         self.outbox = Outbox(
@@ -38,6 +49,8 @@ class Hub:
             else None
         )
         self.keys = KeyRing(self.engine)
+        self.signatures = SignatureLog(self.engine)
+        self.clock: Callable[[], float] = time.time  # wall time for signed timestamps
         self.inspector = Inspector()
         for name, stream in settings.streams.items():
             self.inspector.configure(name, stream.inspector_size)
@@ -59,6 +72,22 @@ class Hub:
         self.outbox.close()
         if self.lock is not None:
             self.lock.release()
+
+
+def _check_key_destinations(engine: Engine, settings: ServeSettings) -> None:
+    """Refuse to start while an active key sends to a destination headwater.yml lacks: its
+    partner's posts would be answered 201 and never delivered. Refused, not skipped with a
+    warning, as a stream naming an unknown destination is: the person who changed the file
+    hears of it now, not from the partner."""
+    problems = keys_without_destination(engine, settings.destinations)
+    if problems:
+        raise ConfigError(
+            [
+                *problems,
+                "add the destination back to headwater.yml, or revoke the key "
+                "(headwater keys revoke NAME) and issue a new one with --destination",
+            ]
+        )
 
 
 def hub_of(request: Request) -> Hub:

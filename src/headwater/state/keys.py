@@ -8,21 +8,19 @@ pointed at the gateway gets the same 401/403 answers Braze would give.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
-import threading
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import orjson
 from sqlalchemy import Column, Engine, Float, Integer, String, Table, Text, insert, select, update
 
 from headwater.errors import ConfigError
+from headwater.keycache import REFRESH_SECONDS, KeyCache
 from headwater.state.db import metadata
 
 KEY_PREFIX = "hwk_"
-KEY_CACHE_SECONDS = 1.0  # how long a revocation may take to reach a running server
-MISS_REFRESH_SECONDS = 0.0  # a miss re-reads the keys (cheap: one indexed query)
 
 gateway_keys = Table(
     "gateway_keys",
@@ -75,13 +73,22 @@ def _record(row) -> GatewayKey:
 
 
 def create_key(
-    engine: Engine, name: str, permissions: list[str], destination: str | None = None
+    engine: Engine,
+    name: str,
+    permissions: list[str],
+    destination: str | None = None,
+    known_destinations: Collection[str] | None = None,
 ) -> tuple[GatewayKey, str]:
-    """Issue a key; returns its record and the plain key, which is never stored."""
+    """Issue a key; returns its record and the plain key, which is never stored. With
+    ``known_destinations``, a key for any other destination is refused (its traffic
+    would have nowhere to go)."""
     if not name:
         raise ConfigError("a key needs a name")
     if not permissions:
         raise ConfigError("a key needs at least one permission (e.g. --perm users.track)")
+    known = known_destinations
+    if destination is not None and known is not None and destination not in known:
+        raise ConfigError(unknown_destination(destination, known))
     plain = KEY_PREFIX + secrets.token_urlsafe(32)
     with engine.begin() as conn:
         new_id = conn.execute(
@@ -98,6 +105,22 @@ def create_key(
     return _record(row), plain
 
 
+def unknown_destination(destination: str, known: Collection[str]) -> str:
+    names = ", ".join(sorted(known)) or "(none)"
+    return f"no destination named {destination!r} in headwater.yml; destinations: {names}"
+
+
+def keys_without_destination(engine: Engine, known: Collection[str]) -> list[str]:
+    """A line per active key whose destination is not in ``known``, for ``serve`` to
+    refuse at start-up (its partner's posts would be accepted and never delivered)."""
+    return [
+        f"key {k.name!r} (id {k.id}) sends to destination {k.destination!r}, "
+        "which is not in headwater.yml"
+        for k in list_keys(engine, include_revoked=False)
+        if k.destination is not None and k.destination not in known
+    ]
+
+
 def list_keys(engine: Engine, include_revoked: bool = True) -> list[GatewayKey]:
     query = select(gateway_keys).order_by(gateway_keys.c.id)
     if not include_revoked:
@@ -106,13 +129,17 @@ def list_keys(engine: Engine, include_revoked: bool = True) -> list[GatewayKey]:
         return [_record(row) for row in conn.execute(query)]
 
 
-def revoke_key(engine: Engine, name_or_id: str) -> list[GatewayKey]:
-    """Revoke every active key with that name (or that id); returns what was revoked."""
-    column = gateway_keys.c.id if name_or_id.isdigit() else gateway_keys.c.name
-    value = int(name_or_id) if name_or_id.isdigit() else name_or_id
+def revoke_key(
+    engine: Engine, name: str | None = None, key_id: int | None = None
+) -> list[GatewayKey]:
+    """Revoke every active key named ``name``, or the one with id ``key_id``; returns what
+    was revoked. A name is only ever a name, even when it looks like a number."""
+    if (name is None) == (key_id is None):
+        raise ValueError("revoke by name or by id: exactly one of them")
+    where = gateway_keys.c.name == name if key_id is None else gateway_keys.c.id == key_id
     with engine.begin() as conn:
         rows = conn.execute(
-            select(gateway_keys).where(column == value, gateway_keys.c.revoked_at.is_(None))
+            select(gateway_keys).where(where, gateway_keys.c.revoked_at.is_(None))
         ).all()
         if rows:
             conn.execute(
@@ -124,41 +151,36 @@ def revoke_key(engine: Engine, name_or_id: str) -> list[GatewayKey]:
 
 
 class KeyRing:
-    """The active keys of a running server, re-read at most every ``KEY_CACHE_SECONDS``
-    so a request never waits on the database and a revocation still lands quickly."""
+    """The active keys of a running server, held in a ``KeyCache``: a request never waits
+    on the database, a flood of unknown keys causes no reads, and a revocation lands
+    within ``cache_seconds``. Keys are found by their SHA-256, so how long a lookup takes
+    says nothing about the key itself."""
 
-    def __init__(self, engine: Engine, cache_seconds: float = KEY_CACHE_SECONDS) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        cache_seconds: float = REFRESH_SECONDS,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._engine = engine
-        self._cache_seconds = cache_seconds
-        self._by_hash: dict[str, tuple[str, GatewayKey]] = {}
-        self._loaded_at = float("-inf")
-        self._lock = threading.Lock()
+        self._cache: KeyCache[GatewayKey] = KeyCache(
+            self._load, refresh_seconds=cache_seconds, clock=clock
+        )
 
-    def _refresh(self) -> None:
+    def _load(self) -> dict[str, GatewayKey]:
         with self._engine.connect() as conn:
             rows = conn.execute(
                 select(gateway_keys).where(gateway_keys.c.revoked_at.is_(None))
             ).all()
-        self._by_hash = {row.key_hash: (row.key_hash, _record(row)) for row in rows}
-        self._loaded_at = time.monotonic()
+        return {row.key_hash: _record(row) for row in rows}
 
     def lookup(self, presented: str | None) -> GatewayKey | None:
-        """The active key matching ``presented``, or None. The stored hash is compared
-        with ``hmac.compare_digest`` so the answer time does not depend on the secret."""
+        """The active key matching ``presented``, or None."""
         if not presented:
             return None
-        if time.monotonic() - self._loaded_at > self._cache_seconds:
-            with self._lock:
-                if time.monotonic() - self._loaded_at > self._cache_seconds:
-                    self._refresh()
-        digest = hash_key(presented)
-        found = self._by_hash.get(digest)
-        if found is None and time.monotonic() - self._loaded_at > MISS_REFRESH_SECONDS:
-            # A key created a moment ago works at once; unknown keys cost one read at most
-            # every MISS_REFRESH_SECONDS, whatever their rate.
-            with self._lock:
-                self._refresh()
-            found = self._by_hash.get(digest)
-        if found is None or not hmac.compare_digest(found[0], digest):
-            return None
-        return found[1]
+        return self._cache.get(hash_key(presented))
+
+    def invalidate(self) -> None:
+        """Read the keys again at the next lookup (this process just changed them)."""
+        self._cache.invalidate()

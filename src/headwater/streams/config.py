@@ -35,13 +35,31 @@ class BasicAuth(_Strict):
 
 class HmacAuth(_Strict):
     """HMAC-SHA256 of the raw body with ``secret``, sent in ``header`` (hex or base64),
-    optionally after a prefix such as ``sha256=``."""
+    optionally after a prefix such as ``sha256=``.
+
+    With ``timestamp_header`` the partner also sends the time it signed (Unix seconds) and
+    signs ``signed_payload`` (the timestamp and the body, as Slack and Stripe do): a request
+    more than ``tolerance_seconds`` away from now is refused, and so is a signature already
+    used, so a captured request cannot be replayed."""
 
     type: Literal["hmac"]
     secret: SecretStr
     header: str = "X-Signature"
     encoding: Literal["hex", "base64"] = "hex"
     prefix: str = ""
+    timestamp_header: str | None = None
+    tolerance_seconds: int = Field(default=300, ge=1, le=86_400)
+    signed_payload: str = "{timestamp}.{body}"
+
+    @model_validator(mode="after")
+    def _payload_names_both(self) -> HmacAuth:
+        loose = {"tolerance_seconds", "signed_payload"} & self.model_fields_set
+        if self.timestamp_header is None and loose:
+            raise ValueError(f"{', '.join(sorted(loose))} apply only with timestamp_header")
+        for part in ("{timestamp}", "{body}"):
+            if self.signed_payload.count(part) != 1:
+                raise ValueError(f"signed_payload must contain {part} once")
+        return self
 
 
 StreamAuth = Annotated[BearerAuth | BasicAuth | HmacAuth, Field(discriminator="type")]

@@ -1,9 +1,10 @@
 """``POST /hooks/{stream}``: partner webhooks in, Braze objects committed to the outbox.
 
 Order of checks: the stream must exist (404), the body must fit in 4 MB (413), the request
-must prove a secret (401), the body must be JSON (400), and every object the preset maps
-it to must pass Braze's own validation (422, listing each failure). Nothing is enqueued
-unless all of that holds; the 2xx is sent only after the commit.
+must prove a secret (401; also when a signed timestamp is outside the tolerance), the body
+must be JSON (400), every object the preset maps it to must pass Braze's own validation
+(422, listing each failure), and a timestamped signature must not have been used before
+(409). Nothing is enqueued unless all of that holds; the 2xx is sent only after the commit.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from headwater.braze.track import (
 )
 from headwater.errors import RowError
 from headwater.gateway.intake import read_body
-from headwater.server.hub import hub_of
+from headwater.server.hub import Hub, hub_of
 from headwater.state.outbox import OPT_DEDUPE_ATTRIBUTES, OPT_RESOLVE_EMAIL, OutboxEntry
-from headwater.streams.auth import AuthResult, check_webhook_auth
+from headwater.state.signatures import signature_key
+from headwater.streams.auth import AuthCheck, AuthResult, check_webhook_auth
 from headwater.streams.config import StreamConfig
 from headwater.streams.content import CONTENT_KEY, content_rows, content_values
 from headwater.streams.mapping import Mapped, dedupe_key, lookup
@@ -36,6 +38,11 @@ _VALIDATE = {
     "purchases": validate_purchase_object,
 }
 _TRUTHY = {"1", "true", "yes", "test", "sandbox"}
+STALE = (
+    "The signed timestamp is more than {seconds} seconds from now: the request is refused "
+    "as delayed or replayed (check the sender's clock)"
+)
+REPLAYED = "This signed request was received before (same signature); nothing was done"
 
 
 def _json(status: int, body: object) -> Response:
@@ -68,6 +75,19 @@ def _validated(mapped: Mapped) -> None:
         raise BrazeError(422, "The payload maps to objects Braze would reject", errors)
 
 
+async def _claim_signature(
+    hub: Hub, stream_name: str, check: AuthCheck, now: float
+) -> bytes | None:
+    """Record a timestamped signature's first use (in the state store, so restarts and other
+    processes see it); a second use is refused with 409."""
+    if check.signature is None or check.valid_until is None:
+        return None
+    key = signature_key(stream_name, check.signature)
+    if not await hub.outbox.write(hub.signatures.claim, key, check.valid_until, now):
+        raise BrazeError(409, REPLAYED)
+    return key
+
+
 async def receive_webhook(request: Request) -> Response:
     stream_name = request.path_params["stream_name"]
     hub = hub_of(request)
@@ -75,9 +95,13 @@ async def receive_webhook(request: Request) -> Response:
     if stream is None:
         raise BrazeError(404, f"No stream named {stream_name!r}")
     body = await read_body(request)
-    auth = check_webhook_auth(stream, request.headers, body)
-    if auth is AuthResult.DENIED:
+    now = hub.clock()
+    check = check_webhook_auth(stream, request.headers, body, now)
+    if check.result is AuthResult.DENIED:
         raise BrazeError(401, "Unauthorized")
+    if check.result is AuthResult.STALE:
+        raise BrazeError(401, STALE.format(seconds=getattr(stream.auth, "tolerance_seconds", 0)))
+    auth = check.result
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -117,7 +141,13 @@ async def receive_webhook(request: Request) -> Response:
     if stream.content is not None and not test:
         rows = content_rows(stream_name, stream.content.attributes, mapped.objects)
         extra.append((content_values, rows, CONTENT_KEY))
-    duplicates = await hub.outbox.enqueue(entries, extra)
+    replay = await _claim_signature(hub, stream_name, check, now)
+    try:
+        duplicates = await hub.outbox.enqueue(entries, extra)
+    except Exception:
+        if replay is not None:  # not committed: the partner's retry must be let in
+            await hub.outbox.write(hub.signatures.release, replay)
+        raise
     hub.content.remember(rows)
     return _json(
         202,

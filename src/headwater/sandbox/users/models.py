@@ -434,7 +434,7 @@ class UsersBackend:
             if not isinstance(value.get(field), str):
                 raise BrazeError(400, msg.identify_fields(field))
             prioritization = value.get("prioritization")
-            if prioritization is not None and not _valid_prioritization(prioritization):
+            if not _valid_prioritization(prioritization):  # required with email and phone
                 raise BrazeError(400, msg.PRIORITIZATION)
             found = self._by_contact(index, value[field], prioritization)
         else:
@@ -453,6 +453,9 @@ class UsersBackend:
             for side in update.values():
                 if not _merge_identifier_ok(side):
                     raise BrazeError(400, msg.MERGE_IDENTIFIERS)
+                contact = "email" in side or "phone" in side
+                if contact and not _valid_prioritization(side.get("prioritization")):
+                    raise BrazeError(400, msg.PRIORITIZATION)  # required with email and phone
         now = datetime.now(UTC)
         touched: dict[str, dict] = {}
         merged: list[tuple[str, str]] = []  # (folded braze_id, kept braze_id)
@@ -555,8 +558,4 @@ def _merge_identifier_ok(side: object) -> bool:
         except ObjectError:
             return False
         return True
-    key = "email" if "email" in side else "phone"
-    prioritization = side.get("prioritization")
-    return isinstance(side[key], str) and (
-        prioritization is None or _valid_prioritization(prioritization)
-    )
+    return isinstance(side["email" if "email" in side else "phone"], str)
