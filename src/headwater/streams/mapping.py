@@ -22,6 +22,7 @@ from liquid.exceptions import LiquidError
 
 from headwater.errors import RowError
 from headwater.streams.config import GenericMapping
+from headwater.streams.text import text_of
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?!.*\{\{)(.*)\}\}\s*$", re.S)
 _FALSY = {"", "false", "0", "nil", "null", "none"}
@@ -125,7 +126,7 @@ def map_generic(payload: Any, mapping: GenericMapping) -> Mapped:
         partner_id = None
         if mapping.event_id:
             rendered = render_value(mapping.event_id, scope)
-            partner_id = None if rendered in (None, "") else str(rendered)
+            partner_id = None if rendered in (None, "") else text_of(rendered, "event_id")
         for kind in ("attributes", "events", "purchases"):
             for template in getattr(mapping, kind):
                 obj = render_value(template, scope)

@@ -7,26 +7,35 @@ from datetime import UTC, datetime
 from typing import Any
 
 from headwater.braze.limits import MAX_STRING_LENGTH
-from headwater.braze.timeparse import format_braze_time, parse_braze_time
+from headwater.braze.timeparse import MAX_TIME_YEAR, format_braze_time, parse_braze_time
 from headwater.errors import RowError
+from headwater.streams.text import shown
 
 EPOCH_MILLIS_THRESHOLD = 10**11  # larger epoch numbers are milliseconds
 
 
-def braze_time(value: Any, field: str, *, now: datetime | None = None) -> str:
+def braze_time(value: Any, field: str, *, row: object = None, now: datetime | None = None) -> str:
     """A partner's time (ISO string, epoch seconds or milliseconds) as a Braze time; the
-    current time when the partner sent none."""
+    current time when the partner sent none. Times outside years 1..3000 (Braze's range)
+    are a RowError naming ``field``, never an overflow."""
     if value is None or value == "":
         return format_braze_time(now or datetime.now(UTC))
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = value / 1000 if value > EPOCH_MILLIS_THRESHOLD else value
-        return format_braze_time(datetime.fromtimestamp(seconds, UTC))
-    if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
-        return braze_time(float(value), field, now=now)
-    parsed = parse_braze_time(value)
-    if parsed is None:
-        raise RowError(f"{value!r} is not a time Braze accepts", field=field)
+    try:
+        parsed = _partner_time(value)
+    except (OverflowError, ValueError, OSError):
+        parsed = None
+    if parsed is None or not 1 <= parsed.year <= MAX_TIME_YEAR:
+        raise RowError(f"{shown(value)} is not a time Braze accepts", row=row, field=field)
     return format_braze_time(parsed)
+
+
+def _partner_time(value: Any) -> datetime | None:
+    if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
+        value = float(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = value / 1000 if abs(value) > EPOCH_MILLIS_THRESHOLD else value
+        return datetime.fromtimestamp(seconds, UTC)
+    return parse_braze_time(value)
 
 
 def property_value(value: Any) -> Any:
