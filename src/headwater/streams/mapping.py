@@ -20,7 +20,7 @@ import orjson
 from liquid import Environment, Undefined
 from liquid.exceptions import LiquidError
 
-from headwater.errors import RowError
+from headwater.errors import HeadwaterError, RowError
 from headwater.streams.config import GenericMapping
 from headwater.streams.text import text_of
 
@@ -45,6 +45,21 @@ class Mapped:
 
     def add(self, kind: str, obj: dict, partner_id: str | None = None) -> None:
         self.objects.append(MappedObject(kind, obj, partner_id))
+
+
+class TooMuchWork(HeadwaterError):
+    """A payload asks for more than the stream's bounds (``max_items``, ``max_objects``):
+    refused before the work is done, so one body cannot keep the gateway busy for minutes."""
+
+
+def bounded(items: list, max_items: int, where: str) -> list:
+    """``items`` (a payload's batch), or TooMuchWork when there are more than ``max_items``."""
+    if len(items) > max_items:
+        raise TooMuchWork(
+            f"{where} has {len(items)} items; this stream takes at most {max_items} per "
+            "payload (its max_items)"
+        )
+    return items
 
 
 def _json_filter(value: object) -> str:
@@ -105,13 +120,13 @@ def lookup(payload: Any, path: str) -> Any:
     return value
 
 
-def map_generic(payload: Any, mapping: GenericMapping) -> Mapped:
+def map_generic(payload: Any, mapping: GenericMapping, max_items: int) -> Mapped:
     items: list[Any]
     if mapping.each:
         found = lookup(payload, mapping.each)
         if not isinstance(found, list):
             raise RowError(f"'{mapping.each}' is not an array in this payload", field=mapping.each)
-        items = found
+        items = bounded(found, max_items, f"'{mapping.each}'")
     else:
         items = [None]
     result = Mapped()

@@ -1,12 +1,20 @@
 """``POST /hooks/{stream}``: partner webhooks in, Braze objects committed to the outbox.
 
 Order of checks: the stream must exist (404), the body must fit in 4 MB (413), the request
-must prove a secret (401), the body must be JSON (400), and every object the preset maps
-it to must pass Braze's own validation (422, listing each failure). Nothing is enqueued
-unless all of that holds; the 2xx is sent only after the commit.
+must prove a secret (401), the body must be JSON (400), its batch must hold at most the
+stream's ``max_items`` and map to at most ``max_objects`` Braze objects (413), and every
+object the preset maps it to must pass Braze's own validation (422, listing each failure).
+Nothing is enqueued unless all of that holds; the 2xx is sent only after the commit.
+
+Mapping and validation are CPU work that grows with the payload, so they run in a worker
+thread: a big body being mapped never keeps the event loop (``/healthz``, other partners'
+requests, delivery) waiting.
 """
 
 from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
 
 import orjson
 from starlette.requests import Request
@@ -27,7 +35,7 @@ from headwater.state.outbox import OPT_DEDUPE_ATTRIBUTES, OPT_RESOLVE_EMAIL, Out
 from headwater.streams.auth import AuthResult, check_webhook_auth
 from headwater.streams.config import StreamConfig
 from headwater.streams.content import CONTENT_KEY, content_rows, content_values
-from headwater.streams.mapping import Mapped, dedupe_key, lookup
+from headwater.streams.mapping import Mapped, TooMuchWork, dedupe_key, lookup
 from headwater.streams.presets import PRESETS
 
 _VALIDATE = {
@@ -68,6 +76,62 @@ def _validated(mapped: Mapped) -> None:
         raise BrazeError(422, "The payload maps to objects Braze would reject", errors)
 
 
+@dataclass(slots=True)
+class _Prepared:
+    mapped: Mapped
+    entries: list[OutboxEntry]
+    content: list[dict]  # Connected Content rows committed with the entries
+
+
+def _mapped(stream_name: str, stream: StreamConfig, payload: object) -> Mapped:
+    try:
+        mapped = PRESETS[stream.preset](payload, stream_name, stream)
+    except TooMuchWork as exc:
+        raise BrazeError(413, str(exc)) from None
+    except RowError as exc:
+        error = {"type": exc.reason}
+        if exc.field:
+            error["field"] = exc.field
+        if exc.row is not None:
+            error["row"] = exc.row
+        raise BrazeError(422, f"The payload cannot be mapped: {exc}", [error]) from None
+    if len(mapped.objects) > stream.max_objects:
+        raise BrazeError(
+            413,
+            f"The payload maps to {len(mapped.objects)} objects; this stream takes at most "
+            f"{stream.max_objects} per request (its max_objects)",
+        )
+    return mapped
+
+
+def _prepare(
+    stream_name: str, stream: StreamConfig, payload: object, destination: str, test: bool
+) -> _Prepared:
+    """Everything from the parsed body to the rows to commit (runs in a worker thread)."""
+    mapped = _mapped(stream_name, stream, payload)
+    if not mapped.objects:
+        return _Prepared(mapped, [], [])
+    _validated(mapped)
+    options = (OPT_DEDUPE_ATTRIBUTES if stream.dedupe_attributes else 0) | (
+        OPT_RESOLVE_EMAIL if stream.resolve_email else 0
+    )
+    entries = [
+        OutboxEntry(
+            stream=stream_name,
+            destination=destination,
+            kind=item.kind,
+            payload=orjson.dumps(item.obj),
+            options=options,
+            dedupe_key=dedupe_key(stream_name, item, position) if stream.dedupe_events else None,
+        )
+        for position, item in enumerate(mapped.objects)
+    ]
+    rows: list[dict] = []
+    if stream.content is not None and not test:
+        rows = content_rows(stream_name, stream.content.attributes, mapped.objects)
+    return _Prepared(mapped, entries, rows)
+
+
 async def receive_webhook(request: Request) -> Response:
     stream_name = request.path_params["stream_name"]
     hub = hub_of(request)
@@ -83,47 +147,21 @@ async def receive_webhook(request: Request) -> Response:
     except orjson.JSONDecodeError as exc:
         raise BrazeError(400, f"The body is not valid JSON: {exc}") from None
     hub.inspector.record(stream_name, "in", payload)
-    try:
-        mapped = PRESETS[stream.preset](payload, stream_name, stream)
-    except RowError as exc:
-        error = {"type": exc.reason}
-        if exc.field:
-            error["field"] = exc.field
-        if exc.row is not None:
-            error["row"] = exc.row
-        raise BrazeError(422, f"The payload cannot be mapped: {exc}", [error]) from None
-    if not mapped.objects:
-        return _json(200, {"message": "ignored", "reason": mapped.skipped or "nothing to send"})
-    _validated(mapped)
     test = _is_test(stream, auth, payload)
     destination = stream.test_destination if test else stream.destination
     assert destination is not None
-    options = (OPT_DEDUPE_ATTRIBUTES if stream.dedupe_attributes else 0) | (
-        OPT_RESOLVE_EMAIL if stream.resolve_email else 0
-    )
-    entries = [
-        OutboxEntry(
-            stream=stream_name,
-            destination=destination,
-            kind=item.kind,
-            payload=orjson.dumps(item.obj),
-            options=options,
-            dedupe_key=dedupe_key(stream_name, item, position) if stream.dedupe_events else None,
-        )
-        for position, item in enumerate(mapped.objects)
-    ]
-    extra = []
-    rows: list[dict] = []
-    if stream.content is not None and not test:
-        rows = content_rows(stream_name, stream.content.attributes, mapped.objects)
-        extra.append((content_values, rows, CONTENT_KEY))
-    duplicates = await hub.outbox.enqueue(entries, extra)
-    hub.content.remember(rows)
+    prepared = await asyncio.to_thread(_prepare, stream_name, stream, payload, destination, test)
+    if not prepared.entries:
+        reason = prepared.mapped.skipped or "nothing to send"
+        return _json(200, {"message": "ignored", "reason": reason})
+    extra = [(content_values, prepared.content, CONTENT_KEY)] if prepared.content else []
+    duplicates = await hub.outbox.enqueue(prepared.entries, extra)
+    hub.content.remember(prepared.content)
     return _json(
         202,
         {
             "message": "accepted",
-            "objects": len(entries) - duplicates,
+            "objects": len(prepared.entries) - duplicates,
             "duplicates": duplicates,
             "destination": "test" if test else "production",
         },

@@ -17,7 +17,7 @@ from typing import Any
 
 from headwater.errors import RowError
 from headwater.streams.config import StreamConfig
-from headwater.streams.mapping import Mapped
+from headwater.streams.mapping import Mapped, bounded
 from headwater.streams.presets.common import braze_time
 from headwater.streams.text import text_of
 
@@ -82,6 +82,6 @@ def map_payload(payload: Any, stream: str, config: StreamConfig) -> Mapped:
     else:
         items = [payload]
     mapped = Mapped()
-    for index, item in enumerate(items):
+    for index, item in enumerate(bounded(items, config.max_items, "the events array")):
         _one(item, index, mapped)
     return mapped

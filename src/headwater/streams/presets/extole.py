@@ -28,7 +28,7 @@ from typing import Any
 
 from headwater.errors import RowError
 from headwater.streams.config import StreamConfig
-from headwater.streams.mapping import Mapped
+from headwater.streams.mapping import Mapped, bounded
 from headwater.streams.presets.common import braze_time, number_or_text, property_value, snake
 from headwater.streams.text import text_of
 
@@ -94,7 +94,7 @@ def _text(payload: dict, data: dict, person: dict, *names: str) -> str | None:
 def map_payload(payload: Any, stream: str, config: StreamConfig) -> Mapped:
     if isinstance(payload, list):  # a batch: one level only, each item one webhook body
         mapped = Mapped()
-        for index, item in enumerate(payload):
+        for index, item in enumerate(bounded(payload, config.max_items, "the batch")):
             if not isinstance(item, dict):
                 raise RowError("each Extole webhook in a batch must be a JSON object", row=index)
             try:
