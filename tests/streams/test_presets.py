@@ -305,3 +305,26 @@ def test_extole_batches_are_one_level_deep_and_name_the_bad_item(extole_case):
         deep = [deep]
     with pytest.raises(RowError):
         _map(deep)
+
+
+def test_extole_amounts_json_cannot_carry_as_numbers_stay_text(extole_case):
+    payload = extole_case("reward_fulfilled")
+    payload["data"]["face_value"] = "99999999999999999999"
+    payload["data"]["cart_value"] = "1.5e400"
+    (event,) = _by_kind(_map(payload))["events"]
+    assert event["properties"]["face_value"] == "99999999999999999999"
+    assert event["properties"]["cart_value"] == "1.5e400"
+
+
+def test_generic_numeric_ids_become_their_digits_and_objects_are_refused():
+    config = StreamConfig.model_validate(
+        {"preset": "generic", "auth": {"type": "bearer", "token": "t"},
+         "mapping": {"each": "orders", "event_id": "{{ item.id }}",
+                     "events": [{"external_id": "{{ item.user }}", "name": "{{ item.kind }}"}]}}
+    )  # fmt: skip
+    mapped = PRESETS["generic"]({"orders": [{"id": 7, "user": 1001, "kind": 5}]}, "s", config)
+    assert mapped.objects[0].obj == {"external_id": "1001", "name": "5"}
+    assert mapped.objects[0].partner_id == "7"
+    with pytest.raises(RowError) as caught:
+        PRESETS["generic"]({"orders": [{"id": {"a": 1}, "user": 1}]}, "s", config)
+    assert caught.value.field == "event_id"

@@ -3,6 +3,7 @@ values Braze accepts."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from headwater.errors import RowError
 from headwater.streams.text import shown
 
 EPOCH_MILLIS_THRESHOLD = 10**11  # larger epoch numbers are milliseconds
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # the integers JSON (and orjson) carry
 
 
 def braze_time(value: Any, field: str, *, row: object = None, now: datetime | None = None) -> str:
@@ -46,12 +48,16 @@ def property_value(value: Any) -> Any:
 
 
 def number_or_text(value: Any) -> Any:
-    """Partners send amounts as "10.00"; Braze segments on numbers."""
+    """Partners send amounts as "10.00"; Braze segments on numbers. A number JSON cannot
+    carry (beyond 64 bits as an integer, infinite as a float) stays text."""
     if isinstance(value, str):
         try:
-            return float(value) if "." in value else int(value)
+            number = float(value) if "." in value else int(value)
         except ValueError:
             return value
+        if isinstance(number, int) and not INT64_MIN <= number <= INT64_MAX:
+            return value
+        return number if math.isfinite(number) else value
     return value
 
 
