@@ -146,19 +146,23 @@ def map_generic(payload: Any, mapping: GenericMapping, max_items: int) -> Mapped
             for template in getattr(mapping, kind):
                 obj = render_value(template, scope)
                 if obj:
-                    result.add(kind, _ids_as_text(obj), partner_id)
+                    result.add(kind, _ids_as_text(kind, obj), partner_id)
     if not result.objects:
         result.skipped = "the mapping produced no objects for this payload"
     return result
 
 
-_TEXT_FIELDS = ("external_id", "braze_id", "name", "product_id")
+_TEXT_FIELDS = {
+    "attributes": ("external_id", "braze_id"),
+    "events": ("external_id", "braze_id", "name"),
+    "purchases": ("external_id", "braze_id", "product_id"),
+}
 
 
-def _ids_as_text(obj: dict) -> dict:
+def _ids_as_text(kind: str, obj: dict) -> dict:
     """Numeric ids and names as their digits, as the partner presets do (``{{ item.id }}``
     keeps a number's type); anything else that is not text is Braze's check to refuse."""
-    for key in _TEXT_FIELDS:
+    for key in _TEXT_FIELDS[kind]:
         value = obj.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
             obj[key] = text_of(value, key)

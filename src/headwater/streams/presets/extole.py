@@ -76,19 +76,25 @@ NUMERIC = {"face_value", "earned_event_value", "cart_value"}
 PERSON_ONLY = {"state"}
 
 
-def _pick(payload: dict, data: dict, person: dict, *names: str) -> Any:
+def _found(payload: dict, data: dict, person: dict, *names: str) -> tuple[str, Any]:
+    """The first of ``names`` present (person first, then the body, then its data), with
+    its value; ``(names[0], None)`` when none is."""
     for source in (person, payload, data):
         for name in names:
             value = source.get(name)
             if value not in (None, ""):
-                return value
-    return None
+                return name, value
+    return names[0], None
+
+
+def _pick(payload: dict, data: dict, person: dict, *names: str) -> Any:
+    return _found(payload, data, person, *names)[1]
 
 
 def _text(payload: dict, data: dict, person: dict, *names: str) -> str | None:
     """A field that must be text (an id, a name, an email), or None when absent."""
-    value = _pick(payload, data, person, *names)
-    return None if value is None else text_of(value, names[0])
+    name, value = _found(payload, data, person, *names)
+    return None if value is None else text_of(value, name)
 
 
 def map_payload(payload: Any, stream: str, config: StreamConfig) -> Mapped:
