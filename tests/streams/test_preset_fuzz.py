@@ -159,3 +159,22 @@ def test_the_reported_inputs_are_a_422_naming_the_field(gateway, stream, payload
                         headers={"Authorization": "Bearer fuzz-token"})  # fmt: skip
     assert answer.status_code == 422, answer.text
     assert answer.json()["errors"][0]["field"] == field
+
+
+@pytest.mark.parametrize("depth", [300, 1000])
+@pytest.mark.parametrize(
+    ("stream", "payload"),
+    [
+        ("aiq", lambda deep: {"external_id": "u", "event_name": "e", "properties": {"p": deep}}),
+        ("aiq", lambda deep: {"external_id": "u", "attributes": {"p": deep}}),
+        ("extole", lambda deep: {"event_name": "shared", "person": {"email": "a@example.com"},
+                                 "program_label": deep}),
+        ("shop", lambda deep: {"orders": [{"user": "u", "type": "t", "total": deep}]}),
+    ],
+)  # fmt: skip
+def test_deeply_nested_values_are_a_clear_4xx(gateway, stream, payload, depth):
+    body = json.dumps(payload("DEEP")).replace('"DEEP"', "[" * depth + "]" * depth)
+    answer = httpx.post(f"{gateway.url}/hooks/{stream}", content=body,
+                        headers={"Authorization": "Bearer fuzz-token"})  # fmt: skip
+    assert answer.status_code in (202, 422), answer.text
+    assert answer.json()["message"]

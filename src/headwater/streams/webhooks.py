@@ -62,18 +62,26 @@ def _is_test(stream: StreamConfig, auth: AuthResult, payload: object) -> bool:
     return False
 
 
-def _validated(mapped: Mapped) -> None:
+def _validated(mapped: Mapped) -> list[bytes]:
+    """Each object checked by Braze's contract and serialised for the outbox; every object
+    that fails either is listed in one 422."""
     errors = []
+    payloads = []
     positions: dict[str, int] = {}
     for item in mapped.objects:
         index = positions.get(item.kind, 0)
         positions[item.kind] = index + 1
         try:
             item.obj = _VALIDATE[item.kind](item.obj)
+            payloads.append(orjson.dumps(item.obj))
         except ObjectError as exc:
             errors.append({"type": exc.type, "input_array": item.kind, "index": index})
+        except orjson.JSONEncodeError as exc:  # nested deeper than JSON is written here
+            error = f"the object cannot be stored: {exc}"
+            errors.append({"type": error, "input_array": item.kind, "index": index})
     if errors:
         raise BrazeError(422, "The payload maps to objects Braze would reject", errors)
+    return payloads
 
 
 @dataclass(slots=True)
@@ -111,7 +119,7 @@ def _prepare(
     mapped = _mapped(stream_name, stream, payload)
     if not mapped.objects:
         return _Prepared(mapped, [], [])
-    _validated(mapped)
+    payloads = _validated(mapped)
     options = (OPT_DEDUPE_ATTRIBUTES if stream.dedupe_attributes else 0) | (
         OPT_RESOLVE_EMAIL if stream.resolve_email else 0
     )
@@ -120,11 +128,11 @@ def _prepare(
             stream=stream_name,
             destination=destination,
             kind=item.kind,
-            payload=orjson.dumps(item.obj),
+            payload=payload,
             options=options,
             dedupe_key=dedupe_key(stream_name, item, position) if stream.dedupe_events else None,
         )
-        for position, item in enumerate(mapped.objects)
+        for position, (item, payload) in enumerate(zip(mapped.objects, payloads, strict=True))
     ]
     rows: list[dict] = []
     if stream.content is not None and not test:
