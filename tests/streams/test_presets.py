@@ -209,3 +209,124 @@ def test_a_broken_template_is_reported_when_the_stream_is_loaded():
                 }
             }
         )
+
+
+def test_extole_email_only_person_keeps_the_email_on_the_profile(extole_case):
+    objects = _by_kind(_map(extole_case("converted")))
+    (attributes,) = objects["attributes"]
+    assert attributes == {"email": "grace@example.com", "first_name": "Grace",
+                          "last_name": "Hopper"}  # fmt: skip
+    validate_attributes_object(attributes)
+    one_field = _by_kind(_map({"event_name": "shared", "person": {"email": "a@example.com",
+                                                                  "first_name": "A"}}))  # fmt: skip
+    assert one_field["attributes"] == [{"email": "a@example.com", "first_name": "A"}]
+
+
+def test_extole_reward_state_is_not_the_persons_region(extole_case):
+    mapped = _map(extole_case("reward_earned"), reward_states=["EARNED"])
+    (attributes,) = _by_kind(mapped)["attributes"]
+    assert attributes == {"external_id": "cust-1001", "email": "ada@example.com"}
+    with_region = extole_case("reward_earned")
+    with_region["person"]["state"] = "CA"
+    (attributes,) = _by_kind(_map(with_region, reward_states=["EARNED"]))["attributes"]
+    assert attributes["extole_state"] == "CA"
+
+
+@pytest.mark.parametrize(
+    ("field", "place", "value"),
+    [
+        ("partner_user_id", "person", {"a": 1}),
+        ("email", "person", ["a@example.com"]),
+        ("event_name", "top", {"n": 1}),
+        ("event_id", "top", [1, 2]),
+        ("reward_id", "top", True),
+        ("first_name", "person", {"first": "Ada"}),
+    ],
+)
+def test_extole_ids_and_names_that_are_not_text_name_the_field(extole_case, field, place, value):
+    payload = extole_case("shared")
+    (payload["person"] if place == "person" else payload)[field] = value
+    with pytest.raises(RowError) as caught:
+        _map(payload)
+    assert caught.value.field == field
+
+
+def test_extole_numeric_ids_become_their_digits():
+    objects = _by_kind(_map({"event_name": "shared", "person": {"partner_user_id": 1001}}))
+    assert objects["events"][0]["external_id"] == "1001"
+    objects = _by_kind(_map({"event_name": "shared", "person": {"partner_user_id": 1e3}}))
+    assert objects["events"][0]["external_id"] == "1000"
+
+
+def _aiq(payload):
+    config = StreamConfig.model_validate(
+        {"preset": "actioniq", "auth": {"type": "bearer", "token": "t"}}
+    )
+    return PRESETS["actioniq"](payload, "aiq", config)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"external_id": {"a": 1}}, "external_id"),
+        ({"external_id": [1, 2]}, "external_id"),
+        ({"braze_id": {"b": 2}}, "braze_id"),
+        ({"event_name": ["x"]}, "event_name"),
+        ({"event_id": {"id": 1}}, "event_id"),
+        ({"attributes": [1, 2]}, "attributes"),
+        ({"timestamp": 1e20}, "timestamp"),
+        ({"timestamp": -1e15}, "timestamp"),
+        ({"timestamp": "99999999999999999999"}, "timestamp"),
+        ({"timestamp": "0001-01-01T00:00:00+14:00"}, "timestamp"),
+        ({"timestamp": "3001-01-01T00:00:00Z"}, "timestamp"),
+        ({"timestamp": {"t": 1}}, "timestamp"),
+    ],
+)
+def test_actioniq_bad_ids_names_and_times_name_the_field(change, field):
+    event = {"event_name": "aiq_entered", "external_id": "u-1", "timestamp": 1714644000}
+    with pytest.raises(RowError) as caught:
+        _aiq([{**event, **change}])
+    assert caught.value.field == field and caught.value.row == "events[0]"
+
+
+def test_extole_event_time_out_of_range_is_a_row_error(extole_case):
+    payload = extole_case("shared")
+    for bad in (1e20, -1e15, "99999999999999999999", "0001-01-01T00:00:00+14:00"):
+        payload["event_time"] = bad
+        with pytest.raises(RowError) as caught:
+            _map(payload)
+        assert caught.value.field == "event_time"
+
+
+def test_extole_batches_are_one_level_deep_and_name_the_bad_item(extole_case):
+    with pytest.raises(RowError) as caught:
+        _map([extole_case("shared"), [extole_case("shared")]])
+    assert caught.value.row == 1
+    deep: list = [extole_case("shared")]
+    for _ in range(900):
+        deep = [deep]
+    with pytest.raises(RowError):
+        _map(deep)
+
+
+def test_extole_amounts_json_cannot_carry_as_numbers_stay_text(extole_case):
+    payload = extole_case("reward_fulfilled")
+    payload["data"]["face_value"] = "99999999999999999999"
+    payload["data"]["cart_value"] = "1.5e400"
+    (event,) = _by_kind(_map(payload))["events"]
+    assert event["properties"]["face_value"] == "99999999999999999999"
+    assert event["properties"]["cart_value"] == "1.5e400"
+
+
+def test_generic_numeric_ids_become_their_digits_and_objects_are_refused():
+    config = StreamConfig.model_validate(
+        {"preset": "generic", "auth": {"type": "bearer", "token": "t"},
+         "mapping": {"each": "orders", "event_id": "{{ item.id }}",
+                     "events": [{"external_id": "{{ item.user }}", "name": "{{ item.kind }}"}]}}
+    )  # fmt: skip
+    mapped = PRESETS["generic"]({"orders": [{"id": 7, "user": 1001, "kind": 5}]}, "s", config)
+    assert mapped.objects[0].obj == {"external_id": "1001", "name": "5"}
+    assert mapped.objects[0].partner_id == "7"
+    with pytest.raises(RowError) as caught:
+        PRESETS["generic"]({"orders": [{"id": {"a": 1}, "user": 1}]}, "s", config)
+    assert caught.value.field == "event_id"

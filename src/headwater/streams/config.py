@@ -15,6 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from headwater.errors import ConfigError
 
 DEFAULT_INSPECTOR_SIZE = 50
+# How much one webhook may ask of the gateway: items in the payload's batch (an ActionIQ
+# ``events`` array, an Extole batch, a generic mapping's ``each`` array) and Braze objects
+# the whole payload maps to. Beyond either, the webhook is refused with a 413 at once.
+DEFAULT_MAX_ITEMS = 5_000
+DEFAULT_MAX_OBJECTS = 10_000
 EXTOLE_REWARD_STATES = ("EARNED", "FULFILLED", "SENT", "REDEEMED", "FAILED", "CANCELED", "REVOKED")
 
 
@@ -106,6 +111,8 @@ class StreamConfig(_Strict):
     resolve_email: bool = True
     alias_label: str = "email"
     inspector_size: int = Field(default=DEFAULT_INSPECTOR_SIZE, ge=0, le=10_000)
+    max_items: int = Field(default=DEFAULT_MAX_ITEMS, ge=1, le=1_000_000)
+    max_objects: int = Field(default=DEFAULT_MAX_OBJECTS, ge=1, le=1_000_000)
     content: ContentConfig | None = None
     # extole
     external_id_from: Literal["partner_user_id", "email"] = "partner_user_id"

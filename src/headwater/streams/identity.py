@@ -4,8 +4,12 @@ is sent, so events land on the profile the customer already has.
 Lookup is ``/users/export/ids`` by ``email_address``: a user with an ``external_id`` wins
 (Braze's own rule for several matches), else the first user's ``braze_id``. When Braze has
 no user with that email, a user alias is created (alias name = the email, label from the
-stream's ``alias_label``) and the object is attached to it. Answers are cached, and
-concurrent lookups of one email share one request, so a burst creates one alias, not ten.
+stream's ``alias_label``), the email is written to the alias profile (so the next lookup,
+after a restart too, finds it instead of creating another), and the object is attached to
+it. Emails are compared as Braze compares them, ignoring case and surrounding spaces, so
+``Ada@Example.com`` and ``ada@example.com`` are one person with one alias. Answers are
+cached, and concurrent lookups of one email share one request, so a burst creates one
+alias, not ten.
 """
 
 from __future__ import annotations
@@ -17,6 +21,11 @@ from headwater.braze.identifiers import PRIMARY_KEYS
 
 DEFAULT_CACHE_SIZE = 100_000
 LOOKUP_FIELDS = ["external_id", "braze_id", "user_aliases"]
+
+
+def normal_email(email: str) -> str:
+    """The form an email is looked up, cached and named by (Braze ignores its case)."""
+    return email.strip().lower()
 
 
 def needs_resolution(obj: dict) -> str | None:
@@ -50,7 +59,8 @@ class IdentityResolver:
     async def resolve(self, email: str, alias_label: str) -> dict:
         """Identifier fields for ``email`` (``external_id``, ``braze_id`` or
         ``user_alias``). Raises the client's errors when Braze cannot be asked."""
-        key = (email.lower(), alias_label)
+        email = normal_email(email)
+        key = (email, alias_label)
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
@@ -94,4 +104,6 @@ class IdentityResolver:
         alias = {"alias_name": email, "alias_label": alias_label}
         await self._client.request("users.alias.new", {"user_aliases": [alias]})
         self.aliases_created += 1
+        profile = {"user_alias": alias, "email": email, "_update_existing_only": False}
+        await self._client.request("users.track", {"attributes": [profile]})
         return {"user_alias": alias}

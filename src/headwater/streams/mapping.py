@@ -20,8 +20,9 @@ import orjson
 from liquid import Environment, Undefined
 from liquid.exceptions import LiquidError
 
-from headwater.errors import RowError
+from headwater.errors import HeadwaterError, RowError
 from headwater.streams.config import GenericMapping
+from headwater.streams.text import text_of
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?!.*\{\{)(.*)\}\}\s*$", re.S)
 _FALSY = {"", "false", "0", "nil", "null", "none"}
@@ -44,6 +45,21 @@ class Mapped:
 
     def add(self, kind: str, obj: dict, partner_id: str | None = None) -> None:
         self.objects.append(MappedObject(kind, obj, partner_id))
+
+
+class TooMuchWork(HeadwaterError):
+    """A payload asks for more than the stream's bounds (``max_items``, ``max_objects``):
+    refused before the work is done, so one body cannot keep the gateway busy for minutes."""
+
+
+def bounded(items: list, max_items: int, where: str) -> list:
+    """``items`` (a payload's batch), or TooMuchWork when there are more than ``max_items``."""
+    if len(items) > max_items:
+        raise TooMuchWork(
+            f"{where} has {len(items)} items; this stream takes at most {max_items} per "
+            "payload (its max_items)"
+        )
+    return items
 
 
 def _json_filter(value: object) -> str:
@@ -104,13 +120,13 @@ def lookup(payload: Any, path: str) -> Any:
     return value
 
 
-def map_generic(payload: Any, mapping: GenericMapping) -> Mapped:
+def map_generic(payload: Any, mapping: GenericMapping, max_items: int) -> Mapped:
     items: list[Any]
     if mapping.each:
         found = lookup(payload, mapping.each)
         if not isinstance(found, list):
             raise RowError(f"'{mapping.each}' is not an array in this payload", field=mapping.each)
-        items = found
+        items = bounded(found, max_items, f"'{mapping.each}'")
     else:
         items = [None]
     result = Mapped()
@@ -125,15 +141,32 @@ def map_generic(payload: Any, mapping: GenericMapping) -> Mapped:
         partner_id = None
         if mapping.event_id:
             rendered = render_value(mapping.event_id, scope)
-            partner_id = None if rendered in (None, "") else str(rendered)
+            partner_id = None if rendered in (None, "") else text_of(rendered, "event_id")
         for kind in ("attributes", "events", "purchases"):
             for template in getattr(mapping, kind):
                 obj = render_value(template, scope)
                 if obj:
-                    result.add(kind, obj, partner_id)
+                    result.add(kind, _ids_as_text(kind, obj), partner_id)
     if not result.objects:
         result.skipped = "the mapping produced no objects for this payload"
     return result
+
+
+_TEXT_FIELDS = {
+    "attributes": ("external_id", "braze_id"),
+    "events": ("external_id", "braze_id", "name"),
+    "purchases": ("external_id", "braze_id", "product_id"),
+}
+
+
+def _ids_as_text(kind: str, obj: dict) -> dict:
+    """Numeric ids and names as their digits, as the partner presets do (``{{ item.id }}``
+    keeps a number's type); anything else that is not text is Braze's check to refuse."""
+    for key in _TEXT_FIELDS[kind]:
+        value = obj.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            obj[key] = text_of(value, key)
+    return obj
 
 
 def _digest(text: str) -> bytes:

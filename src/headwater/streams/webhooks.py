@@ -2,12 +2,21 @@
 
 Order of checks: the stream must exist (404), the body must fit in 4 MB (413), the request
 must prove a secret (401; also when a signed timestamp is outside the tolerance), the body
-must be JSON (400), every object the preset maps it to must pass Braze's own validation
-(422, listing each failure), and a timestamped signature must not have been used before
-(409). Nothing is enqueued unless all of that holds; the 2xx is sent only after the commit.
+must be JSON (400), its batch must hold at most the stream's ``max_items`` and map to at most
+``max_objects`` Braze objects (413), every object the preset maps it to must pass Braze's own
+validation (422, listing each failure), and a timestamped signature must not have been used
+before (409). Nothing is enqueued unless all of that holds; the 2xx is sent only after the
+commit.
+
+Mapping and validation are CPU work that grows with the payload, so they run in a worker
+thread: a big body being mapped never keeps the event loop (``/healthz``, other partners'
+requests, delivery) waiting.
 """
 
 from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
 
 import orjson
 from starlette.requests import Request
@@ -29,7 +38,7 @@ from headwater.state.signatures import signature_key
 from headwater.streams.auth import AuthCheck, AuthResult, check_webhook_auth
 from headwater.streams.config import StreamConfig
 from headwater.streams.content import CONTENT_KEY, content_rows, content_values
-from headwater.streams.mapping import Mapped, dedupe_key, lookup
+from headwater.streams.mapping import Mapped, TooMuchWork, dedupe_key, lookup
 from headwater.streams.presets import PRESETS
 
 _VALIDATE = {
@@ -61,18 +70,82 @@ def _is_test(stream: StreamConfig, auth: AuthResult, payload: object) -> bool:
     return False
 
 
-def _validated(mapped: Mapped) -> None:
+def _validated(mapped: Mapped) -> list[bytes]:
+    """Each object checked by Braze's contract and serialised for the outbox; every object
+    that fails either is listed in one 422."""
     errors = []
+    payloads = []
     positions: dict[str, int] = {}
     for item in mapped.objects:
         index = positions.get(item.kind, 0)
         positions[item.kind] = index + 1
         try:
             item.obj = _VALIDATE[item.kind](item.obj)
+            payloads.append(orjson.dumps(item.obj))
         except ObjectError as exc:
             errors.append({"type": exc.type, "input_array": item.kind, "index": index})
+        except orjson.JSONEncodeError as exc:  # nested deeper than JSON is written here
+            error = f"the object cannot be stored: {exc}"
+            errors.append({"type": error, "input_array": item.kind, "index": index})
     if errors:
         raise BrazeError(422, "The payload maps to objects Braze would reject", errors)
+    return payloads
+
+
+@dataclass(slots=True)
+class _Prepared:
+    mapped: Mapped
+    entries: list[OutboxEntry]
+    content: list[dict]  # Connected Content rows committed with the entries
+
+
+def _mapped(stream_name: str, stream: StreamConfig, payload: object) -> Mapped:
+    try:
+        mapped = PRESETS[stream.preset](payload, stream_name, stream)
+    except TooMuchWork as exc:
+        raise BrazeError(413, str(exc)) from None
+    except RowError as exc:
+        error = {"type": exc.reason}
+        if exc.field:
+            error["field"] = exc.field
+        if exc.row is not None:
+            error["row"] = exc.row
+        raise BrazeError(422, f"The payload cannot be mapped: {exc}", [error]) from None
+    if len(mapped.objects) > stream.max_objects:
+        raise BrazeError(
+            413,
+            f"The payload maps to {len(mapped.objects)} objects; this stream takes at most "
+            f"{stream.max_objects} per request (its max_objects)",
+        )
+    return mapped
+
+
+def _prepare(
+    stream_name: str, stream: StreamConfig, payload: object, destination: str, test: bool
+) -> _Prepared:
+    """Everything from the parsed body to the rows to commit (runs in a worker thread)."""
+    mapped = _mapped(stream_name, stream, payload)
+    if not mapped.objects:
+        return _Prepared(mapped, [], [])
+    payloads = _validated(mapped)
+    options = (OPT_DEDUPE_ATTRIBUTES if stream.dedupe_attributes else 0) | (
+        OPT_RESOLVE_EMAIL if stream.resolve_email else 0
+    )
+    entries = [
+        OutboxEntry(
+            stream=stream_name,
+            destination=destination,
+            kind=item.kind,
+            payload=payload,
+            options=options,
+            dedupe_key=dedupe_key(stream_name, item, position) if stream.dedupe_events else None,
+        )
+        for position, (item, payload) in enumerate(zip(mapped.objects, payloads, strict=True))
+    ]
+    rows: list[dict] = []
+    if stream.content is not None and not test:
+        rows = content_rows(stream_name, stream.content.attributes, mapped.objects)
+    return _Prepared(mapped, entries, rows)
 
 
 async def _claim_signature(
@@ -107,53 +180,27 @@ async def receive_webhook(request: Request) -> Response:
     except orjson.JSONDecodeError as exc:
         raise BrazeError(400, f"The body is not valid JSON: {exc}") from None
     hub.inspector.record(stream_name, "in", payload)
-    try:
-        mapped = PRESETS[stream.preset](payload, stream_name, stream)
-    except RowError as exc:
-        error = {"type": exc.reason}
-        if exc.field:
-            error["field"] = exc.field
-        if exc.row is not None:
-            error["row"] = exc.row
-        raise BrazeError(422, f"The payload cannot be mapped: {exc}", [error]) from None
-    if not mapped.objects:
-        return _json(200, {"message": "ignored", "reason": mapped.skipped or "nothing to send"})
-    _validated(mapped)
     test = _is_test(stream, auth, payload)
     destination = stream.test_destination if test else stream.destination
     assert destination is not None
-    options = (OPT_DEDUPE_ATTRIBUTES if stream.dedupe_attributes else 0) | (
-        OPT_RESOLVE_EMAIL if stream.resolve_email else 0
-    )
-    entries = [
-        OutboxEntry(
-            stream=stream_name,
-            destination=destination,
-            kind=item.kind,
-            payload=orjson.dumps(item.obj),
-            options=options,
-            dedupe_key=dedupe_key(stream_name, item, position) if stream.dedupe_events else None,
-        )
-        for position, item in enumerate(mapped.objects)
-    ]
-    extra = []
-    rows: list[dict] = []
-    if stream.content is not None and not test:
-        rows = content_rows(stream_name, stream.content.attributes, mapped.objects)
-        extra.append((content_values, rows, CONTENT_KEY))
+    prepared = await asyncio.to_thread(_prepare, stream_name, stream, payload, destination, test)
+    if not prepared.entries:
+        reason = prepared.mapped.skipped or "nothing to send"
+        return _json(200, {"message": "ignored", "reason": reason})
+    extra = [(content_values, prepared.content, CONTENT_KEY)] if prepared.content else []
     replay = await _claim_signature(hub, stream_name, check, now)
     try:
-        duplicates = await hub.outbox.enqueue(entries, extra)
+        duplicates = await hub.outbox.enqueue(prepared.entries, extra)
     except Exception:
         if replay is not None:  # not committed: the partner's retry must be let in
             await hub.outbox.write(hub.signatures.release, replay)
         raise
-    hub.content.remember(rows)
+    hub.content.remember(prepared.content)
     return _json(
         202,
         {
             "message": "accepted",
-            "objects": len(entries) - duplicates,
+            "objects": len(prepared.entries) - duplicates,
             "duplicates": duplicates,
             "destination": "test" if test else "production",
         },

@@ -13,7 +13,7 @@ from headwater.streams.presets import actioniq, extole
 
 def _generic(payload: Any, stream: str, config: StreamConfig) -> Mapped:
     assert config.mapping is not None
-    return map_generic(payload, config.mapping)
+    return map_generic(payload, config.mapping, config.max_items)
 
 
 PRESETS: dict[str, Callable[[Any, str, StreamConfig], Mapped]] = {

@@ -17,8 +17,9 @@ from typing import Any
 
 from headwater.errors import RowError
 from headwater.streams.config import StreamConfig
-from headwater.streams.mapping import Mapped
+from headwater.streams.mapping import Mapped, bounded
 from headwater.streams.presets.common import braze_time
+from headwater.streams.text import text_of
 
 KNOWN = {
     "event_name", "event", "name", "external_id", "braze_id", "email", "timestamp", "time",
@@ -26,37 +27,49 @@ KNOWN = {
 }  # fmt: skip
 
 
+IDENTIFIERS = ("external_id", "braze_id", "email")
+
+
 def _one(item: Any, index: int, mapped: Mapped) -> None:
     where = f"events[{index}]"
     if not isinstance(item, dict):
         raise RowError("each ActionIQ event must be a JSON object", row=where)
-    identity = {
-        k: item[k] for k in ("external_id", "braze_id", "user_alias", "email") if item.get(k)
+    identity: dict[str, Any] = {
+        key: text_of(item[key], key, row=where)
+        for key in IDENTIFIERS
+        if item.get(key) not in (None, "")
     }
-    if "external_id" in identity:
-        identity["external_id"] = str(identity["external_id"])
+    if item.get("user_alias"):
+        identity["user_alias"] = item["user_alias"]  # its shape is Braze's check, below
     if not identity:
         raise RowError("needs external_id or braze_id", row=where, field="external_id")
-    name = item.get("event_name") or item.get("event") or item.get("name")
+    name = next((item[k] for k in ("event_name", "event", "name") if item.get(k)), None)
     properties = item.get("properties") or {}
     if not isinstance(properties, dict):
         raise RowError("properties must be an object", row=where, field="properties")
-    attributes = dict(item.get("attributes") or {})
+    given = item.get("attributes") or {}
+    if not isinstance(given, dict):
+        raise RowError("attributes must be an object", row=where, field="attributes")
+    attributes = dict(given)
     for key, value in item.items():
         if key not in KNOWN:
             attributes[key] = value
-    partner_id = item.get("event_id") or item.get("id")
+    partner_id = next((item[k] for k in ("event_id", "id") if item.get(k) is not None), None)
     if attributes:
         mapped.add("attributes", {**identity, **attributes})
     if name:
         event = {
             **identity,
-            "name": str(name),
-            "time": braze_time(item.get("timestamp", item.get("time")), "timestamp"),
+            "name": text_of(name, "event_name", row=where),
+            "time": braze_time(item.get("timestamp", item.get("time")), "timestamp", row=where),
         }
         if properties:
             event["properties"] = properties
-        mapped.add("events", event, None if partner_id is None else str(partner_id))
+        mapped.add(
+            "events",
+            event,
+            None if partner_id is None else text_of(partner_id, "event_id", row=where),
+        )
     elif not attributes:
         raise RowError("needs event_name or attributes", row=where, field="event_name")
 
@@ -69,6 +82,6 @@ def map_payload(payload: Any, stream: str, config: StreamConfig) -> Mapped:
     else:
         items = [payload]
     mapped = Mapped()
-    for index, item in enumerate(items):
+    for index, item in enumerate(bounded(items, config.max_items, "the events array")):
         _one(item, index, mapped)
     return mapped

@@ -3,30 +3,41 @@ values Braze accepts."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
 from headwater.braze.limits import MAX_STRING_LENGTH
-from headwater.braze.timeparse import format_braze_time, parse_braze_time
+from headwater.braze.timeparse import MAX_TIME_YEAR, format_braze_time, parse_braze_time
 from headwater.errors import RowError
+from headwater.streams.text import shown
 
 EPOCH_MILLIS_THRESHOLD = 10**11  # larger epoch numbers are milliseconds
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # the integers JSON (and orjson) carry
 
 
-def braze_time(value: Any, field: str, *, now: datetime | None = None) -> str:
+def braze_time(value: Any, field: str, *, row: object = None, now: datetime | None = None) -> str:
     """A partner's time (ISO string, epoch seconds or milliseconds) as a Braze time; the
-    current time when the partner sent none."""
+    current time when the partner sent none. Times outside years 1..3000 (Braze's range)
+    are a RowError naming ``field``, never an overflow."""
     if value is None or value == "":
         return format_braze_time(now or datetime.now(UTC))
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = value / 1000 if value > EPOCH_MILLIS_THRESHOLD else value
-        return format_braze_time(datetime.fromtimestamp(seconds, UTC))
-    if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
-        return braze_time(float(value), field, now=now)
-    parsed = parse_braze_time(value)
-    if parsed is None:
-        raise RowError(f"{value!r} is not a time Braze accepts", field=field)
+    try:
+        parsed = _partner_time(value)
+    except (OverflowError, ValueError, OSError):
+        parsed = None
+    if parsed is None or not 1 <= parsed.year <= MAX_TIME_YEAR:
+        raise RowError(f"{shown(value)} is not a time Braze accepts", row=row, field=field)
     return format_braze_time(parsed)
+
+
+def _partner_time(value: Any) -> datetime | None:
+    if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
+        value = float(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = value / 1000 if abs(value) > EPOCH_MILLIS_THRESHOLD else value
+        return datetime.fromtimestamp(seconds, UTC)
+    return parse_braze_time(value)
 
 
 def property_value(value: Any) -> Any:
@@ -37,12 +48,16 @@ def property_value(value: Any) -> Any:
 
 
 def number_or_text(value: Any) -> Any:
-    """Partners send amounts as "10.00"; Braze segments on numbers."""
+    """Partners send amounts as "10.00"; Braze segments on numbers. A number JSON cannot
+    carry (beyond 64 bits as an integer, infinite as a float) stays text."""
     if isinstance(value, str):
         try:
-            return float(value) if "." in value else int(value)
+            number = float(value) if "." in value else int(value)
         except ValueError:
             return value
+        if isinstance(number, int) and not INT64_MIN <= number <= INT64_MAX:
+            return value
+        return number if math.isfinite(number) else value
     return value
 
 

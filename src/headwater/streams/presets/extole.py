@@ -28,8 +28,9 @@ from typing import Any
 
 from headwater.errors import RowError
 from headwater.streams.config import StreamConfig
-from headwater.streams.mapping import Mapped
+from headwater.streams.mapping import Mapped, bounded
 from headwater.streams.presets.common import braze_time, number_or_text, property_value, snake
+from headwater.streams.text import text_of
 
 PARTNER = "extole"
 # Extole field -> Braze attribute, read from the person (or the event's data).
@@ -70,51 +71,78 @@ PROPERTIES = {
 NUMERIC = {"face_value", "earned_event_value", "cart_value"}
 
 
-def _pick(payload: dict, data: dict, person: dict, *names: str) -> Any:
+# Fields that mean something else outside the person: a reward's top-level ``state`` is
+# the reward's state (EARNED, FULFILLED), not the person's region.
+PERSON_ONLY = {"state"}
+
+
+def _found(payload: dict, data: dict, person: dict, *names: str) -> tuple[str, Any]:
+    """The first of ``names`` present (person first, then the body, then its data), with
+    its value; ``(names[0], None)`` when none is."""
     for source in (person, payload, data):
         for name in names:
             value = source.get(name)
             if value not in (None, ""):
-                return value
-    return None
+                return name, value
+    return names[0], None
+
+
+def _pick(payload: dict, data: dict, person: dict, *names: str) -> Any:
+    return _found(payload, data, person, *names)[1]
+
+
+def _text(payload: dict, data: dict, person: dict, *names: str) -> str | None:
+    """A field that must be text (an id, a name, an email), or None when absent."""
+    name, value = _found(payload, data, person, *names)
+    return None if value is None else text_of(value, name)
 
 
 def map_payload(payload: Any, stream: str, config: StreamConfig) -> Mapped:
-    if isinstance(payload, list):
+    if isinstance(payload, list):  # a batch: one level only, each item one webhook body
         mapped = Mapped()
-        for item in payload:
-            mapped.objects.extend(map_payload(item, stream, config).objects)
+        for index, item in enumerate(bounded(payload, config.max_items, "the batch")):
+            if not isinstance(item, dict):
+                raise RowError("each Extole webhook in a batch must be a JSON object", row=index)
+            try:
+                mapped.objects.extend(_one(item, config).objects)
+            except RowError as exc:
+                exc.row = index if exc.row is None else exc.row
+                raise
         return mapped
     if not isinstance(payload, dict):
         raise RowError("an Extole webhook body must be a JSON object")
+    return _one(payload, config)
+
+
+def _one(payload: dict, config: StreamConfig) -> Mapped:
     data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
     person = payload.get("person") if isinstance(payload.get("person"), dict) else {}
     prefix = config.event_prefix if config.event_prefix is not None else "extole_"
 
-    reward_id = _pick(payload, data, {}, "reward_id")
+    reward_id = _text(payload, data, {}, "reward_id")
     if reward_id is not None:
-        state = str(_pick(payload, data, {}, "state", "reward_state", "status") or "FULFILLED")
+        state = _text(payload, data, {}, "state", "reward_state", "status") or "FULFILLED"
         if state.upper() not in config.reward_states:
             return Mapped(skipped=f"reward state {state.upper()} is not forwarded")
         name = f"{prefix}reward_{snake(state)}"
         partner_id = f"reward:{reward_id}:{state.upper()}"
     else:
-        raw_name = _pick(payload, data, {}, "event_name", "event_type", "type", "name")
+        raw_name = _text(payload, data, {}, "event_name", "event_type", "type", "name")
         if not raw_name:
             raise RowError("an Extole event needs event_name (or reward_id)", field="event_name")
-        name = f"{prefix}{snake(str(raw_name))}"
-        event_id = _pick(payload, data, {}, "event_id", "id")
+        name = f"{prefix}{snake(raw_name)}"
+        event_id = _text(payload, data, {}, "event_id", "id")
         partner_id = f"event:{event_id}" if event_id is not None else None
 
     identity: dict[str, Any] = {}
-    email = _pick(payload, data, person, "email", "email_address")
-    partner_user_id = _pick(payload, data, person, "partner_user_id")
+    email = _text(payload, data, person, "email", "email_address")
+    partner_user_id = _text(payload, data, person, "partner_user_id")
     if config.external_id_from == "partner_user_id" and partner_user_id is not None:
-        identity["external_id"] = str(partner_user_id)
+        identity["external_id"] = partner_user_id
     elif config.external_id_from == "email" and email:
-        identity["external_id"] = str(email)
+        identity["external_id"] = email
     elif email:
-        identity["email"] = str(email)
+        identity["email"] = email
     else:
         raise RowError(
             f"no {config.external_id_from} and no email to identify the Extole user",
@@ -142,20 +170,23 @@ def map_payload(payload: Any, stream: str, config: StreamConfig) -> Mapped:
         "time": properties["event_time"],
         "properties": {k: property_value(v) for k, v in properties.items()},
     }
+    # The identity rides along: for an email-only person the email is both how the user is
+    # found and the profile's email (an alias profile needs it to be found again).
     attributes: dict[str, Any] = {**identity}
     for field, attribute in PERSON_ATTRIBUTES.items():
-        value = _pick(payload, data, person, field)
+        if field in PERSON_ONLY:
+            value = _pick({}, {}, person, field)
+        else:
+            value = _pick(payload, data, person, field)
         if value is not None:
-            attributes[attribute] = property_value(str(value))
-    if "email" in identity:
-        attributes.pop("email", None)
-    group = _pick(payload, data, {}, "subscription_group_id", "subscription_group")
-    raw_event = snake(str(_pick(payload, data, {}, "event_name", "type") or ""))
+            attributes[attribute] = property_value(text_of(value, field))
+    group = _text(payload, data, {}, "subscription_group_id", "subscription_group")
+    raw_event = snake(_text(payload, data, {}, "event_name", "type") or "")
     if group and raw_event in ("subscribed", "unsubscribed"):
         attributes["subscription_groups"] = [
-            {"subscription_group_id": str(group), "subscription_state": raw_event}
+            {"subscription_group_id": group, "subscription_state": raw_event}
         ]
-    if len(attributes) > len(identity):
+    if set(attributes) - set(identity):
         mapped.add("attributes", attributes)
     mapped.add("events", event, partner_id)
     return mapped
