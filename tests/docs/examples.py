@@ -26,6 +26,7 @@ class Block:
     lang: str
     mode: str | None
     text: str
+    why: str | None = None  # the marker's reason, in parentheses
 
     @property
     def where(self) -> str:
@@ -55,6 +56,7 @@ def blocks(page: Path) -> list[Block]:
                 lang=opening["lang"].lower(),
                 mode=marker["mode"] if marker else None,
                 text="\n".join(body) + "\n",
+                why=marker["why"] if marker else None,
             )
         )
         i = j + 1

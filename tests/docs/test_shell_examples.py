@@ -1,9 +1,15 @@
-"""Shell examples marked ``<!-- test: sandbox -->`` run as written against a real
-``headwater sandbox`` process on a real port: the blocks of one page in order, in one shell,
-in a fresh directory. Every other ``bash`` block must say why it does not run."""
+"""Shell examples run as written against real processes on real ports, the blocks of one
+page in order, in one shell:
+
+- ``<!-- test: sandbox -->``: in a fresh directory, against ``headwater sandbox``;
+- ``<!-- test: gateway -->``: inside the example shop (``headwater init shop``), against
+  ``headwater serve`` delivering to a sandbox.
+
+Every other ``bash`` block must say why it does not run."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import socket
@@ -20,10 +26,12 @@ from tests.docs.examples import PAGES, ROOT, Block, blocks
 
 SANDBOX_KEY = "dev-key"  # the key the docs tell users to start the sandbox with
 DOCS_ADDRESS = "127.0.0.1:9090"  # the sandbox's default address, as the docs write it
-BASH_MODES = {"sandbox", "no-run"}
+GATEWAY_ADDRESS = "127.0.0.1:8080"  # serve's default address, as the docs write it
+RUNNABLE = ("sandbox", "gateway")
+BASH_MODES = {*RUNNABLE, "no-run"}
 
 BASH = [b for page in PAGES for b in blocks(page) if b.lang == "bash"]
-PAGES_TO_RUN = sorted({b.page for b in BASH if b.mode == "sandbox"})
+RUNS = sorted({(b.page, b.mode) for b in BASH if b.mode in RUNNABLE})
 
 
 def _free_port() -> int:
@@ -32,44 +40,67 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextlib.contextmanager
+def _process(args: list[str], cwd: Path, ready: str, env: dict | None = None) -> Iterator[str]:
+    """Start ``headwater ARGS --port P`` and wait (bounded) until ``ready`` answers."""
+    port = _free_port()
+    log_file = cwd / f"{args[0]}.log"
+    with log_file.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "headwater", *args, "--port", str(port)],
+            cwd=cwd, stdout=log, stderr=log, env=env,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        try:
+            while True:
+                assert process.poll() is None, log_file.read_text()
+                try:
+                    httpx.get(url + ready, timeout=2)
+                    break
+                except httpx.HTTPError:
+                    assert time.monotonic() < deadline, f"{args[0]} did not start"
+                    time.sleep(0.1)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def _sandbox(cwd: Path):
+    """``headwater sandbox`` as the docs start it, in the directory the examples run in."""
+    args = ["sandbox", "--db", ".headwater/sandbox.db", "--key", SANDBOX_KEY]
+    return _process(args, cwd, "/_sandbox/counters")
+
+
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[str]:
-    """``headwater sandbox`` as the docs start it, in the directory the examples run in."""
-    port = _free_port()
-    log = (tmp_path / "sandbox.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "headwater", "sandbox", "--db", ".headwater/sandbox.db",
-         "--port", str(port), "--key", SANDBOX_KEY],
-        cwd=tmp_path, stdout=log, stderr=log,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            assert process.poll() is None, (tmp_path / "sandbox.log").read_text()
-            try:
-                httpx.get(f"{url}/_sandbox/counters", timeout=2)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "the sandbox did not start"
-                time.sleep(0.1)
+    with _sandbox(tmp_path) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
-def script(page_blocks: list[Block], url: str) -> str:
+def _env(braze_url: str) -> dict[str, str]:
+    return os.environ | {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "KEY": SANDBOX_KEY,
+        "BRAZE_API_KEY": SANDBOX_KEY,
+        "BRAZE_URL": braze_url,
+        "COLUMNS": "120",
+    }
+
+
+def script(page_blocks: list[Block], url: str, gateway_url: str | None = None) -> str:
     """One bash script: curl fails on an HTTP error, each block announces itself."""
     address = url.removeprefix("http://")
+    gateway = (gateway_url or "").removeprefix("http://")
     lines = [
         "set -euo pipefail",
         'curl() { command curl --silent --show-error --fail-with-body "$@"; }',
     ]
     for block in page_blocks:
         lines.append(f"echo {shlex.quote('>>> ' + block.where)}")
-        lines.append(block.text.replace(DOCS_ADDRESS, address))
+        text = block.text.replace(DOCS_ADDRESS, address)
+        lines.append(text.replace(GATEWAY_ADDRESS, gateway) if gateway else text)
     return "\n".join(lines) + "\n"
 
 
@@ -77,40 +108,46 @@ def test_every_bash_block_says_whether_it_runs():
     problems = [
         f"{b.where}: {b.mode or 'no marker'}"
         for b in BASH
-        if b.mode not in BASH_MODES or (b.mode == "no-run" and "(" not in _marker_line(b))
+        if b.mode not in BASH_MODES or (b.mode == "no-run" and not b.why)
     ]
-    assert not problems, "mark bash blocks <!-- test: sandbox --> or <!-- test: no-run (why) -->"
-
-
-def _marker_line(block: Block) -> str:
-    return block.page.read_text(encoding="utf-8").splitlines()[block.line - 2]
+    assert not problems, (
+        "mark bash blocks sandbox, gateway or no-run (why): see docs/development.md"
+    )
 
 
 def test_docs_have_runnable_shell_examples():
-    assert len(PAGES_TO_RUN) >= 3
+    assert {mode for _page, mode in RUNS} == set(RUNNABLE) and len(RUNS) >= 4
 
 
-@pytest.mark.parametrize("page", PAGES_TO_RUN, ids=[p.name for p in PAGES_TO_RUN])
-def test_shell_examples_run_against_the_sandbox(page: Path, sandbox: str, tmp_path: Path):
-    runnable = [b for b in blocks(page) if b.lang == "bash" and b.mode == "sandbox"]
-    env = os.environ | {
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "KEY": SANDBOX_KEY,
-        "BRAZE_API_KEY": SANDBOX_KEY,
-        "BRAZE_URL": sandbox,
-        "COLUMNS": "120",
-    }
+def _run(page_blocks: list[Block], cwd: Path, env: dict, url: str, gateway: str | None = None):
     result = subprocess.run(
-        ["bash", "-c", script(runnable, sandbox)],
-        cwd=tmp_path,
+        ["bash", "-c", script(page_blocks, url, gateway)],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert result.returncode == 0, (
-        f"a block failed (the last '>>>' line names it)\n{result.stdout[-6000:]}\n{result.stderr[-4000:]}"
+        "a block failed (the last '>>>' line names it)\n"
+        f"{result.stdout[-6000:]}\n{result.stderr[-4000:]}"
     )
+
+
+@pytest.mark.parametrize(
+    ("page", "mode"), RUNS, ids=[f"{p.relative_to(ROOT)}:{m}" for p, m in RUNS]
+)
+def test_shell_examples_run(page: Path, mode: str, tmp_path: Path):
+    runnable = [b for b in blocks(page) if b.lang == "bash" and b.mode == mode]
+    with _sandbox(tmp_path) as braze:
+        env = _env(braze)
+        if mode == "sandbox":
+            _run(runnable, tmp_path, env, braze)
+            return
+        shop = tmp_path / "shop"
+        subprocess.run(["headwater", "init", str(shop)], env=env, check=True, capture_output=True)
+        with _process(["serve", "--project", str(shop)], tmp_path, "/healthz", env) as gateway:
+            _run(runnable, shop, env, braze, gateway)
 
 
 def test_a_failing_request_fails_the_page(sandbox: str, tmp_path: Path):
