@@ -44,6 +44,7 @@ bench: $(STAMP)
 	@for b in $(BENCHES); do echo "== bench.$$b"; $(BIN)/python -m bench.$$b || exit 1; done
 
 # The documentation site (mkdocs.yml, docs/). `make test` builds it too (tests/docs/).
+docs docs-build: export NO_MKDOCS_2_WARNING = 1
 docs: $(STAMP)
 	$(BIN)/mkdocs serve
 
