@@ -173,9 +173,14 @@ def _table(rows: list[FieldRow]) -> list[str]:
 
 
 def _section_title(path: str, model: type[BaseModel]) -> str:
+    """Name the ``type`` of a model that is one variant of a union (its ``type`` is a
+    required or single-valued literal), not of one whose ``type`` is an ordinary choice."""
     literal = model.model_fields.get("type")
     if literal is not None and typing.get_origin(literal.annotation) is typing.Literal:
-        kinds = " / ".join(str(a) for a in typing.get_args(literal.annotation))
+        kinds = typing.get_args(literal.annotation)
+        if len(kinds) > 1 and not literal.is_required():
+            return f"`{path}`"
+        kinds = " / ".join(str(a) for a in kinds)
         return f"`{path}` (type `{kinds}`)"
     return f"`{path}`"
 
