@@ -50,20 +50,43 @@ class _Strict(BaseModel):
 class RateLimitOverride(_Strict):
     """Replaces the default budget of one Braze endpoint (e.g. a contract with more)."""
 
-    limit: int = Field(gt=0)
-    window_seconds: float = Field(gt=0)
+    limit: int = Field(gt=0, description="Requests allowed per window.")
+    window_seconds: float = Field(gt=0, description="The window's length in seconds.")
 
 
 class BrazeDestination(_Strict):
-    type: Literal["braze"] = "braze"
-    url: str
-    api_key: SecretStr
-    batch_policy: Literal["combined", "per_kind"] = "combined"
-    max_concurrency: int = Field(default=8, gt=0, le=256)
-    timeout_seconds: float = Field(default=30.0, gt=0)
-    max_attempts: int = Field(default=6, gt=0, le=50)  # per request, on 429/5xx/timeouts
-    retry_base_seconds: float = Field(default=0.5, gt=0)  # first backoff; doubles, jittered
-    rate_limits: dict[str, RateLimitOverride] = Field(default_factory=dict)
+    type: Literal["braze"] = Field(
+        default="braze", description="The kind of destination; Braze is the only one."
+    )
+    url: str = Field(
+        description="The instance's REST endpoint (e.g. https://rest.iad-01.braze.com) or the sandbox's URL."
+    )
+    api_key: SecretStr = Field(
+        description="A REST API key; write ${BRAZE_API_KEY} so it comes from the environment. Never stored or logged."
+    )
+    batch_policy: Literal["combined", "per_kind"] = Field(
+        default="combined",
+        description="combined: 75 objects per /users/track request in total (current contracts); per_kind: 75 of each kind (legacy).",
+    )
+    max_concurrency: int = Field(default=8, gt=0, le=256, description="Requests in flight at once.")
+    timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Per request; a timeout is retried."
+    )
+    max_attempts: int = Field(
+        default=6,
+        gt=0,
+        le=50,
+        description="Tries per request on 429, 5xx and timeouts, the first included.",
+    )
+    retry_base_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="The first backoff; it doubles with jitter, and Braze's Retry-After is honoured.",
+    )
+    rate_limits: dict[str, RateLimitOverride] = Field(
+        default_factory=dict,
+        description="Budgets per Braze endpoint. Checked, but not used yet: the client learns the budget from Braze's X-RateLimit headers.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -93,11 +116,22 @@ class _FileSourceBase(_Strict):
     file in OpenSSH format (default: the user's ``~/.ssh/known_hosts``).
     """
 
-    path: str
-    password: SecretStr | None = None
-    private_key: str | None = None
-    private_key_passphrase: SecretStr | None = None
-    known_hosts: str | None = None
+    path: str = Field(
+        description="A file, a glob (data/orders/*.parquet) relative to the project, or sftp://user@host:port/dir/*.csv."
+    )
+    password: SecretStr | None = Field(
+        default=None, description="SFTP password, e.g. ${SFTP_PASSWORD}."
+    )
+    private_key: str | None = Field(
+        default=None, description="SFTP private key file, e.g. keys/id_ed25519."
+    )
+    private_key_passphrase: SecretStr | None = Field(
+        default=None, description="The private key's passphrase, if it has one."
+    )
+    known_hosts: str | None = Field(
+        default=None,
+        description="OpenSSH known_hosts file the SFTP server's host key is verified against (default ~/.ssh/known_hosts).",
+    )
 
     @property
     def is_remote(self) -> bool:
@@ -105,19 +139,23 @@ class _FileSourceBase(_Strict):
 
 
 class CsvSourceConfig(_FileSourceBase):
-    type: Literal["csv"]
-    delimiter: str = Field(default=",", min_length=1, max_length=1)
-    header: bool = True
+    type: Literal["csv"] = Field(description="CSV files.")
+    delimiter: str = Field(
+        default=",", min_length=1, max_length=1, description="The field delimiter, one character."
+    )
+    header: bool = Field(default=True, description="Whether the first line names the columns.")
 
 
 class JsonSourceConfig(_FileSourceBase):
     """``json`` reads an array of objects or newline-delimited objects; ``ndjson`` only lines."""
 
-    type: Literal["json", "ndjson"]
+    type: Literal["json", "ndjson"] = Field(
+        description="json: an array of objects or one object per line; ndjson: one object per line."
+    )
 
 
 class ParquetSourceConfig(_FileSourceBase):
-    type: Literal["parquet"]
+    type: Literal["parquet"] = Field(description="Parquet files.")
 
 
 class SqlSourceConfig(_Strict):
@@ -128,10 +166,14 @@ class SqlSourceConfig(_Strict):
     names the database's own tables.
     """
 
-    type: Literal["sql"]
-    url: SecretStr
-    table: str | None = None
-    query: str | None = None
+    type: Literal["sql"] = Field(description="A database reached through SQLAlchemy.")
+    url: SecretStr = Field(
+        description="SQLAlchemy URL (postgresql://..., sqlite:///...); a secret, e.g. ${APP_DATABASE_URL}."
+    )
+    table: str | None = Field(default=None, description="Make the source this one table.")
+    query: str | None = Field(
+        default=None, description="Make the source the result of this SELECT."
+    )
 
     @model_validator(mode="after")
     def _one_relation(self) -> SqlSourceConfig:
@@ -152,11 +194,20 @@ ColumnType = Literal["string", "integer", "float", "boolean", "time", "array", "
 
 
 class ColumnSpec(_Strict):
-    type: ColumnType = "string"
-    required: bool = False
-    max_length: int | None = Field(default=None, gt=0)
-    pattern: str | None = None
-    split: str | None = Field(default=None, min_length=1)
+    type: ColumnType = Field(
+        default="string",
+        description="The column's type; a value that does not fit rejects its row.",
+    )
+    required: bool = Field(default=False, description="Reject rows where the value is missing.")
+    max_length: int | None = Field(
+        default=None, gt=0, description="Strings only: reject longer values."
+    )
+    pattern: str | None = Field(
+        default=None, description="Strings only: a regular expression the whole value must match."
+    )
+    split: str | None = Field(
+        default=None, min_length=1, description="Arrays only: split text on this delimiter."
+    )
 
     @field_validator("pattern")
     @classmethod
@@ -178,29 +229,44 @@ class ColumnSpec(_Strict):
 
 
 class ModelConfig(_Strict):
-    sql: str = Field(min_length=1)
-    primary_key: str
-    columns: dict[str, ColumnSpec]
-    source: str | None = None
-    description: str | None = None
+    sql: str = Field(
+        min_length=1, description="One SELECT over sources (by name) and other models."
+    )
+    primary_key: str = Field(
+        description="The declared column identifying a row; missing or shared keys reject the row."
+    )
+    columns: dict[str, ColumnSpec] = Field(
+        description="Declared columns with their types and checks; only these are kept."
+    )
+    source: str | None = Field(
+        default=None,
+        description="Run the SQL inside this sql source's database (it then names the database's own tables).",
+    )
+    description: str | None = Field(default=None, description="What the model holds, for people.")
 
 
 # --------------------------------------------------------------------------- syncs
 
 
 class UserAlias(_Strict):
-    name: str  # the column holding the alias name
-    label: str  # the alias label, a literal such as "crm"
+    name: str = Field(description="The column holding the alias name.")
+    label: str = Field(description="The alias label, a literal such as crm.")
 
 
 class SyncIdentifier(_Strict):
     """Exactly one way to find the Braze user: a column per identifier kind."""
 
-    external_id: str | None = None
-    user_alias: UserAlias | None = None
-    braze_id: str | None = None
-    email: str | None = None
-    phone: str | None = None
+    external_id: str | None = Field(
+        default=None, description="The column holding the Braze external_id."
+    )
+    user_alias: UserAlias | None = Field(
+        default=None, description="Find users by alias: a column for the name and a literal label."
+    )
+    braze_id: str | None = Field(
+        default=None, description="The column holding the Braze id (never creates users)."
+    )
+    email: str | None = Field(default=None, description="The column holding the email address.")
+    phone: str | None = Field(default=None, description="The column holding the phone number.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SyncIdentifier:
@@ -226,10 +292,12 @@ class SyncIdentifier(_Strict):
 class EventSpec(_Strict):
     """Columns of an event; ``name`` is a literal event name, ``name_column`` a column."""
 
-    name: str | None = None
-    name_column: str | None = None
-    time: str | None = None
-    properties: dict[str, str] = Field(default_factory=dict)
+    name: str | None = Field(default=None, description="The event name, a literal.")
+    name_column: str | None = Field(default=None, description="The column holding the event name.")
+    time: str | None = Field(default=None, description="The column holding the event time.")
+    properties: dict[str, str] = Field(
+        default_factory=dict, description="Event property -> column."
+    )
 
     @model_validator(mode="after")
     def _one_name(self) -> EventSpec:
@@ -246,13 +314,19 @@ class EventSpec(_Strict):
 class PurchaseSpec(_Strict):
     """Columns of a purchase; ``currency`` is a literal code, ``currency_column`` a column."""
 
-    product_id: str
-    price: str
-    currency: str | None = None
-    currency_column: str | None = None
-    quantity: str | None = None
-    time: str | None = None
-    properties: dict[str, str] = Field(default_factory=dict)
+    product_id: str = Field(description="The column holding the product id.")
+    price: str = Field(description="The column holding the price.")
+    currency: str | None = Field(
+        default=None, description="A literal 3-letter ISO 4217 code such as USD."
+    )
+    currency_column: str | None = Field(
+        default=None, description="The column holding the currency code."
+    )
+    quantity: str | None = Field(default=None, description="The column holding the quantity.")
+    time: str | None = Field(default=None, description="The column holding the purchase time.")
+    properties: dict[str, str] = Field(
+        default_factory=dict, description="Purchase property -> column."
+    )
 
     @model_validator(mode="after")
     def _one_currency(self) -> PurchaseSpec:
@@ -276,8 +350,13 @@ class PurchaseSpec(_Strict):
 
 
 class Schedule(_Strict):
-    cron: str
-    timezone: str = "UTC"
+    cron: str = Field(
+        description="A cron expression. Checked and shown by validate; Headwater does not run syncs on it yet."
+    )
+    timezone: str = Field(
+        default="UTC",
+        description="The time zone the cron expression is read in, e.g. Europe/Paris.",
+    )
 
     @field_validator("cron")
     @classmethod
@@ -299,16 +378,35 @@ class Schedule(_Strict):
 
 
 class SyncConfig(_Strict):
-    model: str
-    destination: str
-    type: Literal["attributes", "events", "purchases"] = "attributes"
-    identifier: SyncIdentifier
-    mode: Literal["upsert", "update", "insert"] = "upsert"
-    mapping: dict[str, str] = Field(default_factory=dict)
-    event: EventSpec | None = None
-    purchase: PurchaseSpec | None = None
-    on_removed: Literal["keep", "unset", "delete"] = "keep"
-    schedule: Schedule | None = None
+    model: str = Field(description="The model to send.")
+    destination: str = Field(description="The destination to send it to.")
+    type: Literal["attributes", "events", "purchases"] = Field(
+        default="attributes",
+        description="Send rows as user attributes, custom events or purchases.",
+    )
+    identifier: SyncIdentifier = Field(
+        description="How to find the Braze user: exactly one identifier kind, by column."
+    )
+    mode: Literal["upsert", "update", "insert"] = Field(
+        default="upsert",
+        description="upsert: create or update users; update: existing users only; insert: new rows only.",
+    )
+    mapping: dict[str, str] = Field(
+        default_factory=dict, description="Braze attribute -> model column (attributes syncs)."
+    )
+    event: EventSpec | None = Field(
+        default=None, description="The event's name, time and properties (events syncs)."
+    )
+    purchase: PurchaseSpec | None = Field(
+        default=None, description="The purchase's columns (purchases syncs)."
+    )
+    on_removed: Literal["keep", "unset", "delete"] = Field(
+        default="keep",
+        description="Rows that left the model: keep, unset (null the mapped attributes) or delete (the user).",
+    )
+    schedule: Schedule | None = Field(
+        default=None, description="When the sync should run (see schedule)."
+    )
 
     @model_validator(mode="after")
     def _shape_fits_type(self) -> SyncConfig:
@@ -343,36 +441,93 @@ class SyncConfig(_Strict):
 class GatewayDelivery(_Strict):
     """How ``serve``'s delivery workers drain the outbox into Braze."""
 
-    max_attempts: int = Field(default=8, gt=0, le=100)  # failed tries before the DLQ
-    lease_seconds: float = Field(default=30.0, gt=0)  # a claim lasts; then others may take it
-    linger_seconds: float = Field(default=0.05, ge=0, le=10)  # wait for a batch to fill
-    retry_base_seconds: float = Field(default=1.0, gt=0)  # first backoff; doubles, jittered
-    retry_max_seconds: float = Field(default=300.0, gt=0)
-    identity_cache_size: int = Field(default=100_000, ge=0)  # email -> Braze user lookups
+    max_attempts: int = Field(
+        default=8,
+        gt=0,
+        le=100,
+        description="Failed tries before an object is parked in the dead-letter queue.",
+    )
+    lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a delivery claim lasts before another worker may take it over.",
+    )
+    linger_seconds: float = Field(
+        default=0.05,
+        ge=0,
+        le=10,
+        description="How long to wait for a batch to fill before sending.",
+    )
+    retry_base_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="The first backoff; it doubles with jitter up to retry_max_seconds.",
+    )
+    retry_max_seconds: float = Field(default=300.0, gt=0, description="The longest backoff.")
+    identity_cache_size: int = Field(
+        default=100_000, ge=0, description="Email -> Braze user lookups kept in memory."
+    )
 
 
 class GatewayConfig(_Strict):
     """``/users/track`` traffic and the delivery behind it (the streams have their own)."""
 
-    destination: str | None = None  # default: "braze", else the first destination
-    dedupe_attributes: bool = True
-    dedupe_events: bool = True
-    duplicate_window_hours: float = Field(default=24.0, gt=0, le=24 * 30)  # all streams
-    delivery: GatewayDelivery = Field(default_factory=GatewayDelivery)
+    destination: str | None = Field(
+        default=None,
+        description="Where /users/track traffic goes (a key's --destination wins); default: braze, else the first destination.",
+    )
+    dedupe_attributes: bool = Field(
+        default=True,
+        description="Drop attributes whose value equals the last one Braze accepted for the user (/users/track traffic).",
+    )
+    dedupe_events: bool = Field(
+        default=True,
+        description="Deliver an event re-posted within the duplicate window once (/users/track traffic).",
+    )
+    duplicate_window_hours: float = Field(
+        default=24.0,
+        gt=0,
+        le=24 * 30,
+        description="How long a re-posted event counts as a duplicate, for every stream.",
+    )
+    delivery: GatewayDelivery = Field(
+        default_factory=GatewayDelivery,
+        description="How serve's delivery workers drain the outbox.",
+    )
 
 
 # --------------------------------------------------------------------------- project
 
 
 class Project(_Strict):
-    state: str = DEFAULT_STATE_URL
-    warehouse: str = DEFAULT_WAREHOUSE_URL
-    destinations: dict[str, BrazeDestination] = Field(default_factory=dict)
-    sources: dict[str, SourceConfig] = Field(default_factory=dict)
-    models: dict[str, ModelConfig] = Field(default_factory=dict)
-    syncs: dict[str, SyncConfig] = Field(default_factory=dict)
-    streams: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    state: str = Field(
+        default=DEFAULT_STATE_URL,
+        description="Where runs, snapshots, keys and the outbox live: sqlite:///path or postgresql://...",
+    )
+    warehouse: str = Field(
+        default=DEFAULT_WAREHOUSE_URL,
+        description="The DuckDB database file models run in (duckdb:///path).",
+    )
+    destinations: dict[str, BrazeDestination] = Field(
+        default_factory=dict, description="Braze workspaces to send to, by name."
+    )
+    sources: dict[str, SourceConfig] = Field(
+        default_factory=dict, description="Where rows come from, by name."
+    )
+    models: dict[str, ModelConfig] = Field(
+        default_factory=dict, description="SELECTs over sources with typed columns, by name."
+    )
+    syncs: dict[str, SyncConfig] = Field(
+        default_factory=dict, description="Models sent to destinations, by name."
+    )
+    streams: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Partner webhooks received by serve, by name; checked when serve starts.",
+    )
+    gateway: GatewayConfig = Field(
+        default_factory=GatewayConfig,
+        description="The gateway's switches and the delivery settings.",
+    )
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
 

@@ -28,14 +28,14 @@ class _Strict(BaseModel):
 
 
 class BearerAuth(_Strict):
-    type: Literal["bearer"]
-    token: SecretStr
+    type: Literal["bearer"] = Field(description="Authorization: Bearer <token>.")
+    token: SecretStr = Field(description="The token partners send.")
 
 
 class BasicAuth(_Strict):
-    type: Literal["basic"]
-    username: str
-    password: SecretStr
+    type: Literal["basic"] = Field(description="HTTP basic authentication.")
+    username: str = Field(description="The user name partners send.")
+    password: SecretStr = Field(description="The password partners send.")
 
 
 class HmacAuth(_Strict):
@@ -47,14 +47,29 @@ class HmacAuth(_Strict):
     more than ``tolerance_seconds`` away from now is refused, and so is a signature already
     used, so a captured request cannot be replayed."""
 
-    type: Literal["hmac"]
-    secret: SecretStr
-    header: str = "X-Signature"
-    encoding: Literal["hex", "base64"] = "hex"
-    prefix: str = ""
-    timestamp_header: str | None = None
-    tolerance_seconds: int = Field(default=300, ge=1, le=86_400)
-    signed_payload: str = "{timestamp}.{body}"
+    type: Literal["hmac"] = Field(description="HMAC-SHA256 signature of the raw body.")
+    secret: SecretStr = Field(description="The shared signing secret.")
+    header: str = Field(default="X-Signature", description="The header carrying the signature.")
+    encoding: Literal["hex", "base64"] = Field(
+        default="hex", description="How the signature is written."
+    )
+    prefix: str = Field(default="", description="Text before the signature, such as sha256=.")
+    timestamp_header: str | None = Field(
+        default=None,
+        description="The header carrying the time the partner signed (Unix seconds); turns on "
+        "replay protection.",
+    )
+    tolerance_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=86_400,
+        description="How far a signed timestamp may be from now (with timestamp_header).",
+    )
+    signed_payload: str = Field(
+        default="{timestamp}.{body}",
+        description="What is signed (with timestamp_header): {timestamp} and {body} once each; "
+        "Slack's form is v0:{timestamp}:{body}.",
+    )
 
     @model_validator(mode="after")
     def _payload_names_both(self) -> HmacAuth:
@@ -73,8 +88,13 @@ StreamAuth = Annotated[BearerAuth | BasicAuth | HmacAuth, Field(discriminator="t
 class ContentConfig(_Strict):
     """Connected Content: which attributes to keep per user, and the token that reads them."""
 
-    attributes: list[str] = Field(min_length=1)
-    token: SecretStr
+    attributes: list[str] = Field(
+        min_length=1,
+        description="Attributes (or event properties) whose latest values are kept per user.",
+    )
+    token: SecretStr = Field(
+        description="The token Connected Content requests present (header or ?token=)."
+    )
 
 
 class GenericMapping(_Strict):
@@ -85,12 +105,25 @@ class GenericMapping(_Strict):
     ``{{ expression }}`` keeps the expression's JSON type; an empty result drops the field.
     """
 
-    each: str | None = None  # dotted path to an array in the payload; one pass per item
-    when: str | None = None  # a template; "", "false", "0" or "nil" skip the item
-    event_id: str | None = None  # a template naming the partner's unique event id
-    attributes: list[dict[str, Any]] = Field(default_factory=list)
-    events: list[dict[str, Any]] = Field(default_factory=list)
-    purchases: list[dict[str, Any]] = Field(default_factory=list)
+    each: str | None = Field(
+        default=None, description="A dotted path to an array in the payload; one pass per item."
+    )
+    when: str | None = Field(
+        default=None, description="A template; an empty, false, 0 or nil result skips the item."
+    )
+    event_id: str | None = Field(
+        default=None,
+        description="A template naming the partner's unique event id, for dropping re-posted events.",
+    )
+    attributes: list[dict[str, Any]] = Field(
+        default_factory=list, description="Attribute objects, as templates."
+    )
+    events: list[dict[str, Any]] = Field(
+        default_factory=list, description="Event objects, as templates."
+    )
+    purchases: list[dict[str, Any]] = Field(
+        default_factory=list, description="Purchase objects, as templates."
+    )
 
     @model_validator(mode="after")
     def _something(self) -> GenericMapping:
@@ -100,26 +133,70 @@ class GenericMapping(_Strict):
 
 
 class StreamConfig(_Strict):
-    preset: Literal["extole", "actioniq", "generic"]
-    auth: StreamAuth
-    destination: str = "braze"
-    test_destination: str | None = None
-    test_token: SecretStr | None = None  # requests signed/authenticated with it go to test
-    test_field: str | None = None  # dotted payload path; a truthy value routes to test
-    dedupe_attributes: bool = True
-    dedupe_events: bool = True
-    resolve_email: bool = True
-    alias_label: str = "email"
-    inspector_size: int = Field(default=DEFAULT_INSPECTOR_SIZE, ge=0, le=10_000)
-    max_items: int = Field(default=DEFAULT_MAX_ITEMS, ge=1, le=1_000_000)
-    max_objects: int = Field(default=DEFAULT_MAX_OBJECTS, ge=1, le=1_000_000)
-    content: ContentConfig | None = None
+    preset: Literal["extole", "actioniq", "generic"] = Field(
+        description="How payloads become Braze objects: Extole's webhooks, ActionIQ's events, or a Liquid mapping."
+    )
+    auth: StreamAuth = Field(description="How partners prove who they are.")
+    destination: str = Field(default="braze", description="Where the stream's objects go.")
+    test_destination: str | None = Field(
+        default=None, description="Where test traffic goes (a test workspace)."
+    )
+    test_token: SecretStr | None = Field(
+        default=None,
+        description="Requests authenticated with this token (or signed with it) go to test_destination.",
+    )
+    test_field: str | None = Field(
+        default=None,
+        description="A dotted payload path; a truthy value routes the request to test_destination.",
+    )
+    dedupe_attributes: bool = Field(
+        default=True,
+        description="Drop attributes whose value equals the last one Braze accepted for the user.",
+    )
+    dedupe_events: bool = Field(
+        default=True, description="Deliver an event re-posted within the duplicate window once."
+    )
+    resolve_email: bool = Field(
+        default=True,
+        description="Find the Braze user of email-only objects (or create an alias for them).",
+    )
+    alias_label: str = Field(
+        default="email", description="The alias label used for users created by email."
+    )
+    inspector_size: int = Field(
+        default=DEFAULT_INSPECTOR_SIZE,
+        ge=0,
+        le=10_000,
+        description="Payloads the event inspector keeps.",
+    )
+    max_items: int = Field(
+        default=DEFAULT_MAX_ITEMS,
+        ge=1,
+        le=1_000_000,
+        description="Items one webhook's batch may hold (ActionIQ events, an Extole batch, a "
+        "generic each array); beyond it the webhook is answered 413.",
+    )
+    max_objects: int = Field(
+        default=DEFAULT_MAX_OBJECTS,
+        ge=1,
+        le=1_000_000,
+        description="Braze objects one webhook may map to; beyond it the webhook is answered 413.",
+    )
+    content: ContentConfig | None = Field(
+        default=None, description="Keep attributes per user for Connected Content."
+    )
     # extole
-    external_id_from: Literal["partner_user_id", "email"] = "partner_user_id"
-    reward_states: list[str] = Field(default_factory=lambda: ["FULFILLED"])
-    event_prefix: str | None = None
+    external_id_from: Literal["partner_user_id", "email"] = Field(
+        default="partner_user_id", description="Extole: which field becomes the Braze external_id."
+    )
+    reward_states: list[str] = Field(
+        default_factory=lambda: ["FULFILLED"], description="Extole: reward states sent as events."
+    )
+    event_prefix: str | None = Field(
+        default=None, description="Extole: event name prefix (default extole_)."
+    )
     # generic
-    mapping: GenericMapping | None = None
+    mapping: GenericMapping | None = Field(default=None, description="Generic: the Liquid mapping.")
 
     @model_validator(mode="after")
     def _fits_preset(self) -> StreamConfig:
