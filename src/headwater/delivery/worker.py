@@ -63,6 +63,7 @@ class DeliveryWorker:
         self._task: asyncio.Task | None = None
         self._rounds: set[asyncio.Task] = set()
         self._slots = asyncio.Semaphore(ROUNDS_IN_FLIGHT)
+        self._attribute_rounds: list[tuple[set[str], asyncio.Event]] = []
         self._stopping = False
         self.delivered = 0
         self.parked = 0
@@ -139,6 +140,30 @@ class DeliveryWorker:
         """Send the objects of ``rows`` and settle every one (delivered, parked or given
         back); a row leaves the outbox once all its objects are settled."""
         batch = _Round(rows)
+        async with self._after_earlier_rounds(batch.deduped_users()):
+            await self._deliver(batch)
+
+    @contextlib.asynccontextmanager
+    async def _after_earlier_rounds(self, users: set[str]):
+        """Attribute values of the same users go out round after round, in claim order: a
+        round waits for the earlier rounds still in flight that carry any of its users, so
+        it compares with what they delivered and cannot overtake them. (Registered before
+        the first await, so in the order the rounds were claimed.)"""
+        if not users:
+            yield
+            return
+        earlier = [done for others, done in self._attribute_rounds if others & users]
+        mine = (users, asyncio.Event())
+        self._attribute_rounds.append(mine)
+        try:
+            for done in earlier:
+                await done.wait()
+            yield
+        finally:
+            self._attribute_rounds.remove(mine)
+            mine[1].set()
+
+    async def _deliver(self, batch: _Round) -> None:
         await self._resolve_identities(batch)
         self._drop_unchanged(batch)
         items = [
@@ -219,25 +244,24 @@ class DeliveryWorker:
         await asyncio.gather(*(one(*w) for w in wanted))
 
     def _drop_unchanged(self, batch: _Round) -> None:
-        candidates = [
-            state for state in batch.states
+        entries = [
+            (state, index, obj)
+            for state in batch.states
             if state.row.kind == "attributes" and state.row.options & OPT_DEDUPE_ATTRIBUTES
-        ]  # fmt: skip
-        if not candidates:
+            for index, obj in sorted(state.sending.items())
+        ]
+        if not entries:
             return
-        self.dedupe.load(
-            u for state in candidates for u in map(user_key, state.sending.values()) if u
-        )
-        for state in candidates:
-            for index, obj in list(state.sending.items()):
-                kept, saved = self.dedupe.filter(obj)
-                if saved:
-                    batch.counters[(state.row.stream, "data_points_saved")] += saved
-                if kept is None:
-                    batch.counters[(state.row.stream, "objects_skipped_unchanged")] += 1
-                    state.skipped(index)
-                else:
-                    state.sending[index] = kept
+        self.dedupe.load(u for _, _, obj in entries if (u := user_key(obj)))
+        results, batch.volatile = self.dedupe.filter_batch([obj for _, _, obj in entries])
+        for (state, index, _obj), (kept, saved) in zip(entries, results, strict=True):
+            if saved:
+                batch.counters[(state.row.stream, "data_points_saved")] += saved
+            if kept is None:
+                batch.counters[(state.row.stream, "objects_skipped_unchanged")] += 1
+                state.skipped(index)
+            else:
+                state.sending[index] = kept
 
     async def _settle(self, batch: _Round) -> None:
         """Commit what is known: finished rows leave (or come back trimmed for a retry),
@@ -275,17 +299,19 @@ class DeliveryWorker:
                 )
         for row, _obj, _reason in letters:
             counters[(row.stream, "dead_lettered")] += 1
-        await self.hub.outbox.write(self._commit, done, retries, letters, sent, counters)
+        await self.hub.outbox.write(
+            self._commit, done, retries, letters, sent, batch.volatile, counters
+        )
         batch.settled(finished)
         self.delivered += sum(len(state.sent) for state in finished)
         self.parked += len(letters)
 
-    def _commit(self, done, retries, letters, sent, counters) -> None:
+    def _commit(self, done, retries, letters, sent, volatile, counters) -> None:
         with self.hub.engine.begin() as conn:
             self.hub.outbox.ack(done, conn)
             self.hub.outbox.release(retries, conn)
             park_objects(conn, letters)
-            self.dedupe.record(conn, sent)
+            self.dedupe.record(conn, sent, volatile)
             self.hub.counters.add(counters, conn)
 
     async def _keep_leases(self, batch: _Round) -> None:
@@ -347,6 +373,7 @@ class _Round:
     def __init__(self, rows: list[OutboxRow]):
         self.states = [_RowState(row) for row in rows]
         self.counters: Counter = Counter()
+        self.volatile: set[tuple[str, str]] = set()  # attributes whose value dedupe forgets
         self._settled: set[int] = set()
 
     @property
@@ -364,6 +391,16 @@ class _Round:
         for state in self.states:
             for index in list(state.open):
                 state.failed(index, error)
+
+    def deduped_users(self) -> set[str]:
+        """The users of this round's attribute objects that dedupe looks at."""
+        return {
+            user
+            for state in self.states
+            if state.row.kind == "attributes" and state.row.options & OPT_DEDUPE_ATTRIBUTES
+            for obj in state.sending.values()
+            if (user := user_key(obj))
+        }
 
     def open_row_ids(self) -> list[int]:
         return [s.row.id for s in self.states if s.row.id not in self._settled]
