@@ -30,7 +30,9 @@ import orjson
 from headwater.braze.batching import ItemResult, TrackItem
 from headwater.braze.client import BrazeClient
 from headwater.braze.errors import BrazeRejectedError
+from headwater.braze.limits import TRACK_ARRAYS
 from headwater.delivery.dedupe import AttributeDeduper, user_key
+from headwater.delivery.unrouted import UnroutedSweeper
 from headwater.errors import HeadwaterError
 from headwater.server.hub import GATEWAY_STREAM
 from headwater.server.settings import DeliverySettings, DestinationSettings
@@ -64,6 +66,7 @@ class DeliveryWorker:
         self._rounds: set[asyncio.Task] = set()
         self._slots = asyncio.Semaphore(ROUNDS_IN_FLIGHT)
         self._attribute_rounds: list[tuple[set[str], asyncio.Event]] = []
+        self.sweeper: UnroutedSweeper | None = None  # started and stopped with this worker
         self._stopping = False
         self.delivered = 0
         self.parked = 0
@@ -73,9 +76,13 @@ class DeliveryWorker:
     def start(self) -> None:
         self._wake = self.hub.outbox.subscribe()
         self._task = asyncio.get_running_loop().create_task(self._run())
+        if self.sweeper is not None:
+            self.sweeper.start()
 
     async def stop(self) -> None:
         self._stopping = True
+        if self.sweeper is not None:
+            await self.sweeper.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -115,15 +122,21 @@ class DeliveryWorker:
                 await asyncio.sleep(self.settings.linger_seconds)
 
     async def _round(self, rows: list[OutboxRow]) -> None:
+        """Send the objects of ``rows`` and settle every one (delivered, parked or given
+        back); a row leaves the outbox once all its objects are settled."""
         try:
-            await self.deliver(rows)
-        except Exception as exc:  # before sending, or settling failed: the rows go back
-            log.error("delivery round failed: %s: %s", type(exc).__name__, exc)
-            with contextlib.suppress(Exception):
-                await self.hub.outbox.write(
-                    self.hub.outbox.release,
-                    {r.id: Retry(type(exc).__name__, self._backoff(r.attempts)) for r in rows},
-                )
+            batch = _Round(rows)
+            try:
+                async with self._after_earlier_rounds(batch.deduped_users()):
+                    await self._deliver(batch)
+            except Exception as exc:  # before sending, or while settling
+                log.error("delivery round failed: %s: %s", type(exc).__name__, exc)
+                # What is known stays known: rows already settled are left alone, objects
+                # Braze answered keep their outcome, the rest go back (each row's attempt
+                # counted once, and parked at max_attempts like any other failure).
+                batch.fail_open(type(exc).__name__)
+                with contextlib.suppress(Exception):
+                    await self._settle(batch)
         finally:
             self._slots.release()
 
@@ -135,13 +148,6 @@ class DeliveryWorker:
         return ceiling / 2 + random.random() * ceiling / 2
 
     # ---- one round ---------------------------------------------------------------------
-
-    async def deliver(self, rows: list[OutboxRow]) -> None:
-        """Send the objects of ``rows`` and settle every one (delivered, parked or given
-        back); a row leaves the outbox once all its objects are settled."""
-        batch = _Round(rows)
-        async with self._after_earlier_rounds(batch.deduped_users()):
-            await self._deliver(batch)
 
     @contextlib.asynccontextmanager
     async def _after_earlier_rounds(self, users: set[str]):
@@ -273,7 +279,7 @@ class DeliveryWorker:
         retries: dict[int, Retry] = {}
         letters: list[tuple[OutboxRow, dict, str]] = []
         sent: list[dict] = []
-        counters, batch.counters = batch.counters, Counter()
+        counters = Counter(batch.counters)  # cleared once committed: a failed commit is redone
         for state in finished:
             row = state.row
             letters.extend((row, state.lines[i], reason) for i, reason in state.rejected)
@@ -302,6 +308,7 @@ class DeliveryWorker:
         await self.hub.outbox.write(
             self._commit, done, retries, letters, sent, batch.volatile, counters
         )
+        batch.counters.clear()
         batch.settled(finished)
         self.delivered += sum(len(state.sent) for state in finished)
         self.parked += len(letters)
@@ -332,17 +339,24 @@ class _RowState:
     def __init__(self, row: OutboxRow):
         self.row = row
         self.lines = row.lines()
-        inspect = row.options & OPT_RESOLVE_EMAIL or (
-            row.kind == "attributes" and row.options & OPT_DEDUPE_ATTRIBUTES
-        )
-        decode = orjson.loads if inspect else orjson.Fragment
-        self.sending: dict[int, dict | orjson.Fragment] = {
-            index: decode(line) for index, line in enumerate(self.lines)
-        }
-        self.open = set(self.sending)
         self.sent: list[int] = []
         self.rejected: list[tuple[int, str]] = []  # -> dead-letter queue
         self.failures: dict[int, str] = {}  # -> another try later
+        self.sending: dict[int, dict | orjson.Fragment] = {}
+        if row.kind not in TRACK_ARRAYS:
+            reason = f"cannot be sent: {row.kind!r} is not a /users/track array"
+            self.rejected = [(index, reason) for index in range(len(self.lines))]
+        else:
+            inspect = row.options & OPT_RESOLVE_EMAIL or (
+                row.kind == "attributes" and row.options & OPT_DEDUPE_ATTRIBUTES
+            )
+            for index, line in enumerate(self.lines):
+                obj = _readable(line, decode=bool(inspect))
+                if obj is None:
+                    self.rejected.append((index, "cannot be sent: not a stored JSON object"))
+                else:
+                    self.sending[index] = obj
+        self.open = set(self.sending)
 
     def as_sent(self, index: int) -> dict:
         obj = self.sending[index]
@@ -365,6 +379,19 @@ class _RowState:
         """Nothing to send (every attribute unchanged): settled as it is."""
         self.open.discard(index)
         self.sending.pop(index, None)
+
+
+def _readable(line: bytes, *, decode: bool) -> dict | orjson.Fragment | None:
+    """One stored object, decoded when the round needs to look into it; None for a line
+    that could never be sent (a damaged row must not sink the rows claimed with it).
+    Undecoded lines only get a shape check: decoding every event is what Fragment saves."""
+    if not decode:
+        return orjson.Fragment(line) if line[:1] == b"{" and line[-1:] == b"}" else None
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
 class _Round:
@@ -407,9 +434,13 @@ class _Round:
 
 
 async def start_workers(hub) -> list[DeliveryWorker]:
+    """One worker per configured destination; the first also runs the sweeper that parks
+    rows for any other destination (nothing would ever deliver them)."""
     workers = []
     for destination in hub.settings.destinations.values():
         worker = DeliveryWorker(hub, destination)
+        if not workers:
+            worker.sweeper = UnroutedSweeper(hub)
         worker.start()
         workers.append(worker)
     return workers
