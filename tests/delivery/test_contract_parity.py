@@ -5,9 +5,11 @@ sandbox answered 500 and every retry applied the neighbours again)."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta, timezone
 
 import httpx
+import orjson
 import pytest
 from gateway_harness import make_settings, running_gateway, wait_until
 from hypothesis import given, settings
@@ -26,7 +28,7 @@ ZONES = st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1).map(
 )
 EXTREME_TIMES = (
     st.datetimes(timezones=ZONES).map(lambda dt: dt.isoformat())
-    | st.floats(allow_nan=False)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.integers(min_value=-(10**25), max_value=10**25)
     | st.integers(min_value=-(10**25), max_value=10**25).map(str)
     | st.sampled_from(["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "1e20"])
@@ -54,6 +56,7 @@ def test_every_object_the_contract_accepts_the_sandbox_applies(backend, when):
             {"external_id": "p", "list": {"$add": [{"id": 1, "at": {"$time": when}}]}},
         ],
     }  # fmt: skip
+    body = orjson.loads(json.dumps(body))  # as it arrives: JSON decoding makes huge ints floats
     try:
         parsed = parse_track_request(body)
     except BrazeError:

@@ -174,9 +174,11 @@ def test_a_row_settles_object_by_object_and_comes_back_with_only_what_failed(sql
     one that hit an outage comes back alone for a later try (its attempt counted)."""
     import asyncio
 
+    from sqlalchemy import select
+
     from headwater.delivery.worker import DeliveryWorker, _Round
     from headwater.server.hub import Hub
-    from headwater.state.outbox import OutboxEntry
+    from headwater.state.outbox import OutboxEntry, outbox
 
     settings = make_settings(sqlite_state, {"braze": "http://127.0.0.1:9"}, run_workers=False)
     hub = Hub(settings)
@@ -200,7 +202,9 @@ def test_a_row_settles_object_by_object_and_comes_back_with_only_what_failed(sql
         await worker.client.aclose()
 
     asyncio.run(main())
-    assert hub.outbox.claim("braze", 100) == []  # waiting out its backoff
+    with hub.engine.connect() as conn:  # given back with a backoff, not for at once
+        (waiting,) = conn.execute(select(outbox.c.available_at, outbox.c.enqueued_at)).all()
+    assert waiting.available_at > waiting.enqueued_at
     claimed: list = []
     wait_until(lambda: claimed.extend(hub.outbox.claim("braze", 100)) or claimed, timeout=2)
     (again,) = claimed

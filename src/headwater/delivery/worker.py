@@ -8,7 +8,10 @@ gets its own outcome, committed in groups as requests complete:
 * accepted -> gone from the outbox, its attribute values remembered for dedupe;
 * rejected by Braze for that object (a bad value) -> parked in the dead-letter queue;
 * not delivered (429/5xx after the client's retries, timeouts, 401/403) -> given back
-  with backoff; after ``max_attempts`` rounds it is parked too, with the last error.
+  with backoff; after ``max_attempts`` rounds it is parked too, with the last error;
+* never sendable (a row of an unknown kind, a stored line that is not a JSON object) ->
+  parked at once; rows for a destination no worker serves are parked by the sweeper
+  (``headwater.delivery.unrouted``). Nothing stays in the outbox for ever.
 
 A row (up to 75 objects) leaves the outbox when all its objects are settled, or comes back
 holding only the objects still to send. Rows stay leased (and the lease is extended) while
@@ -124,8 +127,12 @@ class DeliveryWorker:
     async def _round(self, rows: list[OutboxRow]) -> None:
         """Send the objects of ``rows`` and settle every one (delivered, parked or given
         back); a row leaves the outbox once all its objects are settled."""
+        renew = None
         try:
             batch = _Round(rows)
+            # Leases held for the whole round, waiting for earlier rounds included: an
+            # expired lease lets the rows be claimed (and sent) a second time.
+            renew = asyncio.get_running_loop().create_task(self._keep_leases(batch))
             try:
                 async with self._after_earlier_rounds(batch.deduped_users()):
                     await self._deliver(batch)
@@ -138,6 +145,8 @@ class DeliveryWorker:
                 with contextlib.suppress(Exception):
                     await self._settle(batch)
         finally:
+            if renew is not None:
+                renew.cancel()
             self._slots.release()
 
     def _backoff(self, attempts: int) -> float:
@@ -194,7 +203,6 @@ class DeliveryWorker:
             if batch.outcomes >= SETTLE_OBJECTS:
                 await self._settle(batch)
 
-        renew = asyncio.get_running_loop().create_task(self._keep_leases(batch))
         try:
             if items:
                 await self.client.track(items, on_results=on_results)
@@ -206,8 +214,6 @@ class DeliveryWorker:
         except Exception as exc:  # unexpected: settle what Braze answered, retry the rest
             log.error("delivery round failed: %s: %s", type(exc).__name__, exc)
             batch.fail_open(type(exc).__name__)
-        finally:
-            renew.cancel()
         batch.fail_open("no result from Braze")
         await self._settle(batch)
 
