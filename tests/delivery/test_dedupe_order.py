@@ -9,7 +9,7 @@ import itertools
 
 import httpx
 import pytest
-from gateway_harness import make_settings, running_gateway, wait_until
+from gateway_harness import fake_braze, make_settings, running_gateway, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -127,3 +127,21 @@ def test_braze_always_ends_with_the_last_value_posted(gateway):
             assert recorded == (b"null" if tier is None else f'"{tier}"'.encode()), plan
 
     check()
+
+
+def test_an_older_value_retried_after_a_newer_one_was_delivered_is_not_sent(sqlite_state):
+    """silver meets an outage and waits out its backoff; gold, posted later, goes out
+    first. The retried silver must not overwrite gold."""
+    with fake_braze() as (fake, url):
+        settings_ = make_settings(sqlite_state, {"braze": url}, max_attempts=10)
+        with running_gateway(settings_) as gw:
+            key = gw.key()
+            fake.faults.extend([503, 503, 503])  # silver's request, and both client retries
+            _post(gw, key, [{"external_id": "late", "tier": "silver"}])
+            wait_until(lambda: fake.status_counts.get(503, 0) >= 1)
+            _post(gw, key, [{"external_id": "late", "tier": "gold"}])
+            _drained(gw)
+            sent = [o["tier"] for o in fake.objects["attributes"] if "tier" in o]
+            assert sent == ["gold"]
+            assert _recorded(gw, "late") == b'"gold"'
+            assert gw.hub.counters.read()["gateway:partner"]["objects_skipped_unchanged"] == 1

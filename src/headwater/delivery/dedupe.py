@@ -72,6 +72,9 @@ class AttributeDeduper:
         self.engine = engine
         self.destination = destination
         self._cache: OrderedDict[str, dict[str, bytes]] = OrderedDict()
+        # The outbox row each delivered value came from (this process's memory): a value
+        # from an older row, retried after a newer one was delivered, must not overwrite it.
+        self._origins: OrderedDict[str, dict[str, int]] = OrderedDict()
 
     def _identity_keys(self, obj: dict) -> set[str]:
         keys = set(CONTROL_KEYS)
@@ -107,7 +110,7 @@ class AttributeDeduper:
             self._cache.popitem(last=False)
 
     def filter_batch(
-        self, objects: Sequence[dict]
+        self, objects: Sequence[dict], origins: Sequence[int] | None = None
     ) -> tuple[list[tuple[dict | None, int]], set[tuple[str, str]]]:
         """Each object of one delivery round, in outbox order, without the attribute values
         that would change nothing, with the data points that saves (None when nothing is
@@ -117,7 +120,9 @@ class AttributeDeduper:
         delivered before, or as an operator left it unknown), or when a later object of
         the round sets the same attribute again: only the last value of a round is sent,
         so the requests of a round (sent concurrently) cannot land out of order and leave
-        an older value. Also returns the (user, attribute) pairs whose value after the
+        an older value; and so is a value from an older outbox row (``origins``: each
+        object's row id) than the one already delivered (a retry after a later value went
+        out). Also returns the (user, attribute) pairs whose value after the
         round is not known here (operators, merged objects), for ``record``."""
         users = [user_key(obj) for obj in objects]
         replaced: set[tuple[int, str]] = set()
@@ -148,13 +153,16 @@ class AttributeDeduper:
             dropped: set[str] = set()
             saved = 0
             changed = False
+            newer = self._origins.get(user, {})
+            origin = origins[position] if origins is not None else None
             for name, value, plain in self._attributes(obj):
                 if not plain:  # relative to the stored value: always sent, value unknown after
                     known.pop(name, None)
                     changed = True
                     continue
                 canonical = _canonical(value)
-                if (position, name) in replaced or known.get(name) == canonical:
+                superseded = origin is not None and newer.get(name, origin) > origin
+                if superseded or (position, name) in replaced or known.get(name) == canonical:
                     dropped.add(name)
                     saved += data_points(name, value)
                     continue
@@ -168,6 +176,15 @@ class AttributeDeduper:
                 out.append((obj, saved))
         return out, volatile
 
+    def _remember_origin(self, user: str, name: str, origin: int) -> None:
+        seen = self._origins.get(user)
+        if seen is None:
+            seen = self._origins[user] = {}
+            while len(self._origins) > CACHE_USERS:
+                self._origins.popitem(last=False)
+        if origin >= seen.get(name, origin):
+            seen[name] = origin
+
     def _attributes(self, obj: dict) -> Iterator[tuple[str, object, bool]]:
         """``(name, value, plain)`` for each attribute ``obj`` changes; ``plain``: the value
         replaces what was stored (not an operator, not an object merged into the old one)."""
@@ -179,19 +196,21 @@ class AttributeDeduper:
             yield name, value, not (_is_operator(value) or (merge and isinstance(value, dict)))
 
     def record(
-        self, conn, objects: Iterable[dict], volatile: set[tuple[str, str]] = frozenset()
+        self, conn, sent: Iterable[tuple[dict, int]], volatile: set[tuple[str, str]]
     ) -> None:
         """Remember values Braze accepted, inside the caller's transaction. An attribute an
         operator or a merge changed (``volatile``: anywhere in the round) is forgotten, so
         the next value set for it is sent whatever it is."""
         rows: dict[tuple[str, str], bytes | None] = {}
-        for obj in objects:
+        for obj, origin in sent:
             user = user_key(obj)
             if user is None:
                 continue
             for name, value, plain in self._attributes(obj):
                 forget = not plain or (user, name) in volatile
                 rows[(user, name)] = None if forget else _canonical(value)
+                if plain:
+                    self._remember_origin(user, name, origin)
         if not rows:
             return
         kept = {pair: value for pair, value in rows.items() if value is not None}

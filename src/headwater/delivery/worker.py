@@ -265,7 +265,9 @@ class DeliveryWorker:
         if not entries:
             return
         self.dedupe.load(u for _, _, obj in entries if (u := user_key(obj)))
-        results, batch.volatile = self.dedupe.filter_batch([obj for _, _, obj in entries])
+        results, batch.volatile = self.dedupe.filter_batch(
+            [obj for _, _, obj in entries], [state.row.id for state, _, _ in entries]
+        )
         for (state, index, _obj), (kept, saved) in zip(entries, results, strict=True):
             if saved:
                 batch.counters[(state.row.stream, "data_points_saved")] += saved
@@ -284,7 +286,7 @@ class DeliveryWorker:
         done: list[int] = []
         retries: dict[int, Retry] = {}
         letters: list[tuple[OutboxRow, dict, str]] = []
-        sent: list[dict] = []
+        sent: list[tuple[dict, int]] = []  # (object, its outbox row) for dedupe
         counters = Counter(batch.counters)  # cleared once committed: a failed commit is redone
         for state in finished:
             row = state.row
@@ -292,7 +294,7 @@ class DeliveryWorker:
             if state.sent:
                 counters[(row.stream, "delivered")] += len(state.sent)
             if row.kind == "attributes" and row.options & OPT_DEDUPE_ATTRIBUTES:
-                sent.extend(state.sending[i] for i in state.sent)
+                sent.extend((state.sending[i], row.id) for i in state.sent)
             if not state.failures:
                 done.append(row.id)
             elif row.attempts + 1 >= self.settings.max_attempts:
