@@ -229,3 +229,32 @@ def test_mixed_request_points_each_error_at_its_array_and_index():
         ("purchases", 0),
     ]
     assert request.response()[1]["purchases_processed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("when", "says"),
+    [
+        (1e20, "not a number"),
+        (-1e15, "not a number"),
+        ("99999999999999999999", "not a number"),
+        ("0001-01-01T00:00:00+14:00", "years 1 to 3000"),
+        ("0001-01-01T00:00:00+01:00", "years 1 to 3000"),
+        ("2024-02-30T10:00:00Z", "years 1 to 3000"),
+        ("soon", "format Braze accepts"),
+    ],
+)
+def test_a_time_braze_cannot_hold_is_a_clear_per_object_error(when, says):
+    """The gateway, the sandbox and the client all refuse with this one check, so what
+    the gateway accepts the sandbox can always apply."""
+    parsed = parse_track_request(
+        {
+            "events": [
+                {"external_id": "a", "name": "e", "time": when},
+                {"external_id": "b", "name": "e", "time": "2024-05-02T10:00:00Z"},
+            ]
+        }
+    )
+    assert [i for i, _ in parsed.events] == [1]
+    (error,) = parsed.errors
+    assert (error["input_array"], error["index"]) == ("events", 0)
+    assert "'time'" in error["type"] and says in error["type"]

@@ -29,3 +29,26 @@ def test_two_gateways_on_one_postgres_outbox_deliver_each_event_once(pg_url):
             assert len(users) == len(set(users)) == 300
             workers = [w for hub in (a.hub, b.hub) for w in hub.workers]
             assert all(w.delivered > 0 for w in workers)  # both processes took part
+
+
+def test_rows_for_an_unconfigured_destination_are_parked_on_postgres_too(pg_url):
+    from sqlalchemy import insert
+
+    from headwater.state.dead_letters import list_dead_letters
+    from headwater.state.outbox import outbox
+
+    with fake_braze() as (fake, url):
+        settings = make_settings(pg_url, {"braze": url})
+        with running_gateway(settings) as gw:
+            with gw.hub.engine.begin() as conn:
+                conn.execute(insert(outbox), [
+                    {"stream": "gateway:partner", "destination": destination, "kind": "events",
+                     "payload": b'{"external_id":"u","name":"e","time":"2024-05-02T10:00:00Z"}',
+                     "objects": 1, "options": 0, "enqueued_at": 0.0, "available_at": 0.0,
+                     "attempts": 0}
+                    for destination in ("gone", "braze")
+                ])  # fmt: skip
+            wait_until(lambda: gw.hub.outbox.depth() == 0 and list_dead_letters(gw.hub.engine))
+            (letter,) = list_dead_letters(gw.hub.engine)
+            assert letter.destination == "gone" and "not configured" in letter.reason
+            assert len(fake.events("e")) == 1

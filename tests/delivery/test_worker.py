@@ -174,9 +174,11 @@ def test_a_row_settles_object_by_object_and_comes_back_with_only_what_failed(sql
     one that hit an outage comes back alone for a later try (its attempt counted)."""
     import asyncio
 
+    from sqlalchemy import select
+
     from headwater.delivery.worker import DeliveryWorker, _Round
     from headwater.server.hub import Hub
-    from headwater.state.outbox import OutboxEntry
+    from headwater.state.outbox import OutboxEntry, outbox
 
     settings = make_settings(sqlite_state, {"braze": "http://127.0.0.1:9"}, run_workers=False)
     hub = Hub(settings)
@@ -200,7 +202,9 @@ def test_a_row_settles_object_by_object_and_comes_back_with_only_what_failed(sql
         await worker.client.aclose()
 
     asyncio.run(main())
-    assert hub.outbox.claim("braze", 100) == []  # waiting out its backoff
+    with hub.engine.connect() as conn:  # given back with a backoff, not for at once
+        (waiting,) = conn.execute(select(outbox.c.available_at, outbox.c.enqueued_at)).all()
+    assert waiting.available_at > waiting.enqueued_at
     claimed: list = []
     wait_until(lambda: claimed.extend(hub.outbox.claim("braze", 100)) or claimed, timeout=2)
     (again,) = claimed
@@ -250,5 +254,68 @@ def test_a_round_that_dies_mid_send_settles_what_braze_accepted(sqlite_state):
     wait_until(lambda: claimed.extend(hub.outbox.claim("braze", 100)) or claimed, timeout=3)
     (again,) = claimed
     assert again.decode() == [{"n": 2}, {"n": 3}, {"n": 4}] and again.attempts == 1
+    hub.outbox.close()
+    hub.lock.release()
+
+
+def test_a_round_whose_settling_fails_keeps_what_was_settled_and_what_braze_answered(
+    sqlite_state, monkeypatch
+):
+    """Settling fails after one row was already given back trimmed, and after Braze
+    accepted the other row: the trimmed row is not given back again (its attempt counted
+    twice), and the accepted objects are not put back to be sent again."""
+    import asyncio
+
+    from headwater.braze.batching import ItemResult
+    from headwater.delivery import worker as worker_module
+    from headwater.delivery.worker import DeliveryWorker
+    from headwater.server.hub import Hub
+    from headwater.state.outbox import OutboxEntry
+
+    class TwoRequests:
+        async def track(self, items, *, on_results=None, progress=None):
+            first, second = list(items)[:2], list(items)[2:]
+            await on_results([ItemResult(first[0].ref, True),
+                              ItemResult(first[1].ref, False, "503", retriable=True)])  # fmt: skip
+            await on_results([ItemResult(item.ref, True) for item in second])
+
+        async def aclose(self) -> None:
+            pass
+
+    monkeypatch.setattr(worker_module, "SETTLE_OBJECTS", 1)  # settle after every request
+    settings = make_settings(sqlite_state, {"braze": "http://127.0.0.1:9"}, run_workers=False)
+    hub = Hub(settings)
+    worker = DeliveryWorker(hub, settings.destinations["braze"], client=TwoRequests())
+    commits = {"n": 0}
+    real_commit = worker._commit
+
+    def flaky_commit(*args):
+        commits["n"] += 1
+        if commits["n"] in (2, 3):  # the second row's settle, then the round's last one
+            raise RuntimeError("database is locked")
+        return real_commit(*args)
+
+    worker._commit = flaky_commit
+
+    async def main():
+        for first in (0, 2):  # two commits, two rows
+            await hub.outbox.enqueue([
+                OutboxEntry("gateway:partner", "braze", "events", f'{{"n":{n}}}'.encode())
+                for n in (first, first + 1)
+            ])  # fmt: skip
+        rows = hub.outbox.claim("braze", 100)
+        assert len(rows) == 2
+        await worker._slots.acquire()
+        await worker._round(rows)
+
+    asyncio.run(main())
+    assert commits["n"] == 4
+    assert hub.outbox.depth() == 1  # only the object that met the outage
+    claimed: list = []
+    wait_until(lambda: claimed.extend(hub.outbox.claim("braze", 100)) or claimed, timeout=3)
+    (again,) = claimed
+    assert again.decode() == [{"n": 1}] and again.attempts == 1
+    assert hub.counters.read()["gateway:partner"] == {"delivered": 3}
+    assert list_dead_letters(hub.engine) == []
     hub.outbox.close()
     hub.lock.release()

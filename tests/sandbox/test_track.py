@@ -335,3 +335,87 @@ def test_per_kind_policy_allows_75_of_each_kind():
             over = track(api, attributes=_objects(76, "attributes"))
             assert over.status_code == 400
             assert over.json()["message"] == "Max Input Length Exceeded"
+
+
+# ---- times the contract cannot hold, and objects the sandbox cannot apply ------------------
+
+OUT_OF_RANGE_TIMES = [
+    "0001-01-01T00:00:00+01:00",  # year 0 in UTC: was an OverflowError and a 500
+    "0001-01-01T00:00:00+14:00",
+    "3000-12-31T23:00:00-05:00",  # year 3001 in UTC
+]
+NUMERIC_TIMES = [1e20, -1e15, "99999999999999999999", 1714644000]
+
+
+@pytest.mark.parametrize("when", OUT_OF_RANGE_TIMES + NUMERIC_TIMES)
+def test_an_event_time_braze_cannot_hold_is_that_events_error_and_its_neighbour_counts_once(
+    api, sandbox, when
+):
+    good = {"external_id": "good", "name": "e", "time": "2024-05-02T10:00:00Z"}
+    bad = {"external_id": "bad", "name": "e", "time": when}
+    purchase = {"external_id": "bad", "product_id": "p", "currency": "USD", "price": 1,
+                "time": when}  # fmt: skip
+    response = track(api, events=[bad, good], purchases=[purchase])
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["events_processed"] == 1 and body["purchases_processed"] == 0
+    assert [(e["input_array"], e["index"]) for e in body["errors"]] == [
+        ("events", 0),
+        ("purchases", 0),
+    ]
+    assert "'time'" in body["errors"][0]["type"]
+    assert sandbox.user("good")["custom_events"]["e"]["count"] == 1
+    assert sandbox.user("bad") is NOT_FOUND
+
+
+@pytest.mark.parametrize("when", OUT_OF_RANGE_TIMES)
+def test_attribute_times_braze_cannot_hold_never_answer_500(api, sandbox, when):
+    response = track(
+        api,
+        attributes=[
+            {"external_id": "u", "when": when},  # a string that is not a time stays a string
+            {"external_id": "u", "date_of_first_session": when},  # a date field: refused
+            {"external_id": "u", "moved": {"at": {"$time": when}}},  # dropped, as Braze does
+        ],
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert [(e["input_array"], e["index"]) for e in body["errors"]] == [("attributes", 1)]
+    attributes = sandbox.user("u")["custom_attributes"]
+    assert attributes["when"] == when
+    assert "moved" not in attributes
+
+
+def test_an_object_the_sandbox_fails_to_apply_is_its_own_error_not_a_500(api, sandbox, monkeypatch):
+    """Whatever goes wrong applying one object, its neighbours are applied once and the
+    answer says which object failed: a 500 would make the caller send them all again."""
+    from headwater.sandbox.users import models
+
+    real = models.apply_event
+
+    def breaks_on_boom(profile, event, *, now):
+        if event["name"] == "boom":
+            raise OverflowError("date value out of range")
+        return real(profile, event, now=now)
+
+    monkeypatch.setattr(models, "apply_event", breaks_on_boom)
+    when = "2024-05-02T10:00:00Z"
+    response = track(
+        api,
+        events=[
+            {"external_id": "u", "name": "fine", "time": when},
+            {"external_id": "u", "name": "boom", "time": when},
+            {"external_id": "v", "name": "fine", "time": when},
+        ],
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["events_processed"] == 2
+    (error,) = body["errors"]
+    assert (error["input_array"], error["index"]) == ("events", 1)
+    assert "OverflowError" in error["type"]
+    assert sandbox.user("u")["custom_events"] == {
+        "fine": {"first": "2024-05-02T10:00:00.000Z", "last": "2024-05-02T10:00:00.000Z",
+                 "count": 1}
+    }  # fmt: skip
+    assert sandbox.user("v")["custom_events"]["fine"]["count"] == 1

@@ -12,7 +12,8 @@ How a request's outcome is handled:
 * 2xx: objects named in ``errors`` failed, all others accepted.
 * 400/413 naming objects: Braze processed nothing, so the named objects fail and the others
   are sent again without them. 400 "Max Input Length Exceeded" / 413 without names: the
-  batch is halved and each half sent on its own (a contract with a smaller cap still works).
+  batch is halved and each half sent on its own (a contract with a smaller cap still works);
+  so is a 400 for malformed JSON, until the one object at fault fails on its own.
   Any other 4xx: every object of the request fails with Braze's message.
 * 401/403: the whole run stops with BrazeRejectedError (message never contains the key).
 * 429, 408, 5xx, timeouts, refused or dropped connections: retried with backoff and full
@@ -43,7 +44,7 @@ from headwater.braze.batching import (
     split_batch,
 )
 from headwater.braze.endpoints import ENDPOINTS, Endpoint, endpoint_for
-from headwater.braze.errors import BrazeRejectedError, BrazeUnavailableError
+from headwater.braze.errors import MSG_BAD_JSON, BrazeRejectedError, BrazeUnavailableError
 from headwater.braze.limits import (
     MAX_BODY_BYTES,
     MAX_IDS_PER_REQUEST,
@@ -488,7 +489,10 @@ class _TrackRun:
             return [rest] if len(rest) else []
         message = str(body.get("message") or "")
         too_big = answer.status == 413 or message.lower().startswith(MSG_MAX_INPUT_PREFIX)
-        if too_big and len(batch) > 1 and answer.status in SPLITTABLE_STATUSES:
+        # Malformed JSON names no object either: halving finds the one at fault (objects
+        # may be sent as stored, undecoded) instead of failing all its neighbours.
+        malformed = answer.status == 400 and message == MSG_BAD_JSON
+        if (too_big or malformed) and len(batch) > 1 and answer.status in SPLITTABLE_STATUSES:
             return list(split_batch(batch))
         reason = self.client._scrub(f"Braze answered {answer.status}: {message}".rstrip(": "))
         await self.report([ItemResult(i.ref, False, reason) for i in batch.items()])

@@ -22,7 +22,12 @@ from headwater.braze.limits import (
     BatchPolicy,
     objects_over_limit,
 )
-from headwater.braze.timeparse import is_braze_time, parse_braze_time
+from headwater.braze.timeparse import (
+    MAX_TIME_YEAR,
+    is_braze_time,
+    looks_like_time,
+    parse_braze_time,
+)
 from headwater.braze.values import (
     CURRENCIES,
     GENDERS,
@@ -352,8 +357,16 @@ def _check_properties(props: object, where: str) -> None:
 def _check_time(obj: dict) -> None:
     if "time" not in obj:
         raise ObjectError("'time' is required")
-    if not is_braze_time(obj["time"]):
-        raise ObjectError("'time' must be a date string in a format Braze accepts")
+    value = obj["time"]
+    if is_braze_time(value):
+        return
+    if is_number(value) or (isinstance(value, str) and value.strip().lstrip("+-").isdigit()):
+        raise ObjectError("'time' must be a date string (e.g. 2024-05-02T10:00:00Z), not a number")
+    if isinstance(value, str) and looks_like_time(value):
+        raise ObjectError(
+            f"'time' is not a real date in the years 1 to {MAX_TIME_YEAR} (counted in UTC)"
+        )
+    raise ObjectError("'time' must be a date string in a format Braze accepts")
 
 
 def _check_app_id(obj: dict) -> None:
@@ -409,6 +422,13 @@ class TrackRequest:
     purchases: list[tuple[int, dict]] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
     sent: tuple[str, ...] = ()
+
+    def refuse(self, name: str, index: int, reason: str) -> None:
+        """Turn a valid object into a per-object error after all (its backend could not
+        apply it): it leaves ``name``'s valid list and is answered with ``reason``."""
+        valid = getattr(self, name)
+        setattr(self, name, [(i, obj) for i, obj in valid if i != index])
+        self.errors.append({"type": reason, "input_array": name, "index": index})
 
     @property
     def valid_count(self) -> int:

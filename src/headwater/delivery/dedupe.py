@@ -1,6 +1,10 @@
 """Attribute de-duplication: drop attribute values equal to the last value delivered to the
 same user at the same destination, before they cost a data point.
 
+The one promise: Braze ends with the last value posted. Values are compared in outbox
+order, with what was delivered and with the earlier objects of the same round, and an
+operator forgets what it touched (its result is Braze's to know).
+
 Braze bills every attribute *set*, changed or not, and partners re-send whole profiles on
 every event. Only values Braze accepted are remembered (``record`` runs after a 2xx), so a
 failed delivery never suppresses its retry. Operators (``inc``, ``add``/``remove``,
@@ -10,10 +14,10 @@ failed delivery never suppresses its retry. Operators (``inc``, ``add``/``remove
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 
 import orjson
-from sqlalchemy import Column, Engine, LargeBinary, String, Table, select
+from sqlalchemy import Column, Engine, LargeBinary, String, Table, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from headwater.braze.identifiers import ObjectError, identifier_of
@@ -68,6 +72,9 @@ class AttributeDeduper:
         self.engine = engine
         self.destination = destination
         self._cache: OrderedDict[str, dict[str, bytes]] = OrderedDict()
+        # The outbox row each delivered value came from (this process's memory): a value
+        # from an older row, retried after a newer one was delivered, must not overwrite it.
+        self._origins: OrderedDict[str, dict[str, int]] = OrderedDict()
 
     def _identity_keys(self, obj: dict) -> set[str]:
         keys = set(CONTROL_KEYS)
@@ -102,65 +109,144 @@ class AttributeDeduper:
         while len(self._cache) > CACHE_USERS:
             self._cache.popitem(last=False)
 
-    def filter(self, obj: dict) -> tuple[dict | None, int]:
-        """``obj`` without unchanged attributes (None when nothing is left to send), and
-        the data points that saves. Call ``load`` for the object's user first."""
-        user = user_key(obj)
-        if user is None:
-            return obj, 0
-        known = self._cache.get(user)
-        if not known:
-            return obj, 0
-        keep = self._identity_keys(obj)
-        out: dict = {}
-        saved = 0
-        changed = False
-        for name, value in obj.items():
-            if name in keep or _is_operator(value):
-                out[name] = value
-                if name not in keep:
-                    changed = True
-                continue
-            previous = known.get(name)
-            if previous is not None and previous == _canonical(value):
-                saved += data_points(name, value)
-                continue
-            out[name] = value
-            changed = True
-        if not changed:
-            return None, saved
-        return (out if saved else obj), saved
+    def filter_batch(
+        self, objects: Sequence[dict], origins: Sequence[int] | None = None
+    ) -> tuple[list[tuple[dict | None, int]], set[tuple[str, str]]]:
+        """Each object of one delivery round, in outbox order, without the attribute values
+        that would change nothing, with the data points that saves (None when nothing is
+        left to send); call ``load`` for the objects' users first.
 
-    def record(self, conn, objects: Iterable[dict]) -> None:
-        """Remember values Braze accepted, inside the caller's transaction."""
-        rows: dict[tuple[str, str], bytes] = {}
-        for obj in objects:
+        A value is dropped when it equals the user's value at that point of the round (as
+        delivered before, or as an operator left it unknown), or when a later object of
+        the round sets the same attribute again: only the last value of a round is sent,
+        so the requests of a round (sent concurrently) cannot land out of order and leave
+        an older value; and so is a value from an older outbox row (``origins``: each
+        object's row id) than the one already delivered (a retry after a later value went
+        out). Also returns the (user, attribute) pairs whose value after the
+        round is not known here (operators, merged objects), for ``record``."""
+        users = [user_key(obj) for obj in objects]
+        replaced: set[tuple[int, str]] = set()
+        volatile: set[tuple[str, str]] = set()
+        set_later: set[tuple[str, str]] = set()
+        for position in range(len(objects) - 1, -1, -1):
+            user = users[position]
+            if user is None:
+                continue
+            obj = objects[position]
+            for name, _value, plain in self._attributes(obj):
+                if not plain:
+                    volatile.add((user, name))
+                elif (user, name) in set_later:
+                    replaced.add((position, name))
+                else:
+                    set_later.add((user, name))
+        running: dict[str, dict[str, bytes]] = {}
+        out: list[tuple[dict | None, int]] = []
+        for position, obj in enumerate(objects):
+            user = users[position]
+            if user is None:
+                out.append((obj, 0))
+                continue
+            known = running.get(user)
+            if known is None:
+                known = running[user] = dict(self._cache.get(user) or {})
+            dropped: set[str] = set()
+            saved = 0
+            changed = False
+            newer = self._origins.get(user, {})
+            origin = origins[position] if origins is not None else None
+            for name, value, plain in self._attributes(obj):
+                if not plain:  # relative to the stored value: always sent, value unknown after
+                    known.pop(name, None)
+                    changed = True
+                    continue
+                canonical = _canonical(value)
+                superseded = origin is not None and newer.get(name, origin) > origin
+                if superseded or (position, name) in replaced or known.get(name) == canonical:
+                    dropped.add(name)
+                    saved += data_points(name, value)
+                    continue
+                known[name] = canonical
+                changed = True
+            if not changed:
+                out.append((None, saved))
+            elif dropped:
+                out.append(({k: v for k, v in obj.items() if k not in dropped}, saved))
+            else:
+                out.append((obj, saved))
+        return out, volatile
+
+    def _remember_origin(self, user: str, name: str, origin: int) -> None:
+        seen = self._origins.get(user)
+        if seen is None:
+            seen = self._origins[user] = {}
+            while len(self._origins) > CACHE_USERS:
+                self._origins.popitem(last=False)
+        if origin >= seen.get(name, origin):
+            seen[name] = origin
+
+    def _attributes(self, obj: dict) -> Iterator[tuple[str, object, bool]]:
+        """``(name, value, plain)`` for each attribute ``obj`` changes; ``plain``: the value
+        replaces what was stored (not an operator, not an object merged into the old one)."""
+        keep = self._identity_keys(obj)
+        merge = obj.get("_merge_objects") is True
+        for name, value in obj.items():
+            if name in keep:
+                continue
+            yield name, value, not (_is_operator(value) or (merge and isinstance(value, dict)))
+
+    def record(
+        self, conn, sent: Iterable[tuple[dict, int]], volatile: set[tuple[str, str]]
+    ) -> None:
+        """Remember values Braze accepted, inside the caller's transaction. An attribute an
+        operator or a merge changed (``volatile``: anywhere in the round) is forgotten, so
+        the next value set for it is sent whatever it is."""
+        rows: dict[tuple[str, str], bytes | None] = {}
+        for obj, origin in sent:
             user = user_key(obj)
             if user is None:
                 continue
-            keep = self._identity_keys(obj)
-            for name, value in obj.items():
-                if name in keep or _is_operator(value) or name == "_merge_objects":
-                    continue
-                rows[(user, name)] = _canonical(value)
+            for name, value, plain in self._attributes(obj):
+                forget = not plain or (user, name) in volatile
+                rows[(user, name)] = None if forget else _canonical(value)
+                if plain:
+                    self._remember_origin(user, name, origin)
         if not rows:
             return
-        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        stmt = insert(delivered_attributes)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["destination", "user_key", "name"],
-            set_={"value": stmt.excluded.value},
-        )
-        conn.execute(
-            stmt,
-            [
-                {"destination": self.destination, "user_key": u, "name": n, "value": v}
-                for (u, n), v in rows.items()
-            ],
-        )
+        kept = {pair: value for pair, value in rows.items() if value is not None}
+        forgotten = [pair for pair, value in rows.items() if value is None]
+        if kept:
+            insert = (
+                postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+            )
+            stmt = insert(delivered_attributes)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["destination", "user_key", "name"],
+                set_={"value": stmt.excluded.value},
+            )
+            conn.execute(
+                stmt,
+                [
+                    {"destination": self.destination, "user_key": u, "name": n, "value": v}
+                    for (u, n), v in kept.items()
+                ],
+            )
+        if forgotten:
+            conn.execute(
+                delete(delivered_attributes).where(
+                    delivered_attributes.c.destination == self.destination,
+                    delivered_attributes.c.user_key == bindparam("u"),
+                    delivered_attributes.c.name == bindparam("n"),
+                ),
+                [{"u": u, "n": n} for u, n in forgotten],
+            )
         for (user, name), value in rows.items():
             cached = self._cache.get(user)
-            if cached is not None:
+            if cached is None:
+                continue
+            if value is None:
+                cached.pop(name, None)
+            else:
                 cached[name] = value
 
 

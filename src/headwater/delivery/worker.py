@@ -8,7 +8,10 @@ gets its own outcome, committed in groups as requests complete:
 * accepted -> gone from the outbox, its attribute values remembered for dedupe;
 * rejected by Braze for that object (a bad value) -> parked in the dead-letter queue;
 * not delivered (429/5xx after the client's retries, timeouts, 401/403) -> given back
-  with backoff; after ``max_attempts`` rounds it is parked too, with the last error.
+  with backoff; after ``max_attempts`` rounds it is parked too, with the last error;
+* never sendable (a row of an unknown kind, a stored line that is not a JSON object) ->
+  parked at once; rows for a destination no worker serves are parked by the sweeper
+  (``headwater.delivery.unrouted``). Nothing stays in the outbox for ever.
 
 A row (up to 75 objects) leaves the outbox when all its objects are settled, or comes back
 holding only the objects still to send. Rows stay leased (and the lease is extended) while
@@ -30,7 +33,9 @@ import orjson
 from headwater.braze.batching import ItemResult, TrackItem
 from headwater.braze.client import BrazeClient
 from headwater.braze.errors import BrazeRejectedError
+from headwater.braze.limits import TRACK_ARRAYS
 from headwater.delivery.dedupe import AttributeDeduper, user_key
+from headwater.delivery.unrouted import UnroutedSweeper
 from headwater.errors import HeadwaterError
 from headwater.server.hub import GATEWAY_STREAM
 from headwater.server.settings import DeliverySettings, DestinationSettings
@@ -63,6 +68,8 @@ class DeliveryWorker:
         self._task: asyncio.Task | None = None
         self._rounds: set[asyncio.Task] = set()
         self._slots = asyncio.Semaphore(ROUNDS_IN_FLIGHT)
+        self._attribute_rounds: list[tuple[set[str], asyncio.Event]] = []
+        self.sweeper: UnroutedSweeper | None = None  # started and stopped with this worker
         self._stopping = False
         self.delivered = 0
         self.parked = 0
@@ -72,9 +79,13 @@ class DeliveryWorker:
     def start(self) -> None:
         self._wake = self.hub.outbox.subscribe()
         self._task = asyncio.get_running_loop().create_task(self._run())
+        if self.sweeper is not None:
+            self.sweeper.start()
 
     async def stop(self) -> None:
         self._stopping = True
+        if self.sweeper is not None:
+            await self.sweeper.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -114,16 +125,28 @@ class DeliveryWorker:
                 await asyncio.sleep(self.settings.linger_seconds)
 
     async def _round(self, rows: list[OutboxRow]) -> None:
+        """Send the objects of ``rows`` and settle every one (delivered, parked or given
+        back); a row leaves the outbox once all its objects are settled."""
+        renew = None
         try:
-            await self.deliver(rows)
-        except Exception as exc:  # before sending, or settling failed: the rows go back
-            log.error("delivery round failed: %s: %s", type(exc).__name__, exc)
-            with contextlib.suppress(Exception):
-                await self.hub.outbox.write(
-                    self.hub.outbox.release,
-                    {r.id: Retry(type(exc).__name__, self._backoff(r.attempts)) for r in rows},
-                )
+            batch = _Round(rows)
+            # Leases held for the whole round, waiting for earlier rounds included: an
+            # expired lease lets the rows be claimed (and sent) a second time.
+            renew = asyncio.get_running_loop().create_task(self._keep_leases(batch))
+            try:
+                async with self._after_earlier_rounds(batch.deduped_users()):
+                    await self._deliver(batch)
+            except Exception as exc:  # before sending, or while settling
+                log.error("delivery round failed: %s: %s", type(exc).__name__, exc)
+                # What is known stays known: rows already settled are left alone, objects
+                # Braze answered keep their outcome, the rest go back (each row's attempt
+                # counted once, and parked at max_attempts like any other failure).
+                batch.fail_open(type(exc).__name__)
+                with contextlib.suppress(Exception):
+                    await self._settle(batch)
         finally:
+            if renew is not None:
+                renew.cancel()
             self._slots.release()
 
     def _backoff(self, attempts: int) -> float:
@@ -135,10 +158,27 @@ class DeliveryWorker:
 
     # ---- one round ---------------------------------------------------------------------
 
-    async def deliver(self, rows: list[OutboxRow]) -> None:
-        """Send the objects of ``rows`` and settle every one (delivered, parked or given
-        back); a row leaves the outbox once all its objects are settled."""
-        batch = _Round(rows)
+    @contextlib.asynccontextmanager
+    async def _after_earlier_rounds(self, users: set[str]):
+        """Attribute values of the same users go out round after round, in claim order: a
+        round waits for the earlier rounds still in flight that carry any of its users, so
+        it compares with what they delivered and cannot overtake them. (Registered before
+        the first await, so in the order the rounds were claimed.)"""
+        if not users:
+            yield
+            return
+        earlier = [done for others, done in self._attribute_rounds if others & users]
+        mine = (users, asyncio.Event())
+        self._attribute_rounds.append(mine)
+        try:
+            for done in earlier:
+                await done.wait()
+            yield
+        finally:
+            self._attribute_rounds.remove(mine)
+            mine[1].set()
+
+    async def _deliver(self, batch: _Round) -> None:
         await self._resolve_identities(batch)
         self._drop_unchanged(batch)
         items = [
@@ -163,7 +203,6 @@ class DeliveryWorker:
             if batch.outcomes >= SETTLE_OBJECTS:
                 await self._settle(batch)
 
-        renew = asyncio.get_running_loop().create_task(self._keep_leases(batch))
         try:
             if items:
                 await self.client.track(items, on_results=on_results)
@@ -175,8 +214,6 @@ class DeliveryWorker:
         except Exception as exc:  # unexpected: settle what Braze answered, retry the rest
             log.error("delivery round failed: %s: %s", type(exc).__name__, exc)
             batch.fail_open(type(exc).__name__)
-        finally:
-            renew.cancel()
         batch.fail_open("no result from Braze")
         await self._settle(batch)
 
@@ -219,25 +256,26 @@ class DeliveryWorker:
         await asyncio.gather(*(one(*w) for w in wanted))
 
     def _drop_unchanged(self, batch: _Round) -> None:
-        candidates = [
-            state for state in batch.states
+        entries = [
+            (state, index, obj)
+            for state in batch.states
             if state.row.kind == "attributes" and state.row.options & OPT_DEDUPE_ATTRIBUTES
-        ]  # fmt: skip
-        if not candidates:
+            for index, obj in sorted(state.sending.items())
+        ]
+        if not entries:
             return
-        self.dedupe.load(
-            u for state in candidates for u in map(user_key, state.sending.values()) if u
+        self.dedupe.load(u for _, _, obj in entries if (u := user_key(obj)))
+        results, batch.volatile = self.dedupe.filter_batch(
+            [obj for _, _, obj in entries], [state.row.id for state, _, _ in entries]
         )
-        for state in candidates:
-            for index, obj in list(state.sending.items()):
-                kept, saved = self.dedupe.filter(obj)
-                if saved:
-                    batch.counters[(state.row.stream, "data_points_saved")] += saved
-                if kept is None:
-                    batch.counters[(state.row.stream, "objects_skipped_unchanged")] += 1
-                    state.skipped(index)
-                else:
-                    state.sending[index] = kept
+        for (state, index, _obj), (kept, saved) in zip(entries, results, strict=True):
+            if saved:
+                batch.counters[(state.row.stream, "data_points_saved")] += saved
+            if kept is None:
+                batch.counters[(state.row.stream, "objects_skipped_unchanged")] += 1
+                state.skipped(index)
+            else:
+                state.sending[index] = kept
 
     async def _settle(self, batch: _Round) -> None:
         """Commit what is known: finished rows leave (or come back trimmed for a retry),
@@ -248,15 +286,15 @@ class DeliveryWorker:
         done: list[int] = []
         retries: dict[int, Retry] = {}
         letters: list[tuple[OutboxRow, dict, str]] = []
-        sent: list[dict] = []
-        counters, batch.counters = batch.counters, Counter()
+        sent: list[tuple[dict, int]] = []  # (object, its outbox row) for dedupe
+        counters = Counter(batch.counters)  # cleared once committed: a failed commit is redone
         for state in finished:
             row = state.row
             letters.extend((row, state.lines[i], reason) for i, reason in state.rejected)
             if state.sent:
                 counters[(row.stream, "delivered")] += len(state.sent)
             if row.kind == "attributes" and row.options & OPT_DEDUPE_ATTRIBUTES:
-                sent.extend(state.sending[i] for i in state.sent)
+                sent.extend((state.sending[i], row.id) for i in state.sent)
             if not state.failures:
                 done.append(row.id)
             elif row.attempts + 1 >= self.settings.max_attempts:
@@ -275,17 +313,20 @@ class DeliveryWorker:
                 )
         for row, _obj, _reason in letters:
             counters[(row.stream, "dead_lettered")] += 1
-        await self.hub.outbox.write(self._commit, done, retries, letters, sent, counters)
+        await self.hub.outbox.write(
+            self._commit, done, retries, letters, sent, batch.volatile, counters
+        )
+        batch.counters.clear()
         batch.settled(finished)
         self.delivered += sum(len(state.sent) for state in finished)
         self.parked += len(letters)
 
-    def _commit(self, done, retries, letters, sent, counters) -> None:
+    def _commit(self, done, retries, letters, sent, volatile, counters) -> None:
         with self.hub.engine.begin() as conn:
             self.hub.outbox.ack(done, conn)
             self.hub.outbox.release(retries, conn)
             park_objects(conn, letters)
-            self.dedupe.record(conn, sent)
+            self.dedupe.record(conn, sent, volatile)
             self.hub.counters.add(counters, conn)
 
     async def _keep_leases(self, batch: _Round) -> None:
@@ -306,17 +347,24 @@ class _RowState:
     def __init__(self, row: OutboxRow):
         self.row = row
         self.lines = row.lines()
-        inspect = row.options & OPT_RESOLVE_EMAIL or (
-            row.kind == "attributes" and row.options & OPT_DEDUPE_ATTRIBUTES
-        )
-        decode = orjson.loads if inspect else orjson.Fragment
-        self.sending: dict[int, dict | orjson.Fragment] = {
-            index: decode(line) for index, line in enumerate(self.lines)
-        }
-        self.open = set(self.sending)
         self.sent: list[int] = []
         self.rejected: list[tuple[int, str]] = []  # -> dead-letter queue
         self.failures: dict[int, str] = {}  # -> another try later
+        self.sending: dict[int, dict | orjson.Fragment] = {}
+        if row.kind not in TRACK_ARRAYS:
+            reason = f"cannot be sent: {row.kind!r} is not a /users/track array"
+            self.rejected = [(index, reason) for index in range(len(self.lines))]
+        else:
+            inspect = row.options & OPT_RESOLVE_EMAIL or (
+                row.kind == "attributes" and row.options & OPT_DEDUPE_ATTRIBUTES
+            )
+            for index, line in enumerate(self.lines):
+                obj = _readable(line, decode=bool(inspect))
+                if obj is None:
+                    self.rejected.append((index, "cannot be sent: not a stored JSON object"))
+                else:
+                    self.sending[index] = obj
+        self.open = set(self.sending)
 
     def as_sent(self, index: int) -> dict:
         obj = self.sending[index]
@@ -341,12 +389,26 @@ class _RowState:
         self.sending.pop(index, None)
 
 
+def _readable(line: bytes, *, decode: bool) -> dict | orjson.Fragment | None:
+    """One stored object, decoded when the round needs to look into it; None for a line
+    that could never be sent (a damaged row must not sink the rows claimed with it).
+    Undecoded lines only get a shape check: decoding every event is what Fragment saves."""
+    if not decode:
+        return orjson.Fragment(line) if line[:1] == b"{" and line[-1:] == b"}" else None
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
 class _Round:
     """The rows of one claim and what has been settled of them so far."""
 
     def __init__(self, rows: list[OutboxRow]):
         self.states = [_RowState(row) for row in rows]
         self.counters: Counter = Counter()
+        self.volatile: set[tuple[str, str]] = set()  # attributes whose value dedupe forgets
         self._settled: set[int] = set()
 
     @property
@@ -365,14 +427,28 @@ class _Round:
             for index in list(state.open):
                 state.failed(index, error)
 
+    def deduped_users(self) -> set[str]:
+        """The users of this round's attribute objects that dedupe looks at."""
+        return {
+            user
+            for state in self.states
+            if state.row.kind == "attributes" and state.row.options & OPT_DEDUPE_ATTRIBUTES
+            for obj in state.sending.values()
+            if (user := user_key(obj))
+        }
+
     def open_row_ids(self) -> list[int]:
         return [s.row.id for s in self.states if s.row.id not in self._settled]
 
 
 async def start_workers(hub) -> list[DeliveryWorker]:
+    """One worker per configured destination; the first also runs the sweeper that parks
+    rows for any other destination (nothing would ever deliver them)."""
     workers = []
     for destination in hub.settings.destinations.values():
         worker = DeliveryWorker(hub, destination)
+        if not workers:
+            worker.sweeper = UnroutedSweeper(hub)
         worker.start()
         workers.append(worker)
     return workers

@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -43,6 +43,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     func,
+    or_,
     select,
     update,
 )
@@ -315,6 +316,30 @@ class Outbox:
                     self._claim_sql["lease"],
                     (self.owner, until, destination, now, now, limit, limit),
                 )
+            rows = [OutboxRow(*row) for row in result]
+        rows.sort(key=lambda r: r.id)
+        return rows
+
+    def claim_unrouted(self, destinations: Collection[str], limit: int = 500) -> list[OutboxRow]:
+        """Lease rows for none of ``destinations`` (the ones this project configures):
+        no worker will ever claim them. Waiting backoffs do not matter here."""
+        now = time.time()
+        free = or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now)
+        query = select(outbox.c.id).where(free).order_by(outbox.c.id).limit(limit)
+        if destinations:
+            query = query.where(outbox.c.destination.not_in(sorted(destinations)))
+        if self.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        with self.engine.begin() as conn:
+            ids = list(conn.execute(query).scalars())
+            if not ids:
+                return []
+            result = conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(ids))
+                .values(lease_owner=self.owner, lease_until=now + self.lease_seconds)
+                .returning(*(outbox.c[name] for name in ROW_COLUMNS.split(", ")))
+            )
             rows = [OutboxRow(*row) for row in result]
         rows.sort(key=lambda r: r.id)
         return rows

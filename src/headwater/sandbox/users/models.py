@@ -9,6 +9,7 @@ in data points, comes from ``headwater.braze.profile``.
 from __future__ import annotations
 
 import itertools
+import logging
 import secrets
 import time
 from collections import Counter
@@ -36,6 +37,8 @@ from headwater.sandbox.users import errors as msg
 
 AliasKey = tuple[str, str]  # (alias_name, alias_label)
 
+log = logging.getLogger("headwater.sandbox")
+
 _ID_PROCESS = secrets.token_hex(5)
 _ID_COUNTER = itertools.count(secrets.randbelow(1 << 24))
 
@@ -44,6 +47,14 @@ def _new_braze_id() -> str:
     """A 24-hex id shaped like Braze's (a MongoDB ObjectId: seconds, process, counter).
     Ids that grow with time also keep SQLite's inserts at the end of its index."""
     return f"{int(time.time()):08x}{_ID_PROCESS}{next(_ID_COUNTER) & 0xFFFFFF:06x}"
+
+
+def _not_applied(exc: Exception) -> str:
+    """A failure applying one validated object (a sandbox bug): logged, and answered as
+    that object's error. A 500 after its neighbours were applied would make every caller
+    retry the whole request and apply them again."""
+    log.error("could not apply a /users/track object", exc_info=exc)
+    return f"Internal error applying this object ({type(exc).__name__})"
 
 
 class UsersBackend:
@@ -179,30 +190,42 @@ class UsersBackend:
         points: Counter[str] = Counter()
         by_attribute: Counter[str] = Counter()  # Braze's data points, per field
         max_items = self.settings.max_array_items
-        for _index, obj in request.attributes:
-            profile = self._resolve_for_write(obj, now)
-            if profile is None:
-                continue
-            old_email, old_phone = profile.get("email"), profile.get("phone")
-            points["(total)"] += apply_attributes(
-                profile, obj, now=now, max_array_items=max_items, points_by_key=by_attribute
-            )
-            if old_email != profile.get("email") or old_phone != profile.get("phone"):
-                self._reindex_contact(profile, old_email, old_phone)
-            touched[profile["braze_id"]] = profile
-        for kind, objects, apply in (
-            ("event", request.events, apply_event),
-            ("purchase", request.purchases, apply_purchase),
-        ):
-            for _index, obj in objects:
+        failed: list[tuple[str, int, str]] = []
+        for index, obj in request.attributes:
+            profile = None
+            try:
                 profile = self._resolve_for_write(obj, now)
                 if profile is None:
                     continue
-                spent = apply(profile, obj, now=now)
+                old_email, old_phone = profile.get("email"), profile.get("phone")
+                points["(total)"] += apply_attributes(
+                    profile, obj, now=now, max_array_items=max_items, points_by_key=by_attribute
+                )
+                if old_email != profile.get("email") or old_phone != profile.get("phone"):
+                    self._reindex_contact(profile, old_email, old_phone)
+            except Exception as exc:
+                failed.append(("attributes", index, _not_applied(exc)))
+            if profile is not None:  # written even when it failed part-way: store = memory
+                touched[profile["braze_id"]] = profile
+        for name, kind, objects, apply in (
+            ("events", "event", request.events, apply_event),
+            ("purchases", "purchase", request.purchases, apply_purchase),
+        ):
+            for index, obj in objects:
+                try:
+                    profile = self._resolve_for_write(obj, now)
+                    if profile is None:
+                        continue
+                    spent = apply(profile, obj, now=now)
+                except Exception as exc:
+                    failed.append((name, index, _not_applied(exc)))
+                    continue
                 points["(total)"] += spent
                 by_attribute[f"{kind}:{obj.get('name') or obj.get('product_id')}"] += spent
                 touched[profile["braze_id"]] = profile
                 activity.append((profile["braze_id"], kind, orjson.dumps(obj), received))
+        for name, index, reason in failed:
+            request.refuse(name, index, reason)
         counters = [("data_points_by_key", key_name, points["(total)"])]
         counters += [("data_points_by_attribute", n, c) for n, c in by_attribute.items()]
         counters.append(("requests", "users.track", 1))
