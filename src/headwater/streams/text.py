@@ -19,7 +19,10 @@ SHOWN_VALUE_CHARS = 60  # how much of a refused value an error message quotes
 
 def shown(value: Any) -> str:
     """A partner's value quoted in an error, as JSON and cut short (it may be huge)."""
-    text = orjson.dumps(value, default=str).decode()
+    try:
+        text = orjson.dumps(value, default=str).decode()
+    except (TypeError, orjson.JSONEncodeError):  # integers past 64 bits, nesting past 254
+        text = repr(value)[: SHOWN_VALUE_CHARS * 2]
     return text if len(text) <= SHOWN_VALUE_CHARS else text[: SHOWN_VALUE_CHARS - 3] + "..."
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from headwater.braze.limits import MAX_STRING_LENGTH
-from headwater.braze.timeparse import MAX_TIME_YEAR, format_braze_time, parse_braze_time
+from headwater.braze.timeparse import format_braze_time, parse_braze_time, parse_epoch_seconds
 from headwater.errors import RowError
 from headwater.streams.text import shown
 
@@ -22,21 +22,24 @@ def braze_time(value: Any, field: str, *, row: object = None, now: datetime | No
     are a RowError naming ``field``, never an overflow."""
     if value is None or value == "":
         return format_braze_time(now or datetime.now(UTC))
-    try:
-        parsed = _partner_time(value)
-    except (OverflowError, ValueError, OSError):
-        parsed = None
-    if parsed is None or not 1 <= parsed.year <= MAX_TIME_YEAR:
+    parsed = _partner_time(value)
+    if parsed is None:
         raise RowError(f"{shown(value)} is not a time Braze accepts", row=row, field=field)
     return format_braze_time(parsed)
 
 
 def _partner_time(value: Any) -> datetime | None:
+    """Epoch seconds or milliseconds (a number, or digits in a string) or a Braze time
+    string; None for anything outside what Braze holds. The contract's parsers never raise."""
     if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            return None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = value / 1000 if abs(value) > EPOCH_MILLIS_THRESHOLD else value
-        return datetime.fromtimestamp(seconds, UTC)
+        if isinstance(value, int) and abs(value) > 2**63:
+            return None
+        return parse_epoch_seconds(value / 1000 if abs(value) > EPOCH_MILLIS_THRESHOLD else value)
     return parse_braze_time(value)
 
 
