@@ -286,7 +286,7 @@ def test_any_document_either_loads_or_fails_with_located_problems(document: dict
 
 
 def test_the_gateway_section_sets_serve_and_its_problems_are_located(tmp_path: Path) -> None:
-    from headwater.server.settings import ServeSettings
+    from headwater.runtime.settings import ServeSettings
 
     (tmp_path / "headwater.yml").write_text(
         GOOD + "gateway:\n  dedupe_events: false\n  duplicate_window_hours: 2\n"

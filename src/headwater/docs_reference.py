@@ -159,7 +159,7 @@ def model_rows(model: type[BaseModel], path: str) -> Iterator[Section]:
 
 
 def _stream_models() -> dict[str, type[BaseModel]]:
-    from headwater.streams.config import StreamConfig
+    from headwater.config.streams import StreamConfig
 
     return {"streams.<name>": StreamConfig}
 

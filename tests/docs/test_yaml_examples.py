@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from headwater.cli.app import app
 from headwater.cli.project import TEMPLATE_DIR
 from headwater.config import PROJECT_FILE, load_project
+from headwater.config.streams import parse_streams
 from headwater.errors import ConfigError
-from headwater.streams.config import parse_streams
 from tests.docs.examples import Block, all_blocks
 
 YAML_MODES = {None, "whole-file", "not-project"}

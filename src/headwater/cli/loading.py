@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from headwater.config import Project, load_project
-from headwater.streams.config import check_streams
+from headwater.config.streams import check_streams
 from headwater.syncs.mapping import check_sync_mappings
 
 PROJECT_CHECKS = (check_streams, check_sync_mappings)

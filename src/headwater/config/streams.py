@@ -281,7 +281,7 @@ def _template_problems(mapping: dict[str, Any], loc: Loc) -> list[tuple[Loc, str
     """Compile every template now, so a typo stops ``serve`` instead of failing each request."""
     from liquid.exceptions import LiquidError
 
-    from headwater.streams.mapping import compile_template
+    from headwater.config.templates import compile_template
 
     problems: list[tuple[Loc, str]] = []
 

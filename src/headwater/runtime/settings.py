@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pydantic import SecretStr
 
 from headwater.config import GatewayDelivery
+from headwater.config.streams import StreamConfig, parse_streams
 from headwater.errors import ConfigError
-from headwater.streams.config import StreamConfig, parse_streams
 
 DEFAULT_DESTINATION = "braze"
 
