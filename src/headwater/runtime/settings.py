@@ -1,45 +1,33 @@
-"""What ``serve`` runs with, taken from the project file (or built directly by tests and
-the benchmark): the state store, destinations, streams and the delivery tunables."""
+"""What ``serve`` runs with, built from the project model (or directly by tests and the
+benchmark). Nothing here re-declares a setting of the project file: a destination is the
+file's ``BrazeDestination`` with its name, delivery is the file's ``gateway.delivery`` with
+the two knobs the file does not expose, and the gateway's switches are read from the file's
+``GatewayConfig``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pydantic import SecretStr
+from pydantic import Field
 
-from headwater.config import GatewayDelivery
-from headwater.config.streams import StreamConfig, parse_streams
+from headwater.config import BrazeDestination, GatewayConfig, GatewayDelivery, StreamConfig
 from headwater.errors import ConfigError
 
 DEFAULT_DESTINATION = "braze"
 
 
-@dataclass
-class DestinationSettings:
+class DestinationSettings(BrazeDestination):
+    """A ``destinations:`` entry and its name: what one delivery worker sends to."""
+
     name: str
-    url: str
-    api_key: SecretStr
-    batch_policy: str = "combined"
-    max_concurrency: int = 8
-    timeout_seconds: float = 30.0
-
-    def __repr__(self) -> str:
-        return f"DestinationSettings(name={self.name!r}, url={self.url!r}, api_key='**********')"
 
 
-_DELIVERY = GatewayDelivery()  # the project file's defaults (`gateway.delivery`)
+class DeliverySettings(GatewayDelivery):
+    """``gateway.delivery`` plus how often a worker looks and how much it takes at once,
+    which are tuned by the code's measurements, not per project."""
 
-
-@dataclass
-class DeliverySettings:
-    lease_seconds: float = _DELIVERY.lease_seconds
-    max_attempts: int = _DELIVERY.max_attempts  # failures before an object is parked
-    linger_seconds: float = _DELIVERY.linger_seconds  # wait for a batch to fill before sending
-    poll_seconds: float = 0.5  # look for rows other processes committed, or retries due
-    claim_size: int = 75 * 8  # rows leased per round (several requests sent concurrently)
-    retry_base_seconds: float = _DELIVERY.retry_base_seconds
-    retry_max_seconds: float = _DELIVERY.retry_max_seconds
-    identity_cache_size: int = _DELIVERY.identity_cache_size
+    poll_seconds: float = Field(default=0.5, gt=0)  # rows other processes committed, retries due
+    claim_size: int = Field(default=75 * 8, gt=0)  # rows leased per round (several requests)
 
 
 @dataclass
@@ -47,16 +35,29 @@ class ServeSettings:
     state_url: str
     destinations: dict[str, DestinationSettings]
     streams: dict[str, StreamConfig] = field(default_factory=dict)
-    gateway_destination: str | None = None  # default: "braze", else the first destination
-    gateway_dedupe_attributes: bool = True
-    gateway_dedupe_events: bool = True
-    seen_window_seconds: float = 24 * 3600.0
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     run_workers: bool = True
 
+    @property
+    def gateway_destination(self) -> str | None:
+        return self.gateway.destination
+
+    @property
+    def gateway_dedupe_attributes(self) -> bool:
+        return self.gateway.dedupe_attributes
+
+    @property
+    def gateway_dedupe_events(self) -> bool:
+        return self.gateway.dedupe_events
+
+    @property
+    def seen_window_seconds(self) -> float:
+        return self.gateway.duplicate_window_hours * 3600.0
+
     def default_destination(self) -> str:
-        if self.gateway_destination:
-            return self.gateway_destination
+        if self.gateway.destination:
+            return self.gateway.destination
         if DEFAULT_DESTINATION in self.destinations:
             return DEFAULT_DESTINATION
         if self.destinations:
@@ -65,27 +66,15 @@ class ServeSettings:
 
     @classmethod
     def from_project(cls, project) -> ServeSettings:
-        """Build from a loaded ``headwater.config.Project``."""
-        destinations = {
-            name: DestinationSettings(
-                name=name,
-                url=dest.url,
-                api_key=dest.api_key,
-                batch_policy=str(dest.batch_policy),
-                max_concurrency=dest.max_concurrency,
-                timeout_seconds=dest.timeout_seconds,
-            )
-            for name, dest in project.destinations.items()
-        }
-        streams = parse_streams(project.streams, set(destinations))
-        gateway = project.gateway
+        """Build from a loaded ``headwater.config.Project`` (streams and references were
+        validated with it, each problem at its line)."""
         return cls(
             state_url=project.state_url,
-            destinations=destinations,
-            streams=streams,
-            gateway_destination=gateway.destination,
-            gateway_dedupe_attributes=gateway.dedupe_attributes,
-            gateway_dedupe_events=gateway.dedupe_events,
-            seen_window_seconds=gateway.duplicate_window_hours * 3600.0,
-            delivery=DeliverySettings(**gateway.delivery.model_dump()),
+            destinations={
+                name: DestinationSettings(name=name, **dest.model_dump())
+                for name, dest in project.destinations.items()
+            },
+            streams=dict(project.streams),
+            gateway=project.gateway,
+            delivery=DeliverySettings(**project.gateway.delivery.model_dump()),
         )
