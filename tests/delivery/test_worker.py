@@ -71,7 +71,7 @@ def test_unchanged_attributes_are_not_sent_again_and_savings_are_counted(setup):
                       headers={"Authorization": f"Bearer {reader}"}).json()  # fmt: skip
     assert stats["counters"]["data_points_saved"] == 3
     assert stats["counters"]["objects_skipped_unchanged"] == 1
-    metrics = httpx.get(f"{gw.url}/metrics").text
+    metrics = gw.metrics()
     assert (
         'headwater_stream_objects_total{stream="gateway:partner",counter="data_points_saved"} 3'
         in metrics

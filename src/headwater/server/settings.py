@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
-from headwater.config import GatewayDelivery
+from headwater.config import GatewayDelivery, InspectorConfig
 from headwater.errors import ConfigError
 from headwater.streams.config import StreamConfig, parse_streams
 
@@ -53,6 +53,8 @@ class ServeSettings:
     seen_window_seconds: float = 24 * 3600.0
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     run_workers: bool = True
+    metrics_token: SecretStr | None = None  # None: /metrics answers 403
+    inspector: InspectorConfig = field(default_factory=InspectorConfig)
 
     def default_destination(self) -> str:
         if self.gateway_destination:
@@ -88,4 +90,6 @@ class ServeSettings:
             gateway_dedupe_events=gateway.dedupe_events,
             seen_window_seconds=gateway.duplicate_window_hours * 3600.0,
             delivery=DeliverySettings(**gateway.delivery.model_dump()),
+            metrics_token=project.metrics.token,
+            inspector=project.inspector,
         )
