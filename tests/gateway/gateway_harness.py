@@ -193,7 +193,9 @@ def running_gateway(settings: ServeSettings) -> Iterator[RunningGateway]:
         yield RunningGateway(server.url, hub)
 
 
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02) -> None:
+def wait_until(predicate, timeout: float = 60.0, interval: float = 0.02) -> None:
+    """Poll until ``predicate()`` holds; the timeout only bounds a failure (a loaded machine
+    may take its time), so it is generous."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
