@@ -91,7 +91,7 @@ def test_serve_takes_the_token_from_its_option_or_environment_over_the_file(tmp_
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             assert process.poll() is None, process.stdout.read().decode()
             try:
