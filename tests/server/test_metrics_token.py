@@ -13,7 +13,7 @@ import pytest
 from gateway_harness import METRICS_TOKEN, make_settings, running_gateway
 
 from headwater.config import load_project
-from headwater.server.settings import ServeSettings
+from headwater.runtime.settings import ServeSettings
 from headwater.testing import free_port
 
 

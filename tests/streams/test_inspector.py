@@ -9,7 +9,7 @@ import orjson
 import pytest
 from gateway_harness import fake_braze, make_settings, running_gateway, wait_until
 
-from headwater.streams.inspector import CUT_FIELDS, REDACTED, Inspector
+from headwater.runtime.inspector import CUT_FIELDS, REDACTED, Inspector
 
 BIG = 3_900_000  # bytes of one post: just under the gateway's 4 MB body limit
 

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from headwater.bearer import bearer_token
 from headwater.braze.errors import BrazeError
-from headwater.server.hub import hub_of
+from headwater.runtime.hub import hub_of
 from headwater.state.dead_letters import count_dead_letters
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

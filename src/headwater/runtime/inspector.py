@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from headwater.config import InspectorConfig
-from headwater.streams.config import DEFAULT_INSPECTOR_SIZE
+from headwater.config.streams import DEFAULT_INSPECTOR_SIZE
 
 REDACTED = "[redacted]"
 # Words that mark a field as secret wherever they appear in its name: `db_pwd`,
