@@ -157,10 +157,10 @@ class Scheduler:
         busy = runs.running_runs(self.engine)
         start = []
         for (name, key), slot_id in won.items():
-            if name in queued:
-                self._skip(name, slot_id, key, "a run of it in this process was still going")
-            elif name in busy:
+            if name in busy:
                 self._skip(name, slot_id, key, f"run {busy[name]} was still running")
+            elif name in queued:
+                self._skip(name, slot_id, key, "its previous slot was still queued here")
             else:
                 start.append((name, slot_id, key))
         return start
