@@ -136,7 +136,11 @@ def test_slots_missed_while_down_run_once_on_start(engine):
 
 def test_a_job_first_seen_now_does_not_run_for_slots_before_it_existed(engine):
     clock, jobs = Clock(T0), Jobs(engine)
-    run(tick_and_drain(Scheduler(engine, {"nightly": Schedule(cron="0 2 * * *")}, jobs, clock=clock)))
+    run(
+        tick_and_drain(
+            Scheduler(engine, {"nightly": Schedule(cron="0 2 * * *")}, jobs, clock=clock)
+        )
+    )
     assert jobs.calls == []
 
 
@@ -242,7 +246,7 @@ def test_a_run_left_by_a_dead_process_is_marked_interrupted_on_start(engine):
 
 
 def test_the_listing_shows_last_run_next_run_and_five_fire_times(engine):
-    clock, jobs = Clock(T0 + timedelta(seconds=30)), Jobs(engine)
+    clock = Clock(T0 + timedelta(seconds=30))
     nightly = {"contacts": Schedule(cron="0 2 * * *", timezone="Europe/Paris")}
     runs.finish_run(engine, runs.start_run(engine, "contacts"))
     [entry] = describe_schedules(engine, nightly, clock())

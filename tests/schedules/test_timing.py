@@ -41,7 +41,10 @@ def test_every_counts_from_start_and_stops_at_end():
 
 def test_a_cron_is_read_on_the_wall_clock_of_its_zone():
     nightly = Schedule(cron="0 2 * * *", timezone="Europe/Paris")
-    winter, summer = fire_times(nightly, utc(2026, 1, 10), 1), fire_times(nightly, utc(2026, 7, 9, 12), 1)
+    winter, summer = (
+        fire_times(nightly, utc(2026, 1, 10), 1),
+        fire_times(nightly, utc(2026, 7, 9, 12), 1),
+    )
     assert winter == [utc(2026, 1, 10, 1)]  # 02:00 CET
     assert summer == [utc(2026, 7, 10, 0)]  # 02:00 CEST
 

@@ -87,6 +87,7 @@ class Scheduler:
     def prepare(self) -> None:
         """Mark runs whose process died, register jobs, and decide each job's first slot:
         the latest one missed (if any) or the next one."""
+        slots.ensure_tables(self.engine)
         runs.mark_interrupted(self.engine)
         now = self.clock()
         states = slots.register_jobs(self.engine, list(self.jobs), now)

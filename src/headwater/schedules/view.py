@@ -22,14 +22,16 @@ def describe_schedules(
 ) -> list[dict[str, Any]]:
     """JSON-ready, one entry per job, in the project file's order."""
     states = slots.job_states(engine)
+    running = runs.running_runs(engine)
     out = []
     for name, schedule in jobs.items():
-        last = next(iter(runs.list_runs(engine, limit=1, sync=name)), None)
+        recent = runs.list_runs(engine, limit=50, sync=name)
+        last = next((r for r in recent if r.status != runs.SKIPPED), None)  # a real run
         times = fire_times(schedule, now, upcoming)
         paused = states[name].paused if name in states else False
         if paused:
             status = "paused"
-        elif last is not None and last.status == runs.RUNNING:
+        elif name in running:
             status = "running"
         elif schedule.after is None and not times:
             status = "ended"

@@ -77,6 +77,11 @@ class JobState:
     paused: bool
 
 
+def ensure_tables(engine: Engine) -> None:
+    """Create these tables on a store opened before this module was imported."""
+    metadata.create_all(engine, tables=[schedule_slots, schedule_jobs])
+
+
 def _aware(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
