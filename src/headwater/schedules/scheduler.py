@@ -196,10 +196,7 @@ class Scheduler:
                 # Refused before it started: a run by hand (or elsewhere) got there first.
                 why = result.error or "the job did not start"
                 await asyncio.to_thread(self._skip, name, slot_id, key, why)
-            else:
-                await asyncio.to_thread(
-                    slots.finish_slot, self.engine, slot_id, slots.DONE, result.run_id
-                )
+            else:  # the slot row stays "claimed": the run record tells how it went
                 log.info("schedule %s: slot %s ran as run %s (%s)", name, key,
                          result.run_id, result.status)  # fmt: skip
         except Exception:
