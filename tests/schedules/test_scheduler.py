@@ -254,3 +254,31 @@ def test_the_listing_shows_last_run_next_run_and_five_fire_times(engine):
     assert entry["last_run"]["status"] == "succeeded" and entry["status"] == "scheduled"
     assert entry["next_run"] == "2026-05-02T00:00:00+00:00"
     assert len(entry["next_fire_times"]) == 5
+
+
+def test_a_clock_set_back_never_runs_a_slot_twice(engine):
+    clock, jobs = Clock(T0), Jobs(engine)
+
+    async def scenario():
+        scheduler = Scheduler(engine, EVERY_MINUTE, jobs, clock=clock)
+        await tick_and_drain(scheduler)
+        clock.advance(minutes=2, seconds=30)  # 10:02:00
+        await tick_and_drain(scheduler)
+        assert jobs.calls == ["contacts"]
+        clock.advance(minutes=-2)  # the wall clock is set back past two slots
+        for restarted in (scheduler, Scheduler(engine, EVERY_MINUTE, jobs, clock=clock)):
+            await tick_and_drain(restarted)
+            clock.advance(minutes=1)  # 10:01, then 10:02 again
+            await tick_and_drain(restarted)
+            clock.advance(minutes=-1)
+        assert jobs.calls == ["contacts", "contacts"]  # 10:02's slot once, 10:01's once
+
+    run(scenario())
+    slots_run = sorted(s for s in _slot_keys(engine))
+    assert slots_run == ["2026-05-01T10:01:00Z", "2026-05-01T10:02:00Z"]
+
+
+def _slot_keys(engine) -> list[str]:
+    with engine.connect() as conn:
+        return [row[0] for row in conn.execute(slots.schedule_slots.select().with_only_columns(
+            slots.schedule_slots.c.slot))]  # fmt: skip
