@@ -10,8 +10,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from headwater.braze.errors import BrazeError
-from headwater.gateway.intake import authorize
-from headwater.server.hub import hub_of
+from headwater.braze.frontdoor import authorize
+from headwater.runtime.hub import hub_of
 
 READ_PERMISSION = "schedules.read"
 WRITE_PERMISSION = "schedules.write"
