@@ -20,6 +20,7 @@ from headwater.gateway.routes import ROUTES as GATEWAY_ROUTES
 from headwater.sandbox.coverage import served_routes
 from headwater.server.api import ROUTES as API_ROUTES
 from headwater.server.metrics import ROUTES as METRICS_ROUTES
+from headwater.server.schedules import ROUTES as SCHEDULE_ROUTES
 from headwater.streams.webhooks import ROUTES as WEBHOOK_ROUTES
 from tests.docs.examples import DOCS, ROOT
 
@@ -88,6 +89,7 @@ def test_http_api_page_lists_every_route():
     gateway = [
         (method, route.path)
         for route in (*GATEWAY_ROUTES, *WEBHOOK_ROUTES, *API_ROUTES, *METRICS_ROUTES)
+        + tuple(SCHEDULE_ROUTES)
         for method in route.methods
         if method != "HEAD"
     ]

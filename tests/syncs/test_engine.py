@@ -284,3 +284,15 @@ def test_a_second_run_of_a_sync_that_is_still_running_is_refused(tmp_path, sandb
     assert sandbox.users() == []
     runs.finish_run(state, live)
     assert run_sync(load_project(root), "contacts").status == "succeeded"
+
+
+def test_a_running_sync_is_refused_even_behind_many_skipped_slots(tmp_path, sandbox):
+    root = make_project(tmp_path, sandbox.url, sandbox.key)
+    write_contacts(root / "data/contacts.csv", [contact(1)])
+    state = open_state(load_project(root).state_url)
+    live = runs.start_run(state, "contacts")
+    for _ in range(12):  # a schedule's slots that came due while it ran
+        runs.record_skipped(state, "contacts", f"skipped: run {live} was still running")
+    report = run_sync(load_project(root), "contacts")
+    assert report.status == "failed" and f"already running (run {live}," in report.error
+    assert sandbox.users() == []

@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from headwater.config import Project, load_project
+from headwater.schedules.checks import check_schedules
 from headwater.syncs.mapping import check_sync_mappings
 
-PROJECT_CHECKS = (check_sync_mappings,)
+PROJECT_CHECKS = (check_sync_mappings, check_schedules)
 
 
 def load_checked(path: str | Path | None = None) -> Project:

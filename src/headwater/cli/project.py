@@ -132,7 +132,9 @@ def _summary(project: Project, file: Path) -> dict:
                 "destination": sync.destination,
                 "type": sync.type,
                 "identifier": sync.identifier.kind,
-                "schedule": sync.schedule.model_dump() if sync.schedule else None,
+                "schedule": sync.schedule.model_dump(mode="json", exclude_none=True)
+                if sync.schedule
+                else None,
             }
             for name, sync in project.syncs.items()
         },
@@ -165,7 +167,7 @@ def _print_summary(console: Console, project: Project, file: Path) -> None:
             + (f", runs in {model.source}" if model.source else ""),
         )
     for name, sync in project.syncs.items():
-        schedule = f", {sync.schedule.cron} {sync.schedule.timezone}" if sync.schedule else ""
+        schedule = f", {sync.schedule.describe()}" if sync.schedule else ""
         table.add_row(
             "sync",
             name,

@@ -21,7 +21,8 @@ PROJECT_OPTION = typer.Option(
 STATE_OPTION = typer.Option(
     None, "--state", help="State store URL; default: the project's `state`."
 )
-EXTRA_PERMISSIONS = ("streams.read",)  # Headwater's own: the stream inspector and counters
+# Headwater's own: the stream inspector and counters; the schedules API
+EXTRA_PERMISSIONS = ("streams.read", "schedules.read", "schedules.write")
 
 
 def _fail(console: Console, exc: ConfigError) -> None:
@@ -68,8 +69,12 @@ def serve(
         help="The bearer token GET /metrics requires (default: metrics.token in headwater.yml); "
         "without one, /metrics answers 403.",
     ),
+    schedules: bool = typer.Option(
+        True, "--schedules/--no-schedules", help="Run the project's scheduled syncs."
+    ),
 ) -> None:
-    """Run the Braze-compatible gateway, the webhooks and the delivery workers."""
+    """Run the Braze-compatible gateway, the webhooks, the delivery workers and every
+    scheduled sync."""
     import uvicorn
     from pydantic import SecretStr
 
@@ -79,7 +84,8 @@ def serve(
 
     console = Console(stderr=True)
     try:
-        settings = ServeSettings.from_project(load_checked(project_dir))
+        project = load_checked(project_dir)
+        settings = ServeSettings.from_project(project)
         settings.default_destination()
         if lease_seconds is not None:
             settings.delivery.lease_seconds = lease_seconds
@@ -89,16 +95,29 @@ def serve(
         app = create_app(settings)  # opens the state store: stale or locked is refused here
     except ConfigError as exc:
         _fail(console, exc)
+    scheduled = _attach_scheduler(app, project) if schedules else 0
     tune_garbage_collector()
     console.print(
         f"Headwater gateway on http://{host}:{port} "
-        f"({len(settings.streams)} stream(s), destinations: {', '.join(settings.destinations)})",
+        f"({len(settings.streams)} stream(s), destinations: {', '.join(settings.destinations)}, "
+        f"{scheduled} scheduled job(s))",
         highlight=False,
     )
     uvicorn.run(
         app, host=host, port=port, log_level="warning", access_log=False,
         loop="uvloop", http="httptools", timeout_graceful_shutdown=10,
     )  # fmt: skip
+
+
+def _attach_scheduler(app, project) -> int:
+    """Give the app a scheduler for the project's scheduled syncs; return how many."""
+    from headwater.schedules.scheduler import Scheduler, jobs_of, sync_runner
+
+    jobs = jobs_of(project)
+    hub = app.state.hub
+    if jobs:
+        hub.scheduler = Scheduler(hub.engine, jobs, sync_runner(project))
+    return len(jobs)
 
 
 keys_app = typer.Typer(help="Partner API keys for the gateway.", no_args_is_help=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from datetime import date, datetime
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
@@ -112,22 +113,62 @@ class PurchaseSpec(_Strict):
         return [c for c in cols if c]
 
 
+_EVERY = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_EVERY_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
 class Schedule(_Strict):
-    cron: str = Field(
-        description="A cron expression. Checked and shown by validate; Headwater does not run syncs on it yet."
+    """When a job runs: ``every: 15m``, a ``cron:`` read in ``timezone:``, or ``after:``
+    another job succeeded; ``start``/``end`` bound it. Fire times live in
+    ``headwater.schedules.timing``; ``after:`` cycles and unknown jobs are checked by
+    ``headwater.schedules.checks`` (they need the whole file)."""
+
+    every: str | None = Field(
+        default=None,
+        description="A fixed interval: 30s, 15m, 2h, 1d (slots counted from start, else from the Unix epoch).",
+    )
+    cron: str | None = Field(
+        default=None, description="A cron expression, read in timezone (daylight saving aware)."
     )
     timezone: str = Field(
         default="UTC",
-        description="The time zone the cron expression is read in, e.g. Europe/Paris.",
+        description="The time zone cron, start and end are read in, e.g. Europe/Paris.",
     )
+    after: str | None = Field(
+        default=None,
+        description="Run each time this other sync finishes successfully (succeeded or partial).",
+    )
+    start: datetime | None = Field(
+        default=None, description="No run before this time (a date or date-time)."
+    )
+    end: datetime | None = Field(default=None, description="No run after this time.")
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _date_is_midnight(cls, value: Any) -> Any:
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return datetime.combine(value, datetime.min.time())
+        return value
+
+    @field_validator("every")
+    @classmethod
+    def _valid_every(cls, value: str | None) -> str | None:
+        if value is not None and (not _EVERY.match(str(value)) or _every_seconds(value) <= 0):
+            raise ValueError(f"not an interval: {value!r}; write e.g. 30s, 15m, 2h or 1d")
+        return value
 
     @field_validator("cron")
     @classmethod
-    def _valid_cron(cls, value: str) -> str:
+    def _valid_cron(cls, value: str | None) -> str | None:
         from croniter import croniter
 
-        if not croniter.is_valid(value):
+        if value is not None and not croniter.is_valid(value):
             raise ValueError(f"not a valid cron expression: {value!r}")
+        if value is not None:
+            try:
+                croniter(value).get_next()
+            except Exception:
+                raise ValueError(f"cron expression {value!r} matches no date") from None
         return value
 
     @field_validator("timezone")
@@ -138,6 +179,35 @@ class Schedule(_Strict):
         except Exception:
             raise ValueError(f"unknown time zone: {value!r}") from None
         return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Schedule:
+        kinds = [k for k in ("every", "cron", "after") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a schedule needs exactly one of every, cron or after")
+        if self.start and self.end and self.aware(self.end) <= self.aware(self.start):
+            raise ValueError("end must be after start")
+        return self
+
+    @property
+    def every_seconds(self) -> int | None:
+        return _every_seconds(self.every) if self.every is not None else None
+
+    def aware(self, value: datetime) -> datetime:
+        """``start``/``end`` written without an offset are read in ``timezone``."""
+        return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(self.timezone))
+
+    def describe(self) -> str:
+        if self.every is not None:
+            return f"every {self.every}"
+        if self.cron is not None:
+            return f"cron {self.cron} {self.timezone}"
+        return f"after {self.after}"
+
+
+def _every_seconds(value: str) -> int:
+    number, unit = _EVERY.match(str(value)).groups()  # type: ignore[union-attr]
+    return int(number) * _EVERY_SECONDS[unit]
 
 
 class SyncConfig(_Strict):
@@ -168,7 +238,8 @@ class SyncConfig(_Strict):
         description="Rows that left the model: keep, unset (null the mapped attributes) or delete (the user).",
     )
     schedule: Schedule | None = Field(
-        default=None, description="When the sync should run (see schedule)."
+        default=None,
+        description="When headwater serve runs the sync: every, cron + timezone, or after (see schedule).",
     )
 
     @model_validator(mode="after")

@@ -64,6 +64,7 @@ class Hub:
         self.counters = Counters(self.engine)
         self.http: httpx.AsyncClient | None = None
         self.workers: list = []
+        self.scheduler = None  # a headwater.schedules.scheduler.Scheduler, set by serve
 
     def passthrough_client(self) -> httpx.AsyncClient:
         if self.http is None:

@@ -23,6 +23,7 @@ from headwater.runtime.hub import Hub
 from headwater.runtime.settings import ServeSettings
 from headwater.server.api import ROUTES as API_ROUTES
 from headwater.server.metrics import ROUTES as METRICS_ROUTES
+from headwater.server.schedules import ROUTES as SCHEDULE_ROUTES
 from headwater.streams.webhooks import ROUTES as WEBHOOK_ROUTES
 
 log = logging.getLogger("headwater.server")
@@ -52,9 +53,13 @@ def create_app(settings: ServeSettings, hub: Hub | None = None) -> FastAPI:
             from headwater.delivery.worker import start_workers
 
             hub.workers = await start_workers(hub)
+        if hub.scheduler is not None:
+            hub.scheduler.start()
         try:
             yield
         finally:
+            if hub.scheduler is not None:
+                await hub.scheduler.stop()
             for worker in hub.workers:
                 await worker.stop()
             await hub.aclose()
@@ -84,7 +89,9 @@ def create_app(settings: ServeSettings, hub: Hub | None = None) -> FastAPI:
     app.add_exception_handler(BrazeError, _refusal)
     app.add_exception_handler(Exception, _refusal)
 
-    app.router.routes.extend([*GATEWAY_ROUTES, *WEBHOOK_ROUTES, *API_ROUTES, *METRICS_ROUTES])
+    app.router.routes.extend(
+        [*GATEWAY_ROUTES, *WEBHOOK_ROUTES, *API_ROUTES, *METRICS_ROUTES, *SCHEDULE_ROUTES]
+    )
     app.add_middleware(FastPath, routes=GATEWAY_FAST_ROUTES, errors=_render_error)
     return app
 

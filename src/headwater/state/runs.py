@@ -45,14 +45,15 @@ from headwater.state.db import metadata
 
 STALE_HEARTBEAT_SECONDS = 600.0
 MAX_REASON_CHARS = 2000
-RUNNING, SUCCEEDED, PARTIAL, FAILED, INTERRUPTED = (
+RUNNING, SUCCEEDED, PARTIAL, FAILED, INTERRUPTED, SKIPPED = (
     "running",
     "succeeded",
     "partial",
     "failed",
     "interrupted",
+    "skipped",  # a scheduled slot not run, because the job was still running: see ``error``
 )
-STATUSES = (RUNNING, SUCCEEDED, PARTIAL, FAILED, INTERRUPTED)
+STATUSES = (RUNNING, SUCCEEDED, PARTIAL, FAILED, INTERRUPTED, SKIPPED)
 COUNTS = (
     "added",
     "changed",
@@ -166,6 +167,21 @@ def start_run(engine: Engine, sync: str, kind: str = "sync") -> int:
                 **dict.fromkeys(COUNTS, 0),
             )
         )
+        return int(result.inserted_primary_key[0])
+
+
+def record_skipped(engine: Engine, sync: str, reason: str, kind: str = "sync") -> int:
+    """Leave a ``skipped`` run in the history: a slot that came due and did not run, and
+    why (the run still in progress), so a gap in the runs explains itself."""
+    now = _now()
+    with engine.begin() as conn:
+        result = conn.execute(
+            insert(runs).values(
+                sync=sync, kind=kind, status=SKIPPED, started_at=now, finished_at=now,
+                duration_seconds=0.0, heartbeat_at=now, error=reason[:MAX_REASON_CHARS],
+                host=socket.gethostname(), pid=os.getpid(), **dict.fromkeys(COUNTS, 0),
+            )
+        )  # fmt: skip
         return int(result.inserted_primary_key[0])
 
 
@@ -333,6 +349,27 @@ def row_errors(
     )
     with engine.connect() as conn:
         return [RowErrorRecord(*row) for row in conn.execute(query).all()]
+
+
+def running_runs(engine: Engine) -> dict[str, int]:
+    """Each sync with a run in progress (its process alive) -> that run's id."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(runs).where(runs.c.status == RUNNING)).mappings().all()
+    return {row["sync"]: int(row["id"]) for row in rows if _record(row).status == RUNNING}
+
+
+def last_succeeded(engine: Engine, syncs: Iterable[str]) -> dict[str, int]:
+    """Each of ``syncs`` -> the id of its latest run that finished succeeded or partial."""
+    names = list(syncs)
+    if not names:
+        return {}
+    query = (
+        select(runs.c.sync, func.max(runs.c.id))
+        .where(runs.c.sync.in_(names), runs.c.status.in_((SUCCEEDED, PARTIAL)))
+        .group_by(runs.c.sync)
+    )
+    with engine.connect() as conn:
+        return {sync: int(run_id) for sync, run_id in conn.execute(query).all()}
 
 
 def mark_interrupted(engine: Engine) -> list[int]:

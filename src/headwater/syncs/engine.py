@@ -358,13 +358,16 @@ def _preview(run: _Run, diff: DiffResult, limit: int) -> None:
 
 
 def _refuse_overlap(state, name: str) -> None:
-    """Two runs of one sync would overwrite each other's diff table: refuse the second."""
-    for record in runs.list_runs(state, limit=5, sync=name):
-        if record.status == runs.RUNNING:
-            raise FatalError(
-                f"sync {name!r} is already running (run {record.id}, pid {record.pid} on "
-                f"{record.host}); wait for it, or stop it: a killed run is marked interrupted"
-            )
+    """Two runs of one sync would overwrite each other's diff table: refuse the second.
+    Asked of the running runs themselves, not the latest few: a schedule records a skipped
+    run for each slot that came due meanwhile, and those would hide it."""
+    running = runs.running_runs(state).get(name)
+    record = runs.get_run(state, running) if running is not None else None
+    if record is not None:
+        raise FatalError(
+            f"sync {name!r} is already running (run {record.id}, pid {record.pid} on "
+            f"{record.host}); wait for it, or stop it: a killed run is marked interrupted"
+        )
 
 
 def run_sync(
