@@ -101,18 +101,25 @@ class AttributeBuilder:
             return False  # the row path raises Braze's message for an empty label
         return types.get(self.ident_column) in FLAT_TYPES
 
-    def _batch_ok(self, batch: pa.RecordBatch) -> bool:
-        """Whether every row of ``batch`` can take this path: no custom string over
-        Braze's limit, no NaN or infinity (sent as null, but counted as a value)."""
+    def _row_path(self, batch: pa.RecordBatch) -> list[bool] | None:
+        """Which rows of ``batch`` must take the row path, found a column at a time: a
+        custom string over Braze's limit, a NaN or infinity (sent as null, yet counted as
+        a value). None when no row must."""
+        flagged = None
         for column in self.string_fields:
-            longest = pc.max(pc.utf8_length(batch.column(column))).as_py()
-            if longest is not None and longest > MAX_STRING_LENGTH:
-                return False
+            values = batch.column(column)
+            if values.null_count < len(values):
+                over = pc.greater(pc.utf8_length(values), MAX_STRING_LENGTH)
+                flagged = over if flagged is None else pc.or_kleene(flagged, over)
         for column in self.float_columns:
             values = batch.column(column)
-            if values.null_count < len(values) and not pc.all(pc.is_finite(values)).as_py():
-                return False
-        return True
+            if values.null_count < len(values):
+                odd = pc.invert(pc.is_finite(values))
+                flagged = odd if flagged is None else pc.or_kleene(flagged, odd)
+        if flagged is None:
+            return None
+        flagged = pc.fill_null(flagged, False)
+        return flagged.to_pylist() if pc.any(flagged).as_py() else None
 
     def _send_plan(self, masks: tuple) -> tuple[bool, list[tuple[str, int]]]:
         """For a row's mask words: whether it is sent whole (identifier changed) and the
@@ -144,10 +151,11 @@ class AttributeBuilder:
         item to send, None to only commit the row, or ``ROW`` for the row-at-a-time path.
         ``kinds`` are as the engine reads them (``unchanged`` already ``changed``) and
         ``values`` holds each diff column as a list."""
-        if not self.enabled or not self._batch_ok(batch):
+        if not self.enabled:
             for i in range(len(kinds)):
                 yield i, ROW, 0
             return
+        row_path = self._row_path(batch)
         keys = batch.column(KEY).to_pylist()
         masks = list(zip(*(batch.column(m).to_pylist() for m in self.masks), strict=True))
         idents = values[self.columns.index(self.ident_column)]
@@ -156,7 +164,13 @@ class AttributeBuilder:
         external_id = ident_key == "external_id"
         for i, kind in enumerate(kinds):
             ident = idents[i]
-            if kind == REMOVED or ident is None or ident == "" or (insert_only and kind == CHANGED):
+            if (
+                kind == REMOVED
+                or ident is None
+                or ident == ""
+                or (insert_only and kind == CHANGED)
+                or (row_path is not None and row_path[i])
+            ):
                 yield i, ROW, 0
                 continue
             if type(ident) is not str:
