@@ -46,7 +46,7 @@ from headwater.syncs.mapping import (
     purchase_object,
     unset_object,
 )
-from headwater.syncs.objects import ROW, AttributeBuilder, shaped_columns, time_columns
+from headwater.syncs.objects import AttributeBuilder, shaped_columns, time_columns
 from headwater.syncs.snapshot import KEY, KIND, commit_accepted, snapshot_table
 
 log = logging.getLogger(__name__)
@@ -292,20 +292,20 @@ class _Run:
             values = [batch.column(c).to_pylist() for c in diff.columns]
             for j in json_columns:  # ``object`` columns arrive as JSON text from DuckDB
                 values[j] = [orjson.loads(v) if isinstance(v, str) else v for v in values[j]]
-            keys = masks = None
-            for i, planned, cost in builder.plan(batch, kinds, values):
-                if planned is ROW:
-                    if keys is None:
-                        keys = batch.column(KEY).to_pylist()
-                        masks = [batch.column(m).to_pylist() for m in diff.masks]
-                    row = _row_at(diff.columns, values, masks, i, keys[i], kinds[i])
-                    yield from self._plan_one(row)
-                elif planned is None:
-                    self.committer.add([batch.column(KEY)[i].as_py()])
-                    self.tick(1)
-                else:
-                    self.costs[planned.ref] = cost
-                    yield planned
+            plan = builder.plan(batch, kinds, values)
+            if plan.row_path:
+                keys = batch.column(KEY).to_pylist()
+                masks = [batch.column(m).to_pylist() for m in diff.masks]
+                for i in plan.row_path:
+                    yield from self._plan_one(
+                        _row_at(diff.columns, values, masks, i, keys[i], kinds[i])
+                    )
+            if plan.commit_only:
+                keys = batch.column(KEY).to_pylist()
+                self.committer.add([keys[i] for i in plan.commit_only])
+                self.tick(len(plan.commit_only))
+            self.costs.update(zip((item.ref for item in plan.items), plan.costs, strict=True))
+            yield from plan.items
 
     def _plan_one(self, row: dict) -> Iterator[TrackItem]:
         try:

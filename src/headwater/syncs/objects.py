@@ -16,7 +16,9 @@ as it always has. ``tests/syncs/test_objects.py`` holds the two paths to each ot
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from dataclasses import field as default
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,6 +28,7 @@ from headwater.braze.identifiers import ObjectError
 from headwater.braze.limits import MAX_EXTERNAL_ID_BYTES, MAX_STRING_LENGTH
 from headwater.braze.profile import count_data_points
 from headwater.braze.track import CONTROL_KEYS, FLAGS, STANDARD_FIELDS
+from headwater.braze.values import check_email, plain_emails
 from headwater.config import SyncConfig
 from headwater.engines import quote_ident
 from headwater.syncs.diff import ADDED, BITS_PER_MASK, CHANGED, REMOVED, mask_names
@@ -36,7 +39,6 @@ from headwater.syncs.snapshot import KEY
 # engine has formatted it).
 FLAT_TYPES = frozenset({"string", "integer", "float", "boolean", "time"})
 UPDATE_FLAG = "_update_existing_only"
-ROW = object()  # plan(): this row takes the row-at-a-time path
 
 
 def time_sql(dialect: str, ref: str) -> str:
@@ -72,10 +74,12 @@ class AttributeBuilder:
             self.flag = False
         self.fields = list(sync.mapping.items())  # (Braze field, model column)
         self.enabled = sync.type == "attributes" and self._flat(types)
-        keys = [kind, *sync.mapping]
-        self.checks: list[tuple[str, Callable[[object], None]]] = [
-            (k, STANDARD_FIELDS[k]) for k in dict.fromkeys(keys) if k in STANDARD_FIELDS
+        # Braze's checks of standard fields, with the column each reads the value from.
+        columns_of = {kind: self.ident_column, **sync.mapping}
+        self.checks: list[tuple[str, Callable[[object], None], str]] = [
+            (k, STANDARD_FIELDS[k], c) for k, c in columns_of.items() if k in STANDARD_FIELDS
         ]
+        self.types = types
         self.string_fields = [
             column
             for field, column in self.fields
@@ -84,6 +88,14 @@ class AttributeBuilder:
         self.float_columns = [
             c for c in dict.fromkeys(sync.mapping.values()) if types[c] == "float"
         ]
+        self._all_bits = tuple(
+            sum(
+                1 << (i % BITS_PER_MASK)
+                for i in range(len(self.columns))
+                if i // BITS_PER_MASK == w
+            )
+            for w in range(len(self.masks))
+        )
         self._by_mask: dict[tuple, tuple[bool, list[tuple[str, int]]]] = {}
         self._costs: dict[tuple, int] = {}
 
@@ -137,6 +149,9 @@ class AttributeBuilder:
             plan = self._by_mask[masks] = (whole, fields)
         return plan
 
+    def _plain(self, check: Callable[[object], None], column: str) -> bool:
+        return check is check_email and self.types.get(column) == "string"
+
     def _cost(self, obj: dict) -> int:
         keys = tuple(obj)
         cost = self._costs.get(keys)
@@ -144,24 +159,31 @@ class AttributeBuilder:
             cost = self._costs[keys] = count_data_points("attributes", obj)
         return cost
 
-    def plan(
-        self, batch: pa.RecordBatch, kinds: list[str], values: list[list]
-    ) -> Iterator[tuple[int, TrackItem | None | object, int]]:
-        """Per row of ``batch``: (row index, what to do, data points). What to do is the
-        item to send, None to only commit the row, or ``ROW`` for the row-at-a-time path.
-        ``kinds`` are as the engine reads them (``unchanged`` already ``changed``) and
-        ``values`` holds each diff column as a list."""
+    def plan(self, batch: pa.RecordBatch, kinds: list[str], values: list[list]) -> BatchPlan:
+        """What becomes of each row of ``batch``. ``kinds`` are as the engine reads them
+        (``unchanged`` already ``changed``); ``values`` holds each diff column as a list."""
+        plan = BatchPlan()
         if not self.enabled:
-            for i in range(len(kinds)):
-                yield i, ROW, 0
-            return
+            plan.row_path = list(range(len(kinds)))
+            return plan
         row_path = self._row_path(batch)
         keys = batch.column(KEY).to_pylist()
         masks = list(zip(*(batch.column(m).to_pylist() for m in self.masks), strict=True))
         idents = values[self.columns.index(self.ident_column)]
         insert_only = self.sync.mode == "insert"
-        ident_key, flag, label, checks = self.ident_key, self.flag, self.alias_label, self.checks
+        ident_key, flag, label = self.ident_key, self.flag, self.alias_label
+        checks = [  # addresses plain enough for Arrow to pass need no check per row
+            (
+                field,
+                check,
+                plain_emails(batch.column(column)) if self._plain(check, column) else None,
+            )
+            for field, check, column in self.checks
+        ]
+        everything = [(f, values[c]) for f, c in self._send_plan(self._all_bits)[1]]
         external_id = ident_key == "external_id"
+        items, costs, cost_of = plan.items, plan.costs, self._cost
+        to_row_path, commit_only = plan.row_path, plan.commit_only
         for i, kind in enumerate(kinds):
             ident = idents[i]
             if (
@@ -171,40 +193,57 @@ class AttributeBuilder:
                 or (insert_only and kind == CHANGED)
                 or (row_path is not None and row_path[i])
             ):
-                yield i, ROW, 0
+                to_row_path.append(i)
                 continue
             if type(ident) is not str:
                 ident = str(ident)
             if external_id and not 0 < len(ident) * 4 <= MAX_EXTERNAL_ID_BYTES:
-                yield i, ROW, 0  # maybe too long: the row path measures it and says so
+                to_row_path.append(i)  # maybe too long: the row path measures it, says so
                 continue
-            whole, fields = self._send_plan(masks[i])
             if label is not None:
                 obj: dict = {"user_alias": {"alias_name": ident, "alias_label": label}}
             else:
                 obj = {ident_key: ident}
             if flag is not None:
                 obj[UPDATE_FLAG] = flag
-            if kind == ADDED or whole:
+            if kind == ADDED:
                 # A new user gets every field that has a value: nothing to unset yet.
-                for field, column in fields:
-                    value = values[column][i]
+                for field, column in everything:
+                    value = column[i]
                     if value is not None:
                         obj[field] = value
-            elif not fields:
-                yield i, None, 0
-                continue
             else:
-                for field, column in fields:
-                    obj[field] = values[column][i]
+                whole, fields = self._send_plan(masks[i])
+                if whole:
+                    for field, c in fields:
+                        if values[c][i] is not None:
+                            obj[field] = values[c][i]
+                elif not fields:
+                    commit_only.append(i)
+                    continue
+                else:
+                    for field, c in fields:
+                        obj[field] = values[c][i]
             try:
-                for field, check in checks:
-                    if field in obj:
+                for field, check, plain in checks:
+                    if field in obj and (plain is None or not plain[i]):
                         check(obj[field])
             except ObjectError:
-                yield i, ROW, 0  # the row path raises the RowError naming the field
+                to_row_path.append(i)  # the row path raises the RowError naming the field
                 continue
-            yield i, TrackItem("attributes", obj, keys[i]), self._cost(obj)
+            items.append(TrackItem("attributes", obj, keys[i]))
+            costs.append(cost_of(obj))
+        return plan
+
+
+@dataclass
+class BatchPlan:
+    """What becomes of the rows of one diff batch (row indices where not objects)."""
+
+    items: list[TrackItem] = default(default_factory=list)
+    costs: list[int] = default(default_factory=list)  # data points, one per item
+    commit_only: list[int] = default(default_factory=list)  # nothing to send: commit
+    row_path: list[int] = default(default_factory=list)  # for the row-at-a-time path
 
 
 def shaped_columns(
