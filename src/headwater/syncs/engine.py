@@ -53,8 +53,10 @@ log = logging.getLogger(__name__)
 
 # A commit costs a scan of the diff table, so commit in bulk; a crash resends at most the
 # rows accepted since the last commit (harmless for attributes; events may repeat).
+# COMMIT_EVERY_ROWS caps that: a commit is due at that many rows whatever the time.
 COMMIT_EVERY_ROWS = 50_000
 COMMIT_EVERY_SECONDS = 2.0
+COMMIT_SPACING = 10  # at least this many times a commit's own duration between commits
 HEARTBEAT_SECONDS = 2.0
 PREVIEW_ROWS = 5
 SHOWN_ERRORS = 20  # row errors kept on the report for display; the run record keeps all
@@ -114,20 +116,26 @@ class _Committer:
         self.pending: list = []
         self.committed = 0
         self.last = time.monotonic()
+        self.every = COMMIT_EVERY_SECONDS
 
     def add(self, keys: list) -> None:
         if not self.enabled:
             return
         self.pending.extend(keys)
         if len(self.pending) >= COMMIT_EVERY_ROWS or (
-            self.pending and time.monotonic() - self.last >= COMMIT_EVERY_SECONDS
+            self.pending and time.monotonic() - self.last >= self.every
         ):
             self.flush()
 
     def flush(self) -> None:
         if self.pending:
+            started = time.monotonic()
             self.committed += commit_accepted(self.engine, self.sync_name, self.pending)
             self.pending = []
+            # A commit scans the diff, so on a big diff it costs more: space commits out
+            # so they never take more than a tenth of the run.
+            spent = time.monotonic() - started
+            self.every = max(COMMIT_EVERY_SECONDS, spent * COMMIT_SPACING)
         self.last = time.monotonic()
 
 
