@@ -14,12 +14,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from headwater.braze.errors import BrazeError
+from headwater.braze.frontdoor import authorize, decode_json, read_body
 from headwater.braze.limits import BatchPolicy
 from headwater.braze.track import parse_track_request
-from headwater.gateway.intake import authorize, decode_json, read_body
-from headwater.server.hub import GATEWAY_STREAM, hub_of
+from headwater.runtime.hub import GATEWAY_STREAM, hub_of
 from headwater.state.outbox import OPT_DEDUPE_ATTRIBUTES, OutboxEntry
-from headwater.streams.mapping import content_key
+from headwater.state.seen import content_key
 
 PASSTHROUGH_ERROR = "The destination could not be reached"
 

@@ -13,8 +13,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from headwater.braze.errors import BrazeError
-from headwater.gateway.intake import authorize, bearer_key
-from headwater.server.hub import GATEWAY_STREAM, hub_of
+from headwater.braze.frontdoor import authorize, bearer_key
+from headwater.runtime.hub import GATEWAY_STREAM, hub_of
 from headwater.state.dead_letters import count_dead_letters
 
 READ_PERMISSION = "streams.read"

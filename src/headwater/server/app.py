@@ -19,10 +19,10 @@ from headwater.braze.errors import MSG_NOT_FOUND, MSG_SERVER_ERROR, BrazeError
 from headwater.fastpath import FastPath
 from headwater.gateway.routes import FAST_ROUTES as GATEWAY_FAST_ROUTES
 from headwater.gateway.routes import ROUTES as GATEWAY_ROUTES
+from headwater.runtime.hub import Hub
+from headwater.runtime.settings import ServeSettings
 from headwater.server.api import ROUTES as API_ROUTES
-from headwater.server.hub import Hub
 from headwater.server.metrics import ROUTES as METRICS_ROUTES
-from headwater.server.settings import ServeSettings
 from headwater.streams.webhooks import ROUTES as WEBHOOK_ROUTES
 
 log = logging.getLogger("headwater.server")

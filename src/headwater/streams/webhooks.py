@@ -24,20 +24,21 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from headwater.braze.errors import BrazeError
+from headwater.braze.frontdoor import read_body
 from headwater.braze.identifiers import ObjectError
 from headwater.braze.track import (
     validate_attributes_object,
     validate_event_object,
     validate_purchase_object,
 )
+from headwater.config.streams import StreamConfig
 from headwater.errors import RowError
-from headwater.gateway.intake import read_body
-from headwater.server.hub import Hub, hub_of
+from headwater.runtime.hub import Hub, hub_of
+from headwater.state.content import CONTENT_KEY, content_values
 from headwater.state.outbox import OPT_DEDUPE_ATTRIBUTES, OPT_RESOLVE_EMAIL, OutboxEntry
 from headwater.state.signatures import signature_key
 from headwater.streams.auth import AuthCheck, AuthResult, check_webhook_auth
-from headwater.streams.config import StreamConfig
-from headwater.streams.content import CONTENT_KEY, content_rows, content_values
+from headwater.streams.content import content_rows
 from headwater.streams.mapping import Mapped, TooMuchWork, dedupe_key, lookup
 from headwater.streams.presets import PRESETS
 

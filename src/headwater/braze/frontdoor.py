@@ -1,7 +1,11 @@
-"""Reading a partner's request safely: the body within Braze's 4 MB limit, JSON decoding
-with a clear error, and the key check Braze does (401 unknown key, 403 missing permission)."""
+"""Braze's front door: reading a request safely, the body within Braze's 4 MB limit, JSON
+decoding with a clear error, and the key check Braze does (401 unknown key, 403 missing
+permission). The key ring is whatever the caller holds (the gateway's in the state store),
+so this module knows Braze's rules and nothing of where keys are kept."""
 
 from __future__ import annotations
+
+from typing import Protocol, TypeVar
 
 import orjson
 from starlette.requests import Request
@@ -15,7 +19,19 @@ from headwater.braze.errors import (
     msg_invalid_key,
 )
 from headwater.braze.limits import MAX_BODY_BYTES
-from headwater.state.keys import GatewayKey, KeyRing
+
+
+class PresentedKey(Protocol):
+    name: str
+
+    def allows(self, permission: str) -> bool: ...
+
+
+K = TypeVar("K", bound=PresentedKey, covariant=True)
+
+
+class KeyLookup(Protocol[K]):
+    def lookup(self, presented: str | None) -> K | None: ...
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -44,7 +60,7 @@ def bearer_key(request: Request) -> str | None:
     return bearer_token(request.headers.get("authorization"))
 
 
-def authorize(request: Request, keys: KeyRing, permission: str) -> GatewayKey:
+def authorize(request: Request, keys: KeyLookup[K], permission: str) -> K:
     presented = bearer_key(request)
     key = keys.lookup(presented)
     if key is None:
