@@ -1,7 +1,9 @@
-"""Braze's front door: reading a request safely, the body within Braze's 4 MB limit, JSON
-decoding with a clear error, and the key check Braze does (401 unknown key, 403 missing
-permission). The key ring is whatever the caller holds (the gateway's in the state store),
-so this module knows Braze's rules and nothing of where keys are kept."""
+"""Braze's front door, shared by the gateway and the sandbox: reading a request safely (the
+body within Braze's 4 MB limit), JSON decoding with a clear error, the key a caller
+presents and the check Braze makes of it (401 unknown key, 403 missing permission), and
+the JSON answers Braze gives. The key ring is whatever the caller holds (the gateway's in
+the state store, the sandbox's in its own), so this module knows Braze's rules and nothing
+of where keys are kept."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Protocol, TypeVar
 
 import orjson
 from starlette.requests import Request
+from starlette.responses import Response
 
 from headwater.bearer import bearer_token
 from headwater.braze.errors import (
@@ -32,6 +35,11 @@ K = TypeVar("K", bound=PresentedKey, covariant=True)
 
 class KeyLookup(Protocol[K]):
     def lookup(self, presented: str | None) -> K | None: ...
+
+
+def json_response(status: int, body: object, headers: dict[str, str] | None = None) -> Response:
+    """A JSON answer, as every Braze-shaped route gives them."""
+    return Response(orjson.dumps(body), status, headers=headers, media_type="application/json")
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -58,6 +66,22 @@ def decode_json(body: bytes) -> object:
 
 def bearer_key(request: Request) -> str | None:
     return bearer_token(request.headers.get("authorization"))
+
+
+def presented_key(request: Request, body: object) -> tuple[str | None, bool]:
+    """The key a caller of Braze's own API sent, and whether it was well formed: a Bearer
+    header, else the legacy ``api_key`` (query string or JSON body) that Braze still takes."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or token[0] in "\"'":
+            return token or None, False
+        return token, True
+    legacy = request.query_params.get("api_key")
+    if legacy is None and isinstance(body, dict) and isinstance(body.get("api_key"), str):
+        legacy = body["api_key"]
+    return legacy, legacy is not None
 
 
 def authorize(request: Request, keys: KeyLookup[K], permission: str) -> K:

@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from headwater.braze.errors import BrazeError
-from headwater.braze.frontdoor import read_body
+from headwater.braze.frontdoor import json_response, read_body
 from headwater.braze.identifiers import ObjectError
 from headwater.braze.track import (
     validate_attributes_object,
@@ -53,10 +53,6 @@ STALE = (
     "as delayed or replayed (check the sender's clock)"
 )
 REPLAYED = "This signed request was received before (same signature); nothing was done"
-
-
-def _json(status: int, body: object) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
 def _is_test(stream: StreamConfig, auth: AuthResult, payload: object) -> bool:
@@ -187,7 +183,7 @@ async def receive_webhook(request: Request) -> Response:
     prepared = await asyncio.to_thread(_prepare, stream_name, stream, payload, destination, test)
     if not prepared.entries:
         reason = prepared.mapped.skipped or "nothing to send"
-        return _json(200, {"message": "ignored", "reason": reason})
+        return json_response(200, {"message": "ignored", "reason": reason})
     extra = [(content_values, prepared.content, CONTENT_KEY)] if prepared.content else []
     replay = await _claim_signature(hub, stream_name, check, now)
     try:
@@ -197,7 +193,7 @@ async def receive_webhook(request: Request) -> Response:
             await hub.outbox.write(hub.signatures.release, replay)
         raise
     hub.content.remember(prepared.content)
-    return _json(
+    return json_response(
         202,
         {
             "message": "accepted",
