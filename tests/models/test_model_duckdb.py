@@ -307,3 +307,35 @@ def test_the_example_project_models_reject_exactly_the_planted_bad_rows(
     assert results["contacts"].row_count == 2_000 - 6
     assert results["orders"].row_count == 4_000 - 1
     assert results["rewards"].row_count == 600 - 1
+
+
+def test_one_odd_value_deep_in_a_big_csv_rejects_its_row_not_the_read(tmp_path, engine):
+    """Types are sniffed from every row, so a value past any sample turns its column into
+    text and the model's declared type refuses just that row, in file order."""
+    lines = ["id,points,seen"] + [f"U{i},{i},2024-01-01" for i in range(30_000)]
+    lines[28_001] = "U28000,n/a,2024-01-01"
+    lines[29_001] = "U29000,7,not a date"
+    (tmp_path / "big.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    project = parse_project(
+        """
+sources:
+  big: {type: csv, path: big.csv}
+models:
+  big:
+    sql: select * from big
+    primary_key: id
+    columns:
+      id: {type: string, required: true}
+      points: {type: integer}
+      seen: {type: time}
+""",
+        root=tmp_path,
+    )
+    result = materialize_model(project, "big", engine)
+    assert (result.row_count, result.rejected_count) == (29_998, 2)
+    assert [(r.row_key, r.field) for r in result.rejected] == [
+        ("U28000", "points"),
+        ("U29000", "seen"),
+    ]
+    first = engine.fetch_all(f'SELECT id, points FROM "{result.table}" LIMIT 3')
+    assert first == [("U0", 0), ("U1", 1), ("U2", 2)]

@@ -8,6 +8,8 @@ from functools import lru_cache
 
 import orjson
 import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
 from email_validator import EmailNotValidError, validate_email
 
 from headwater.braze.identifiers import ObjectError
@@ -62,6 +64,34 @@ def _email_ok_slow(value: str) -> bool:
     except EmailNotValidError:
         return False
     return True
+
+
+# The plain-address rule in RE2 (Arrow's regex engine, no lookahead): stricter than
+# _PLAIN_EMAIL, so every value it passes is one _email_ok passes too.
+_PLAIN_EMAIL_RE2 = (
+    r"^[A-Za-z0-9_%+\-]{1,64}(?:\.[A-Za-z0-9_%+\-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
+
+
+def plain_emails(values: pa.Array | pa.ChunkedArray) -> list[bool]:
+    """Per value of an Arrow string array, whether it is an address ``check_email``
+    passes, decided a column at a time (a sync checks millions). False means "check it
+    one by one", not "invalid"."""
+    ok = pc.and_(
+        pc.match_substring_regex(values, _PLAIN_EMAIL_RE2),
+        pc.and_(
+            pc.less_equal(pc.find_substring(values, "@"), 64),
+            pc.and_(
+                pc.greater_equal(pc.utf8_length(values), 6),
+                pc.less_equal(pc.utf8_length(values), 254),
+            ),
+        ),
+    )
+    tld = pc.utf8_lower(pc.struct_field(pc.extract_regex(values, r"\.(?P<tld>[A-Za-z]+)$"), [0]))
+    special = pa.array(sorted(_SPECIAL_USE_TLDS))
+    ok = pc.and_(ok, pc.invert(pc.is_in(tld, value_set=special)))
+    return pc.fill_null(ok, False).to_pylist()
 
 
 def check_email(value: object, field: str = "email") -> None:

@@ -30,6 +30,7 @@ from headwater.engines import DuckDBEngine, Engine, SqlAlchemyEngine
 from headwater.errors import ConfigError, FatalError
 from headwater.models.checks import DIALECTS, Dialect
 from headwater.sources.base import open_source, quote_ident, quote_literal
+from headwater.sources.files import FileSource
 from headwater.sources.sql import SqlSource, connection_error, database_url
 from headwater.warehouse import DUCKDB_CONFIG
 
@@ -210,7 +211,11 @@ def _stage_in_duckdb(
     else:
         for name in sorted(read_tables(model.sql)):
             if name in project.sources:
-                open_source(project, name).register(con)
+                source = open_source(project, name)
+                if isinstance(source, FileSource):
+                    source.register(con, materialize=True)
+                else:
+                    source.register(con)
             elif name in project.models and name != model_name:
                 if depth > 8:
                     raise ConfigError(f"model {model_name!r}: models read each other in a loop")
@@ -220,10 +225,12 @@ def _stage_in_duckdb(
                     f"SELECT * FROM {quote_ident(inner.table)}"
                 )
         sql = _strip(model.sql)
+    # A view, not a table: the checking step reads the files once, straight through,
+    # instead of the rows being written here and read back there.
     _run_model_sql(
         engine,
         model_name,
-        f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT m.*, ROW_NUMBER() OVER () AS "
+        f"CREATE OR REPLACE TEMP VIEW {stage} AS SELECT m.*, ROW_NUMBER() OVER () AS "
         f"{ROW_COLUMN} FROM ({sql}) AS m",
     )
 
@@ -350,8 +357,7 @@ def materialize_model(
 
     for statement in dialect.setup:
         _execute(engine, statement)
-    for temp in (stage, checked):
-        _execute(engine, f"DROP TABLE IF EXISTS {temp}")
+    _drop_temps(engine, stage, checked)
     if engine.dialect == "duckdb":
         _stage_in_duckdb(project, model_name, model, engine, stage, _depth)  # type: ignore[arg-type]
     else:
@@ -365,7 +371,10 @@ def materialize_model(
 
     staged = _stage_columns(engine, stage)
     select, problems = _select_checked(model_name, model, staged, dialect, stage)
-    _execute(engine, f"CREATE TEMP TABLE {checked} AS {select}")
+    if engine.dialect == "duckdb":  # the model's own SQL runs here (the stage is a view)
+        _run_model_sql(engine, model_name, f"CREATE TEMP TABLE {checked} AS {select}")
+    else:
+        _execute(engine, f"CREATE TEMP TABLE {checked} AS {select}")
     ok = " AND ".join([*(f"{p} IS NULL" for p in problems), "__hw_dups = 1"])
     columns = ", ".join(quote_ident(c) for c in model.columns)
     with engine.transaction():
@@ -381,8 +390,7 @@ def materialize_model(
         f"FROM {checked}",
     )[0]
     details = _rejection_details(engine, model, problems, checked, max_details)
-    for temp in (stage, checked):
-        _execute(engine, f"DROP TABLE IF EXISTS {temp}")
+    _drop_temps(engine, stage, checked)
     return ModelResult(
         model=model_name,
         table=table_name,
@@ -393,6 +401,14 @@ def materialize_model(
         primary_key=model.primary_key,
         columns={name: spec.type for name, spec in model.columns.items()},
     )
+
+
+def _drop_temps(engine: Engine, stage: str, checked: str) -> None:
+    if engine.dialect == "duckdb":
+        _execute(engine, f"DROP VIEW IF EXISTS {stage}")
+    else:
+        _execute(engine, f"DROP TABLE IF EXISTS {stage}")
+    _execute(engine, f"DROP TABLE IF EXISTS {checked}")
 
 
 def _rejection_details(

@@ -55,7 +55,11 @@ class FileSource:
             raise FatalError(f"source {self.name!r}: file not found: {self.config.path}")
         return [pattern]
 
-    def register(self, con: duckdb.DuckDBPyConnection) -> None:
+    def register(self, con: duckdb.DuckDBPyConnection, *, materialize: bool = False) -> None:
+        """Make the source a view named after it. ``materialize`` reads the files into a
+        temp table first: DuckDB sniffs a reader's types again each time a query over it
+        is planned (every row of a CSV, see csv.py), so a model that plans several
+        statements over a source reads its files once this way, not once per statement."""
         files = [p for p in self.files() if p.stat().st_size > 0]
         if files:
             listing = "[" + ", ".join(quote_literal(str(p)) for p in files) + "]"
@@ -64,6 +68,10 @@ class FileSource:
             body = "SELECT NULL::VARCHAR AS _empty WHERE false"
         view = quote_ident(self.name)
         try:
+            if materialize:
+                copy = quote_ident(f"__hw_file_{self.name}")
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {copy} AS {body}")
+                body = f"SELECT * FROM {copy}"
             con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {body}")
             # Integers sniffed per file can widen to HUGEINT/UBIGINT across files (10 is
             # unsigned, -7 is not); bring them back to BIGINT, which every engine has.

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
+import pyarrow as pa
 
 from headwater.braze.client import BrazeClient, ItemResult, TrackItem
 from headwater.braze.errors import BrazeRejectedError, BrazeUnavailableError
@@ -32,12 +33,12 @@ from headwater.state import runs
 from headwater.state.db import open_state
 from headwater.syncs.diff import (
     ADDED,
+    BITS_PER_MASK,
     CHANGED,
     REMOVED,
     UNCHANGED,
     DiffResult,
     compute_diff,
-    decode_batch,
 )
 from headwater.syncs.mapping import (
     attributes_object,
@@ -45,14 +46,17 @@ from headwater.syncs.mapping import (
     purchase_object,
     unset_object,
 )
+from headwater.syncs.objects import AttributeBuilder, shaped_columns, time_columns
 from headwater.syncs.snapshot import KEY, KIND, commit_accepted, snapshot_table
 
 log = logging.getLogger(__name__)
 
 # A commit costs a scan of the diff table, so commit in bulk; a crash resends at most the
 # rows accepted since the last commit (harmless for attributes; events may repeat).
+# COMMIT_EVERY_ROWS caps that: a commit is due at that many rows whatever the time.
 COMMIT_EVERY_ROWS = 50_000
 COMMIT_EVERY_SECONDS = 2.0
+COMMIT_SPACING = 10  # at least this many times a commit's own duration between commits
 HEARTBEAT_SECONDS = 2.0
 PREVIEW_ROWS = 5
 SHOWN_ERRORS = 20  # row errors kept on the report for display; the run record keeps all
@@ -112,20 +116,26 @@ class _Committer:
         self.pending: list = []
         self.committed = 0
         self.last = time.monotonic()
+        self.every = COMMIT_EVERY_SECONDS
 
     def add(self, keys: list) -> None:
         if not self.enabled:
             return
         self.pending.extend(keys)
         if len(self.pending) >= COMMIT_EVERY_ROWS or (
-            self.pending and time.monotonic() - self.last >= COMMIT_EVERY_SECONDS
+            self.pending and time.monotonic() - self.last >= self.every
         ):
             self.flush()
 
     def flush(self) -> None:
         if self.pending:
+            started = time.monotonic()
             self.committed += commit_accepted(self.engine, self.sync_name, self.pending)
             self.pending = []
+            # A commit scans the diff, so on a big diff it costs more: space commits out
+            # so they never take more than a tenth of the run.
+            spent = time.monotonic() - started
+            self.every = max(COMMIT_EVERY_SECONDS, spent * COMMIT_SPACING)
         self.last = time.monotonic()
 
 
@@ -137,21 +147,14 @@ def _sync(project: Project, name: str) -> SyncConfig:
         raise ConfigError(f"no sync named {name!r} (syncs: {known})") from None
 
 
-def _diff_rows(
-    engine: Engine, sync: SyncConfig, diff: DiffResult, json_columns: frozenset[str] = frozenset()
-) -> Iterator[dict]:
-    """Stream the diff with raw values, flags, and the identifier even for removed rows
-    (they are gone from the model, so it comes from the snapshot). ``object`` columns
-    arrive as JSON text from DuckDB and are decoded here."""
-    ident_cols = set(sync.identifier.columns)
-    cols = []
-    for column in diff.columns:
-        ref = quote_ident(column)
-        if column in ident_cols:
-            cols.append(f"COALESCE(d.{ref}, s.{ref}) AS {ref}")
-        else:
-            cols.append(f"d.{ref}")
+def _diff_batches(
+    engine: Engine, sync: SyncConfig, diff: DiffResult, times: set[str]
+) -> Iterator[pa.RecordBatch]:
+    """Stream the diff: key, kind, masks and the values to send, with the identifier even
+    for removed rows (they are gone from the model, so it comes from the snapshot) and
+    times already formatted by the engine."""
     masks = ", ".join(f"d.{m}" for m in diff.masks)
+    cols = shaped_columns(sync, diff.columns, engine.dialect, times)
     sql = (
         f"SELECT d.{KEY}, d.{KIND}, {masks}, {', '.join(cols)} "
         f"FROM {quote_ident(diff.table)} AS d "
@@ -159,16 +162,21 @@ def _diff_rows(
     )
     if not diff.full:
         sql += f" WHERE d.{KIND} IN ('added', 'changed', 'removed')"
-    json_columns = json_columns & set(diff.columns)
-    for batch in engine.iter_arrow(sql, DIFF_BATCH_ROWS):
-        for key, kind, row, send in decode_batch(batch, diff.columns):
-            for column in json_columns:
-                if isinstance(row[column], str):
-                    row[column] = orjson.loads(row[column])
-            # With --full, unchanged rows come with every bit set: resend them as changed.
-            row["__key"], row["__kind"] = key, CHANGED if kind == UNCHANGED else kind
-            row["__changed"] = send
-            yield row
+    yield from engine.iter_arrow(sql, DIFF_BATCH_ROWS)
+
+
+def _row_at(
+    columns: tuple[str, ...], values: list[list], masks: list[list], i: int, key, kind: str
+) -> dict:
+    """One diff row as the row-at-a-time path reads it."""
+    row = {c: values[j][i] for j, c in enumerate(columns)}
+    row["__key"], row["__kind"] = key, kind
+    row["__changed"] = {
+        c
+        for j, c in enumerate(columns)
+        if (masks[j // BITS_PER_MASK][i] or 0) >> (j % BITS_PER_MASK) & 1
+    }
+    return row
 
 
 def _plan_row(sync: SyncConfig, row: dict, now: datetime) -> _Planned:
@@ -282,23 +290,47 @@ class _Run:
 
     def items(self, diff: DiffResult) -> Iterator[TrackItem]:
         model = self.project.models[self.sync.model]
-        json_columns = frozenset(c for c, spec in model.columns.items() if spec.type == "object")
-        for row in _diff_rows(self.engine, self.sync, diff, json_columns):
-            try:
-                planned = _plan_row(self.sync, row, self.now)
-            except RowError as exc:
-                self.reject(exc, row["__key"])
-                self.tick(1)
-                continue
-            if planned.commit_only:
-                self.committer.add([planned.key])
-                self.tick(1)
-            elif planned.delete is not None:
-                self.deletes.append((planned.key, planned.delete))
-            else:
-                assert planned.item is not None
-                self.costs[planned.key] = count_data_points(planned.item.kind, planned.item.payload)
-                yield planned.item
+        types = {c: spec.type for c, spec in model.columns.items()}
+        json_columns = [i for i, c in enumerate(diff.columns) if types.get(c) == "object"]
+        builder = AttributeBuilder(self.sync, diff.columns, types)
+        times = time_columns(self.sync, types)
+        for batch in _diff_batches(self.engine, self.sync, diff, times):
+            # With --full, unchanged rows come with every bit set: resend them as changed.
+            kinds = [CHANGED if k == UNCHANGED else k for k in batch.column(KIND).to_pylist()]
+            values = [batch.column(c).to_pylist() for c in diff.columns]
+            for j in json_columns:  # ``object`` columns arrive as JSON text from DuckDB
+                values[j] = [orjson.loads(v) if isinstance(v, str) else v for v in values[j]]
+            plan = builder.plan(batch, kinds, values)
+            if plan.row_path:
+                keys = batch.column(KEY).to_pylist()
+                masks = [batch.column(m).to_pylist() for m in diff.masks]
+                for i in plan.row_path:
+                    yield from self._plan_one(
+                        _row_at(diff.columns, values, masks, i, keys[i], kinds[i])
+                    )
+            if plan.commit_only:
+                keys = batch.column(KEY).to_pylist()
+                self.committer.add([keys[i] for i in plan.commit_only])
+                self.tick(len(plan.commit_only))
+            self.costs.update(zip((item.ref for item in plan.items), plan.costs, strict=True))
+            yield from plan.items
+
+    def _plan_one(self, row: dict) -> Iterator[TrackItem]:
+        try:
+            planned = _plan_row(self.sync, row, self.now)
+        except RowError as exc:
+            self.reject(exc, row["__key"])
+            self.tick(1)
+            return
+        if planned.commit_only:
+            self.committer.add([planned.key])
+            self.tick(1)
+        elif planned.delete is not None:
+            self.deletes.append((planned.key, planned.delete))
+        else:
+            assert planned.item is not None
+            self.costs[planned.key] = count_data_points(planned.item.kind, planned.item.payload)
+            yield planned.item
 
     def tick(self, n: int) -> None:
         self.done += n

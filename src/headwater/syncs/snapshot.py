@@ -192,21 +192,27 @@ def commit_accepted(
     if accepted.num_rows == 0:
         return 0
     snap, diff = quote_ident(snapshot_table(sync_name)), quote_ident(diff_table(sync_name))
-    staged_name = f"hw_accepted_{table_suffix(sync_name)}_{uuid.uuid4().hex[:8]}"
-    staged = quote_ident(staged_name)
+    suffix = f"{table_suffix(sync_name)}_{uuid.uuid4().hex[:8]}"
+    staged_name = f"hw_accepted_{suffix}"
+    staged, hits = quote_ident(staged_name), quote_ident(f"hw_hits_{suffix}")
     columns = _snapshot_columns(engine, snapshot_table(sync_name))
-    names = ", ".join(quote_ident(c) for c in columns)
+    values = ", ".join(quote_ident(c) for c in columns)
+    # The diff is scanned once per commit, into a table of just the accepted rows; the
+    # snapshot's delete and insert then work from that small table.
     with engine.transaction():
         engine.load_arrow(staged_name, accepted, replace=True)
-        hits = f"SELECT d.{KEY} FROM {diff} AS d WHERE d.{KEY} IN (SELECT {KEY} FROM {staged})"
-        applied = engine.fetch_all(f"SELECT count(*) FROM ({hits}) AS h")[0][0]
-        engine.execute(f"DELETE FROM {snap} WHERE {KEY} IN ({hits})")
         engine.execute(
-            f"INSERT INTO {snap} ({KEY}, {names}, {HASH}) "
-            f"SELECT d.{KEY}, {', '.join('d.' + quote_ident(c) for c in columns)}, d.{HASH} "
-            f"FROM {diff} AS d WHERE d.{KIND} <> 'removed' "
-            f"AND d.{KEY} IN (SELECT {KEY} FROM {staged})"
+            f"CREATE TABLE {hits} AS SELECT d.{KEY}, d.{KIND}, "
+            f"{', '.join('d.' + quote_ident(c) for c in columns)}, d.{HASH} "
+            f"FROM {diff} AS d WHERE d.{KEY} IN (SELECT {KEY} FROM {staged})"
         )
+        applied = engine.fetch_all(f"SELECT count(*) FROM {hits}")[0][0]
+        engine.execute(f"DELETE FROM {snap} WHERE {KEY} IN (SELECT {KEY} FROM {hits})")
+        engine.execute(
+            f"INSERT INTO {snap} ({KEY}, {values}, {HASH}) "
+            f"SELECT {KEY}, {values}, {HASH} FROM {hits} WHERE {KIND} <> 'removed'"
+        )
+        engine.execute(f"DROP TABLE {hits}")
         engine.execute(f"DROP TABLE {staged}")
     return applied
 
