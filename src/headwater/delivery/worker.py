@@ -31,6 +31,7 @@ from collections import Counter
 import orjson
 
 from headwater.braze.batching import ItemResult, TrackItem
+from headwater.braze.budget import destination_key, limits_from
 from headwater.braze.client import BrazeClient
 from headwater.braze.errors import BrazeRejectedError
 from headwater.braze.limits import TRACK_ARRAYS
@@ -39,6 +40,7 @@ from headwater.delivery.unrouted import UnroutedSweeper
 from headwater.errors import HeadwaterError
 from headwater.server.hub import GATEWAY_STREAM
 from headwater.server.settings import DeliverySettings, DestinationSettings
+from headwater.state.budgets import window_counter
 from headwater.state.dead_letters import park_objects
 from headwater.state.outbox import OPT_DEDUPE_ATTRIBUTES, OPT_RESOLVE_EMAIL, OutboxRow, Retry
 from headwater.streams.identity import IdentityResolver, attach, needs_resolution
@@ -62,6 +64,11 @@ class DeliveryWorker:
             max_concurrency=destination.max_concurrency,
             timeout=destination.timeout_seconds,
             max_attempts=CLIENT_ATTEMPTS,
+            rate_limits=limits_from(destination.rate_limits),
+            budget_counter=window_counter(
+                hub.engine,
+                destination_key(destination.url, destination.api_key.get_secret_value()),
+            ),
         )
         self.dedupe = AttributeDeduper(hub.engine, destination.name)
         self.identity = IdentityResolver(self.client, self.settings.identity_cache_size)

@@ -14,6 +14,7 @@ from headwater.delivery import dedupe as _dedupe_tables  # noqa: F401  (declares
 from headwater.delivery.counters import Counters
 from headwater.errors import ConfigError
 from headwater.server.settings import ServeSettings
+from headwater.state import budgets as _budget_tables  # noqa: F401
 from headwater.state import dead_letters as _dead_letter_tables  # noqa: F401
 from headwater.state.db import WalCheckpointer, open_state
 from headwater.state.keys import KeyRing, keys_without_destination

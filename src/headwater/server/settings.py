@@ -20,8 +20,9 @@ class DestinationSettings:
     url: str
     api_key: SecretStr
     batch_policy: str = "combined"
-    max_concurrency: int = 8
+    max_concurrency: int = 200
     timeout_seconds: float = 30.0
+    rate_limits: dict = field(default_factory=dict)  # bucket -> {limit, window_seconds}
 
     def __repr__(self) -> str:
         return f"DestinationSettings(name={self.name!r}, url={self.url!r}, api_key='**********')"
@@ -74,6 +75,7 @@ class ServeSettings:
                 batch_policy=str(dest.batch_policy),
                 max_concurrency=dest.max_concurrency,
                 timeout_seconds=dest.timeout_seconds,
+                rate_limits=dest.rate_limits,
             )
             for name, dest in project.destinations.items()
         }

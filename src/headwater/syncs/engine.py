@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from headwater.braze.budget import destination_key, limits_from
 from headwater.braze.client import BrazeClient, ItemResult, TrackItem
 from headwater.braze.errors import BrazeRejectedError, BrazeUnavailableError
 from headwater.braze.limits import MAX_IDS_PER_REQUEST
@@ -29,6 +30,7 @@ from headwater.engines import Engine, quote_ident
 from headwater.errors import ConfigError, FatalError, HeadwaterError, RowError
 from headwater.models.model import materialize_model
 from headwater.state import runs
+from headwater.state.budgets import window_counter
 from headwater.state.db import open_state
 from headwater.syncs.diff import (
     ADDED,
@@ -235,10 +237,13 @@ def full_resend_cost(engine: Engine, table: str, sync: SyncConfig) -> int:
     return int(row[0][0] or 0)
 
 
-def _client_for(project: Project, sync: SyncConfig) -> BrazeClient:
+def _client_for(project: Project, sync: SyncConfig, state=None) -> BrazeClient:
+    """A client under the destination's shared rate budget (shared with other processes
+    through ``state`` when it is PostgreSQL)."""
     dest = project.destinations.get(sync.destination)
     if dest is None:
         raise ConfigError(f"syncs.{sync.destination}: no destination named {sync.destination!r}")
+    key = dest.api_key.get_secret_value()
     return BrazeClient(
         dest.url,
         dest.api_key,
@@ -247,6 +252,8 @@ def _client_for(project: Project, sync: SyncConfig) -> BrazeClient:
         timeout=dest.timeout_seconds,
         max_attempts=dest.max_attempts,
         backoff=Backoff(base_seconds=dest.retry_base_seconds),
+        rate_limits=limits_from(dest.rate_limits),
+        budget_counter=window_counter(state, destination_key(dest.url, key)),
         bulk=True,
     )
 
@@ -344,7 +351,7 @@ class _Run:
 
 
 async def _send(run: _Run, diff: DiffResult) -> None:
-    async with _client_for(run.project, run.sync) as client:
+    async with _client_for(run.project, run.sync, run.state) as client:
         summary = await client.track(run.items(diff), on_results=run.on_results)
         run.report.requests += summary.requests
         await run.send_deletes(client)
