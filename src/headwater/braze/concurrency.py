@@ -3,9 +3,14 @@
 Saturating Braze takes about rate x round trip requests in flight (1,000 requests/s x
 100 ms = 100), which nobody should have to compute and which changes with the network.
 So the limit starts small and grows while answers come back fast and the budget has room
-(doubling per round trip at first, then one more per round trip), and halves on a 429, a
-5xx, a dropped connection or a round trip clearly slower than the best seen: the way TCP
-finds a link's capacity. ``max_concurrency`` is only the ceiling.
+(doubling per round trip at first, then a fixed step per round trip), and halves on a 429,
+a 5xx, a dropped connection or round trips rising well above their usual level: the way
+TCP finds a link's capacity. ``max_concurrency`` is only the ceiling.
+
+"Usual" is a slow moving average, not the best round trip ever seen: on a busy network (or
+a busy machine) round trips vary by half their length from one request to the next, and
+a limit cut for noise takes many round trips to win back. A queue building up shows as
+the fast average running to twice the slow one.
 
 One cut per round trip: the answers of requests sent before a cut say nothing new about
 the cut limit, so they cannot cut it again (a wave of 429s halves once, not fifty times).
@@ -20,12 +25,14 @@ from collections.abc import Callable
 __all__ = ["AdaptiveConcurrency"]
 
 INITIAL_CONCURRENCY = 8
-# A smoothed round trip this many times the best one seen means a queue is building.
+# The recent round trip this many times the usual one means a queue is building.
 LATENCY_RISE_FACTOR = 2.0
 # ...and at least this much slower (in seconds): a 1 ms round trip doubling is noise.
 LATENCY_RISE_MIN_SECONDS = 0.05
-LATENCY_SMOOTHING = 0.1  # weight of each new round trip in the smoothed one
-BASELINE_SECONDS = 30.0  # the best round trip is re-learned this often (routes change)
+RECENT_SMOOTHING = 0.1  # weight of each round trip in the recent average
+USUAL_SMOOTHING = 0.005  # ...and in the usual one (a few hundred round trips)
+# Growth after the first cut: this share of the ceiling per round trip (at least one).
+GROWTH_SHARE_OF_CEILING = 0.02
 
 
 class AdaptiveConcurrency:
@@ -53,10 +60,9 @@ class AdaptiveConcurrency:
         self._slow_start = True
         self._clock = clock
         self._last_cut = float("-inf")
-        self._smoothed: float | None = None
-        self._best: float | None = None
-        self._best_next: float | None = None
-        self._best_since = clock()
+        self._recent: float | None = None
+        self._usual: float | None = None
+        self._step = max(1.0, ceiling * GROWTH_SHARE_OF_CEILING)
         self._changed = asyncio.Condition()
 
     def __repr__(self) -> str:
@@ -96,22 +102,19 @@ class AdaptiveConcurrency:
             self._grow()
 
     def _learn_latency(self, latency: float) -> bool:
-        now = self._clock()
-        if now - self._best_since > BASELINE_SECONDS:
-            self._best, self._best_next, self._best_since = self._best_next, None, now
-        self._best = latency if self._best is None else min(self._best, latency)
-        self._best_next = latency if self._best_next is None else min(self._best_next, latency)
-        if self._smoothed is None:
-            self._smoothed = latency
-        else:
-            self._smoothed += LATENCY_SMOOTHING * (latency - self._smoothed)
+        if self._recent is None or self._usual is None:
+            self._recent = self._usual = latency
+            return False
+        self._recent += RECENT_SMOOTHING * (latency - self._recent)
+        self._usual += USUAL_SMOOTHING * (latency - self._usual)
         return (
-            self._smoothed > self._best * LATENCY_RISE_FACTOR
-            and self._smoothed - self._best > LATENCY_RISE_MIN_SECONDS
+            self._recent > self._usual * LATENCY_RISE_FACTOR
+            and self._recent - self._usual > LATENCY_RISE_MIN_SECONDS
         )
 
     def _grow(self) -> None:
-        step = 1.0 if self._slow_start else 1.0 / max(self.limit, 1.0)
+        # Per answer: slow start doubles the limit per round trip, then `step` per round trip.
+        step = 1.0 if self._slow_start else self._step / max(self.limit, 1.0)
         self.limit = min(float(self.ceiling), self.limit + step)
         self.peak = max(self.peak, int(self.limit))
 
@@ -122,6 +125,6 @@ class AdaptiveConcurrency:
         self._slow_start = False
         self.cuts += 1
         self.limit = max(float(self.floor), self.limit / 2)
-        if self._smoothed is not None and self._best is not None:
-            # Start measuring again from the best: the queue drains as the limit drops.
-            self._smoothed = self._best
+        if self._recent is not None:
+            # Measure afresh from the usual level: the queue drains as the limit drops.
+            self._recent = self._usual
