@@ -101,6 +101,10 @@ class MemoryWindows:
         self._used[bucket] = (window_start, used + granted)
         return granted
 
+    def used(self, bucket: str, window_start: float) -> int:
+        start, used = self._used.get(bucket, (window_start, 0))
+        return used if start == window_start else 0
+
 
 class RateBudget:
     """Hands out request slots per rate bucket within fixed, clock-aligned windows.
@@ -146,6 +150,13 @@ class RateBudget:
 
     def limit(self, bucket: str) -> BucketLimit:
         return self._limits.get(bucket) or self._limits["default"]
+
+    def used(self, bucket: str) -> int | None:
+        """Requests counted in the current window by this process (None when the count
+        lives in a shared store); for tests and reports."""
+        if not isinstance(self._counter, MemoryWindows):
+            return None
+        return self._counter.used(bucket, self.window_start(bucket))
 
     def window_start(self, bucket: str, now: float | None = None) -> float:
         window = self.limit(bucket).window_seconds

@@ -363,6 +363,13 @@ class BrazeClient:
             retry_after=_hint(last),
         )
 
+    async def forward(self, endpoint: str, content: bytes) -> Answer:
+        """One request passed through as it came (the gateway's reads): under the same
+        budget, governor and concurrency as everything else sent to this destination, no
+        retries (the caller's client retries what Braze refuses). The answer's body is
+        decoded, the key scrubbed from it; ``status`` None means no answer at all."""
+        return await self._exchange(ENDPOINTS[endpoint], content)
+
     def _retry_delay(self, attempt: int, answer: Answer) -> float:
         return backoff_seconds(attempt, self.backoff, retry_after=_hint(answer))
 

@@ -6,16 +6,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import httpx
 from sqlalchemy import Engine
 from starlette.requests import Request
 
+from headwater.braze.client import BrazeClient
 from headwater.delivery import dedupe as _dedupe_tables  # noqa: F401  (declares tables)
 from headwater.delivery.counters import Counters
 from headwater.errors import ConfigError
 from headwater.server.settings import ServeSettings
-from headwater.state import budgets as _budget_tables  # noqa: F401
 from headwater.state import dead_letters as _dead_letter_tables  # noqa: F401
+from headwater.state.budgets import budget_options
 from headwater.state.db import WalCheckpointer, open_state
 from headwater.state.keys import KeyRing, keys_without_destination
 from headwater.state.outbox import Outbox
@@ -57,17 +57,28 @@ class Hub:
             self.inspector.configure(name, stream.inspector_size)
         self.content = ContentStore(self.engine)
         self.counters = Counters(self.engine)
-        self.http: httpx.AsyncClient | None = None
+        self.clients: dict[str, BrazeClient] = {}
         self.workers: list = []
 
-    def passthrough_client(self) -> httpx.AsyncClient:
-        if self.http is None:
-            self.http = httpx.AsyncClient(timeout=30.0)
-        return self.http
+    def braze_client(self, name: str) -> BrazeClient:
+        """The client the gateway's passthrough reads use for destination ``name``: under
+        the destination's shared rate budget, like delivery and the syncs."""
+        client = self.clients.get(name)
+        if client is None:
+            dest = self.settings.destinations[name]
+            key = dest.api_key.get_secret_value()
+            client = self.clients[name] = BrazeClient(
+                dest.url,
+                dest.api_key,
+                timeout=dest.timeout_seconds,
+                max_concurrency=dest.max_concurrency,
+                **budget_options(dest.url, key, dest.rate_limits, self.engine),
+            )
+        return client
 
     async def aclose(self) -> None:
-        if self.http is not None:
-            await self.http.aclose()
+        for client in self.clients.values():
+            await client.aclose()
         if self.checkpointer is not None:
             self.checkpointer.stop()
         self.outbox.close()

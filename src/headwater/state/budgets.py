@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Engine, Integer, String, Table, delete, text
 
-from headwater.braze.budget import MemoryWindows, WindowCounter
+from headwater.braze.budget import MemoryWindows, WindowCounter, destination_key, limits_from
 from headwater.state.db import metadata
 
 # Windows older than this are deleted when a process starts counting a new one.
@@ -81,4 +81,13 @@ def window_counter(engine: Engine | None, destination: str) -> WindowCounter | N
     return PostgresWindows(engine, destination)
 
 
-__all__ = ["MemoryWindows", "PostgresWindows", "rate_budgets", "window_counter"]
+def budget_options(url: str, api_key: str, rate_limits, engine: Engine | None) -> dict:
+    """``BrazeClient`` options that put a client under its destination's shared budget:
+    the destination's ``rate_limits``, counted in ``engine`` when it is PostgreSQL."""
+    return {
+        "rate_limits": limits_from(rate_limits),
+        "budget_counter": window_counter(engine, destination_key(url, api_key)),
+    }
+
+
+__all__ = ["MemoryWindows", "PostgresWindows", "budget_options", "rate_budgets", "window_counter"]

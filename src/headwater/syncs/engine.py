@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 
 import orjson
 
-from headwater.braze.budget import destination_key, limits_from
 from headwater.braze.client import BrazeClient, ItemResult, TrackItem
 from headwater.braze.errors import BrazeRejectedError, BrazeUnavailableError
 from headwater.braze.limits import MAX_IDS_PER_REQUEST
@@ -30,7 +29,7 @@ from headwater.engines import Engine, quote_ident
 from headwater.errors import ConfigError, FatalError, HeadwaterError, RowError
 from headwater.models.model import materialize_model
 from headwater.state import runs
-from headwater.state.budgets import window_counter
+from headwater.state.budgets import budget_options
 from headwater.state.db import open_state
 from headwater.syncs.diff import (
     ADDED,
@@ -252,9 +251,8 @@ def _client_for(project: Project, sync: SyncConfig, state=None) -> BrazeClient:
         timeout=dest.timeout_seconds,
         max_attempts=dest.max_attempts,
         backoff=Backoff(base_seconds=dest.retry_base_seconds),
-        rate_limits=limits_from(dest.rate_limits),
-        budget_counter=window_counter(state, destination_key(dest.url, key)),
         bulk=True,
+        **budget_options(dest.url, key, dest.rate_limits, state),
     )
 
 
