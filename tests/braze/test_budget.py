@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import math
 import multiprocessing
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -219,3 +220,30 @@ def test_sqlite_state_keeps_budgets_in_the_process(tmp_path):
         engine.dispose()
     assert shared_budget("http://127.0.0.1:9", "sqlite-key").shared is False
     assert isinstance(MemoryWindows(), MemoryWindows)
+
+
+def test_one_budget_serves_clients_on_several_event_loops(pg_url):
+    """A scheduled sync may run on its own thread and loop beside serve's delivery."""
+    engine = open_state(pg_url)
+    budget = RateBudget({"users.track": BucketLimit(300, 3600)}, shared=True,
+                        counter=PostgresWindows(engine, "dest#loops"), clock=lambda: EPOCH)  # fmt: skip
+    taken: list[int] = []
+
+    def spend_on_a_loop_of_its_own() -> None:
+        async def spend() -> int:
+            count = 0
+            while await budget._try_take_shared("users.track") == 0:
+                count += 1
+            return count
+
+        taken.append(asyncio.run(spend()))
+
+    threads = [threading.Thread(target=spend_on_a_loop_of_its_own) for _ in range(3)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        engine.dispose()
+    assert len(taken) == 3 and sum(taken) == 300

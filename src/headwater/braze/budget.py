@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -92,14 +93,16 @@ class MemoryWindows:
 
     def __init__(self) -> None:
         self._used: dict[str, tuple[float, int]] = {}  # bucket -> (window start, used)
+        self._lock = threading.Lock()  # syncs may run on their own threads and loops
 
     def take(self, bucket: str, window_start: float, limit: int, wanted: int) -> int:
-        start, used = self._used.get(bucket, (window_start, 0))
-        if start != window_start:
-            used = 0
-        granted = max(0, min(wanted, limit - used))
-        self._used[bucket] = (window_start, used + granted)
-        return granted
+        with self._lock:
+            start, used = self._used.get(bucket, (window_start, 0))
+            if start != window_start:
+                used = 0
+            granted = max(0, min(wanted, limit - used))
+            self._used[bucket] = (window_start, used + granted)
+            return granted
 
     def used(self, bucket: str, window_start: float) -> int:
         start, used = self._used.get(bucket, (window_start, 0))
@@ -130,7 +133,9 @@ class RateBudget:
         self._clock = clock
         self._sleep = sleep
         self._held: dict[str, tuple[float, int]] = {}  # slots claimed from a shared counter
-        self._locks: dict[str, asyncio.Lock] = {}
+        # A thread lock, not an asyncio one: the clients of one destination may run on
+        # several event loops (a scheduled sync on its own thread beside serve's loop).
+        self._lock = threading.Lock()
         self.waits = 0  # requests that had to wait for a window; for reports and tests
 
     def __repr__(self) -> str:
@@ -192,30 +197,34 @@ class RateBudget:
             await self._sleep(wait)
 
     async def _try_take_shared(self, bucket: str) -> float:
-        limit = self.limit(bucket)
-        start = self.window_start(bucket)
-        if self._take_held(bucket, start):
+        if self._take_held(bucket, self.window_start(bucket)):
             return 0.0
-        lock = self._locks.setdefault(bucket, asyncio.Lock())
-        async with lock:  # one claim in flight per bucket; the others use what it brings
+        return await asyncio.to_thread(self._claim_shared, bucket)
+
+    def _claim_shared(self, bucket: str) -> float:
+        """One claim at a time per budget (on a worker thread: the store is a database):
+        a request that waited for the lock first uses what the claim before it brought."""
+        limit = self.limit(bucket)
+        with self._lock:
             now = self._clock()
             start = math.floor(now / limit.window_seconds) * limit.window_seconds
-            if self._take_held(bucket, start):
+            held_start, held = self._held.get(bucket, (start, 0))
+            if held_start == start and held > 0:
+                self._held[bucket] = (start, held - 1)
                 return 0.0
-            granted = await asyncio.to_thread(
-                self._counter.take, bucket, start, limit.limit, self._claim_size(limit)
-            )
+            granted = self._counter.take(bucket, start, limit.limit, self._claim_size(limit))
             if granted:
                 self._held[bucket] = (start, granted - 1)
                 return 0.0
-            return max(start + limit.window_seconds - self._clock(), 1e-3)
+        return max(start + limit.window_seconds - self._clock(), 1e-3)
 
     def _take_held(self, bucket: str, start: float) -> bool:
-        held_start, held = self._held.get(bucket, (start, 0))
-        if held_start == start and held > 0:
-            self._held[bucket] = (start, held - 1)
-            return True
-        return False
+        with self._lock:
+            held_start, held = self._held.get(bucket, (start, 0))
+            if held_start == start and held > 0:
+                self._held[bucket] = (start, held - 1)
+                return True
+            return False
 
     def _claim_size(self, limit: BucketLimit) -> int:
         if not self.shared:
