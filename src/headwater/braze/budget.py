@@ -174,11 +174,7 @@ class RateBudget:
         limit = self.limit(bucket)
         now = self._clock()
         start = math.floor(now / limit.window_seconds) * limit.window_seconds
-        if self._take_held(bucket, start):
-            return 0.0
-        granted = self._counter.take(bucket, start, limit.limit, self._claim_size(limit))
-        if granted:
-            self._held[bucket] = (start, granted - 1)
+        if self._counter.take(bucket, start, limit.limit, 1):
             return 0.0
         return max(start + limit.window_seconds - now, 1e-3)
 
@@ -227,8 +223,6 @@ class RateBudget:
             return False
 
     def _claim_size(self, limit: BucketLimit) -> int:
-        if not self.shared:
-            return 1
         return max(1, min(MAX_SLOTS_PER_CLAIM, int(limit.limit * CLAIM_FRACTION)))
 
 
