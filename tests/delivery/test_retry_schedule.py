@@ -10,7 +10,7 @@ from sqlalchemy import create_engine
 
 from headwater.braze.client import BrazeClient
 from headwater.delivery.worker import DeliveryWorker
-from headwater.server.settings import DeliverySettings, DestinationSettings
+from headwater.runtime.settings import DeliverySettings, DestinationSettings
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def worker():
         delivery=DeliverySettings(retry_base_seconds=1.0, retry_max_seconds=10.0)
     )
     hub = SimpleNamespace(settings=settings, engine=create_engine("sqlite://"))
-    destination = DestinationSettings("braze", "http://127.0.0.1:9", "k")
+    destination = DestinationSettings(name="braze", url="http://127.0.0.1:9", api_key="k")
     return DeliveryWorker(hub, destination, client=BrazeClient("http://127.0.0.1:9", "k"))
 
 

@@ -177,7 +177,7 @@ def test_a_row_settles_object_by_object_and_comes_back_with_only_what_failed(sql
     from sqlalchemy import select
 
     from headwater.delivery.worker import DeliveryWorker, _Round
-    from headwater.server.hub import Hub
+    from headwater.runtime.hub import Hub
     from headwater.state.outbox import OutboxEntry, outbox
 
     settings = make_settings(sqlite_state, {"braze": "http://127.0.0.1:9"}, run_workers=False)
@@ -223,7 +223,7 @@ def test_a_round_that_dies_mid_send_settles_what_braze_accepted(sqlite_state):
 
     from headwater.braze.batching import ItemResult
     from headwater.delivery.worker import DeliveryWorker
-    from headwater.server.hub import Hub
+    from headwater.runtime.hub import Hub
     from headwater.state.outbox import OutboxEntry
 
     class DiesAfterTwo:
@@ -269,7 +269,7 @@ def test_a_round_whose_settling_fails_keeps_what_was_settled_and_what_braze_answ
     from headwater.braze.batching import ItemResult
     from headwater.delivery import worker as worker_module
     from headwater.delivery.worker import DeliveryWorker
-    from headwater.server.hub import Hub
+    from headwater.runtime.hub import Hub
     from headwater.state.outbox import OutboxEntry
 
     class TwoRequests:

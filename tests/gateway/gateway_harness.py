@@ -24,11 +24,11 @@ from starlette.routing import Route
 
 from headwater.braze.errors import BrazeError
 from headwater.braze.track import parse_track_request
+from headwater.config.streams import parse_streams
+from headwater.runtime.hub import Hub
+from headwater.runtime.settings import DeliverySettings, DestinationSettings, ServeSettings
 from headwater.server.app import create_app
-from headwater.server.hub import Hub
-from headwater.server.settings import DeliverySettings, DestinationSettings, ServeSettings
 from headwater.state.keys import create_key
-from headwater.streams.config import parse_streams
 from headwater.testing import serve_in_thread
 
 RECEIVER_KEY = "receiver-key-0123456789"

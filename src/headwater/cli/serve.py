@@ -65,8 +65,8 @@ def serve(
     import uvicorn
 
     from headwater.cli.loading import load_checked
+    from headwater.runtime.settings import ServeSettings
     from headwater.server.app import create_app, tune_garbage_collector
-    from headwater.server.settings import ServeSettings
 
     console = Console(stderr=True)
     try:

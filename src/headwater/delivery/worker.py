@@ -36,14 +36,14 @@ from headwater.braze.errors import BrazeRejectedError
 from headwater.braze.limits import TRACK_ARRAYS
 from headwater.braze.retry import Backoff, backoff_seconds
 from headwater.delivery.dedupe import AttributeDeduper, user_key
+from headwater.delivery.identity import IdentityResolver, attach, needs_resolution
 from headwater.delivery.unrouted import UnroutedSweeper
 from headwater.errors import HeadwaterError
-from headwater.server.hub import GATEWAY_STREAM
-from headwater.server.settings import DeliverySettings, DestinationSettings
+from headwater.runtime.hub import GATEWAY_STREAM
+from headwater.runtime.settings import DeliverySettings, DestinationSettings
 from headwater.state.budgets import budget_options
 from headwater.state.dead_letters import park_objects
 from headwater.state.outbox import OPT_DEDUPE_ATTRIBUTES, OPT_RESOLVE_EMAIL, OutboxRow, Retry
-from headwater.streams.identity import IdentityResolver, attach, needs_resolution
 
 log = logging.getLogger("headwater.delivery")
 

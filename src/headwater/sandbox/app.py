@@ -13,10 +13,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from headwater import __version__
 from headwater.braze.errors import MSG_NOT_FOUND, MSG_SERVER_ERROR
+from headwater.braze.frontdoor import json_response
 from headwater.fastpath import FastPath
 from headwater.sandbox import control
 from headwater.sandbox.faults import FaultPlan
-from headwater.sandbox.gate import json_response
 from headwater.sandbox.keys import ALL_PERMISSIONS, KeyRing
 from headwater.sandbox.limits import RateLimiter
 from headwater.sandbox.segments import routes as segment_routes

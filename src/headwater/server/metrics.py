@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from headwater.server.hub import hub_of
+from headwater.runtime.hub import hub_of
 from headwater.state.dead_letters import count_dead_letters
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -221,3 +221,14 @@ class SeenKeys:
 
 
 __all__ = ["SeenKeys", "normalise_key", "seen_events", "seen_keys"]
+
+
+def content_key(stream: str, kind: str, canonical: bytes) -> bytes:
+    """Content-hash dedupe key for an object posted to the gateway's /users/track, from its
+    sorted-keys JSON."""
+    return hashlib.blake2b(_key_prefix(stream, kind) + canonical, digest_size=16).digest()
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_prefix(stream: str, kind: str) -> bytes:
+    return f"{stream}\x00{kind}\x00".encode()

@@ -9,7 +9,7 @@ import time
 from collections import deque
 from typing import Any
 
-from headwater.streams.config import DEFAULT_INSPECTOR_SIZE
+from headwater.config.streams import DEFAULT_INSPECTOR_SIZE
 
 REDACTED = "[redacted]"
 SECRET_NAME = re.compile(
