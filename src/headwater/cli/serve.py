@@ -60,9 +60,18 @@ def serve(
     workers: bool = typer.Option(
         True, "--workers/--no-workers", help="Run delivery in this process."
     ),
+    metrics_token: str | None = typer.Option(
+        None,
+        "--metrics-token",
+        envvar="HEADWATER_METRICS_TOKEN",
+        show_envvar=True,
+        help="The bearer token GET /metrics requires (default: metrics.token in headwater.yml); "
+        "without one, /metrics answers 403.",
+    ),
 ) -> None:
     """Run the Braze-compatible gateway, the webhooks and the delivery workers."""
     import uvicorn
+    from pydantic import SecretStr
 
     from headwater.cli.loading import load_checked
     from headwater.runtime.settings import ServeSettings
@@ -75,6 +84,8 @@ def serve(
         if lease_seconds is not None:
             settings.delivery.lease_seconds = lease_seconds
         settings.run_workers = workers
+        if metrics_token:
+            settings.metrics_token = SecretStr(metrics_token)
         app = create_app(settings)  # opens the state store: stale or locked is refused here
     except ConfigError as exc:
         _fail(console, exc)

@@ -30,6 +30,7 @@ from headwater.config.document import Loc, ProjectCheck, Report, located_errors
 from headwater.config.gateway import GatewayConfig, GatewayDelivery
 from headwater.config.loading import find_project_file, load_project, parse_project
 from headwater.config.models import ColumnSpec, ColumnType, ModelConfig
+from headwater.config.monitoring import InspectorConfig, MetricsConfig
 from headwater.config.project import Project
 from headwater.config.sources import (
     FILE_SOURCE_TYPES,
@@ -61,7 +62,9 @@ __all__ = [
     "FILE_SOURCE_TYPES",
     "GatewayConfig",
     "GatewayDelivery",
+    "InspectorConfig",
     "JsonSourceConfig",
+    "MetricsConfig",
     "Loc",
     "ModelConfig",
     "NAMED_SECTIONS",

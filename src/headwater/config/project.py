@@ -19,6 +19,7 @@ from headwater.config.base import (
 from headwater.config.destinations import BrazeDestination
 from headwater.config.gateway import GatewayConfig
 from headwater.config.models import ModelConfig
+from headwater.config.monitoring import InspectorConfig, MetricsConfig
 from headwater.config.sources import SourceConfig
 from headwater.config.streams import StreamConfig
 from headwater.config.syncs import SyncConfig
@@ -52,6 +53,13 @@ class Project(_Strict):
     gateway: GatewayConfig = Field(
         default_factory=GatewayConfig,
         description="The gateway's switches and the delivery settings.",
+    )
+    metrics: MetricsConfig = Field(
+        default_factory=MetricsConfig, description="Who may read serve's /metrics."
+    )
+    inspector: InspectorConfig = Field(
+        default_factory=InspectorConfig,
+        description="The event inspector's memory bound and redacted field names.",
     )
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)

@@ -166,7 +166,8 @@ class StreamConfig(_Strict):
         default=DEFAULT_INSPECTOR_SIZE,
         ge=0,
         le=10_000,
-        description="Payloads the event inspector keeps.",
+        description="Payloads the event inspector keeps for this stream (all streams share "
+        "inspector.max_bytes).",
     )
     max_items: int = Field(
         default=DEFAULT_MAX_ITEMS,

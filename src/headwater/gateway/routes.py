@@ -46,7 +46,7 @@ async def users_track(request: Request) -> Response:
             seen_key = content_key(stream, kind, payload) if keyed else None
             entries.append(OutboxEntry(stream, destination, kind, payload, options, seen_key))
     await hub.outbox.enqueue(entries)
-    hub.inspector.record(GATEWAY_STREAM, "in", data, key=key.name, objects=len(entries))
+    hub.inspector.record(GATEWAY_STREAM, "in", data, raw=body, key=key.name, objects=len(entries))
     status, response = parsed.response()
     return json_response(status, response)
 

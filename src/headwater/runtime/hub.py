@@ -54,7 +54,11 @@ class Hub:
         self.keys = KeyRing(self.engine)
         self.signatures = SignatureLog(self.engine)
         self.clock: Callable[[], float] = time.time  # wall time for signed timestamps
-        self.inspector = Inspector()
+        self.inspector = Inspector(
+            max_bytes=settings.inspector.max_bytes,
+            payload_bytes=settings.inspector.payload_bytes,
+            redact=settings.inspector.redact,
+        )
         for name, stream in settings.streams.items():
             self.inspector.configure(name, stream.inspector_size)
         self.content = ContentStore(self.engine)

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
-from headwater.config import BrazeDestination, GatewayConfig, GatewayDelivery, StreamConfig
+from headwater.config import (
+    BrazeDestination,
+    GatewayConfig,
+    GatewayDelivery,
+    InspectorConfig,
+    StreamConfig,
+)
 from headwater.errors import ConfigError
 
 DEFAULT_DESTINATION = "braze"
@@ -38,6 +44,8 @@ class ServeSettings:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     run_workers: bool = True
+    metrics_token: SecretStr | None = None  # None: /metrics answers 403
+    inspector: InspectorConfig = field(default_factory=InspectorConfig)
 
     @property
     def gateway_destination(self) -> str | None:
@@ -77,4 +85,6 @@ class ServeSettings:
             streams=dict(project.streams),
             gateway=project.gateway,
             delivery=DeliverySettings(**project.gateway.delivery.model_dump()),
+            metrics_token=project.metrics.token,
+            inspector=project.inspector,
         )

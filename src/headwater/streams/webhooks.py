@@ -176,7 +176,7 @@ async def receive_webhook(request: Request) -> Response:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BrazeError(400, f"The body is not valid JSON: {exc}") from None
-    hub.inspector.record(stream_name, "in", payload)
+    hub.inspector.record(stream_name, "in", payload, raw=body)
     test = _is_test(stream, auth, payload)
     destination = stream.test_destination if test else stream.destination
     assert destination is not None
