@@ -141,6 +141,7 @@ destinations:
     api_key: k
     rate_limits:
       users.track: {limit: 10, window_seconds: 1}
+      users.alias.new: {limit: 10, window_seconds: 1}
 sources:
   crm: {type: csv, path: c.csv}
 models:
@@ -168,16 +169,16 @@ streams:
 """
 
 EVERY_PROBLEM = [
-    "headwater.yml:5: destinations.braze.rate_limits: not supported yet: syncs and delivery "
-    "would ignore it and use Braze's default limits; remove it",
-    "headwater.yml:16: syncs.contacts.mapping.$bad: attribute name '$bad' must not start with '$'",
-    "headwater.yml:17: syncs.contacts.on_removed: delete needs an external_id, user_alias or "
+    "headwater.yml:7: destinations.braze.rate_limits.users.alias.new: users.alias.new shares "
+    "the rate bucket 'users.identity'; set that",
+    "headwater.yml:17: syncs.contacts.mapping.$bad: attribute name '$bad' must not start with '$'",
+    "headwater.yml:18: syncs.contacts.on_removed: delete needs an external_id, user_alias or "
     "braze_id identifier, not email (Braze deletes users by those only); use unset or keep",
-    "headwater.yml:20: streams.extole.preset: input should be 'extole', 'actioniq' or 'generic'",
-    "headwater.yml:21: streams.extole.auth.token: field required",
-    "headwater.yml:22: streams.extole.destination: no destination named 'nowhere'",
-    "headwater.yml:26: streams.shop.test_destination: no destination named 'braze_test'",
-    "headwater.yml:29: streams.shop.mapping.events.0.name: template '{{ payload.name }': "
+    "headwater.yml:21: streams.extole.preset: input should be 'extole', 'actioniq' or 'generic'",
+    "headwater.yml:22: streams.extole.auth.token: field required",
+    "headwater.yml:23: streams.extole.destination: no destination named 'nowhere'",
+    "headwater.yml:27: streams.shop.test_destination: no destination named 'braze_test'",
+    "headwater.yml:30: streams.shop.mapping.events.0.name: template '{{ payload.name }': "
     "expected '}}', found end of file",
 ]
 

@@ -163,6 +163,20 @@ def test_export_ids_is_passed_through_to_the_destination(gateway):
     assert answer.status_code == 201
     assert answer.json()["users"] == [{"external_id": "u1", "email": "ada@example.com"}]
     assert fake.export_calls == 1
+    # Through the destination's client: one budget with delivery, the read counted in it.
+    budget = gw.hub.braze_client("braze").budget
+    assert budget is gw.hub.workers[0].client.budget
+    assert budget.used("users.export.ids") == 1
+
+
+def test_export_ids_answers_503_when_the_destination_cannot_be_reached(sqlite_state):
+    settings = make_settings(sqlite_state, {"braze": "http://127.0.0.1:9"}, run_workers=False)
+    with running_gateway(settings) as gw:
+        key = gw.key("reader", "users.export.ids")
+        answer = httpx.post(f"{gw.url}/users/export/ids", json={"external_ids": ["u1"]},
+                            headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+    assert answer.status_code == 503
+    assert answer.json() == {"message": "The destination could not be reached"}
 
 
 def test_a_test_key_sends_to_the_test_destination_only(sqlite_state):

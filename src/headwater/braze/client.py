@@ -43,6 +43,8 @@ from headwater.braze.batching import (
     map_object_errors,
     split_batch,
 )
+from headwater.braze.budget import BucketLimit, RateBudget, WindowCounter, shared_budget
+from headwater.braze.concurrency import INITIAL_CONCURRENCY, AdaptiveConcurrency
 from headwater.braze.endpoints import ENDPOINTS, Endpoint, endpoint_for
 from headwater.braze.errors import MSG_BAD_JSON, BrazeRejectedError, BrazeUnavailableError
 from headwater.braze.limits import (
@@ -78,7 +80,9 @@ __all__ = ["BrazeClient", "ItemResult", "TrackItem", "TrackSummary"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_CONCURRENCY = 64  # saturating Braze needs about rate x round trip (1000/s x 0.1 s)
+# The ceiling of the adaptive concurrency: saturating Braze takes about rate x round trip
+# (1,000 requests/s x 0.1 s = 100); twice that leaves room for slower round trips.
+DEFAULT_MAX_CONCURRENCY = 200
 DEFAULT_TIMEOUT_SECONDS = 30.0
 TRACK = ENDPOINTS["users.track"]
 MSG_MAX_INPUT_PREFIX = "max input length"
@@ -105,10 +109,14 @@ class TrackSummary:
 class BrazeClient:
     """An async client for one Braze workspace (REST base URL + API key).
 
-    ``max_concurrency`` requests are in flight at most (one keep-alive connection each);
-    saturating Braze's /users/track budget takes about rate x round trip, e.g. 1,000
-    requests/s x 0.1 s = 100. ``governor`` defaults to the process-wide one for this URL and
-    key. ``bulk`` adds ``X-Braze-Bulk: true`` (backfills). ``validate`` runs Braze's
+    The number of requests in flight adapts to the answers (``braze.concurrency``), from
+    ``initial_concurrency`` up to ``max_concurrency`` (one keep-alive connection each);
+    ``adaptive=False`` keeps it at ``max_concurrency``. Every request first takes a slot
+    from the destination's rate budget (``braze.budget``: Braze's documented limits, or
+    ``rate_limits`` per bucket; ``budget_counter`` shares the count with other processes),
+    then from the governor that learns from Braze's ``X-RateLimit-*`` headers. Both default
+    to the process-wide ones for this URL and key, so every client of a destination shares
+    them. ``bulk`` adds ``X-Braze-Bulk: true`` (backfills). ``validate`` runs Braze's
     per-object rules before sending; it is off by default because it costs ~50 us per object
     with distinct emails (email-validator), more than sending does, and Braze's own
     per-object errors are mapped back to rows anyway. ``http`` picks the engine: "aiohttp"
@@ -125,6 +133,11 @@ class BrazeClient:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         governor: RateGovernor | None = None,
+        budget: RateBudget | None = None,
+        rate_limits: dict[str, BucketLimit] | None = None,
+        budget_counter: WindowCounter | None = None,
+        adaptive: bool = True,
+        initial_concurrency: int = INITIAL_CONCURRENCY,
         bulk: bool = False,
         backoff: Backoff | None = None,
         validate: bool = False,
@@ -146,6 +159,12 @@ class BrazeClient:
         self.validate = validate
         self.max_objects = max_objects
         self.governor = governor or shared_governor(self.url, self._key.get_secret_value())
+        self.budget = budget or shared_budget(
+            self.url, self._key.get_secret_value(), rate_limits, counter=budget_counter
+        )
+        self.concurrency = AdaptiveConcurrency(
+            max_concurrency, initial=initial_concurrency, adaptive=adaptive
+        )
         self.http = choose_http(http)
         headers = {
             # The only place the key is unwrapped; never logged, and scrubbed from answers.
@@ -155,7 +174,6 @@ class BrazeClient:
         }
         sender = AiohttpSender if self.http == "aiohttp" else HttpxSender
         self._sender = sender(self.url, headers, timeout, max_concurrency)
-        self._slots = asyncio.Semaphore(max_concurrency)
 
     def __repr__(self) -> str:
         return (
@@ -263,21 +281,31 @@ class BrazeClient:
         headers: dict[str, str] | None = None,
         params: dict | None = None,
     ) -> Answer:
-        """One HTTP request under the governor and the concurrency bound; never raises
-        for transport failures (they come back as ``Answer.error``)."""
+        """One HTTP request within the concurrency limit, the rate budget and the governor;
+        never raises for transport failures (they come back as ``Answer.error``)."""
         bucket = endpoint.rate_bucket
-        async with self._slots:
-            await self.governor.acquire(bucket)
+        limiter = self.concurrency
+        started = await limiter.acquire()
+        try:
+            waited = await self.budget.acquire(bucket)
+            waited += await self.governor.acquire(bucket)
+            sent = time.monotonic()
             try:
                 status, answer_headers, raw = await self._sender.send(
                     endpoint.method, endpoint.path, content, headers, params
                 )
             except TransportFailure as exc:
                 self.governor.release(bucket)
+                limiter.observe(started, status=None, latency=0.0, budget_bound=waited > 0)
                 return Answer(None, None, None, self._scrub(str(exc)))
             except BaseException:
                 self.governor.release(bucket)
                 raise
+            limiter.observe(
+                started, status=status, latency=time.monotonic() - sent, budget_bound=waited > 0
+            )
+        finally:
+            await limiter.release()
         self.governor.observe(bucket, status, answer_headers)
         secret = self._key.get_secret_value().encode()
         if secret and secret in raw:  # an echo of the key must not reach logs or reports
@@ -334,6 +362,13 @@ class BrazeClient:
             f"{_describe(last)}",
             retry_after=_hint(last),
         )
+
+    async def forward(self, endpoint: str, content: bytes) -> Answer:
+        """One request passed through as it came (the gateway's reads): under the same
+        budget, governor and concurrency as everything else sent to this destination, no
+        retries (the caller's client retries what Braze refuses). The answer's body is
+        decoded, the key scrubbed from it; ``status`` None means no answer at all."""
+        return await self._exchange(ENDPOINTS[endpoint], content)
 
     def _retry_delay(self, attempt: int, answer: Answer) -> float:
         return backoff_seconds(attempt, self.backoff, retry_after=_hint(answer))

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import copy
 import random
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from zoneinfo import available_timezones
 
+from headwater.braze.datapoints import FREE_FIELDS, attribute_data_points, data_points
 from headwater.braze.limits import DEFAULT_MAX_ARRAY_ITEMS
 from headwater.braze.timeparse import format_braze_time, format_export_time, parse_braze_time
 from headwater.braze.track import CONTROL_KEYS, STANDARD_FIELDS
 from headwater.braze.values import GENDERS
 
-# Standard fields that cost no data point (subscription state, push tokens).
-FREE_FIELDS = frozenset({"email_subscribe", "push_subscribe", "subscription_groups", "push_tokens"})
-# ...and with ``bio`` (which Braze ignores): every standard field that costs nothing.
-NO_DATA_POINT_FIELDS = FREE_FIELDS | {"bio"}
 TIME_FIELDS = frozenset(
     {"date_of_first_session", "date_of_last_session", "marked_email_as_spam_at"}
 )
@@ -116,16 +113,6 @@ def _resolve_times(value: object) -> object:
     return value
 
 
-def _count_keys(value: object) -> int:
-    if isinstance(value, dict):
-        if set(value) == {"$time"}:
-            return 1
-        return sum(_count_keys(v) for v in value.values()) or 1
-    if isinstance(value, list):
-        return sum(_count_keys(v) for v in value) or 1
-    return 1
-
-
 def _deep_merge(base: dict, update: dict) -> dict:
     merged = dict(base)
     for key, value in update.items():
@@ -145,68 +132,56 @@ def _dedupe_tail(items: list, max_items: int) -> list:
     return values[-max_items:] if len(values) > max_items else values
 
 
-def _apply_array_ops(current: object, ops: dict, max_items: int) -> tuple[list, int]:
+def _apply_array_ops(current: object, ops: dict, max_items: int) -> list:
     items = list(current) if isinstance(current, list) else []
-    points = 0
     for value in ops.get("add", []):
         if value in items:
             items.remove(value)  # adding an existing element moves it to the end
         items.append(value)
-        points += 1
     for value in ops.get("remove", []):
         items = [item for item in items if item != value]
-        points += 1
-    return _dedupe_tail(items, max_items), points
+    return _dedupe_tail(items, max_items)
 
 
 def _matches(item: object, key: str, value: object) -> bool:
     return isinstance(item, dict) and item.get(key) == value
 
 
-def _apply_object_array_ops(current: object, ops: dict) -> tuple[list, int]:
+def _apply_object_array_ops(current: object, ops: dict) -> list:
     items = list(current) if isinstance(current, list) else []
-    points = 0
     for obj in ops.get("$add", []):
         items.append(_resolve_times(obj))
-        points += _count_keys(obj)
     for spec in ops.get("$remove", []):
         key, value = spec["$identifier_key"], spec["$identifier_value"]
         items = [item for item in items if not _matches(item, key, value)]
-        points += 1
     for spec in ops.get("$update", []):
         key, value = spec["$identifier_key"], spec["$identifier_value"]
         update = _resolve_times(spec["$new_object"])
         for i, item in enumerate(items):
             if _matches(item, key, value):
-                merged = _deep_merge(item, update)
-                points += sum(1 for k in update if item.get(k) != merged.get(k))
-                items[i] = merged
-    return items, points
+                items[i] = _deep_merge(item, update)
+    return items
 
 
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
 _PLAIN_NUMBERS = frozenset({int, float, bool})
 
 
-def _apply_custom(attrs: dict, key: str, value: object, merge: bool, max_items: int) -> int:
-    """Apply one custom attribute; return its data points."""
+def _apply_custom(attrs: dict, key: str, value: object, merge: bool, max_items: int) -> None:
+    """Apply one custom attribute (its cost is ``braze.datapoints``')."""
     kind = type(value)
     if kind is int or kind is float or kind is bool:  # the common case, first
         attrs[key] = value
-        return 1
-    if value is None:
+    elif value is None:
         attrs.pop(key, None)
-        return 1
-    if isinstance(value, str):
+    elif isinstance(value, str):
         attrs[key] = _as_time_if_date(value) if len(value) >= 8 else value
-        return 1
-    if isinstance(value, list):
+    elif isinstance(value, list):
         if any(isinstance(v, dict) for v in value):  # an array of objects
             attrs[key] = [_resolve_times(v) for v in value]
-            return _count_keys(value)
-        attrs[key] = _dedupe_tail(value, max_items)
-        return 1
-    if isinstance(value, dict):
+        else:
+            attrs[key] = _dedupe_tail(value, max_items)
+    elif isinstance(value, dict):
         keys = value.keys()
         if keys == {"inc"}:
             current = attrs.get(key)
@@ -216,21 +191,18 @@ def _apply_custom(attrs: dict, key: str, value: object, merge: bool, max_items: 
             total = base + value["inc"]
             # JSON stores (and Braze keeps) 64-bit integers; past that the value is a float
             attrs[key] = total if _INT64_MIN <= total <= _UINT64_MAX else float(total)
-            return 1
-        if keys and keys <= {"add", "remove"}:
-            attrs[key], points = _apply_array_ops(attrs.get(key), value, max_items)
-            return points
-        if keys and keys <= {"$add", "$remove", "$update"}:
-            attrs[key], points = _apply_object_array_ops(attrs.get(key), value)
-            return points
-        resolved = _resolve_times(value)
-        current = attrs.get(key)
-        attrs[key] = (
-            _deep_merge(current, resolved) if merge and isinstance(current, dict) else resolved
-        )
-        return _count_keys(value)
-    attrs[key] = value
-    return 1
+        elif keys and keys <= {"add", "remove"}:
+            attrs[key] = _apply_array_ops(attrs.get(key), value, max_items)
+        elif keys and keys <= {"$add", "$remove", "$update"}:
+            attrs[key] = _apply_object_array_ops(attrs.get(key), value)
+        else:
+            resolved = _resolve_times(value)
+            current = attrs.get(key)
+            attrs[key] = (
+                _deep_merge(current, resolved) if merge and isinstance(current, dict) else resolved
+            )
+    else:
+        attrs[key] = value
 
 
 def apply_attributes(
@@ -253,12 +225,14 @@ def apply_attributes(
             continue
         if key in STANDARD_FIELDS:
             _set_standard(profile, key, value)
-            spent = 0 if key in NO_DATA_POINT_FIELDS else 1
+            spent = 0 if key in FREE_FIELDS else 1
         elif type(value) in _PLAIN_NUMBERS:  # the common case, without a call
             attrs[key] = value
             spent = 1
         else:
-            spent = _apply_custom(attrs, key, value, merge, max_array_items)
+            # Costed before applying: $update counts what changes against the stored value.
+            spent = attribute_data_points(key, value, attrs.get(key))
+            _apply_custom(attrs, key, value, merge, max_array_items)
         points += spent
         if points_by_key is not None and spent:
             points_by_key[key] = points_by_key.get(key, 0) + spent
@@ -290,10 +264,11 @@ def _event_time(obj: dict, now: datetime) -> str:
 def apply_event(profile: dict, event: dict, *, now: datetime) -> int:
     _bump(profile.setdefault("custom_events", {}), event["name"], _event_time(event, now))
     profile["updated_at"] = _stamp(now)
-    return 1
+    return data_points("events", event)
 
 
 def apply_purchase(profile: dict, purchase: dict, *, now: datetime) -> int:
+    """Record a purchase; returns its data points (``braze.datapoints``)."""
     when = _event_time(purchase, now)
     quantity = purchase.get("quantity", 1)
     summary = profile.setdefault("purchases", {})
@@ -303,7 +278,7 @@ def apply_purchase(profile: dict, purchase: dict, *, now: datetime) -> int:
         (profile.get("total_revenue") or 0.0) + purchase["price"] * quantity, 2
     )
     profile["updated_at"] = format_braze_time(now)
-    return quantity * (1 + len(purchase.get("properties") or {}))
+    return data_points("purchases", purchase)
 
 
 def merge_profile_into(target: dict, source: dict) -> None:
@@ -364,23 +339,3 @@ def export_profile(profile: dict, fields_to_export: list[str] | None = None) -> 
         if value is not None and value != [] or name in _EMPTY_LIST_FIELDS:
             out[name] = value
     return out
-
-
-def count_data_points(kind: str, obj: dict) -> int:
-    """Data points one object costs when Braze applies it (for run records and savings)."""
-    if kind == "events":
-        return 1
-    if kind == "purchases":
-        return obj.get("quantity", 1) * (1 + len(obj.get("properties") or {}))
-    flat = 0
-    for key, value in obj.items():
-        if isinstance(value, dict) or (
-            isinstance(value, list) and any(isinstance(v, dict) for v in value)
-        ):
-            return apply_attributes({"custom_attributes": {}}, obj, now=_EPOCH)
-        if key not in CONTROL_KEYS and key not in NO_DATA_POINT_FIELDS:
-            flat += 1
-    return flat
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

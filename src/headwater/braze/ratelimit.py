@@ -90,13 +90,16 @@ class RateGovernor:
             return max(0.0, state.next_slot - now)
         return 0.0
 
-    async def acquire(self, bucket: str) -> None:
-        """Wait until a request in ``bucket`` may be sent, and count it against the budget."""
+    async def acquire(self, bucket: str) -> float:
+        """Wait until a request in ``bucket`` may be sent, and count it against the budget;
+        returns the seconds waited."""
+        waited = 0.0
         while True:
             wait = self.delay(bucket)
             if wait <= 0:
                 break
             self.state(bucket).waits += 1
+            waited += wait
             await self._sleep(wait)
         state = self.state(bucket)
         now = self._clock()
@@ -110,6 +113,7 @@ class RateGovernor:
                 state.next_slot = max(now, state.next_slot) + interval
             state.remaining -= 1
         state.in_flight += 1
+        return waited
 
     def release(self, bucket: str) -> None:
         """A request that got no response (timeout, dropped connection) is no longer in flight."""

@@ -11,10 +11,16 @@ from headwater.config.base import Strict as _Strict
 
 
 class RateLimitOverride(_Strict):
-    """Replaces the default budget of one Braze endpoint (e.g. a contract with more)."""
+    """Replaces Braze's documented budget of one rate bucket (a contract with more or less)."""
 
-    limit: int = Field(gt=0, description="Requests allowed per window.")
-    window_seconds: float = Field(gt=0, description="The window's length in seconds.")
+    limit: int = Field(
+        gt=0,
+        description="Requests allowed per window, for every process sending to this destination together.",
+    )
+    window_seconds: float = Field(
+        gt=0,
+        description="The window's length in seconds; windows start on clock boundaries, as Braze's do.",
+    )
 
 
 class BrazeDestination(_Strict):
@@ -31,7 +37,12 @@ class BrazeDestination(_Strict):
         default="combined",
         description="combined: 75 objects per /users/track request in total (current contracts); per_kind: 75 of each kind (legacy).",
     )
-    max_concurrency: int = Field(default=8, gt=0, le=256, description="Requests in flight at once.")
+    max_concurrency: int = Field(
+        default=200,
+        gt=0,
+        le=1000,
+        description="The most requests in flight at once. The client finds its own level below it: it grows while answers are fast and the rate budget has room, and halves on a 429, a 5xx or slower answers.",
+    )
     timeout_seconds: float = Field(
         default=30.0, gt=0, description="Per request; a timeout is retried."
     )
@@ -48,7 +59,7 @@ class BrazeDestination(_Strict):
     )
     rate_limits: dict[str, RateLimitOverride] = Field(
         default_factory=dict,
-        description="Budgets per Braze endpoint. Checked, but not used yet: the client learns the budget from Braze's X-RateLimit headers.",
+        description="Budgets per Braze rate bucket (users.track, users.export.ids, users.identity, ...), replacing Braze's documented defaults. Shared by every sync and the gateway's delivery in a process, and by every process when the state is PostgreSQL.",
     )
 
     @field_validator("url")
@@ -57,13 +68,3 @@ class BrazeDestination(_Strict):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
-
-    @field_validator("rate_limits")
-    @classmethod
-    def _rate_limits_not_used_yet(cls, value: dict) -> dict:
-        if value:
-            raise ValueError(
-                "not supported yet: syncs and delivery would ignore it and use Braze's "
-                "default limits; remove it"
-            )
-        return value

@@ -20,8 +20,8 @@ import orjson
 from sqlalchemy import Engine, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from headwater.braze.datapoints import attribute_data_points
 from headwater.braze.identifiers import ObjectError, identifier_of
-from headwater.braze.profile import FREE_FIELDS
 from headwater.braze.track import ARRAY_OPERATORS, CONTROL_KEYS, OBJECT_ARRAY_OPERATORS
 from headwater.chunks import chunks
 from headwater.state.delivered import delivered_attributes
@@ -46,16 +46,6 @@ def _canonical(value: object) -> bytes:
 
 def _is_operator(value: object) -> bool:
     return isinstance(value, dict) and bool(value) and set(value) <= _OPERATORS
-
-
-def data_points(name: str, value: object) -> int:
-    """Roughly what setting ``value`` costs: nothing for subscription fields, one per key
-    of a nested object, one otherwise (Braze's data-point rules)."""
-    if name in FREE_FIELDS:
-        return 0
-    if isinstance(value, dict):
-        return max(1, sum(data_points(k, v) for k, v in value.items()))
-    return 1
 
 
 class AttributeDeduper:
@@ -155,7 +145,7 @@ class AttributeDeduper:
                 superseded = origin is not None and newer.get(name, origin) > origin
                 if superseded or (position, name) in replaced or known.get(name) == canonical:
                     dropped.add(name)
-                    saved += data_points(name, value)
+                    saved += attribute_data_points(name, value)
                     continue
                 known[name] = canonical
                 changed = True
@@ -241,4 +231,4 @@ class AttributeDeduper:
                 cached[name] = value
 
 
-__all__ = ["AttributeDeduper", "data_points", "delivered_attributes", "user_key"]
+__all__ = ["AttributeDeduper", "delivered_attributes", "user_key"]

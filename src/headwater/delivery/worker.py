@@ -34,12 +34,14 @@ from headwater.braze.batching import ItemResult, TrackItem
 from headwater.braze.client import BrazeClient
 from headwater.braze.errors import BrazeRejectedError
 from headwater.braze.limits import TRACK_ARRAYS
+from headwater.braze.retry import Backoff, backoff_seconds
 from headwater.delivery.dedupe import AttributeDeduper, user_key
 from headwater.delivery.identity import IdentityResolver, attach, needs_resolution
 from headwater.delivery.unrouted import UnroutedSweeper
 from headwater.errors import HeadwaterError
 from headwater.runtime.hub import GATEWAY_STREAM
 from headwater.runtime.settings import DeliverySettings, DestinationSettings
+from headwater.state.budgets import budget_options
 from headwater.state.dead_letters import park_objects
 from headwater.state.outbox import OPT_DEDUPE_ATTRIBUTES, OPT_RESOLVE_EMAIL, OutboxRow, Retry
 
@@ -55,6 +57,11 @@ class DeliveryWorker:
         self.hub = hub
         self.destination = destination
         self.settings: DeliverySettings = hub.settings.delivery
+        self.backoff = Backoff(
+            base_seconds=self.settings.retry_base_seconds,
+            cap_seconds=self.settings.retry_max_seconds,
+        )
+        self.rng = random.random  # the jitter's draw; tests pin it
         self.client = client or BrazeClient(
             destination.url,
             destination.api_key,
@@ -62,6 +69,12 @@ class DeliveryWorker:
             max_concurrency=destination.max_concurrency,
             timeout=destination.timeout_seconds,
             max_attempts=CLIENT_ATTEMPTS,
+            **budget_options(
+                destination.url,
+                destination.api_key.get_secret_value(),
+                destination.rate_limits,
+                hub.engine,
+            ),
         )
         self.dedupe = AttributeDeduper(hub.engine, destination.name)
         self.identity = IdentityResolver(self.client, self.settings.identity_cache_size)
@@ -150,11 +163,9 @@ class DeliveryWorker:
             self._slots.release()
 
     def _backoff(self, attempts: int) -> float:
-        ceiling = min(
-            self.settings.retry_max_seconds,
-            self.settings.retry_base_seconds * 2 ** min(attempts, 30),
-        )
-        return ceiling / 2 + random.random() * ceiling / 2
+        """When a row comes back after its ``attempts`` earlier failed rounds: the client's
+        own schedule (``braze.retry``), stretched to the outbox's base and cap."""
+        return backoff_seconds(attempts + 1, self.backoff, rng=self.rng)
 
     # ---- one round ---------------------------------------------------------------------
 

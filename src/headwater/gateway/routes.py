@@ -52,34 +52,24 @@ async def users_track(request: Request) -> Response:
 
 
 async def users_export_ids(request: Request) -> Response:
+    """A read, passed through to the key's destination by its ``BrazeClient``: it waits for
+    a slot in the destination's shared rate budget like delivery and the syncs do."""
     hub = hub_of(request)
     key = authorize(request, hub.keys, "users.export.ids")
     body = await read_body(request)
     decode_json(body)  # malformed JSON is answered here, as Braze would
-    destination = hub.settings.destinations.get(
-        key.destination or hub.settings.default_destination()
-    )
-    if destination is None:
+    name = key.destination or hub.settings.default_destination()
+    if name not in hub.settings.destinations:
         raise BrazeError(503, PASSTHROUGH_ERROR)
-    client = hub.passthrough_client()
     try:
-        answer = await client.post(
-            destination.url.rstrip("/") + "/users/export/ids",
-            content=body,
-            headers={
-                "Authorization": f"Bearer {destination.api_key.get_secret_value()}",
-                "Content-Type": "application/json",
-            },
-        )
+        answer = await hub.braze_client(name).forward("users.export.ids", body)
     except Exception:
         raise BrazeError(503, PASSTHROUGH_ERROR) from None
-    passed = {k: v for k, v in answer.headers.items() if k.lower().startswith("x-ratelimit")}
-    return Response(
-        answer.content,
-        status_code=answer.status_code,
-        media_type=answer.headers.get("content-type", "application/json"),
-        headers=passed,
-    )
+    if answer.status is None:
+        raise BrazeError(503, PASSTHROUGH_ERROR)
+    headers = answer.headers or {}
+    passed = {k: v for k, v in headers.items() if k.lower().startswith("x-ratelimit")}
+    return json_response(answer.status, answer.body, passed)
 
 
 # Plain Starlette routes: the hot path skips FastAPI's dependency solving (about a third

@@ -8,15 +8,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import httpx
 from sqlalchemy import Engine
 from starlette.requests import Request
 
+from headwater.braze.client import BrazeClient
 from headwater.errors import ConfigError
 from headwater.runtime.inspector import Inspector
 from headwater.runtime.settings import ServeSettings
 from headwater.state import dead_letters as _dead_letter_tables  # noqa: F401
 from headwater.state import delivered as _delivered_tables  # noqa: F401  (declares tables)
+from headwater.state.budgets import budget_options
 from headwater.state.content import ContentStore
 from headwater.state.counters import Counters
 from headwater.state.db import WalCheckpointer, open_state
@@ -62,18 +63,29 @@ class Hub:
             self.inspector.configure(name, stream.inspector_size)
         self.content = ContentStore(self.engine)
         self.counters = Counters(self.engine)
-        self.http: httpx.AsyncClient | None = None
+        self.clients: dict[str, BrazeClient] = {}
         self.workers: list = []
         self.scheduler = None  # a headwater.schedules.scheduler.Scheduler, set by serve
 
-    def passthrough_client(self) -> httpx.AsyncClient:
-        if self.http is None:
-            self.http = httpx.AsyncClient(timeout=30.0)
-        return self.http
+    def braze_client(self, name: str) -> BrazeClient:
+        """The client the gateway's passthrough reads use for destination ``name``: under
+        the destination's shared rate budget, like delivery and the syncs."""
+        client = self.clients.get(name)
+        if client is None:
+            dest = self.settings.destinations[name]
+            key = dest.api_key.get_secret_value()
+            client = self.clients[name] = BrazeClient(
+                dest.url,
+                dest.api_key,
+                timeout=dest.timeout_seconds,
+                max_concurrency=dest.max_concurrency,
+                **budget_options(dest.url, key, dest.rate_limits, self.engine),
+            )
+        return client
 
     async def aclose(self) -> None:
-        if self.http is not None:
-            await self.http.aclose()
+        for client in self.clients.values():
+            await client.aclose()
         if self.checkpointer is not None:
             self.checkpointer.stop()
         self.outbox.close()

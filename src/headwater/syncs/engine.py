@@ -20,9 +20,9 @@ import orjson
 import pyarrow as pa
 
 from headwater.braze.client import BrazeClient, ItemResult, TrackItem
+from headwater.braze.datapoints import FREE_FIELDS, attribute_data_points, data_points
 from headwater.braze.errors import BrazeRejectedError, BrazeUnavailableError
 from headwater.braze.limits import MAX_IDS_PER_REQUEST
-from headwater.braze.profile import count_data_points
 from headwater.braze.retry import Backoff
 from headwater.chunks import chunks
 from headwater.config import Project, SyncConfig
@@ -30,6 +30,7 @@ from headwater.engines import Engine, quote_ident
 from headwater.errors import ConfigError, FatalError, HeadwaterError, RowError
 from headwater.models.model import materialize_model
 from headwater.state import runs
+from headwater.state.budgets import budget_options
 from headwater.state.db import open_state
 from headwater.syncs.diff import (
     ADDED,
@@ -226,27 +227,46 @@ def _delete_identifier(sync: SyncConfig, row: dict) -> dict:
     return {f"{ident.kind}s": str(value)}
 
 
-def full_resend_cost(engine: Engine, table: str, sync: SyncConfig) -> int:
-    """Data points a full resend of the model would cost, counted in the engine: one per
-    non-null mapped value (attributes), one per event, (1 + properties) per purchase."""
+def full_resend_cost(
+    engine: Engine, table: str, sync: SyncConfig, object_columns: frozenset[str] = frozenset()
+) -> int:
+    """Data points a full resend of the model would cost, by ``braze.datapoints``' rules:
+    counted in the engine for plain values (one per non-null value of a field that costs,
+    one per event, quantity x (1 + properties) per purchase); ``object`` columns cost one
+    per key, so their values are read and priced one by one."""
+    quoted = quote_ident(table)
     if sync.type == "attributes":
-        parts = [f"count({quote_ident(column)})" for column in sync.mapping.values()]
+        costed = {f: c for f, c in sync.mapping.items() if f not in FREE_FIELDS}
+        parts = [f"count({quote_ident(c)})" for c in costed.values() if c not in object_columns]
     elif sync.type == "events":
-        parts = ["count(*)"]
+        costed, parts = {}, ["count(*)"]
     else:
-        assert sync.purchase is not None
-        parts = [
-            "count(*)",
-            *(f"count({quote_ident(c)})" for c in sync.purchase.properties.values()),
-        ]
-    row = engine.fetch_all(f"SELECT {' + '.join(parts)} FROM {quote_ident(table)}")
-    return int(row[0][0] or 0)
+        spec = sync.purchase
+        assert spec is not None
+        props = [f"(CASE WHEN {quote_ident(c)} IS NULL THEN 0 ELSE 1 END)"
+                 for c in spec.properties.values()]  # fmt: skip
+        quantity = f"COALESCE({quote_ident(spec.quantity)}, 1)" if spec.quantity else "1"
+        costed, parts = {}, [f"sum({quantity} * (1 + {' + '.join(props) or '0'}))"]
+    row = engine.fetch_all(f"SELECT {' + '.join(parts) or '0'} FROM {quoted}")
+    total = int(row[0][0] or 0)
+    for name, column in costed.items():
+        if column not in object_columns:
+            continue
+        ref = quote_ident(column)
+        for batch in engine.iter_arrow(f"SELECT {ref} FROM {quoted} WHERE {ref} IS NOT NULL"):
+            for value in batch.column(0).to_pylist():
+                decoded = orjson.loads(value) if isinstance(value, str) else value
+                total += attribute_data_points(name, decoded)
+    return total
 
 
-def _client_for(project: Project, sync: SyncConfig) -> BrazeClient:
+def _client_for(project: Project, sync: SyncConfig, state=None) -> BrazeClient:
+    """A client under the destination's shared rate budget (shared with other processes
+    through ``state`` when it is PostgreSQL)."""
     dest = project.destinations.get(sync.destination)
     if dest is None:
         raise ConfigError(f"syncs.{sync.destination}: no destination named {sync.destination!r}")
+    key = dest.api_key.get_secret_value()
     return BrazeClient(
         dest.url,
         dest.api_key,
@@ -256,6 +276,7 @@ def _client_for(project: Project, sync: SyncConfig) -> BrazeClient:
         max_attempts=dest.max_attempts,
         backoff=Backoff(base_seconds=dest.retry_base_seconds),
         bulk=True,
+        **budget_options(dest.url, key, dest.rate_limits, state),
     )
 
 
@@ -329,7 +350,7 @@ class _Run:
             self.deletes.append((planned.key, planned.delete))
         else:
             assert planned.item is not None
-            self.costs[planned.key] = count_data_points(planned.item.kind, planned.item.payload)
+            self.costs[planned.key] = data_points(planned.item.kind, planned.item.payload)
             yield planned.item
 
     def tick(self, n: int) -> None:
@@ -376,7 +397,7 @@ class _Run:
 
 
 async def _send(run: _Run, diff: DiffResult) -> None:
-    async with _client_for(run.project, run.sync) as client:
+    async with _client_for(run.project, run.sync, run.state) as client:
         summary = await client.track(run.items(diff), on_results=run.on_results)
         run.report.requests += summary.requests
         await run.send_deletes(client)
@@ -438,7 +459,9 @@ def run_sync(
         )
         report.rejected = model.rejected_count
         diff = compute_diff(engine, name, model.table, model.primary_key, sync.columns, full=full)
-        report.full_data_points = full_resend_cost(engine, model.table, sync)
+        columns = project.models[sync.model].columns
+        objects = frozenset(c for c, spec in columns.items() if spec.type == "object")
+        report.full_data_points = full_resend_cost(engine, model.table, sync, objects)
         report.added, report.changed = diff.added, diff.changed
         report.removed, report.unchanged = diff.removed, diff.unchanged
         run = _Run(project, name, sync, engine, state, run_id, report, progress)

@@ -24,9 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.braze.client import TrackItem
+from headwater.braze.datapoints import data_points
 from headwater.braze.identifiers import ObjectError
 from headwater.braze.limits import MAX_EXTERNAL_ID_BYTES, MAX_STRING_LENGTH
-from headwater.braze.profile import count_data_points
 from headwater.braze.track import CONTROL_KEYS, FLAGS, STANDARD_FIELDS
 from headwater.braze.values import check_email, plain_emails
 from headwater.config import SyncConfig
@@ -156,7 +156,7 @@ class AttributeBuilder:
         keys = tuple(obj)
         cost = self._costs.get(keys)
         if cost is None:  # a flat object's cost depends only on its keys
-            cost = self._costs[keys] = count_data_points("attributes", obj)
+            cost = self._costs[keys] = data_points("attributes", obj)
         return cost
 
     def plan(self, batch: pa.RecordBatch, kinds: list[str], values: list[list]) -> BatchPlan:

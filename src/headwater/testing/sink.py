@@ -24,13 +24,18 @@ from dataclasses import dataclass, field
 
 import orjson
 
-TRACK_ARRAYS = ("attributes", "events", "purchases")
-IDENTIFIER_KEYS = ("external_id", "user_alias", "braze_id", "email", "phone")
-MSG_IDENTIFIER_REQUIRED = "'external_id' or 'braze_id' or 'user_alias' is required"
-MSG_NO_VALID_DATA = (
-    "Valid data must be provided in the 'attributes', 'events', or 'purchases' fields."
+# The contract's own words and limits, so the sink cannot drift from what the client expects.
+from headwater.braze.errors import (
+    MSG_BAD_JSON,
+    MSG_MAX_INPUT,
+    MSG_NO_VALID_DATA,
+    MSG_NOT_FOUND,
+    MSG_RATE_LIMITED,
 )
-MAX_OBJECTS_PER_REQUEST = 75
+from headwater.braze.identifiers import MSG_IDENTIFIER_REQUIRED, PRIMARY_KEYS, SECONDARY_KEYS
+from headwater.braze.limits import MAX_OBJECTS_PER_REQUEST, TRACK_ARRAYS
+
+IDENTIFIER_KEYS = PRIMARY_KEYS + SECONDARY_KEYS
 
 Reject = Callable[[str, dict], str | None]
 
@@ -143,6 +148,8 @@ class TrackSink:
             if self.keep_objects:
                 self.headers_seen.append(headers)
             fault = self._faults.popleft() if self._faults else None
+            # Counted on arrival, as Braze counts a request against its window.
+            limits = self._rate_headers()
             if self.delay_seconds:
                 await asyncio.sleep(self.delay_seconds)
             if fault is not None and fault.stall_seconds:
@@ -151,7 +158,7 @@ class TrackSink:
                 stats.statuses["dropped"] += 1
                 await _drop(send)
                 return
-            status, body, extra = self._answer(scope, headers, b"".join(chunks), fault)
+            status, body, extra = self._answer(scope, headers, b"".join(chunks), fault, limits)
         finally:
             stats.in_flight -= 1
         stats.statuses[status] += 1
@@ -197,20 +204,25 @@ class TrackSink:
         }
 
     def _answer(
-        self, scope, headers: dict[str, str], raw: bytes, fault: Fault | None
+        self,
+        scope,
+        headers: dict[str, str],
+        raw: bytes,
+        fault: Fault | None,
+        limits: tuple[bool, dict[str, str]],
     ) -> tuple[int, dict, dict[str, str]]:
-        over, limit_headers = self._rate_headers()
+        over, limit_headers = limits
         if fault is not None and fault.status is not None:
             body = fault.body if fault.body is not None else {"message": "Scripted fault"}
             return fault.status, body, {**limit_headers, **fault.headers}
         if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
             return 401, {"message": "Invalid API key: <redacted>"}, {}
         if over:
-            return 429, {"message": "Rate limit exceeded"}, limit_headers
+            return 429, {"message": MSG_RATE_LIMITED}, limit_headers
         try:
             body = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError:
-            return 400, {"message": "Bad Request"}, limit_headers
+            return 400, {"message": MSG_BAD_JSON}, limit_headers
         path = scope["path"].rstrip("/")
         if path == "/users/track":
             status, answer = self._track(body)
@@ -237,7 +249,7 @@ class TrackSink:
         elif path in ("/users/identify", "/campaigns/trigger/send", "/canvas/trigger/send"):
             status, answer = 201, {"message": "success"}
         else:
-            status, answer = 404, {"message": "Not Found"}
+            status, answer = 404, {"message": MSG_NOT_FOUND}
         return status, answer, limit_headers
 
     def _track(self, body: object) -> tuple[int, dict]:
@@ -251,7 +263,7 @@ class TrackSink:
         if not total:
             return 400, {"message": MSG_NO_VALID_DATA}
         if total > self.max_objects:
-            return 400, {"message": "Max Input Length Exceeded"}
+            return 400, {"message": MSG_MAX_INPUT}
         self.stats.objects += total
         errors, good = [], []
         for kind, objects in arrays.items():
