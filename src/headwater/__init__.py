@@ -33,7 +33,23 @@ _EXPORTS = {
     "run_sandbox": "headwater.sandbox.testing",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "__version__",
+    "BrazeClient",
+    "TrackItem",
+    "ItemResult",
+    "TrackSummary",
+    "BrazeRejectedError",
+    "BrazeUnavailableError",
+    "HeadwaterError",
+    "ConfigError",
+    "FatalError",
+    "RetriableError",
+    "RowError",
+    "Project",
+    "load_project",
+    "run_sandbox",
+]
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time __getattr__ imports lazily
     from headwater.braze.client import BrazeClient, ItemResult, TrackItem, TrackSummary
