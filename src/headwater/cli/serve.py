@@ -60,12 +60,22 @@ def serve(
     workers: bool = typer.Option(
         True, "--workers/--no-workers", help="Run delivery in this process."
     ),
+    shutdown_seconds: float | None = typer.Option(
+        None,
+        "--shutdown-seconds",
+        min=0.1,
+        help="On SIGTERM/SIGINT: stop accepting, finish or hand back in-flight work and "
+        "exit 0 within this many seconds (default: gateway.shutdown_seconds, 25).",
+    ),
 ) -> None:
-    """Run the Braze-compatible gateway, the webhooks and the delivery workers."""
-    import uvicorn
+    """Run the Braze-compatible gateway, the webhooks and the delivery workers.
 
+    SIGTERM or SIGINT stops it gracefully within the shutdown bound; a second one hands
+    unsent work back at once. Probes: GET /healthz (alive), GET /readyz (state store and
+    destinations reachable)."""
     from headwater.cli.loading import load_checked
     from headwater.server.app import create_app, tune_garbage_collector
+    from headwater.server.lifecycle import run_server
     from headwater.server.settings import ServeSettings
 
     console = Console(stderr=True)
@@ -75,6 +85,8 @@ def serve(
         if lease_seconds is not None:
             settings.delivery.lease_seconds = lease_seconds
         settings.run_workers = workers
+        if shutdown_seconds is not None:
+            settings.shutdown_seconds = shutdown_seconds
         app = create_app(settings)  # opens the state store: stale or locked is refused here
     except ConfigError as exc:
         _fail(console, exc)
@@ -84,10 +96,9 @@ def serve(
         f"({len(settings.streams)} stream(s), destinations: {', '.join(settings.destinations)})",
         highlight=False,
     )
-    uvicorn.run(
-        app, host=host, port=port, log_level="warning", access_log=False,
-        loop="uvloop", http="httptools", timeout_graceful_shutdown=10,
-    )  # fmt: skip
+    if not run_server(app, host, port, app.state.shutdown):
+        raise typer.Exit(3)
+    console.print("Headwater gateway stopped.", highlight=False)
 
 
 keys_app = typer.Typer(help="Partner API keys for the gateway.", no_args_is_help=True)

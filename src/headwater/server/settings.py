@@ -53,6 +53,7 @@ class ServeSettings:
     seen_window_seconds: float = 24 * 3600.0
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     run_workers: bool = True
+    shutdown_seconds: float = 25.0  # gateway.shutdown_seconds: the bound on a graceful stop
 
     def default_destination(self) -> str:
         if self.gateway_destination:
@@ -88,4 +89,5 @@ class ServeSettings:
             gateway_dedupe_events=gateway.dedupe_events,
             seen_window_seconds=gateway.duplicate_window_hours * 3600.0,
             delivery=DeliverySettings(**gateway.delivery.model_dump()),
+            shutdown_seconds=gateway.shutdown_seconds,
         )
