@@ -7,6 +7,7 @@ import asyncio
 import time
 
 import orjson
+import pytest
 from gateway_harness import fake_braze, make_settings
 from sqlalchemy import select
 
@@ -16,6 +17,13 @@ from headwater.state.dead_letters import count_dead_letters
 from headwater.state.outbox import Outbox, OutboxEntry, outbox
 
 EVENTS = 150
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_state")
+    return request.getfixturevalue("pg_url")
 
 
 def _entries() -> list[OutboxEntry]:
@@ -41,9 +49,9 @@ async def _until(predicate, timeout: float = 30.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def test_past_the_deadline_rows_in_flight_go_back_ready_and_untried(sqlite_state):
+def test_past_the_deadline_rows_in_flight_go_back_ready_and_untried(state_url):
     with fake_braze(latency_seconds=5.0) as (fake, url):
-        settings = make_settings(sqlite_state, {"braze": url}, lease_seconds=300.0)
+        settings = make_settings(state_url, {"braze": url}, lease_seconds=300.0)
 
         async def scenario() -> None:
             hub = Hub(settings)
@@ -61,6 +69,7 @@ def test_past_the_deadline_rows_in_flight_go_back_ready_and_untried(sqlite_state
                 assert await hub.outbox.write(hub.outbox.release_owned) == 0
             finally:
                 await hub.aclose()
+                hub.engine.dispose()
 
         asyncio.run(scenario())
         assert fake.events("stop_test") == []
@@ -81,13 +90,14 @@ def test_before_the_deadline_rounds_in_flight_finish(sqlite_state):
                 assert _rows(hub) == []
             finally:
                 await hub.aclose()
+                hub.engine.dispose()
 
         asyncio.run(scenario())
         assert len(fake.events("stop_test")) == EVENTS
 
 
-def test_release_owned_gives_back_only_this_processes_leases(sqlite_state):
-    settings = make_settings(sqlite_state, {"braze": "http://127.0.0.1:9"}, lease_seconds=300.0)
+def test_release_owned_gives_back_only_this_processes_leases(state_url):
+    settings = make_settings(state_url, {"braze": "http://127.0.0.1:9"}, lease_seconds=300.0)
 
     async def scenario() -> None:
         hub = Hub(settings)
@@ -102,5 +112,6 @@ def test_release_owned_gives_back_only_this_processes_leases(sqlite_state):
         finally:
             other.close()
             await hub.aclose()
+            hub.engine.dispose()
 
     asyncio.run(scenario())

@@ -115,13 +115,10 @@ class DeliveryWorker:
         await self.client.aclose()
 
     async def _run(self) -> None:
-        outbox = self.hub.outbox
         while not self._stopping:
             await self._slots.acquire()
             try:
-                rows = await outbox.write(
-                    outbox.claim, self.destination.name, self.settings.claim_size
-                )
+                rows = await self._claim()
             except Exception as exc:
                 self._slots.release()
                 log.error("claiming from the outbox failed: %s", type(exc).__name__)
@@ -143,6 +140,22 @@ class DeliveryWorker:
             # settle) for every intake commit when the gateway is busy but not saturated.
             if sum(r.objects for r in rows) < self.settings.claim_size:
                 await asyncio.sleep(self.settings.linger_seconds)
+
+    async def _claim(self) -> list[OutboxRow]:
+        """Lease the next rows. Stopped meanwhile, the claim still commits on the writer
+        thread: its rows go straight back rather than wait for their lease to expire."""
+        outbox = self.hub.outbox
+        claim = asyncio.ensure_future(
+            outbox.write(outbox.claim, self.destination.name, self.settings.claim_size)
+        )
+        try:
+            return await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                rows = await claim
+                back = {row.id: Retry(HANDED_BACK, 0.0, None, False) for row in rows}
+                await outbox.write(outbox.release, back)
+            raise
 
     async def _round(self, rows: list[OutboxRow]) -> None:
         """Send the objects of ``rows`` and settle every one (delivered, parked or given
