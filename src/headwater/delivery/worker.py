@@ -92,8 +92,8 @@ class DeliveryWorker:
     async def stop(self, deadline: float | None = None) -> None:
         """Claim nothing more; let the rounds in flight finish until ``deadline`` (a
         ``time.monotonic()`` value; default: ``STOP_WAIT_SECONDS`` from now), then cancel
-        the rest, which hand their unsent objects back. A claim cut short here leaves rows
-        leased: the caller gives those back with ``Outbox.release_owned`` once every worker
+        the rest, which hand their unsent objects back. Should a hand-back fail to commit,
+        the caller still frees what is left with ``Outbox.release_owned`` once every worker
         sharing the outbox has stopped."""
         self._stopping = True
         if deadline is None:
