@@ -59,7 +59,7 @@ def test_past_the_deadline_rows_in_flight_go_back_ready_and_untried(state_url):
                 await hub.outbox.enqueue(_entries())
                 worker = DeliveryWorker(hub, settings.destinations["braze"])
                 worker.start()
-                await _until(lambda: any(r.lease_until for r in _rows(hub)))
+                await _until(lambda: worker._rounds)  # a round in flight, not just a claim
                 await worker.stop(deadline=time.monotonic())
                 rows = _rows(hub)
                 assert sum(r.objects for r in rows) == EVENTS
@@ -85,7 +85,7 @@ def test_before_the_deadline_rounds_in_flight_finish(sqlite_state):
                 await hub.outbox.enqueue(_entries())
                 worker = DeliveryWorker(hub, settings.destinations["braze"])
                 worker.start()
-                await _until(lambda: any(r.lease_until for r in _rows(hub)))
+                await _until(lambda: worker._rounds)  # a round in flight, not just a claim
                 await worker.stop(deadline=time.monotonic() + 60)
                 assert _rows(hub) == []
             finally:
