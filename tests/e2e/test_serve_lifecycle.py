@@ -61,7 +61,7 @@ def _serve(project: Path, port: int, env: dict, log: Path) -> subprocess.Popen:
         env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        wait_until(lambda: _status(f"http://127.0.0.1:{port}/healthz") == 200, timeout=30)
+        wait_until(lambda: _status(f"http://127.0.0.1:{port}/healthz") == 200, timeout=90)
     except AssertionError:
         process.kill()
         raise AssertionError(f"serve did not start: {log.read_text()}") from None
@@ -168,7 +168,7 @@ def _sandbox(port: int, key: str, db: Path, log: Path) -> subprocess.Popen:
          "--db", str(db)],
         stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
-    wait_until(lambda: _status(f"http://127.0.0.1:{port}/segments/list") is not None, timeout=30)
+    wait_until(lambda: _status(f"http://127.0.0.1:{port}/segments/list") is not None, timeout=90)
     return process
 
 
