@@ -9,8 +9,33 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings
 
 from headwater.testing.services import postgres_url
+
+# No example may fail for being slow: a loaded CI machine runs them at any speed. Every
+# test's own @settings inherits this (the profile is hypothesis's default for the run).
+settings.register_profile("headwater", deadline=None)
+settings.load_profile("headwater")
+
+
+class ManualClock:
+    """Time that moves only when a test says so, for code that takes a ``clock`` (windows,
+    leases, backoffs): a test steps past a window instead of sleeping and racing it."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture

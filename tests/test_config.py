@@ -235,6 +235,7 @@ def test_passwords_in_database_urls_and_stream_secrets_are_hidden_from_repr(
     monkeypatch.setenv("HW_TEST_EXTOLE", "extole-pass-2")
     project = parse_project(
         "state: ${HW_TEST_STATE}\n"
+        "destinations:\n  braze: {url: 'http://127.0.0.1:9', api_key: k}\n"
         "streams:\n  extole:\n    preset: extole\n"
         "    auth: {type: basic, username: extole, password: '${HW_TEST_EXTOLE}'}\n"
     )
@@ -244,7 +245,7 @@ def test_passwords_in_database_urls_and_stream_secrets_are_hidden_from_repr(
     assert "postgresql://hw:***@db:5432/hw" in shown
     # The values themselves are intact for the code that needs them.
     assert project.state_url.endswith("state-pass-1@db:5432/hw")
-    assert project.streams["extole"]["auth"]["password"] == "extole-pass-2"
+    assert project.streams["extole"].auth.password.get_secret_value() == "extole-pass-2"
 
 
 _scalars = st.one_of(
@@ -286,7 +287,7 @@ def test_any_document_either_loads_or_fails_with_located_problems(document: dict
 
 
 def test_the_gateway_section_sets_serve_and_its_problems_are_located(tmp_path: Path) -> None:
-    from headwater.server.settings import ServeSettings
+    from headwater.runtime.settings import ServeSettings
 
     (tmp_path / "headwater.yml").write_text(
         GOOD + "gateway:\n  dedupe_events: false\n  duplicate_window_hours: 2\n"

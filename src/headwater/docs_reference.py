@@ -101,10 +101,6 @@ def _default(field: FieldInfo) -> str:
     return f"`{value:,}`" if isinstance(value, int) else f"`{value:g}`"
 
 
-# Streams are loose maps in the project model; their own model is rendered below them.
-TYPE_OVERRIDES = {"streams": "map of name → stream (below)"}
-
-
 def _models_in(annotation: object) -> list[type[BaseModel]]:
     """Models a field holds directly, or as the values of a map or items of a list."""
     origin = typing.get_origin(annotation)
@@ -145,8 +141,7 @@ def model_rows(model: type[BaseModel], path: str) -> Iterator[Section]:
         rows.append(
             FieldRow(
                 path=field_path,
-                type=TYPE_OVERRIDES.get(field_path)
-                or _type_name(field.annotation) + _constraints(field),
+                type=_type_name(field.annotation) + _constraints(field),
                 default=_default(field),
                 description=field.description or "",
             )
@@ -156,12 +151,6 @@ def model_rows(model: type[BaseModel], path: str) -> Iterator[Section]:
     yield path, model, rows
     for child_path, child in nested:
         yield from model_rows(child, child_path)
-
-
-def _stream_models() -> dict[str, type[BaseModel]]:
-    from headwater.streams.config import StreamConfig
-
-    return {"streams.<name>": StreamConfig}
 
 
 def _table(rows: list[FieldRow]) -> list[str]:
@@ -186,14 +175,12 @@ def _section_title(path: str, model: type[BaseModel]) -> str:
 
 
 def project_file_sections() -> list[Section]:
-    """Every section of headwater.yml with its fields, in the order a reader meets them.
-    Streams are loose maps in the project model (validated when ``serve`` starts), so
-    their own model is walked as well."""
+    """Every section of headwater.yml with its fields, in the order a reader meets them."""
     from headwater.config import Project
 
     sections: list[Section] = []
     seen: set[tuple[str, type[BaseModel]]] = set()
-    for root, root_path in [(Project, ""), *((m, p) for p, m in _stream_models().items())]:
+    for root, root_path in [(Project, "")]:
         for path, model, rows in model_rows(root, root_path):
             if (path, model) not in seen:
                 seen.add((path, model))

@@ -10,6 +10,7 @@ whatever the rate of misses, so a key created a moment ago soon works.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -20,6 +21,12 @@ MISS_REFRESH_SECONDS = 0.25  # misses read the table at most this often (4 reads
 
 K = TypeVar("K")
 _NEVER = float("-inf")
+
+
+def hash_key(secret: str) -> str:
+    """What a key table stores and a ``KeyCache`` is looked up by: the key's SHA-256, so
+    the table never holds a usable key."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class KeyCache(Generic[K]):

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from headwater.delivery.dedupe import delivered_attributes
 from headwater.sandbox.testing import run_sandbox
+from headwater.state.delivered import delivered_attributes
 
 TIERS = ["gold", "silver", "bronze", None]  # None: Braze removes the attribute
 

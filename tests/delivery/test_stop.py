@@ -12,7 +12,7 @@ from gateway_harness import fake_braze, make_settings
 from sqlalchemy import select
 
 from headwater.delivery.worker import DeliveryWorker
-from headwater.server.hub import Hub
+from headwater.runtime.hub import Hub
 from headwater.state.dead_letters import count_dead_letters
 from headwater.state.outbox import Outbox, OutboxEntry, outbox
 

@@ -85,6 +85,7 @@ def _env(braze_url: str) -> dict[str, str]:
         "KEY": SANDBOX_KEY,
         "BRAZE_API_KEY": SANDBOX_KEY,
         "BRAZE_URL": braze_url,
+        "HEADWATER_METRICS_TOKEN": "docs-metrics-token",  # serve reads it; pages scrape with it
         "COLUMNS": "120",
     }
 

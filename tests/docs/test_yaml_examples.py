@@ -13,8 +13,6 @@ from typer.testing import CliRunner
 from headwater.cli.app import app
 from headwater.cli.project import TEMPLATE_DIR
 from headwater.config import PROJECT_FILE, load_project
-from headwater.errors import ConfigError
-from headwater.streams.config import parse_streams
 from tests.docs.examples import Block, all_blocks
 
 YAML_MODES = {None, "whole-file", "not-project"}
@@ -56,11 +54,7 @@ def _validate(directory: Path) -> None:
     result = CliRunner().invoke(app, ["validate", "--project", str(directory)])
     text = (directory / PROJECT_FILE).read_text(encoding="utf-8")
     assert result.exit_code == 0, f"{result.output}\n--- checked file:\n{text}"
-    project = load_project(directory)
-    try:
-        parse_streams(project.streams, set(project.destinations))
-    except ConfigError as exc:
-        pytest.fail(f"streams: {exc.problems}\n--- checked file:\n{text}")
+    load_project(directory)  # streams included: one model, validated once
 
 
 def test_docs_have_project_file_examples():

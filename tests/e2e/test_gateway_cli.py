@@ -119,7 +119,9 @@ def test_serve_runs_streams_from_the_project_file(tmp_path):
         )  # fmt: skip
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
+            deadline = (
+                time.monotonic() + 120
+            )  # a bound for failure only: loaded CI is slow to start
             while True:
                 try:
                     httpx.get(f"{base}/healthz")

@@ -48,7 +48,7 @@ def _start(project: Path, port: int, env: dict, log: Path) -> subprocess.Popen:
          "--lease-seconds", str(LEASE_SECONDS)],
         env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a bound for failure only: loaded CI is slow to start
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:

@@ -47,7 +47,7 @@ def cli_sandbox(tmp_path: Path):
             stderr=stderr,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a bound for failure only: loaded CI is slow to start
         while True:
             assert process.poll() is None, err.read_text()
             try:

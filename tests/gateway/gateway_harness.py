@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import orjson
 from pydantic import SecretStr
 from starlette.applications import Starlette
@@ -24,14 +25,15 @@ from starlette.routing import Route
 
 from headwater.braze.errors import BrazeError
 from headwater.braze.track import parse_track_request
+from headwater.config.streams import parse_streams
+from headwater.runtime.hub import Hub
+from headwater.runtime.settings import DeliverySettings, DestinationSettings, ServeSettings
 from headwater.server.app import create_app
-from headwater.server.hub import Hub
-from headwater.server.settings import DeliverySettings, DestinationSettings, ServeSettings
 from headwater.state.keys import create_key
-from headwater.streams.config import parse_streams
 from headwater.testing import serve_in_thread
 
 RECEIVER_KEY = "receiver-key-0123456789"
+METRICS_TOKEN = "metrics-token-0123456789"
 
 
 @dataclass
@@ -144,6 +146,7 @@ def make_settings(
     *,
     key: str = RECEIVER_KEY,
     run_workers: bool = True,
+    metrics_token: str | None = METRICS_TOKEN,
     **delivery,
 ) -> ServeSettings:
     delivery.setdefault("linger_seconds", 0.01)
@@ -159,6 +162,7 @@ def make_settings(
         streams=parse_streams(streams or {}, set(destinations)),
         delivery=DeliverySettings(**delivery),
         run_workers=run_workers,
+        metrics_token=SecretStr(metrics_token) if metrics_token else None,
     )
 
 
@@ -166,6 +170,14 @@ def make_settings(
 class RunningGateway:
     url: str
     hub: Hub
+
+    def metrics(self) -> str:
+        """``GET /metrics`` with the token ``make_settings`` configures."""
+        answer = httpx.get(
+            f"{self.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+        answer.raise_for_status()
+        return answer.text
 
     def key(self, name: str = "partner", *perms: str, destination: str | None = None) -> str:
         plain = create_key(self.hub.engine, name, list(perms) or ["users.track"], destination)[1]
@@ -181,7 +193,9 @@ def running_gateway(settings: ServeSettings) -> Iterator[RunningGateway]:
         yield RunningGateway(server.url, hub)
 
 
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02) -> None:
+def wait_until(predicate, timeout: float = 60.0, interval: float = 0.02) -> None:
+    """Poll until ``predicate()`` holds; the timeout only bounds a failure (a loaded machine
+    may take its time), so it is generous."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -7,7 +7,7 @@ import pytest
 from gateway_harness import make_settings, running_gateway, sqlite_url
 
 from headwater.errors import ConfigError
-from headwater.server.hub import Hub
+from headwater.runtime.hub import Hub
 from headwater.state.db import open_state
 from headwater.state.keys import create_key, revoke_key
 

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 
 from headwater.errors import ConfigError, FatalError
-from headwater.models.warehouse import connect_duckdb
 from headwater.sources import open_source
+from headwater.warehouse import connect_duckdb
 
 from .contract import CASES, SAMPLE, SAMPLE_KINDS, SOURCE, Case, kind_of, normalise
 

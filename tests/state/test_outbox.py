@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 from headwater.state.db import open_state
 from headwater.state.outbox import Outbox, OutboxEntry, Retry
@@ -67,11 +66,13 @@ def test_a_claim_takes_whole_rows_up_to_the_object_limit(state_url):
     box.close()
 
 
-def test_a_row_is_claimed_by_one_worker_until_its_lease_expires(state_url):
+def test_a_row_is_claimed_by_one_worker_until_its_lease_expires(state_url, clock):
     engine = open_state(state_url)
-    writer = Outbox(engine)
+    writer = Outbox(engine, clock=clock)
     asyncio.run(writer.enqueue([_entry(i) for i in range(300)]))
-    first, second = Outbox(engine, lease_seconds=0.5), Outbox(engine, lease_seconds=0.5)
+    # Leases on a clock the test steps: a slow drain cannot outlive them by accident.
+    first = Outbox(engine, lease_seconds=30, clock=clock)
+    second = Outbox(engine, lease_seconds=30, clock=clock)
     claimed: list[list[int]] = [[], []]
 
     def drain(box, out):
@@ -89,7 +90,9 @@ def test_a_row_is_claimed_by_one_worker_until_its_lease_expires(state_url):
     assert not set(claimed[0]) & set(claimed[1])
     assert len(claimed[0]) + len(claimed[1]) == 300
     assert first.claim("braze", 10) == []  # all leased
-    time.sleep(0.6)
+    clock.advance(29)
+    assert second.claim("braze", 10) == []  # still leased
+    clock.advance(1.01)
     again = first.claim("braze", 1000)
     assert sum(r.objects for r in again) == 300  # leases expired: a crashed worker's rows come back
     first.ack([r.id for r in again])
@@ -98,13 +101,14 @@ def test_a_row_is_claimed_by_one_worker_until_its_lease_expires(state_url):
         box.close()
 
 
-def test_released_rows_wait_for_their_backoff_and_count_attempts(state_url):
-    box = Outbox(open_state(state_url))
+def test_released_rows_wait_for_their_backoff_and_count_attempts(state_url, clock):
+    box = Outbox(open_state(state_url), clock=clock)
     asyncio.run(box.enqueue([_entry(1)]))
     (row,) = box.claim("braze", 10)
-    box.release({row.id: Retry("503 injected", 0.3)})
+    box.release({row.id: Retry("503 injected", 30)})
+    clock.advance(29.9)
     assert box.claim("braze", 10) == []
-    time.sleep(0.35)
+    clock.advance(0.2)
     (again,) = box.claim("braze", 10)
     assert again.attempts == 1
     box.close()
@@ -122,13 +126,14 @@ def test_a_row_given_back_keeps_only_the_objects_left_to_send(state_url):
     box.close()
 
 
-def test_repeated_dedupe_keys_are_enqueued_once_within_the_window(state_url):
-    box = Outbox(open_state(state_url), seen_window_seconds=0.3)
+def test_repeated_dedupe_keys_are_enqueued_once_within_the_window(state_url, clock):
+    box = Outbox(open_state(state_url), seen_window_seconds=60, clock=clock)
 
     async def main():
         a = await box.enqueue([_entry(1, "k1"), _entry(2, "k1"), _entry(3, "k2")])
+        clock.advance(59.9)
         b = await box.enqueue([_entry(4, "k1")])
-        await asyncio.sleep(0.35)
+        clock.advance(60.1)
         c = await box.enqueue([_entry(5, "k1")])
         return a, b, c
 

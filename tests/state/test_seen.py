@@ -5,7 +5,6 @@ memory and are deleted from the store a bounded stretch at a time."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from sqlalchemy import func, inspect, select
@@ -45,7 +44,7 @@ def _due(box: Outbox, monkeypatch) -> bool:
     with monkeypatch.context() as patch:
         patch.setattr(seen_module, "EXPIRE_SECONDS", 0.0)
         patch.setattr(seen_module, "PRUNE_SECONDS", 0.0)
-        return box.seen.upkeep_due(time.time())
+        return box.seen.upkeep_due(box.clock())
 
 
 def _upkeep(box: Outbox) -> int:
@@ -74,44 +73,46 @@ def test_keys_are_remembered_across_restarts(state_url):
     again.close()
 
 
-def test_keys_past_the_window_are_let_through_and_pruned(state_url, monkeypatch):
+def test_keys_past_the_window_are_let_through_and_pruned(state_url, monkeypatch, clock):
     engine = open_state(state_url)
-    box = Outbox(engine, seen_window_seconds=0.3)
+    box = Outbox(engine, seen_window_seconds=60, clock=clock)
     asyncio.run(box.enqueue(_entries(range(10))))
     if engine.dialect.name == "sqlite":
         assert not _due(box, monkeypatch)  # nothing has left the window yet
     _upkeep(box)
     assert _stored(engine) == 10
+    clock.advance(59)
     assert asyncio.run(box.enqueue(_entries(range(10)))) == 10
-    time.sleep(0.35)
+    clock.advance(2)
     assert asyncio.run(box.enqueue(_entries(range(5)))) == 0  # window passed: sent again
-    time.sleep(0.35)
+    clock.advance(61)
     assert _due(box, monkeypatch)
     _upkeep(box)
     assert _stored(engine) == 0 and box.seen.known == {}
     box.close()
 
 
-def test_a_key_seen_again_after_the_window_outlives_its_first_sighting(tmp_path):
+def test_a_key_seen_again_after_the_window_outlives_its_first_sighting(tmp_path, clock):
     engine = open_state(f"sqlite:///{tmp_path / 'state.db'}")
-    box = Outbox(engine, seen_window_seconds=0.4)
+    box = Outbox(engine, seen_window_seconds=60, clock=clock)
     asyncio.run(box.enqueue(_entries(range(5))))
-    time.sleep(0.45)
+    clock.advance(61)
     assert asyncio.run(box.enqueue(_entries(range(3)))) == 0  # sighted again, logged again
     _upkeep(box)  # the first sightings expire; the second ones must stay
     assert _stored(engine) == 3 and len(box.seen.known) == 3
     assert asyncio.run(box.enqueue(_entries(range(5)))) == 3
     box.close()
-    assert asyncio.run(Outbox(engine, seen_window_seconds=0.4).enqueue(_entries(range(3)))) == 3
+    restarted = Outbox(engine, seen_window_seconds=60, clock=clock)
+    assert asyncio.run(restarted.enqueue(_entries(range(3)))) == 3
 
 
-def test_expiry_deletes_a_bounded_stretch_per_transaction(tmp_path, monkeypatch):
+def test_expiry_deletes_a_bounded_stretch_per_transaction(tmp_path, monkeypatch, clock):
     monkeypatch.setattr(seen_module, "PRUNE_KEYS", 25)
     engine = open_state(f"sqlite:///{tmp_path / 'state.db'}")
-    box = Outbox(engine, seen_window_seconds=0.3)
+    box = Outbox(engine, seen_window_seconds=60, clock=clock)
     for n in range(10):  # ten commits of ten keys
         asyncio.run(box.enqueue(_entries(range(n * 10, n * 10 + 10))))
-    time.sleep(0.35)
+    clock.advance(61)
     asyncio.run(box.enqueue(_entries(range(1000, 1010))))  # still in the window
     steps = box.seen.upkeep()
     next(steps)()
@@ -135,19 +136,16 @@ def test_each_store_gets_only_the_tables_it_uses(state_url):
         assert "outbox_seen_keys" in tables and "outbox_seen_events" not in tables
 
 
-def test_the_outbox_expires_keys_by_itself_once_due(tmp_path, monkeypatch):
+def test_the_outbox_expires_keys_by_itself_once_due(tmp_path, monkeypatch, clock):
     monkeypatch.setattr(seen_module, "EXPIRE_SECONDS", 0.0)
     engine = open_state(f"sqlite:///{tmp_path / 'state.db'}")
-    box = Outbox(engine, seen_window_seconds=0.3)
+    box = Outbox(engine, seen_window_seconds=60, clock=clock)
 
     async def main() -> None:
         await box.enqueue(_entries(range(10)))
-        await asyncio.sleep(0.35)
+        clock.advance(61)
         await box.enqueue(_entries(range(100, 101)))  # a commit after the window: upkeep runs
-        for _ in range(200):
-            if len(box.seen.known) == 1:
-                return
-            await asyncio.sleep(0.01)
+        await box._upkeep  # the task the commit started
 
     asyncio.run(main())
     assert set(box.seen.known) == {normalise_key(b"100")} and _stored(engine) == 1

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from headwater.braze.errors import BrazeError
-from headwater.streams.config import StreamConfig
+from headwater.config.streams import StreamConfig
 from headwater.streams.webhooks import _prepare
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)

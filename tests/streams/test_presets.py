@@ -8,8 +8,8 @@ from headwater.braze.track import (
     validate_attributes_object,
     validate_event_object,
 )
+from headwater.config.streams import StreamConfig
 from headwater.errors import RowError
-from headwater.streams.config import StreamConfig
 from headwater.streams.presets import PRESETS
 
 BASIC = {"type": "basic", "username": "extole", "password": "pw"}
@@ -194,8 +194,8 @@ def test_generic_liquid_mapping_keeps_types_and_iterates():
 
 
 def test_a_broken_template_is_reported_when_the_stream_is_loaded():
+    from headwater.config.streams import parse_streams
     from headwater.errors import ConfigError
-    from headwater.streams.config import parse_streams
 
     with pytest.raises(
         ConfigError, match=r"streams.shop.mapping.events.0.external_id: template '\{\{ user. \}\}'"

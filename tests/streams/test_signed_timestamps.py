@@ -9,12 +9,12 @@ import orjson
 import pytest
 from gateway_harness import fake_braze, make_settings, running_gateway, wait_until
 
+from headwater.config.streams import parse_streams
 from headwater.errors import ConfigError
 from headwater.state.db import open_state
 from headwater.state.outbox import outbox
 from headwater.state.signatures import SignatureLog, signature_key
 from headwater.streams.auth import sign_body
-from headwater.streams.config import parse_streams
 
 SECRET = "aiq-signing-secret-ts"
 NOW = 1_800_000_000

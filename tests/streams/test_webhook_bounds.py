@@ -12,8 +12,8 @@ import orjson
 import pytest
 from gateway_harness import fake_braze, make_settings, running_gateway
 
+from headwater.config.streams import DEFAULT_MAX_ITEMS, parse_streams
 from headwater.streams import presets
-from headwater.streams.config import DEFAULT_MAX_ITEMS, parse_streams
 from headwater.streams.presets import PRESETS
 
 TOKEN = {"Authorization": "Bearer shop-token"}

@@ -138,7 +138,7 @@ def test_reposted_event_is_delivered_once(hub_and_receivers, extole_case):
             headers={"Authorization": "Bearer shop-token-5"},
         )
     wait_until(lambda: prod.events("extole_reward_fulfilled") and prod.events("signup"))
-    metrics = httpx.get(f"{gw.url}/metrics").text
+    metrics = gw.metrics()
     held = next(line for line in metrics.splitlines() if line.startswith("headwater_seen_event"))
     assert int(held.split()[1]) >= 2  # the event id and the content hash, kept for the window
     wait_until(lambda: gw.hub.outbox.depth() == 0)

@@ -1,5 +1,5 @@
-"""How every command reads the project file: with every check, those of the parts that
-own their own options (streams, Braze field names) included, so ``validate`` reports all
+"""How every command reads the project file: with every check, those of the parts above
+the config layer (Braze field names of sync mappings) included, so ``validate`` reports all
 that ``serve`` or ``sync`` would refuse, at once and each at its line."""
 
 from __future__ import annotations
@@ -7,10 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from headwater.config import Project, load_project
-from headwater.streams.config import check_streams
 from headwater.syncs.mapping import check_sync_mappings
 
-PROJECT_CHECKS = (check_streams, check_sync_mappings)
+PROJECT_CHECKS = (check_sync_mappings,)
 
 
 def load_checked(path: str | Path | None = None) -> Project:

@@ -140,7 +140,7 @@ def _summary(project: Project, file: Path) -> dict:
             name: {"type": dest.type, "url": redact_url(dest.url)}
             for name, dest in project.destinations.items()
         },
-        "streams": {name: {"preset": spec.get("preset")} for name, spec in project.streams.items()},
+        "streams": {name: {"preset": spec.preset} for name, spec in project.streams.items()},
         "warnings": _missing_local_files(project),
     }
 
@@ -174,7 +174,7 @@ def _print_summary(console: Console, project: Project, file: Path) -> None:
     for name, dest in project.destinations.items():
         table.add_row("destination", name, f"{dest.type}: {redact_url(dest.url)}")
     for name, spec in project.streams.items():
-        table.add_row("stream", name, f"{spec.get('preset')} -> {spec.get('destination', 'braze')}")
+        table.add_row("stream", name, f"{spec.preset} -> {spec.destination}")
     console.print(table)
     for warning in _missing_local_files(project):
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)

@@ -60,6 +60,14 @@ def serve(
     workers: bool = typer.Option(
         True, "--workers/--no-workers", help="Run delivery in this process."
     ),
+    metrics_token: str | None = typer.Option(
+        None,
+        "--metrics-token",
+        envvar="HEADWATER_METRICS_TOKEN",
+        show_envvar=True,
+        help="The bearer token GET /metrics requires (default: metrics.token in headwater.yml); "
+        "without one, /metrics answers 403.",
+    ),
     shutdown_seconds: float | None = typer.Option(
         None,
         "--shutdown-seconds",
@@ -73,10 +81,12 @@ def serve(
     SIGTERM or SIGINT stops it gracefully within the shutdown bound; a second one hands
     unsent work back at once. Probes: GET /healthz (alive), GET /readyz (state store and
     destinations reachable)."""
+    from pydantic import SecretStr
+
     from headwater.cli.loading import load_checked
+    from headwater.runtime.settings import ServeSettings
     from headwater.server.app import create_app, tune_garbage_collector
     from headwater.server.lifecycle import run_server
-    from headwater.server.settings import ServeSettings
 
     console = Console(stderr=True)
     try:
@@ -87,6 +97,8 @@ def serve(
         settings.run_workers = workers
         if shutdown_seconds is not None:
             settings.shutdown_seconds = shutdown_seconds
+        if metrics_token:
+            settings.metrics_token = SecretStr(metrics_token)
         app = create_app(settings)  # opens the state store: stale or locked is refused here
     except ConfigError as exc:
         _fail(console, exc)

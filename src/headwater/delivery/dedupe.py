@@ -17,26 +17,17 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 
 import orjson
-from sqlalchemy import Column, Engine, LargeBinary, String, Table, bindparam, delete, select
+from sqlalchemy import Engine, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from headwater.braze.identifiers import ObjectError, identifier_of
 from headwater.braze.profile import FREE_FIELDS
 from headwater.braze.track import ARRAY_OPERATORS, CONTROL_KEYS, OBJECT_ARRAY_OPERATORS
 from headwater.chunks import chunks
-from headwater.state.db import metadata
+from headwater.state.delivered import delivered_attributes
 
 CACHE_USERS = 200_000
 _OPERATORS = ARRAY_OPERATORS | OBJECT_ARRAY_OPERATORS | {"inc"}
-
-delivered_attributes = Table(
-    "delivered_attributes",
-    metadata,
-    Column("destination", String(200), primary_key=True),
-    Column("user_key", String(1100), primary_key=True),
-    Column("name", String(255), primary_key=True),
-    Column("value", LargeBinary, nullable=False),
-)
 
 
 def user_key(obj: dict) -> str | None:

@@ -40,13 +40,13 @@ from headwater.braze.client import BrazeClient
 from headwater.braze.errors import BrazeRejectedError
 from headwater.braze.limits import TRACK_ARRAYS
 from headwater.delivery.dedupe import AttributeDeduper, user_key
+from headwater.delivery.identity import IdentityResolver, attach, needs_resolution
 from headwater.delivery.unrouted import UnroutedSweeper
 from headwater.errors import HeadwaterError
-from headwater.server.hub import GATEWAY_STREAM
-from headwater.server.settings import DeliverySettings, DestinationSettings
+from headwater.runtime.hub import GATEWAY_STREAM
+from headwater.runtime.settings import DeliverySettings, DestinationSettings
 from headwater.state.dead_letters import park_objects
 from headwater.state.outbox import OPT_DEDUPE_ATTRIBUTES, OPT_RESOLVE_EMAIL, OutboxRow, Retry
-from headwater.streams.identity import IdentityResolver, attach, needs_resolution
 
 log = logging.getLogger("headwater.delivery")
 
@@ -256,19 +256,27 @@ class DeliveryWorker:
         await self._settle(batch)
 
     def _show_sent(self, results: list[ItemResult]) -> None:
-        """The inspector shows the first object of each request, as it was sent."""
-        first = next((r for r in results if r.ok), None)
-        if first is None:
-            return
-        state, index = first.ref
-        row = state.row
-        gateway = row.stream.startswith(GATEWAY_STREAM + ":")
-        self.hub.inspector.record(
-            GATEWAY_STREAM if gateway else row.stream,
-            "out",
-            {row.kind: [state.as_sent(index)]},
-            destination=self.destination.name,
-        )
+        """The inspector shows each request whole, every object as it was sent, per stream
+        (one request may carry several streams' objects), with what Braze made of them."""
+        shown: dict[str, tuple[dict[str, list], Counter, list[dict]]] = {}
+        for result in results:
+            state, index = result.ref
+            row = state.row
+            name = GATEWAY_STREAM if row.stream.startswith(GATEWAY_STREAM + ":") else row.stream
+            arrays, outcomes, errors = shown.setdefault(name, ({}, Counter(), []))
+            sent = state.sending.get(index)  # a retriable failure has left `sending`
+            objects = arrays.setdefault(row.kind, [])
+            objects.append(orjson.Fragment(state.lines[index]) if sent is None else sent)
+            outcome = "accepted" if result.ok else "retrying" if result.retriable else "rejected"
+            outcomes[outcome] += 1
+            if not result.ok:
+                errors.append({"array": row.kind, "index": len(objects) - 1,
+                               "error": result.error})  # fmt: skip
+        for name, (arrays, outcomes, errors) in shown.items():
+            self.hub.inspector.record(
+                name, "out", raw=orjson.dumps(arrays), destination=self.destination.name,
+                objects=sum(outcomes.values()), **outcomes, **({"errors": errors} if errors else {}),
+            )  # fmt: skip
 
     async def _resolve_identities(self, batch: _Round) -> None:
         wanted: list[tuple[_RowState, int, str]] = []
@@ -419,10 +427,6 @@ class _RowState:
                 else:
                     self.sending[index] = obj
         self.open = set(self.sending)
-
-    def as_sent(self, index: int) -> dict:
-        obj = self.sending[index]
-        return orjson.loads(self.lines[index]) if isinstance(obj, orjson.Fragment) else obj
 
     def delivered(self, index: int) -> None:
         self.open.discard(index)

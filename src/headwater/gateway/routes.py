@@ -14,19 +14,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from headwater.braze.errors import BrazeError
+from headwater.braze.frontdoor import authorize, decode_json, json_response, read_body
 from headwater.braze.limits import BatchPolicy
 from headwater.braze.track import parse_track_request
-from headwater.gateway.intake import authorize, decode_json, read_body
-from headwater.server.hub import GATEWAY_STREAM, hub_of
+from headwater.runtime.hub import GATEWAY_STREAM, hub_of
 from headwater.state.outbox import OPT_DEDUPE_ATTRIBUTES, OutboxEntry
-from headwater.streams.mapping import content_key
+from headwater.state.seen import content_key
 
 PASSTHROUGH_ERROR = "The destination could not be reached"
-
-
-def json_response(status: int, body: object, headers: dict | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json",
-                    headers=headers)  # fmt: skip
 
 
 async def users_track(request: Request) -> Response:
@@ -51,7 +46,7 @@ async def users_track(request: Request) -> Response:
             seen_key = content_key(stream, kind, payload) if keyed else None
             entries.append(OutboxEntry(stream, destination, kind, payload, options, seen_key))
     await hub.outbox.enqueue(entries)
-    hub.inspector.record(GATEWAY_STREAM, "in", data, key=key.name, objects=len(entries))
+    hub.inspector.record(GATEWAY_STREAM, "in", data, raw=body, key=key.name, objects=len(entries))
     status, response = parsed.response()
     return json_response(status, response)
 

@@ -29,9 +29,9 @@ from headwater.config import ModelConfig, Project, SqlSourceConfig
 from headwater.engines import DuckDBEngine, Engine, SqlAlchemyEngine
 from headwater.errors import ConfigError, FatalError
 from headwater.models.checks import DIALECTS, Dialect
-from headwater.models.warehouse import DUCKDB_CONFIG
 from headwater.sources.base import open_source, quote_ident, quote_literal
 from headwater.sources.sql import SqlSource, connection_error, database_url
+from headwater.warehouse import DUCKDB_CONFIG
 
 MAX_REJECTION_DETAILS = 1_000
 MODEL_TABLE_PREFIX = "hw_model_"

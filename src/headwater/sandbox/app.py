@@ -4,6 +4,8 @@ way Braze does, so no input ever gets a framework-shaped (or 500) answer."""
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -13,10 +15,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from headwater import __version__
 from headwater.braze.errors import MSG_NOT_FOUND, MSG_SERVER_ERROR
+from headwater.braze.frontdoor import json_response
 from headwater.fastpath import FastPath
 from headwater.sandbox import control
 from headwater.sandbox.faults import FaultPlan
-from headwater.sandbox.gate import json_response
 from headwater.sandbox.keys import ALL_PERMISSIONS, KeyRing
 from headwater.sandbox.limits import RateLimiter
 from headwater.sandbox.segments import routes as segment_routes
@@ -41,7 +43,8 @@ class Sandbox:
     faults: FaultPlan
 
     @classmethod
-    def open(cls, settings: SandboxSettings) -> Sandbox:
+    def open(cls, settings: SandboxSettings, clock: Callable[[], float] | None = None) -> Sandbox:
+        """``clock`` (tests only) drives rate windows and the export-lag fault."""
         store = Store(settings.db)
         keys = KeyRing(store)
         if settings.keys_file:
@@ -52,8 +55,8 @@ class Sandbox:
             settings=settings,
             store=store,
             keys=keys,
-            users=UsersBackend(store, settings),
-            limiter=RateLimiter(settings.rate_limits),
+            users=UsersBackend(store, settings, clock or time.monotonic),
+            limiter=RateLimiter(settings.rate_limits, clock or time.time),
             faults=FaultPlan(settings.faults, settings.seed),
         )
 

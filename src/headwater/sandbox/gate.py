@@ -8,7 +8,6 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import orjson
 from fastapi import Request
 from fastapi.responses import Response
 from starlette.requests import ClientDisconnect
@@ -19,21 +18,16 @@ from headwater.braze.errors import (
     MSG_BAD_JSON,
     MSG_RATE_LIMITED,
     MSG_SERVER_ERROR,
-    MSG_TOO_LARGE,
     BrazeError,
     msg_invalid_key,
 )
-from headwater.braze.limits import MAX_BODY_BYTES
+from headwater.braze.frontdoor import decode_json, json_response, presented_key, read_body
 from headwater.sandbox.keys import ApiKey
 
 if TYPE_CHECKING:
     from headwater.sandbox.app import Sandbox
 
 Work = Callable[[object, ApiKey], dict]
-
-
-def json_response(status: int, body: object, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status, headers=headers, media_type="application/json")
 
 
 class DroppedResponse(Response):
@@ -48,21 +42,6 @@ class DroppedResponse(Response):
         )
 
 
-def _presented_key(request: Request, body: object) -> tuple[str | None, bool]:
-    """The key the caller sent, and whether it was well formed."""
-    header = request.headers.get("authorization")
-    if header is not None:
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token or token[0] in "\"'":
-            return token or None, False
-        return token, True
-    legacy = request.query_params.get("api_key")
-    if legacy is None and isinstance(body, dict) and isinstance(body.get("api_key"), str):
-        legacy = body["api_key"]
-    return legacy, legacy is not None
-
-
 async def handle(request: Request, name: str, work: Work) -> Response:
     """Run ``work(body, key)`` for endpoint ``name`` as Braze would, or refuse as Braze does."""
     sandbox: Sandbox = request.app.state.sandbox
@@ -73,24 +52,21 @@ async def handle(request: Request, name: str, work: Work) -> Response:
     if fault == "drop":
         return DroppedResponse()
 
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return json_response(413, {"message": MSG_TOO_LARGE}, sandbox.limiter.peek(endpoint))
     try:
-        raw = await request.body() if request.method != "GET" else b""
+        raw = await read_body(request) if request.method != "GET" else b""
+    except BrazeError as exc:  # over Braze's limit, declared or sent
+        return json_response(exc.status, exc.body(), sandbox.limiter.peek(endpoint))
     except ClientDisconnect:  # the caller hung up mid-body: nothing was received, nothing done
         return Response(status_code=400)
-    if len(raw) > MAX_BODY_BYTES:
-        return json_response(413, {"message": MSG_TOO_LARGE}, sandbox.limiter.peek(endpoint))
     body: object = None
     parse_error = None
     if raw:
         try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            parse_error = MSG_BAD_JSON
+            body = decode_json(raw)
+        except BrazeError as exc:  # answered after the key and the rate limit, as Braze does
+            parse_error = exc.message
 
-    secret, well_formed = _presented_key(request, body)
+    secret, well_formed = presented_key(request, body)
     key = sandbox.keys.lookup(secret) if (secret and well_formed) else None
     if key is None:
         return json_response(

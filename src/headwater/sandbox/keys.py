@@ -11,7 +11,6 @@ within a second without a restart, and a flood of unknown keys causes no reads.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import time
@@ -22,7 +21,7 @@ from datetime import UTC, datetime
 import yaml
 
 from headwater.braze.endpoints import PERMISSIONS
-from headwater.keycache import KeyCache
+from headwater.keycache import KeyCache, hash_key
 from headwater.sandbox.store import Store
 
 ALL_PERMISSIONS = "*"
@@ -41,10 +40,6 @@ class ApiKey:
 
     def __repr__(self) -> str:  # no secret is held, but keep reprs short and safe
         return f"ApiKey(name={self.name!r}, permissions={sorted(self.permissions)})"
-
-
-def hash_key(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def new_key_secret() -> str:

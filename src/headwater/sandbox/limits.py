@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from headwater.braze.endpoints import ENDPOINTS, Endpoint
@@ -18,7 +19,15 @@ class Window:
 
 
 class RateLimiter:
-    def __init__(self, overrides: dict[str, RateBudget] | None = None) -> None:
+    """Windows on ``clock`` (wall time: the reset header is an epoch second); tests pass a
+    clock they step, so a window passes when the test says, not when the machine does."""
+
+    def __init__(
+        self,
+        overrides: dict[str, RateBudget] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.clock = clock
         self.budgets: dict[str, RateBudget] = {
             e.rate_bucket: RateBudget(e.rate_limit, e.rate_window_seconds)
             for e in ENDPOINTS.values()
@@ -41,7 +50,7 @@ class RateLimiter:
         self, endpoint: Endpoint, now: float | None = None, *, spend: bool = True
     ) -> tuple[bool, dict[str, str]]:
         """Spend one request from the endpoint's bucket; return (allowed, headers)."""
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         budget = self.budgets[endpoint.rate_bucket]
         start = math.floor(now / budget.window_seconds) * budget.window_seconds
         window = self.windows.get(endpoint.rate_bucket)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -70,14 +70,16 @@ def run_sandbox(
     *,
     fresh: bool = False,
     batch_policy: BatchPolicy | str = BatchPolicy.COMBINED,
+    clock: Callable[[], float] | None = None,
     **settings: object,
 ) -> Iterator[RunningSandbox]:
-    """A sandbox on a free port with one all-permission ``key``; ``fresh`` deletes ``db``."""
+    """A sandbox on a free port with one all-permission ``key``; ``fresh`` deletes ``db``;
+    ``clock`` replaces the time its rate windows and export lag run on."""
     if fresh and db != ":memory:":
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(db + suffix)
     config = SandboxSettings(db=db, key=key, batch_policy=BatchPolicy(batch_policy), **settings)
-    sandbox = Sandbox.open(config)
+    sandbox = Sandbox.open(config, clock)
     with serve_in_thread(create_app(sandbox=sandbox)) as server:
         yield RunningSandbox(server, sandbox, key)

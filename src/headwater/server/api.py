@@ -5,24 +5,20 @@ needs the stream's own content token (Braze's Connected Content sends it as a he
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from headwater.braze.errors import BrazeError
-from headwater.gateway.intake import authorize, bearer_key
-from headwater.server.hub import GATEWAY_STREAM, hub_of
+from headwater.braze.frontdoor import authorize, bearer_key, json_response
+from headwater.runtime.hub import GATEWAY_STREAM, hub_of
 from headwater.state.dead_letters import count_dead_letters
 
 READ_PERMISSION = "streams.read"
 MAX_INSPECTOR_LIMIT = 10_000
-
-
-def _json(status: int, body: object) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
 async def connected_content(request: Request) -> Response:
@@ -39,7 +35,7 @@ async def connected_content(request: Request) -> Response:
     data = hub.content.get(stream_name, user_id)
     if data is None:
         raise BrazeError(404, "Unknown user")
-    return _json(200, data)
+    return json_response(200, data)
 
 
 def _known(hub, stream_name: str) -> None:
@@ -57,7 +53,9 @@ async def stream_events(request: Request) -> Response:
     authorize(request, hub.keys, READ_PERMISSION)
     _known(hub, stream_name)
     limit = max(1, min(limit, MAX_INSPECTOR_LIMIT))
-    return _json(200, {"stream": stream_name, "events": hub.inspector.recent(stream_name, limit)})
+    # Decoding and redacting up to the inspector's whole budget: off the event loop.
+    events = await asyncio.to_thread(hub.inspector.recent, stream_name, limit)
+    return json_response(200, {"stream": stream_name, "events": events})
 
 
 async def stream_stats(request: Request) -> Response:
@@ -75,7 +73,7 @@ async def stream_stats(request: Request) -> Response:
         values = merged
     else:
         values = counters.get(stream_name, {})
-    return _json(
+    return json_response(
         200,
         {
             "stream": stream_name,
@@ -89,7 +87,7 @@ async def stream_stats(request: Request) -> Response:
 
 
 async def healthz(_request: Request) -> Response:
-    return _json(200, {"status": "ok"})
+    return json_response(200, {"status": "ok"})
 
 
 ROUTES = [

@@ -9,7 +9,6 @@ import contextlib
 import gc
 import logging
 
-import orjson
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -17,15 +16,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from headwater.braze.errors import MSG_NOT_FOUND, MSG_SERVER_ERROR, BrazeError
+from headwater.braze.frontdoor import json_response
 from headwater.fastpath import FastPath
 from headwater.gateway.routes import FAST_ROUTES as GATEWAY_FAST_ROUTES
 from headwater.gateway.routes import ROUTES as GATEWAY_ROUTES
+from headwater.runtime.hub import Hub
+from headwater.runtime.settings import ServeSettings
 from headwater.server.api import ROUTES as API_ROUTES
-from headwater.server.hub import Hub
 from headwater.server.lifecycle import Shutdown
 from headwater.server.metrics import ROUTES as METRICS_ROUTES
 from headwater.server.readiness import ROUTES as READINESS_ROUTES
-from headwater.server.settings import ServeSettings
 from headwater.streams.webhooks import ROUTES as WEBHOOK_ROUTES
 
 log = logging.getLogger("headwater.server")
@@ -44,10 +44,6 @@ def tune_garbage_collector() -> None:
     gc.freeze()
     _gen0, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
-
-
-def _error(status: int, body: dict) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
 def create_app(
@@ -79,12 +75,12 @@ def create_app(
     @app.exception_handler(HTTPException)
     async def _http_error(_request: Request, exc: HTTPException) -> Response:
         message = MSG_NOT_FOUND if exc.status_code == 404 else str(exc.detail)
-        return _error(exc.status_code, {"message": message})
+        return json_response(exc.status_code, {"message": message})
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> Response:
         errors = [{"type": e["msg"], "field": ".".join(map(str, e["loc"]))} for e in exc.errors()]
-        return _error(400, {"message": "Bad Request", "errors": errors})
+        return json_response(400, {"message": "Bad Request", "errors": errors})
 
     async def _refusal(_request: Request, exc: Exception) -> Response:
         return _render_error(exc)
@@ -120,6 +116,6 @@ def _render_error(exc: Exception) -> Response:
     """Braze-style answers for what a route raises: its own refusals as they are, anything
     else a 500 that names no detail (the type goes to the log, never the secret values)."""
     if isinstance(exc, BrazeError):
-        return _error(exc.status, exc.body())
+        return json_response(exc.status, exc.body())
     log.error("unexpected error: %s", type(exc).__name__)
-    return _error(500, {"message": MSG_SERVER_ERROR})
+    return json_response(500, {"message": MSG_SERVER_ERROR})

@@ -1,19 +1,31 @@
 """``GET /metrics``: Prometheus text for the gateway and delivery, so an operator can alert
 on a growing outbox or dead-letter queue. Built from the state store on each scrape (the
-counters add up across serve processes), with this process's in-memory figures beside."""
+counters add up across serve processes), with this process's in-memory figures beside.
+
+The figures name partner keys and their volumes, so they are shown only to a bearer token
+(``serve --metrics-token``, ``HEADWATER_METRICS_TOKEN`` or ``metrics.token``), compared in
+constant time; without a token configured the endpoint is off and says how to turn it on."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from headwater.server.hub import hub_of
+from headwater.bearer import bearer_token
+from headwater.braze.errors import BrazeError
+from headwater.runtime.hub import hub_of
 from headwater.state.dead_letters import count_dead_letters
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+METRICS_OFF = (
+    "/metrics is off until it has a token: start serve with --metrics-token, set "
+    "HEADWATER_METRICS_TOKEN, or set metrics.token in headwater.yml; then scrape with "
+    "Authorization: Bearer <token>"
+)
 
 
 def _label(value: str) -> str:
@@ -49,7 +61,19 @@ def render_metrics(hub) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_metrics_token(request: Request) -> None:
+    """403 while no token is configured, 401 unless the request presents it."""
+    token = hub_of(request).settings.metrics_token
+    expected = token.get_secret_value() if token is not None else ""
+    if not expected:  # an empty token would let in a request without one
+        raise BrazeError(403, METRICS_OFF)
+    presented = bearer_token(request.headers.get("authorization")) or ""
+    if not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise BrazeError(401, "Unauthorized: /metrics needs Authorization: Bearer <token>")
+
+
 async def metrics(request: Request) -> Response:
+    check_metrics_token(request)
     text = await asyncio.to_thread(render_metrics, hub_of(request))
     return Response(text, media_type=CONTENT_TYPE)
 

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from headwater.server.hub import hub_of
+from headwater.runtime.hub import hub_of
 
 READY_CACHE_SECONDS = 5.0
 CHECK_TIMEOUT_SECONDS = 2.0

@@ -85,7 +85,7 @@ class FileSource:
             ) from None
 
     def batches(self, size: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-        from headwater.models.warehouse import connect_duckdb
+        from headwater.warehouse import connect_duckdb
 
         con = connect_duckdb(":memory:")
         try:

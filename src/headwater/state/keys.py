@@ -7,7 +7,6 @@ pointed at the gateway gets the same 401/403 answers Braze would give.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from collections.abc import Callable, Collection
@@ -17,7 +16,7 @@ import orjson
 from sqlalchemy import Column, Engine, Float, Integer, String, Table, Text, insert, select, update
 
 from headwater.errors import ConfigError
-from headwater.keycache import REFRESH_SECONDS, KeyCache
+from headwater.keycache import REFRESH_SECONDS, KeyCache, hash_key
 from headwater.state.db import metadata
 
 KEY_PREFIX = "hwk_"
@@ -54,10 +53,6 @@ class GatewayKey:
 
     def allows(self, permission: str) -> bool:
         return permission in self.permissions
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _record(row) -> GatewayKey:

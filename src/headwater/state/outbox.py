@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -154,15 +154,17 @@ class Outbox:
         *,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         seen_window_seconds: float = DEFAULT_SEEN_WINDOW_SECONDS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
+        self.clock = clock  # leases, backoffs and the duplicate window; tests step it
         self.dialect = engine.dialect.name
         self.lease_seconds = lease_seconds
         self.owner = uuid.uuid4().hex
         self._queue: asyncio.Queue[_Pending] | None = None
         self._writer_task: asyncio.Task | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-commit")
-        self.seen = SeenKeys(engine, seen_window_seconds)
+        self.seen = SeenKeys(engine, seen_window_seconds, clock)
         self._upkeep: asyncio.Task | None = None
         self._listeners: list[asyncio.Event] = []
         self.commits = 0  # transactions run, for the benchmark's group-commit ratio
@@ -236,7 +238,7 @@ class Outbox:
                     pending.future.set_result(count)
             for event in self._listeners:
                 event.set()
-            if (self._upkeep is None or self._upkeep.done()) and self.seen.upkeep_due(time.time()):
+            if (self._upkeep is None or self._upkeep.done()) and self.seen.upkeep_due(self.clock()):
                 self._upkeep = loop.create_task(self._run_upkeep())
 
     async def _run_upkeep(self) -> None:
@@ -249,7 +251,7 @@ class Outbox:
             log.warning("seen-key upkeep failed: %s", type(exc).__name__)
 
     def _write_group(self, group: list[_Pending]) -> list[int]:
-        now = time.time()
+        now = self.clock()
         keys = {e.dedupe_key for p in group for e in p.entries if e.dedupe_key}
         with self.engine.begin() as conn:
             fresh = self.seen.claim(conn, keys, now) if keys else set()
@@ -297,7 +299,7 @@ class Outbox:
     def claim(self, destination: str, limit: int) -> list[OutboxRow]:
         """Lease the oldest ready rows of one destination, up to ``limit`` objects (at
         least one row, whatever its size)."""
-        now = time.time()
+        now = self.clock()
         until = now + self.lease_seconds
         # Driver SQL built once (see _claim_sql): a claim runs on the writer thread between
         # intake commits, many times a second.
@@ -324,7 +326,7 @@ class Outbox:
     def claim_unrouted(self, destinations: Collection[str], limit: int = 500) -> list[OutboxRow]:
         """Lease rows for none of ``destinations`` (the ones this project configures):
         no worker will ever claim them. Waiting backoffs do not matter here."""
-        now = time.time()
+        now = self.clock()
         free = or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now)
         query = select(outbox.c.id).where(free).order_by(outbox.c.id).limit(limit)
         if destinations:
@@ -353,7 +355,7 @@ class Outbox:
             conn.execute(
                 update(outbox)
                 .where(outbox.c.id.in_(ids), outbox.c.lease_owner == self.owner)
-                .values(lease_until=time.time() + self.lease_seconds)
+                .values(lease_until=self.clock() + self.lease_seconds)
             )
 
     def ack(self, ids: Iterable[int], conn=None) -> None:
@@ -378,7 +380,7 @@ class Outbox:
             with self.engine.begin() as conn:
                 self.release(retries, conn)
             return
-        now = time.time()
+        now = self.clock()
         values = {
             "attempts": outbox.c.attempts + bindparam("tried"),
             "lease_owner": None,

@@ -80,15 +80,18 @@ Step = Callable[[], None]
 class SeenKeys:
     """The duplicate check the outbox's writer runs inside each group commit."""
 
-    def __init__(self, engine, window_seconds: float) -> None:
+    def __init__(
+        self, engine, window_seconds: float, clock: Callable[[], float] = time.time
+    ) -> None:
         self.engine = engine
+        self.clock = clock
         self.dialect = engine.dialect.name
         self.window_seconds = window_seconds
         # SQLite: every key in the window with its newest sighting, and the commits that
         # logged them, oldest first (commit number, time, keys), for expiry in order.
         self.known: dict[bytes, float] = {}
         self.commits: deque[tuple[int, float, list[bytes]]] = deque()
-        self._last_prune = time.time()
+        self._last_prune = self.clock()
         self._commit_number = 0
         self._warn_at = WARN_KEYS
         if self.dialect != "postgresql":
@@ -180,7 +183,7 @@ class SeenKeys:
     def upkeep(self) -> Iterator[Step]:
         """Steps of one short transaction each, all on the writer thread, deleting keys
         past the window."""
-        self._last_prune = time.time()
+        self._last_prune = self.clock()
         cutoff = self._last_prune - self.window_seconds
         if self.dialect == "postgresql":
             for part in range(PRUNE_RANGES):  # a key range per transaction
@@ -221,3 +224,14 @@ class SeenKeys:
 
 
 __all__ = ["SeenKeys", "normalise_key", "seen_events", "seen_keys"]
+
+
+def content_key(stream: str, kind: str, canonical: bytes) -> bytes:
+    """Content-hash dedupe key for an object posted to the gateway's /users/track, from its
+    sorted-keys JSON."""
+    return hashlib.blake2b(_key_prefix(stream, kind) + canonical, digest_size=16).digest()
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_prefix(stream: str, kind: str) -> bytes:
+    return f"{stream}\x00{kind}\x00".encode()

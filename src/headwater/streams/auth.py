@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from headwater.bearer import bearer_token
-from headwater.streams.config import BasicAuth, BearerAuth, HmacAuth, StreamConfig
+from headwater.config.streams import BasicAuth, BearerAuth, HmacAuth, StreamConfig
 
 
 class AuthResult(Enum):

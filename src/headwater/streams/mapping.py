@@ -9,22 +9,18 @@ drops the field, so optional payload fields need no ``if`` blocks.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import orjson
-from liquid import Environment, Undefined
 from liquid.exceptions import LiquidError
 
+from headwater.config.streams import GenericMapping
+from headwater.config.templates import compile_template
 from headwater.errors import HeadwaterError, RowError
-from headwater.streams.config import GenericMapping
 from headwater.streams.text import text_of
 
-_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?!.*\{\{)(.*)\}\}\s*$", re.S)
 _FALSY = {"", "false", "0", "nil", "null", "none"}
 
 
@@ -60,25 +56,6 @@ def bounded(items: list, max_items: int, where: str) -> list:
             "payload (its max_items)"
         )
     return items
-
-
-def _json_filter(value: object) -> str:
-    if isinstance(value, Undefined) or value is None:
-        return "null"
-    return orjson.dumps(value, default=str).decode()
-
-
-_ENV = Environment()
-_ENV.filters["json"] = _json_filter
-
-
-@lru_cache(maxsize=4096)
-def compile_template(template: str):
-    """(typed, compiled): typed when the template is exactly one expression."""
-    single = _SINGLE_EXPRESSION.match(template)
-    if single:
-        return True, _ENV.from_string("{{ " + single.group(1).strip() + " | json }}")
-    return False, _ENV.from_string(template)
 
 
 def render_value(template: Any, scope: dict) -> Any:
@@ -185,14 +162,3 @@ def dedupe_key(stream: str, mapped: MappedObject, position: int) -> bytes | None
             f"{stream}\x00c\x00" + orjson.dumps(mapped.obj, option=orjson.OPT_SORT_KEYS).decode()
         )
     return _digest(basis)
-
-
-def content_key(stream: str, kind: str, canonical: bytes) -> bytes:
-    """Content-hash dedupe key for an object posted to the gateway's /users/track, from its
-    sorted-keys JSON."""
-    return hashlib.blake2b(_key_prefix(stream, kind) + canonical, digest_size=16).digest()
-
-
-@functools.lru_cache(maxsize=1024)
-def _key_prefix(stream: str, kind: str) -> bytes:
-    return f"{stream}\x00{kind}\x00".encode()

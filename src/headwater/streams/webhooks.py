@@ -24,20 +24,21 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from headwater.braze.errors import BrazeError
+from headwater.braze.frontdoor import json_response, read_body
 from headwater.braze.identifiers import ObjectError
 from headwater.braze.track import (
     validate_attributes_object,
     validate_event_object,
     validate_purchase_object,
 )
+from headwater.config.streams import StreamConfig
 from headwater.errors import RowError
-from headwater.gateway.intake import read_body
-from headwater.server.hub import Hub, hub_of
+from headwater.runtime.hub import Hub, hub_of
+from headwater.state.content import CONTENT_KEY, content_values
 from headwater.state.outbox import OPT_DEDUPE_ATTRIBUTES, OPT_RESOLVE_EMAIL, OutboxEntry
 from headwater.state.signatures import signature_key
 from headwater.streams.auth import AuthCheck, AuthResult, check_webhook_auth
-from headwater.streams.config import StreamConfig
-from headwater.streams.content import CONTENT_KEY, content_rows, content_values
+from headwater.streams.content import content_rows
 from headwater.streams.mapping import Mapped, TooMuchWork, dedupe_key, lookup
 from headwater.streams.presets import PRESETS
 
@@ -52,10 +53,6 @@ STALE = (
     "as delayed or replayed (check the sender's clock)"
 )
 REPLAYED = "This signed request was received before (same signature); nothing was done"
-
-
-def _json(status: int, body: object) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
 def _is_test(stream: StreamConfig, auth: AuthResult, payload: object) -> bool:
@@ -179,14 +176,14 @@ async def receive_webhook(request: Request) -> Response:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BrazeError(400, f"The body is not valid JSON: {exc}") from None
-    hub.inspector.record(stream_name, "in", payload)
+    hub.inspector.record(stream_name, "in", payload, raw=body)
     test = _is_test(stream, auth, payload)
     destination = stream.test_destination if test else stream.destination
     assert destination is not None
     prepared = await asyncio.to_thread(_prepare, stream_name, stream, payload, destination, test)
     if not prepared.entries:
         reason = prepared.mapped.skipped or "nothing to send"
-        return _json(200, {"message": "ignored", "reason": reason})
+        return json_response(200, {"message": "ignored", "reason": reason})
     extra = [(content_values, prepared.content, CONTENT_KEY)] if prepared.content else []
     replay = await _claim_signature(hub, stream_name, check, now)
     try:
@@ -196,7 +193,7 @@ async def receive_webhook(request: Request) -> Response:
             await hub.outbox.write(hub.signatures.release, replay)
         raise
     hub.content.remember(prepared.content)
-    return _json(
+    return json_response(
         202,
         {
             "message": "accepted",

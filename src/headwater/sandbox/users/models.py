@@ -13,6 +13,7 @@ import logging
 import secrets
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import orjson
@@ -58,9 +59,12 @@ def _not_applied(exc: Exception) -> str:
 
 
 class UsersBackend:
-    def __init__(self, store: Store, settings: SandboxSettings) -> None:
+    def __init__(
+        self, store: Store, settings: SandboxSettings, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.clock = clock  # for the export-lag fault; tests step it
         self.profiles: dict[str, dict] = {}
         self.by_external_id: dict[str, str] = {}
         self.by_alias: dict[AliasKey, str] = {}
@@ -122,7 +126,7 @@ class UsersBackend:
             else:
                 profile[key] = value
         self._index(profile)
-        self.created_monotonic[profile["braze_id"]] = time.monotonic()
+        self.created_monotonic[profile["braze_id"]] = self.clock()
         return profile
 
     # -- resolution -----------------------------------------------------------------------
@@ -237,7 +241,7 @@ class UsersBackend:
     def _visible(self, profile: dict) -> bool:
         lag = self.settings.faults.export_lag_seconds
         created = self.created_monotonic.get(profile["braze_id"])
-        return not lag or created is None or time.monotonic() - created >= lag
+        return not lag or created is None or self.clock() - created >= lag
 
     def users_export_ids(self, body: dict) -> dict:
         external_ids = _list_of(body, "external_ids", str)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from headwater.streams.config import StreamConfig
+from headwater.config.streams import StreamConfig
 from headwater.streams.mapping import Mapped, map_generic
 from headwater.streams.presets import actioniq, extole
 

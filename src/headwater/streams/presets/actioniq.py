@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from headwater.config.streams import StreamConfig
 from headwater.errors import RowError
-from headwater.streams.config import StreamConfig
 from headwater.streams.mapping import Mapped, bounded
 from headwater.streams.presets.common import braze_time
 from headwater.streams.text import text_of

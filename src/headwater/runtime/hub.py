@@ -1,5 +1,7 @@
-"""The running server's shared parts, built once per app: state store, outbox, keys,
-streams, inspector, content store and counters. Routes reach them via ``request.app``."""
+"""What one running hub shares, built once per app: state store, outbox, keys, streams,
+inspector, content store and counters. Routes (``request.app``) and workers (the ``Hub``
+they are handed) read it; it imports no route or worker, so none of them needs the HTTP
+layer that wires them (``headwater.server``)."""
 
 from __future__ import annotations
 
@@ -10,18 +12,18 @@ import httpx
 from sqlalchemy import Engine
 from starlette.requests import Request
 
-from headwater.delivery import dedupe as _dedupe_tables  # noqa: F401  (declares tables)
-from headwater.delivery.counters import Counters
 from headwater.errors import ConfigError
-from headwater.server.settings import ServeSettings
+from headwater.runtime.inspector import Inspector
+from headwater.runtime.settings import ServeSettings
 from headwater.state import dead_letters as _dead_letter_tables  # noqa: F401
+from headwater.state import delivered as _delivered_tables  # noqa: F401  (declares tables)
+from headwater.state.content import ContentStore
+from headwater.state.counters import Counters
 from headwater.state.db import WalCheckpointer, open_state
 from headwater.state.keys import KeyRing, keys_without_destination
 from headwater.state.outbox import Outbox
 from headwater.state.serve_lock import ServeLock
 from headwater.state.signatures import SignatureLog
-from headwater.streams.content import ContentStore
-from headwater.streams.inspector import Inspector
 
 GATEWAY_STREAM = "gateway"
 
@@ -51,7 +53,11 @@ class Hub:
         self.keys = KeyRing(self.engine)
         self.signatures = SignatureLog(self.engine)
         self.clock: Callable[[], float] = time.time  # wall time for signed timestamps
-        self.inspector = Inspector()
+        self.inspector = Inspector(
+            max_bytes=settings.inspector.max_bytes,
+            payload_bytes=settings.inspector.payload_bytes,
+            redact=settings.inspector.redact,
+        )
         for name, stream in settings.streams.items():
             self.inspector.configure(name, stream.inspector_size)
         self.content = ContentStore(self.engine)

@@ -1,8 +1,9 @@
 """The model of one ``streams:`` entry in headwater.yml.
 
-The project file keeps streams as loose dicts so this part can own its own options; they
-are validated here, when ``serve`` starts, and every problem is reported with the stream's
-name. Secrets (tokens, passwords, HMAC keys) are ``SecretStr`` and never printed.
+Part of the project model (``Project.streams``), so ``headwater validate`` reports every
+problem of a stream at its line, as it does for every other section; ``parse_streams``
+validates loose entries the same way (tests, the benchmark). Secrets (tokens, passwords,
+HMAC keys) are ``SecretStr`` and never printed.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 
+from headwater.config.base import Strict as _Strict
+from headwater.config.document import Loc, located_errors
 from headwater.errors import ConfigError
 
 DEFAULT_INSPECTOR_SIZE = 50
@@ -21,10 +24,6 @@ DEFAULT_INSPECTOR_SIZE = 50
 DEFAULT_MAX_ITEMS = 5_000
 DEFAULT_MAX_OBJECTS = 10_000
 EXTOLE_REWARD_STATES = ("EARNED", "FULFILLED", "SENT", "REDEEMED", "FAILED", "CANCELED", "REVOKED")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class BearerAuth(_Strict):
@@ -167,7 +166,8 @@ class StreamConfig(_Strict):
         default=DEFAULT_INSPECTOR_SIZE,
         ge=0,
         le=10_000,
-        description="Payloads the event inspector keeps.",
+        description="Payloads the event inspector keeps for this stream (all streams share "
+        "inspector.max_bytes).",
     )
     max_items: int = Field(
         default=DEFAULT_MAX_ITEMS,
@@ -215,17 +215,12 @@ class StreamConfig(_Strict):
         return self
 
 
-Loc = tuple[str | int, ...]
-
-
 def stream_problems(
     name: str, spec: Any, destinations: set[str] | None
 ) -> tuple[StreamConfig | None, list[tuple[Loc, str]]]:
     """Validate one stream; return it (None if invalid) and every problem at its location
     inside the stream. Destinations and templates are checked on the raw entry, so they
     are reported even when other fields are wrong."""
-    from headwater.config import located_errors
-
     if not isinstance(spec, dict):
         return None, [((), "must be a mapping of stream options")]
     problems: list[tuple[Loc, str]] = []
@@ -234,20 +229,30 @@ def stream_problems(
         stream = StreamConfig.model_validate(spec)
     except ValidationError as exc:
         problems.extend(located_errors(exc, spec))
-    if destinations is not None:
-        for field in ("destination", "test_destination"):
-            target = spec.get(field, "braze" if field == "destination" else None)
-            if isinstance(target, str) and target not in destinations:
-                problems.append(((field,), f"no destination named {target!r}"))
-    mapping = spec.get("mapping")
-    if isinstance(mapping, dict):
-        problems.extend(_template_problems(mapping, ("mapping",)))
+    problems.extend(reference_problems(spec, destinations))
     return stream, problems
 
 
+def reference_problems(
+    spec: dict[str, Any], destinations: set[str] | None
+) -> list[tuple[Loc, str]]:
+    """What the stream's own model cannot see: destinations named elsewhere in the file, and
+    templates that would not compile. Checked on the raw entry, so they are reported even
+    when other fields are wrong (destinations only when ``destinations`` is given)."""
+    problems: list[tuple[Loc, str]] = []
+    for field in ("destination", "test_destination") if destinations is not None else ():
+        target = spec.get(field, "braze" if field == "destination" else None)
+        if isinstance(target, str) and target not in destinations:
+            problems.append(((field,), f"no destination named {target!r}"))
+    mapping = spec.get("mapping")
+    if isinstance(mapping, dict):
+        problems.extend(_template_problems(mapping, ("mapping",)))
+    return problems
+
+
 def check_streams(raw: dict[str, Any], report: Callable[[Loc, str], None]) -> None:
-    """The ``streams:`` section of a project file, for ``load_project(checks=...)``: the
-    same checks ``serve`` makes, each reported at its line."""
+    """The ``streams:`` section's references, each reported at its line; ``parse_project``
+    runs it (the entries themselves are validated with the project model)."""
     streams = raw.get("streams")
     if not isinstance(streams, dict):
         return
@@ -256,7 +261,7 @@ def check_streams(raw: dict[str, Any], report: Callable[[Loc, str], None]) -> No
     for name, spec in streams.items():
         if not isinstance(spec, dict):
             continue  # the project model says so already
-        for loc, message in stream_problems(name, spec, known)[1]:
+        for loc, message in reference_problems(spec, known):
             report(("streams", name, *loc), message)
 
 
@@ -281,7 +286,7 @@ def _template_problems(mapping: dict[str, Any], loc: Loc) -> list[tuple[Loc, str
     """Compile every template now, so a typo stops ``serve`` instead of failing each request."""
     from liquid.exceptions import LiquidError
 
-    from headwater.streams.mapping import compile_template
+    from headwater.config.templates import compile_template
 
     problems: list[tuple[Loc, str]] = []
 
