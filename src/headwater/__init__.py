@@ -5,13 +5,14 @@ versions, and ``tests/test_package.py`` pins the list so that adding or dropping
 deliberate change. Everything else (the sync engine, the gateway, the state store) is
 reached through the ``headwater`` command and may move.
 
-They are imported on first use, so ``import headwater`` (and every CLI start) stays cheap.
+They are imported on first use, so ``import headwater`` (and every CLI start) stays cheap,
+and the package's root imports nothing at all (the sandbox, which imports it for the
+version, must not stand on the hub's layers).
 """
 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -50,13 +51,6 @@ __all__ = [
     "load_project",
     "run_sandbox",
 ]
-
-if TYPE_CHECKING:  # for type checkers and editors; at run time __getattr__ imports lazily
-    from headwater.braze.client import BrazeClient, ItemResult, TrackItem, TrackSummary
-    from headwater.braze.errors import BrazeRejectedError, BrazeUnavailableError
-    from headwater.config import Project, load_project
-    from headwater.errors import ConfigError, FatalError, HeadwaterError, RetriableError, RowError
-    from headwater.sandbox.testing import run_sandbox
 
 
 def __getattr__(name: str) -> object:
