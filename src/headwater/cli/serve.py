@@ -72,15 +72,26 @@ def serve(
     schedules: bool = typer.Option(
         True, "--schedules/--no-schedules", help="Run the project's scheduled syncs."
     ),
+    shutdown_seconds: float | None = typer.Option(
+        None,
+        "--shutdown-seconds",
+        min=0.1,
+        help="On SIGTERM/SIGINT: stop accepting, finish or hand back in-flight work and "
+        "exit 0 within this many seconds (default: gateway.shutdown_seconds, 25).",
+    ),
 ) -> None:
     """Run the Braze-compatible gateway, the webhooks, the delivery workers and every
-    scheduled sync."""
-    import uvicorn
+    scheduled sync.
+
+    SIGTERM or SIGINT stops it gracefully within the shutdown bound; a second one hands
+    unsent work back at once. Probes: GET /healthz (alive), GET /readyz (state store and
+    destinations reachable)."""
     from pydantic import SecretStr
 
     from headwater.cli.loading import load_checked
     from headwater.runtime.settings import ServeSettings
     from headwater.server.app import create_app, tune_garbage_collector
+    from headwater.server.lifecycle import run_server
 
     console = Console(stderr=True)
     try:
@@ -90,6 +101,8 @@ def serve(
         if lease_seconds is not None:
             settings.delivery.lease_seconds = lease_seconds
         settings.run_workers = workers
+        if shutdown_seconds is not None:
+            settings.shutdown_seconds = shutdown_seconds
         if metrics_token:
             settings.metrics_token = SecretStr(metrics_token)
         app = create_app(settings)  # opens the state store: stale or locked is refused here
@@ -103,10 +116,9 @@ def serve(
         f"{scheduled} scheduled job(s))",
         highlight=False,
     )
-    uvicorn.run(
-        app, host=host, port=port, log_level="warning", access_log=False,
-        loop="uvloop", http="httptools", timeout_graceful_shutdown=10,
-    )  # fmt: skip
+    if not run_server(app, host, port, app.state.shutdown):
+        raise typer.Exit(3)
+    console.print("Headwater gateway stopped.", highlight=False)
 
 
 def _attach_scheduler(app, project) -> int:

@@ -7,7 +7,9 @@ row-level errors, so a user can see which rows did not make it and why.
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import typer
@@ -70,14 +72,25 @@ def print_report(report: SyncReport, console: Console) -> None:
         console.print(f"  … and {more:,} more: headwater runs show {report.run_id}")
 
 
+def _stop_like_ctrl_c(_signum, _frame) -> None:
+    """SIGTERM unwinds the run as Ctrl+C does: it records itself as interrupted (with what
+    it sent so far) instead of dying with its record left open."""
+    raise KeyboardInterrupt
+
+
 def sync(
+    ctx: typer.Context,
     name: str = typer.Argument(..., help="The sync to run, as named in headwater.yml."),
     full: bool = typer.Option(False, "--full", help="Resend every row, not only changes."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Count and preview; send nothing."),
     project_dir: Path = PROJECT_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Send a model to Braze: only the rows and attributes that changed since the last run."""
+    """Send a model to Braze: only the rows and attributes that changed since the last run.
+    SIGTERM or Ctrl+C stops it and records the run as interrupted."""
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
+        ctx.call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
     console = Console(stderr=as_json)
     project = _load(project_dir, console)
     if as_json or not sys.stderr.isatty():

@@ -63,3 +63,9 @@ class GatewayConfig(_Strict):
         default_factory=GatewayDelivery,
         description="How serve's delivery workers drain the outbox.",
     )
+    shutdown_seconds: float = Field(
+        default=25.0,
+        gt=0,
+        le=3600,
+        description="On SIGTERM/SIGINT, serve answers what it is serving, lets delivery finish, hands the rest back and exits 0 within this bound.",
+    )

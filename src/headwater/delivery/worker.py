@@ -18,6 +18,10 @@ holding only the objects still to send. Rows stay leased (and the lease is exten
 their objects are in flight, so a crash leaves them to be picked up again after the lease:
 delivery is at-least-once, and a duplicate can only come from rows that were in flight when
 the process died.
+
+Stopping is not a crash: ``stop`` lets the rounds in flight finish until a deadline, then
+cancels the rest, which settle what Braze already answered and hand their other objects
+back unsent (no attempt counted, ready at once), so nothing waits for a lease to expire.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import Counter
 
 import orjson
@@ -50,6 +55,8 @@ log = logging.getLogger("headwater.delivery")
 CLIENT_ATTEMPTS = 3  # retries inside one round; the outbox's backoff takes over after
 ROUNDS_IN_FLIGHT = 2
 SETTLE_OBJECTS = 300  # delivered objects acknowledged per outbox commit
+STOP_WAIT_SECONDS = 10.0  # how long ``stop`` lets rounds finish when given no deadline
+HANDED_BACK = "handed back unsent at shutdown"
 
 
 class DeliveryWorker:
@@ -95,8 +102,15 @@ class DeliveryWorker:
         if self.sweeper is not None:
             self.sweeper.start()
 
-    async def stop(self) -> None:
+    async def stop(self, deadline: float | None = None) -> None:
+        """Claim nothing more; let the rounds in flight finish until ``deadline`` (a
+        ``time.monotonic()`` value; default: ``STOP_WAIT_SECONDS`` from now), then cancel
+        the rest, which hand their unsent objects back. Should a hand-back fail to commit,
+        the caller still frees what is left with ``Outbox.release_owned`` once every worker
+        sharing the outbox has stopped."""
         self._stopping = True
+        if deadline is None:
+            deadline = time.monotonic() + STOP_WAIT_SECONDS
         if self.sweeper is not None:
             await self.sweeper.stop()
         if self._task is not None:
@@ -104,17 +118,20 @@ class DeliveryWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._rounds:
-            await asyncio.wait(self._rounds, timeout=10)
+            _done, late = await asyncio.wait(
+                set(self._rounds), timeout=max(0.0, deadline - time.monotonic())
+            )
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)  # each settles what it knows, then hands back
         await self.client.aclose()
 
     async def _run(self) -> None:
-        outbox = self.hub.outbox
         while not self._stopping:
             await self._slots.acquire()
             try:
-                rows = await outbox.write(
-                    outbox.claim, self.destination.name, self.settings.claim_size
-                )
+                rows = await self._claim()
             except Exception as exc:
                 self._slots.release()
                 log.error("claiming from the outbox failed: %s", type(exc).__name__)
@@ -137,6 +154,22 @@ class DeliveryWorker:
             if sum(r.objects for r in rows) < self.settings.claim_size:
                 await asyncio.sleep(self.settings.linger_seconds)
 
+    async def _claim(self) -> list[OutboxRow]:
+        """Lease the next rows. Stopped meanwhile, the claim still commits on the writer
+        thread: its rows go straight back rather than wait for their lease to expire."""
+        outbox = self.hub.outbox
+        claim = asyncio.ensure_future(
+            outbox.write(outbox.claim, self.destination.name, self.settings.claim_size)
+        )
+        try:
+            return await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                rows = await claim
+                back = {row.id: Retry(HANDED_BACK, 0.0, None, False) for row in rows}
+                await outbox.write(outbox.release, back)
+            raise
+
     async def _round(self, rows: list[OutboxRow]) -> None:
         """Send the objects of ``rows`` and settle every one (delivered, parked or given
         back); a row leaves the outbox once all its objects are settled."""
@@ -149,6 +182,11 @@ class DeliveryWorker:
             try:
                 async with self._after_earlier_rounds(batch.deduped_users()):
                     await self._deliver(batch)
+            except asyncio.CancelledError:  # stopping past the deadline
+                batch.hand_back()
+                with contextlib.suppress(Exception):
+                    await self._settle(batch)
+                raise
             except Exception as exc:  # before sending, or while settling
                 log.error("delivery round failed: %s: %s", type(exc).__name__, exc)
                 # What is known stays known: rows already settled are left alone, objects
@@ -298,7 +336,19 @@ class DeliveryWorker:
 
     async def _settle(self, batch: _Round) -> None:
         """Commit what is known: finished rows leave (or come back trimmed for a retry),
-        rejected objects are parked, sent attribute values remembered, counters moved."""
+        rejected objects are parked, sent attribute values remembered, counters moved.
+
+        A settle runs to its end even when the round is cancelled meanwhile: its commit
+        would land anyway, and settling the same rows again would park them twice."""
+        settling = asyncio.ensure_future(self._settle_now(batch))
+        try:
+            await asyncio.shield(settling)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await settling
+            raise
+
+    async def _settle_now(self, batch: _Round) -> None:
         finished = batch.finished_rows()
         if not finished and not batch.counters:
             return
@@ -316,6 +366,10 @@ class DeliveryWorker:
                 sent.extend((state.sending[i], row.id) for i in state.sent)
             if not state.failures:
                 done.append(row.id)
+            elif batch.handed_back:  # not a failed attempt: back at once, attempts unchanged
+                remaining = [state.lines[i] for i in sorted(state.failures)]
+                whole = len(remaining) == len(state.lines)
+                retries[row.id] = Retry(HANDED_BACK, 0.0, None if whole else remaining, False)
             elif row.attempts + 1 >= self.settings.max_attempts:
                 done.append(row.id)
                 letters.extend(
@@ -425,6 +479,7 @@ class _Round:
         self.counters: Counter = Counter()
         self.volatile: set[tuple[str, str]] = set()  # attributes whose value dedupe forgets
         self._settled: set[int] = set()
+        self.handed_back = False
 
     @property
     def outcomes(self) -> int:
@@ -441,6 +496,11 @@ class _Round:
         for state in self.states:
             for index in list(state.open):
                 state.failed(index, error)
+
+    def hand_back(self) -> None:
+        """The round stops unfinished: objects without an answer go back unsent."""
+        self.fail_open(HANDED_BACK)
+        self.handed_back = True
 
     def deduped_users(self) -> set[str]:
         """The users of this round's attribute objects that dedupe looks at."""

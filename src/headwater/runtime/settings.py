@@ -44,6 +44,7 @@ class ServeSettings:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     run_workers: bool = True
+    shutdown_seconds: float = 25.0  # gateway.shutdown_seconds: the bound on a graceful stop
     metrics_token: SecretStr | None = None  # None: /metrics answers 403
     inspector: InspectorConfig = field(default_factory=InspectorConfig)
 
@@ -85,6 +86,7 @@ class ServeSettings:
             streams=dict(project.streams),
             gateway=project.gateway,
             delivery=DeliverySettings(**project.gateway.delivery.model_dump()),
+            shutdown_seconds=project.gateway.shutdown_seconds,
             metrics_token=project.metrics.token,
             inspector=project.inspector,
         )

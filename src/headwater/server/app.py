@@ -1,6 +1,7 @@
-"""The FastAPI app ``headwater serve`` runs: gateway, webhooks, content and stream API, one
-error handler rendering every refusal Braze-style (``{"message", "errors"?}``), and the
-delivery workers started and stopped with the app."""
+"""The FastAPI app ``headwater serve`` runs: gateway, webhooks, content and stream API,
+probes, one error handler rendering every refusal Braze-style (``{"message", "errors"?}``),
+and the delivery workers started with the app and stopped within the shutdown bound
+(``headwater.server.lifecycle``)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from headwater.gateway.routes import ROUTES as GATEWAY_ROUTES
 from headwater.runtime.hub import Hub
 from headwater.runtime.settings import ServeSettings
 from headwater.server.api import ROUTES as API_ROUTES
+from headwater.server.lifecycle import Shutdown
 from headwater.server.metrics import ROUTES as METRICS_ROUTES
+from headwater.server.readiness import ROUTES as READINESS_ROUTES
 from headwater.server.schedules import ROUTES as SCHEDULE_ROUTES
 from headwater.streams.webhooks import ROUTES as WEBHOOK_ROUTES
 
@@ -44,8 +47,11 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
-def create_app(settings: ServeSettings, hub: Hub | None = None) -> FastAPI:
+def create_app(
+    settings: ServeSettings, hub: Hub | None = None, shutdown: Shutdown | None = None
+) -> FastAPI:
     hub = hub or Hub(settings)
+    shutdown = shutdown or Shutdown(settings.shutdown_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -58,11 +64,7 @@ def create_app(settings: ServeSettings, hub: Hub | None = None) -> FastAPI:
         try:
             yield
         finally:
-            if hub.scheduler is not None:
-                await hub.scheduler.stop()
-            for worker in hub.workers:
-                await worker.stop()
-            await hub.aclose()
+            await _stop_work(hub, shutdown)
 
     app = FastAPI(
         title="Headwater gateway",
@@ -71,6 +73,7 @@ def create_app(settings: ServeSettings, hub: Hub | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.hub = hub
+    app.state.shutdown = shutdown
 
     @app.exception_handler(HTTPException)
     async def _http_error(_request: Request, exc: HTTPException) -> Response:
@@ -92,8 +95,28 @@ def create_app(settings: ServeSettings, hub: Hub | None = None) -> FastAPI:
     app.router.routes.extend(
         [*GATEWAY_ROUTES, *WEBHOOK_ROUTES, *API_ROUTES, *METRICS_ROUTES, *SCHEDULE_ROUTES]
     )
+    app.router.routes.extend(READINESS_ROUTES)
     app.add_middleware(FastPath, routes=GATEWAY_FAST_ROUTES, errors=_render_error)
     return app
+
+
+async def _stop_work(hub: Hub, shutdown: Shutdown) -> None:
+    """Once HTTP is answered: workers finish or hand back by the deadline, every lease this
+    process still holds goes back to the outbox, then the shared parts close."""
+    shutdown.begin()
+    deadline = shutdown.work_deadline()
+    try:
+        if hub.scheduler is not None:  # no new slots; a sync running is interrupted
+            await hub.scheduler.stop()
+        for worker in hub.workers:
+            await worker.stop(deadline)
+        released = await hub.outbox.write(hub.outbox.release_owned)
+        if released:
+            log.warning("handed %d outbox row(s) back for the next process to deliver", released)
+    except Exception as exc:  # the leases then expire as after a crash
+        log.error("handing delivery back failed: %s", type(exc).__name__)
+    finally:
+        await hub.aclose()
 
 
 def _render_error(exc: Exception) -> Response:

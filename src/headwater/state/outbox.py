@@ -128,6 +128,7 @@ class Retry:
     error: str
     delay: float
     remaining: list[bytes] | None = None  # the objects' JSON; None: the whole row
+    counted: bool = True  # False: handed back unsent at shutdown, not a failed attempt
 
 
 @dataclass
@@ -381,7 +382,7 @@ class Outbox:
             return
         now = self.clock()
         values = {
-            "attempts": outbox.c.attempts + 1,
+            "attempts": outbox.c.attempts + bindparam("tried"),
             "lease_owner": None,
             "lease_until": None,
             "last_error": bindparam("error"),
@@ -389,7 +390,12 @@ class Outbox:
         }
         whole, trimmed = [], []
         for row_id, retry in retries.items():
-            params = {"row_id": row_id, "error": retry.error[:2000], "at": now + retry.delay}
+            params = {
+                "row_id": row_id,
+                "error": retry.error[:2000],
+                "at": now + retry.delay,
+                "tried": int(retry.counted),
+            }
             if retry.remaining is None:
                 whole.append(params)
             else:
@@ -401,6 +407,19 @@ class Outbox:
         if trimmed:
             resized = {**values, "payload": bindparam("payload"), "objects": bindparam("count")}
             conn.execute(update(outbox).where(where).values(resized), trimmed)
+
+    def release_owned(self) -> int:
+        """Give back every row this process still holds a lease on, ready at once and with
+        no attempt counted: called at shutdown once delivery has stopped, so another process
+        (or the next start) takes them over now rather than when the lease runs out. Returns
+        how many rows went back."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(outbox)
+                .where(outbox.c.lease_owner == self.owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+        return result.rowcount
 
     def depth(self, destination: str | None = None) -> int:
         """Objects waiting (or in flight) in the outbox."""
