@@ -194,7 +194,9 @@ async def test_two_clients_on_postgresql_stay_within_one_limit_together(pg_url):
     assert sink.stats.track_requests == 12
     assert sum(used) == 12  # every request took its slot from the one shared count
     assert max(used) <= 3  # one budget for both, not one each
-    assert len(used) == 4
+    # Four windows when the two clients pack them fully; the order their answers arrive in
+    # (real sockets) may leave a slot of a window's tail unused, and a fifth takes the rest.
+    assert len(used) in (4, 5)
 
 
 def test_a_budget_claims_the_tail_of_a_window_one_slot_at_a_time(pg_url):
