@@ -106,3 +106,27 @@ def test_validate_exits_1_naming_the_line(tmp_path: Path):
     result = CliRunner().invoke(app, ["validate", "-p", str(tmp_path)])
     assert result.exit_code == 1
     assert f"headwater.yml:{line_of(text, 'nobody')}: syncs.a.schedule.after" in result.output
+
+
+@pytest.mark.parametrize(
+    ("schedule", "message"),
+    [
+        ("      every: 99999999999d\n", "longer than a year"),
+        ("      cron: '* * * * * * *'\n", "needs five fields"),
+        ("      cron: '*/5 * * * * 30'\n", "needs five fields"),
+        ("      every: 15m\n      start: '9999-12-31T00:00:00Z'\n", "start must fall between"),
+        ("      every: 15m\n      start: '0001-01-01T00:00:00+14:00'\n", "start must fall"),
+        ("      every: 15m\n      end: '0001-01-01T00:00:00+14:00'\n", "end must fall between"),
+    ],
+)
+def test_schedules_no_fire_time_can_hold_are_refused(schedule: str, message: str):
+    """Extreme intervals and dates once crashed `headwater schedules` with OverflowError;
+    a seconds field made a cron fire every second."""
+    (problem,) = problems(HEAD + sync("a", schedule))
+    assert problem.startswith("headwater.yml:") and message in problem
+
+
+def test_cron_aliases_and_a_year_long_interval_load():
+    text = HEAD + sync("a", "      cron: '@daily'\n") + sync("b", "      every: 366d\n")
+    project = parse_project(text, checks=PROJECT_CHECKS)
+    assert project.syncs["b"].schedule.every_seconds == 366 * 86400

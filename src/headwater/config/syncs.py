@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -115,6 +115,11 @@ class PurchaseSpec(_Strict):
 
 _EVERY = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _EVERY_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Bounds that keep every fire time a datetime can hold: intervals up to a year, and
+# start/end in years a slot after them can still be written.
+MAX_EVERY_SECONDS = 366 * 86400
+EARLIEST_BOUND = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_BOUND = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class Schedule(_Strict):
@@ -155,6 +160,8 @@ class Schedule(_Strict):
     def _valid_every(cls, value: str | None) -> str | None:
         if value is not None and (not _EVERY.match(str(value)) or _every_seconds(value) <= 0):
             raise ValueError(f"not an interval: {value!r}; write e.g. 30s, 15m, 2h or 1d")
+        if value is not None and _every_seconds(value) > MAX_EVERY_SECONDS:
+            raise ValueError(f"interval {value!r} is longer than a year (366d)")
         return value
 
     @field_validator("cron")
@@ -162,6 +169,10 @@ class Schedule(_Strict):
     def _valid_cron(cls, value: str | None) -> str | None:
         from croniter import croniter
 
+        if value is not None and not value.startswith("@") and len(value.split()) != 5:
+            raise ValueError(
+                f"cron expression {value!r} needs five fields: minute hour day month weekday"
+            )
         if value is not None and not croniter.is_valid(value):
             raise ValueError(f"not a valid cron expression: {value!r}")
         if value is not None:
@@ -185,6 +196,10 @@ class Schedule(_Strict):
         kinds = [k for k in ("every", "cron", "after") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError("a schedule needs exactly one of every, cron or after")
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if value is not None and not _within_bounds(self.aware(value)):
+                raise ValueError(f"{name} must fall between 1970 and 9000")
         if self.start and self.end and self.aware(self.end) <= self.aware(self.start):
             raise ValueError("end must be after start")
         return self
@@ -203,6 +218,13 @@ class Schedule(_Strict):
         if self.cron is not None:
             return f"cron {self.cron} {self.timezone}"
         return f"after {self.after}"
+
+
+def _within_bounds(value: datetime) -> bool:
+    try:
+        return EARLIEST_BOUND <= value.astimezone(UTC) <= LATEST_BOUND
+    except (OverflowError, ValueError):  # year 1 with a positive offset is before year 1
+        return False
 
 
 def _every_seconds(value: str) -> int:
