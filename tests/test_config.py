@@ -358,3 +358,24 @@ def test_a_warehouse_that_is_not_duckdb_is_refused_without_showing_its_password(
         "got 'postgresql://wh:***@db.example.com/wh'"
     )
     assert "pa/ss" not in problem
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [
+        "{limit: 10, window_seconds: .inf}",
+        "{limit: 10, window_seconds: 1e9}",
+        "{limit: 1000000000000, window_seconds: 3}",
+        "{limit: 0, window_seconds: 3}",
+    ],
+)
+def test_rate_limits_a_window_cannot_hold_are_refused_at_their_line(limit: str) -> None:
+    """An infinite window once passed and left every request waiting forever."""
+    text = (
+        "destinations:\n  braze:\n    url: http://127.0.0.1:9\n    api_key: k\n"
+        f"    rate_limits:\n      users.track: {limit}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_project(text)
+    (problem,) = caught.value.problems
+    assert problem.startswith("headwater.yml:6: destinations.braze.rate_limits.users.track.")

@@ -15,11 +15,13 @@ class RateLimitOverride(_Strict):
 
     limit: int = Field(
         gt=0,
+        le=1_000_000_000,
         description="Requests allowed per window, for every process sending to this destination together.",
     )
     window_seconds: float = Field(
         gt=0,
-        description="The window's length in seconds; windows start on clock boundaries, as Braze's do.",
+        le=86_400,
+        description="The window's length in seconds (at most a day); windows start on clock boundaries, as Braze's do.",
     )
 
 
