@@ -147,8 +147,12 @@ def make_settings(
     key: str = RECEIVER_KEY,
     run_workers: bool = True,
     metrics_token: str | None = METRICS_TOKEN,
+    destination: dict | None = None,
     **delivery,
 ) -> ServeSettings:
+    """``destination``: options of every destination (tries per request and their backoff,
+    kept short here so fault tests stay quick); ``delivery``: ``gateway.delivery``."""
+    destination = {"max_attempts": 3, "retry_base_seconds": 0.01, **(destination or {})}
     delivery.setdefault("linger_seconds", 0.01)
     delivery.setdefault("poll_seconds", 0.1)
     delivery.setdefault("retry_base_seconds", 0.05)
@@ -156,7 +160,7 @@ def make_settings(
     return ServeSettings(
         state_url=state_url,
         destinations={
-            name: DestinationSettings(name=name, url=url, api_key=SecretStr(key))
+            name: DestinationSettings(name=name, url=url, api_key=SecretStr(key), **destination)
             for name, url in destinations.items()
         },
         streams=parse_streams(streams or {}, set(destinations)),
