@@ -14,11 +14,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
-from gateway_harness import wait_until
+from gateway_harness import wait_for_start, wait_until
 from tests.syncs.test_engine import assert_sandbox_matches, contact, make_project, write_contacts
 
 from headwater.sandbox.testing import run_sandbox
@@ -41,16 +40,8 @@ def start_serve(root: Path, port: int, log: Path) -> subprocess.Popen:
         [sys.executable, "-m", "headwater", "serve", "--project", str(root), "--port", str(port)],
         stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError(f"serve did not start: {log.read_text()}")
+    wait_for_start(process, f"http://127.0.0.1:{port}/healthz", log=log, status=200)
+    return process
 
 
 def history(state) -> list[runs.RunRecord]:
