@@ -236,26 +236,32 @@ class BrazeClient:
         """Pack items into batches as they come; the bounded queue is the backpressure."""
         packer = BatchPacker(self.batch_policy, self.max_objects)
         invalid: list[ItemResult] = []
+        validate = self.validate
 
-        async def offer(item: TrackItem) -> None:
-            if self.validate:
+        def take(item: TrackItem) -> TrackBatch | None:
+            """Plain, not a coroutine: most items only join a batch (no await per item)."""
+            if validate:
                 error = _validation_error(item)
                 if error is not None:
                     invalid.append(ItemResult(item.ref, False, error))
-                    if len(invalid) >= self.max_objects:
-                        await run.report(invalid[:])
-                        invalid.clear()
-                    return
-            batch = packer.add(item)
+                    return None
+            return packer.add(item)
+
+        async def settle(batch: TrackBatch | None) -> None:
             if batch is not None:
                 await queue.put(batch)
+            if len(invalid) >= self.max_objects:
+                await run.report(invalid[:])
+                invalid.clear()
 
         if isinstance(items, AsyncIterable):
             async for item in items:
-                await offer(item)
+                await settle(take(item))
         else:
             for count, item in enumerate(items, 1):
-                await offer(item)
+                batch = take(item)
+                if batch is not None or invalid:
+                    await settle(batch)
                 if count % 1000 == 0:  # a huge sync iterable must not starve the workers
                     await asyncio.sleep(0)
         for batch in packer.flush():
