@@ -169,6 +169,45 @@ def test_object_failing_every_attempt_is_parked_after_max_attempts(setup):
     assert fake.events("late") == []
 
 
+def test_tries_inside_a_round_are_the_destinations(sqlite_state):
+    """destinations.<name>.max_attempts: four tries per request ride out three 503s in one
+    round, where a worker with its own fixed number of tries gave the round up."""
+    with fake_braze() as (fake, url):
+        settings = make_settings(
+            sqlite_state,
+            {"braze": url},
+            STREAMS,
+            destination={"max_attempts": 4, "retry_base_seconds": 0.01},
+            max_attempts=1,  # one round only: what the round's tries do not deliver is parked
+        )
+        with running_gateway(settings) as gw:
+            fake.faults.extend([503, 503, 503])
+            _track(gw, gw.key(), {"events": [{"external_id": "u1", "name": "e", "time": NOW}]})
+            wait_until(lambda: fake.events("e") or list_dead_letters(gw.hub.engine), timeout=60)
+            assert list_dead_letters(gw.hub.engine) == []
+            assert [e["external_id"] for e in fake.events("e")] == ["u1"]
+            assert fake.status_counts[503] == 3
+
+
+def test_a_round_that_exhausts_the_destinations_tries_gives_the_row_back(sqlite_state):
+    with fake_braze() as (fake, url):
+        settings = make_settings(
+            sqlite_state,
+            {"braze": url},
+            STREAMS,
+            destination={"max_attempts": 2, "retry_base_seconds": 0.01},
+            max_attempts=1,
+        )
+        with running_gateway(settings) as gw:
+            fake.faults.extend([503, 503, 503])
+            _track(gw, gw.key(), {"events": [{"external_id": "u1", "name": "e", "time": NOW}]})
+            wait_until(lambda: list_dead_letters(gw.hub.engine), timeout=60)
+            (letter,) = list_dead_letters(gw.hub.engine)
+            assert letter.reason.startswith("failed 1 times; last error: gave up after")
+            assert fake.status_counts[503] == 2
+            assert fake.events("e") == []
+
+
 def test_a_row_settles_object_by_object_and_comes_back_with_only_what_failed(sqlite_state, clock):
     """One row, three outcomes: delivered objects leave, the rejected one is parked, the
     one that hit an outage comes back alone for a later try (its attempt counted)."""

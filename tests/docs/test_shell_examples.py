@@ -15,12 +15,11 @@ import shlex
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from gateway_harness import wait_for_start
 
 from tests.docs.examples import PAGES, ROOT, Block, blocks
 
@@ -51,16 +50,8 @@ def _process(args: list[str], cwd: Path, ready: str, env: dict | None = None) ->
             cwd=cwd, stdout=log, stderr=log, env=env,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
         try:
-            while True:
-                assert process.poll() is None, log_file.read_text()
-                try:
-                    httpx.get(url + ready, timeout=2)
-                    break
-                except httpx.HTTPError:
-                    assert time.monotonic() < deadline, f"{args[0]} did not start"
-                    time.sleep(0.1)
+            wait_for_start(process, url + ready, name=args[0], log=log_file)
             yield url
         finally:
             process.terminate()

@@ -96,13 +96,12 @@ def test_serve_runs_streams_from_the_project_file(tmp_path):
     import signal
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     import httpx
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
-    from gateway_harness import RECEIVER_KEY, fake_braze, wait_until
+    from gateway_harness import RECEIVER_KEY, fake_braze, wait_for_start, wait_until
 
     from headwater.testing import free_port
 
@@ -119,16 +118,7 @@ def test_serve_runs_streams_from_the_project_file(tmp_path):
         )  # fmt: skip
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = (
-                time.monotonic() + 120
-            )  # a bound for failure only: loaded CI is slow to start
-            while True:
-                try:
-                    httpx.get(f"{base}/healthz")
-                    break
-                except httpx.HTTPError:
-                    assert time.monotonic() < deadline, "serve did not start"
-                    time.sleep(0.05)
+            wait_for_start(process, f"{base}/healthz")
             answer = httpx.post(
                 f"{base}/hooks/extole", content=case.read_bytes(), auth=("extole", "s3cret-extole")
             )

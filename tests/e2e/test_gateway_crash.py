@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gateway_harness import wait_until
+from gateway_harness import wait_for_start, wait_until
 
 from headwater.sandbox.testing import run_sandbox
 from headwater.testing import free_port
@@ -48,15 +48,8 @@ def _start(project: Path, port: int, env: dict, log: Path) -> subprocess.Popen:
          "--lease-seconds", str(LEASE_SECONDS)],
         env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
-    deadline = time.monotonic() + 120  # a bound for failure only: loaded CI is slow to start
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    process.kill()
-    raise AssertionError(f"serve did not start: {log.read_text()}")
+    wait_for_start(process, f"http://127.0.0.1:{port}/healthz", log=log, status=200)
+    return process
 
 
 async def _load(url: str, key: str, process: subprocess.Popen) -> set[int]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from gateway_harness import wait_for_start
 
 START_KEY = "cli-start-key-5f1e2d3c4b5a"
 BAD_KEY = "cli-wrong-key-9a8b7c6d5e4f"
@@ -47,15 +48,7 @@ def cli_sandbox(tmp_path: Path):
             stderr=stderr,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120  # a bound for failure only: loaded CI is slow to start
-        while True:
-            assert process.poll() is None, err.read_text()
-            try:
-                httpx.get(f"{url}/_sandbox/counters", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "sandbox did not start"
-                time.sleep(0.1)
+        wait_for_start(process, f"{url}/_sandbox/counters", name="sandbox", log=err)
         state = {"url": url, "db": db, "process": process, "out": out, "err": err}
         try:
             yield state
@@ -129,7 +122,7 @@ def _sandbox_process(*args: str) -> Iterator[tuple[str, subprocess.Popen]]:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        _until(lambda: _reachable(url), seconds=30)
+        wait_for_start(process, f"{url}/_sandbox/counters", name="sandbox")
         yield url, process
     finally:
         process.terminate()

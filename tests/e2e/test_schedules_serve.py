@@ -14,11 +14,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
-from gateway_harness import wait_until
+from gateway_harness import wait_for_start, wait_until
 from tests.syncs.test_engine import assert_sandbox_matches, contact, make_project, write_contacts
 
 from headwater.sandbox.testing import run_sandbox
@@ -36,21 +35,14 @@ def cli(root: Path, *args: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def start_serve(root: Path, port: int, log: Path) -> subprocess.Popen:
+def start_serve(root: Path, port: int, log: Path, *extra: str) -> subprocess.Popen:
     process = subprocess.Popen(
-        [sys.executable, "-m", "headwater", "serve", "--project", str(root), "--port", str(port)],
+        [sys.executable, "-m", "headwater", "serve", "--project", str(root), "--port", str(port),
+         *extra],
         stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError(f"serve did not start: {log.read_text()}")
+    wait_for_start(process, f"http://127.0.0.1:{port}/healthz", log=log, status=200)
+    return process
 
 
 def history(state) -> list[runs.RunRecord]:
@@ -132,6 +124,49 @@ def test_serve_runs_a_scheduled_sync_refuses_a_manual_one_and_resumes_after_sigk
             }
             shown = json.loads(cli(root, "schedules", "--json").stdout)[0]
             assert shown["paused"] and shown["status"] == "paused"
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+        state.dispose()
+
+
+def test_sigterm_during_a_scheduled_sync_exits_0_records_it_interrupted_and_it_resumes(tmp_path):
+    with run_sandbox() as sandbox:
+        root = make_project(tmp_path, sandbox.url, sandbox.key)
+        config = root / "headwater.yml"
+        config.write_text(
+            config.read_text().replace("max_concurrency: 4", "max_concurrency: 2")
+            + "    schedule: {every: 2s}\n"
+        )
+        rows = [contact(i) for i in range(ROWS)]
+        write_contacts(root / "data/contacts.csv", rows)
+        state = open_state(f"sqlite:///{root / '.headwater' / 'state.db'}")
+        sandbox.set_faults(latency_ms=500)  # ~10 s for the run: longer than the stop's bound
+        port, log = free_port(), tmp_path / "serve.log"
+        server = start_serve(root, port, log, "--shutdown-seconds", "6")
+        try:
+            wait_until(lambda: len(sandbox.users(limit=ROWS)) >= ROWS // 10, timeout=120,
+                       interval=0.05)  # fmt: skip
+            server.send_signal(signal.SIGTERM)
+            assert server.wait(timeout=60) == 0, log.read_text()
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait(timeout=30)
+        assert len(sandbox.users(limit=ROWS)) < ROWS, "the stop came too late to test it"
+        (first,) = [r for r in history(state) if r.status not in ("skipped",)]
+        assert first.status == "interrupted", log.read_text()
+        with state.connect() as conn:  # written down, not only inferred from a dead pid
+            stored = conn.execute(runs.runs.select().where(runs.runs.c.id == first.id))
+            assert stored.mappings().one()["status"] == "interrupted"
+
+        sandbox.set_faults(latency_ms=0)
+        server = start_serve(root, port, log)
+        try:
+            wait_until(lambda: any(r.status == "succeeded" for r in history(state)), timeout=120,
+                       interval=0.2)  # fmt: skip
+            assert runs.get_run(state, first.id).status == "interrupted"
+            assert_sandbox_matches(sandbox, rows)
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)

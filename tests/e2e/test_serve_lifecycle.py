@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gateway_harness import wait_until
+from gateway_harness import wait_for_start, wait_until
 
 from headwater.sandbox.testing import run_sandbox
 from headwater.testing import free_port
@@ -60,11 +60,7 @@ def _serve(project: Path, port: int, env: dict, log: Path) -> subprocess.Popen:
          "--shutdown-seconds", str(SHUTDOWN_SECONDS)],
         env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
-    try:
-        wait_until(lambda: _status(f"http://127.0.0.1:{port}/healthz") == 200, timeout=90)
-    except AssertionError:
-        process.kill()
-        raise AssertionError(f"serve did not start: {log.read_text()}") from None
+    wait_for_start(process, f"http://127.0.0.1:{port}/healthz", log=log, status=200)
     return process
 
 
@@ -168,7 +164,7 @@ def _sandbox(port: int, key: str, db: Path, log: Path) -> subprocess.Popen:
          "--db", str(db)],
         stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
-    wait_until(lambda: _status(f"http://127.0.0.1:{port}/segments/list") is not None, timeout=90)
+    wait_for_start(process, f"http://127.0.0.1:{port}/segments/list", name="sandbox", log=log)
     return process
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -147,8 +148,12 @@ def make_settings(
     key: str = RECEIVER_KEY,
     run_workers: bool = True,
     metrics_token: str | None = METRICS_TOKEN,
+    destination: dict | None = None,
     **delivery,
 ) -> ServeSettings:
+    """``destination``: options of every destination (tries per request and their backoff,
+    kept short here so fault tests stay quick); ``delivery``: ``gateway.delivery``."""
+    destination = {"max_attempts": 3, "retry_base_seconds": 0.01, **(destination or {})}
     delivery.setdefault("linger_seconds", 0.01)
     delivery.setdefault("poll_seconds", 0.1)
     delivery.setdefault("retry_base_seconds", 0.05)
@@ -156,7 +161,7 @@ def make_settings(
     return ServeSettings(
         state_url=state_url,
         destinations={
-            name: DestinationSettings(name=name, url=url, api_key=SecretStr(key))
+            name: DestinationSettings(name=name, url=url, api_key=SecretStr(key), **destination)
             for name, url in destinations.items()
         },
         streams=parse_streams(streams or {}, set(destinations)),
@@ -202,6 +207,49 @@ def wait_until(predicate, timeout: float = 60.0, interval: float = 0.02) -> None
             return
         time.sleep(interval)
     raise AssertionError("condition not met in time")
+
+
+# How long a ``serve`` or ``sandbox`` process may take to answer. It only bounds a failure
+# (a start that hangs), so it is generous: a loaded CI machine may take its time importing.
+START_SECONDS = 120.0
+
+
+def wait_for_start(
+    process: subprocess.Popen,
+    url: str,
+    *,
+    name: str = "serve",
+    log: Path | None = None,
+    status: int | None = None,
+) -> None:
+    """Wait until ``url`` answers (with ``status`` if given) or ``process`` exits; on a
+    failure, kill the process and raise with its output (``log``, else its pipes)."""
+    deadline = time.monotonic() + START_SECONDS
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"{name} exited ({process.returncode}) before answering: {_output(process, log)}"
+            )
+        try:
+            answer = httpx.get(url, timeout=2)
+            if status is None or answer.status_code == status:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() >= deadline:
+            process.kill()
+            process.wait()
+            raise AssertionError(f"{name} did not start: {_output(process, log)}")
+        time.sleep(0.05)
+
+
+def _output(process: subprocess.Popen, log: Path | None) -> str:
+    if log is not None:
+        return log.read_text(errors="replace")
+    parts = [pipe.read() for pipe in (process.stdout, process.stderr) if pipe is not None]
+    return b"".join(p if isinstance(p, bytes) else p.encode() for p in parts).decode(
+        errors="replace"
+    )
 
 
 def sqlite_url(tmp_path: Path) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -282,3 +283,80 @@ def _slot_keys(engine) -> list[str]:
     with engine.connect() as conn:
         return [row[0] for row in conn.execute(slots.schedule_slots.select().with_only_columns(
             slots.schedule_slots.c.slot))]  # fmt: skip
+
+
+class SlowJob:
+    """A scheduled sync that takes long: it runs until its gate opens, or, if it honours
+    ``cancel`` (as the sync engine does), until asked to stop, recording itself."""
+
+    def __init__(self, engine, cancel: threading.Event, *, honours_cancel: bool) -> None:
+        self.engine, self.cancel, self.honours_cancel = engine, cancel, honours_cancel
+        self.started = threading.Event()
+        self.gate = threading.Event()
+
+    def __call__(self, name: str) -> JobResult:
+        run_id = runs.start_run(self.engine, name)
+        self.started.set()
+        while not self.gate.wait(0.01):
+            if self.honours_cancel and self.cancel.is_set():
+                status = runs.finish_run(self.engine, run_id, status=runs.INTERRUPTED)
+                return JobResult(run_id, status)
+        if self.honours_cancel:
+            return JobResult(run_id, runs.finish_run(self.engine, run_id))
+        return JobResult(run_id, runs.INTERRUPTED)  # a stuck thread that the process outlives
+
+
+def _start_slow(engine, *, honours_cancel: bool) -> tuple[Scheduler, SlowJob, Clock]:
+    clock, cancel = Clock(T0 + timedelta(seconds=30)), threading.Event()
+    job = SlowJob(engine, cancel, honours_cancel=honours_cancel)
+    return Scheduler(engine, EVERY_MINUTE, job, clock=clock, cancel=cancel), job, clock
+
+
+async def _run_first_slot(scheduler: Scheduler, job: SlowJob, clock: Clock) -> None:
+    scheduler.prepare()
+    clock.advance(minutes=1)
+    await scheduler.tick()
+    assert await asyncio.to_thread(job.started.wait, 30)
+
+
+def test_stop_waits_for_a_running_scheduled_sync_to_finish_before_the_deadline(engine):
+    scheduler, job, clock = _start_slow(engine, honours_cancel=True)
+
+    async def scenario():
+        await _run_first_slot(scheduler, job, clock)
+        stopping = asyncio.create_task(scheduler.stop(time.monotonic() + 60))
+        await asyncio.sleep(0)
+        assert not stopping.done()  # still waiting for the run
+        job.gate.set()  # the sync finishes on its own
+        await asyncio.wait_for(stopping, 30)
+
+    run(scenario())
+    assert statuses(engine) == ["succeeded"]
+    assert not job.cancel.is_set()
+
+
+def test_stop_asks_a_running_sync_to_stop_before_the_deadline_and_it_records_itself(engine):
+    scheduler, job, clock = _start_slow(engine, honours_cancel=True)
+
+    async def scenario():
+        await _run_first_slot(scheduler, job, clock)
+        await scheduler.stop(time.monotonic() + 0.5)
+
+    run(scenario())
+    assert job.cancel.is_set()
+    assert statuses(engine) == ["interrupted"]
+
+
+def test_a_sync_still_running_at_the_deadline_is_recorded_interrupted_not_left_running(engine):
+    scheduler, job, clock = _start_slow(engine, honours_cancel=False)
+
+    async def scenario():
+        await _run_first_slot(scheduler, job, clock)
+        await scheduler.stop(time.monotonic() + 0.2)
+        assert statuses(engine) == ["interrupted"]
+        (record,) = runs.list_runs(engine, sync="contacts")
+        assert record.error == "the server stopped before the run finished"
+        job.gate.set()  # let the thread end before the store closes
+        await scheduler.drain()
+
+    run(scenario())

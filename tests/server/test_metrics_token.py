@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
-from gateway_harness import METRICS_TOKEN, make_settings, running_gateway
+from gateway_harness import METRICS_TOKEN, make_settings, running_gateway, wait_for_start
 
 from headwater.config import load_project
 from headwater.runtime.settings import ServeSettings
@@ -91,15 +90,7 @@ def test_serve_takes_the_token_from_its_option_or_environment_over_the_file(tmp_
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, process.stdout.read().decode()
-            try:
-                httpx.get(f"{base}/healthz")
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.05)
+        wait_for_start(process, f"{base}/healthz")
 
         def scrape(token: str) -> httpx.Response:
             return httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {token}"})

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -128,7 +129,8 @@ def _attach_scheduler(app, project) -> int:
     jobs = jobs_of(project)
     hub = app.state.hub
     if jobs:
-        hub.scheduler = Scheduler(hub.engine, jobs, sync_runner(project))
+        cancel = threading.Event()  # set by a stopping server: running syncs end early
+        hub.scheduler = Scheduler(hub.engine, jobs, sync_runner(project, cancel), cancel=cancel)
     return len(jobs)
 
 

@@ -7,8 +7,9 @@ gets its own outcome, committed in groups as requests complete:
 
 * accepted -> gone from the outbox, its attribute values remembered for dedupe;
 * rejected by Braze for that object (a bad value) -> parked in the dead-letter queue;
-* not delivered (429/5xx after the client's retries, timeouts, 401/403) -> given back
-  with backoff; after ``max_attempts`` rounds it is parked too, with the last error;
+* not delivered (429/5xx after the client's retries -- the destination's ``max_attempts``
+  tries, ``retry_base_seconds`` apart and doubling -- timeouts, 401/403) -> given back
+  with the outbox's backoff; after ``max_attempts`` rounds it is parked too, with the last error;
 * never sendable (a row of an unknown kind, a stored line that is not a JSON object) ->
   parked at once; rows for a destination no worker serves are parked by the sweeper
   (``headwater.delivery.unrouted``). Nothing stays in the outbox for ever.
@@ -52,7 +53,6 @@ from headwater.state.outbox import OPT_DEDUPE_ATTRIBUTES, OPT_RESOLVE_EMAIL, Out
 
 log = logging.getLogger("headwater.delivery")
 
-CLIENT_ATTEMPTS = 3  # retries inside one round; the outbox's backoff takes over after
 ROUNDS_IN_FLIGHT = 2
 SETTLE_OBJECTS = 300  # delivered objects acknowledged per outbox commit
 STOP_WAIT_SECONDS = 10.0  # how long ``stop`` lets rounds finish when given no deadline
@@ -75,7 +75,10 @@ class DeliveryWorker:
             batch_policy=destination.batch_policy,
             max_concurrency=destination.max_concurrency,
             timeout=destination.timeout_seconds,
-            max_attempts=CLIENT_ATTEMPTS,
+            # Tries inside one round are the destination's, as for a sync; across rounds
+            # the outbox's own backoff (``gateway.delivery``) takes over.
+            max_attempts=destination.max_attempts,
+            backoff=Backoff(base_seconds=destination.retry_base_seconds),
             **budget_options(
                 destination.url,
                 destination.api_key.get_secret_value(),

@@ -10,6 +10,10 @@ Rules, and where each is kept:
   process, or by hand) is claimed and recorded as a ``skipped`` run saying which run held it.
 - A run killed with its process is marked interrupted when a scheduler starts; the next slot
   runs the sync again, and the sync engine's snapshot makes that resume with nothing lost.
+- A graceful stop (``stop(deadline)``) lets a running job finish until shortly before the
+  deadline, then sets ``cancel``: the sync engine sends nothing more, settles what is in
+  flight and records its run ``interrupted``. A run still going at the deadline is recorded
+  ``interrupted`` here, so no record is left ``running`` behind a stopped server.
 - ``after: X`` jobs run once per successful run of X, keyed by X's run id.
 
 Time comes from ``clock`` (injected by tests); the loop sleeps until the next slot, capped so
@@ -21,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +43,8 @@ log = logging.getLogger("headwater.schedules")
 
 MAX_SLEEP_SECONDS = 30.0  # re-read the clock at least this often (clock jumps, DST)
 AFTER_POLL_SECONDS = 5.0  # how often ``after:`` jobs look for their upstream's new runs
+STOP_WAIT_SECONDS = 10.0  # how long ``stop`` lets a running job finish when given no deadline
+CANCEL_LEAD_SECONDS = 2.0  # asked to stop this long before the deadline, to record itself
 OK_STATUSES = (runs.SUCCEEDED, runs.PARTIAL)
 
 Clock = Callable[[], datetime]
@@ -67,7 +75,10 @@ class Scheduler:
         *,
         clock: Clock = wall_clock,
         max_parallel: int = 1,
+        cancel: threading.Event | None = None,
     ) -> None:
+        """``cancel`` is the event ``run_job`` watches (``sync_runner(project, cancel)``);
+        ``stop`` sets it when a running job must end."""
         self.engine = engine
         self.jobs = dict(jobs)
         self.run_job = run_job
@@ -81,6 +92,7 @@ class Scheduler:
         self._task: asyncio.Task | None = None
         self._stopping = False
         self._prepared = False
+        self.cancel = cancel or threading.Event()
 
     # ------------------------------------------------------------------ start-up
 
@@ -236,14 +248,52 @@ class Scheduler:
         self._task = asyncio.get_running_loop().create_task(self.loop(), name="scheduler")
         return self._task
 
-    async def stop(self) -> None:
-        """Stop firing slots. A sync still running is left to its thread: if the process
-        exits first, the run is interrupted and the next slot picks it up."""
+    async def stop(self, deadline: float | None = None) -> None:
+        """Stop firing slots and let running jobs finish until ``deadline`` (a
+        ``time.monotonic()`` value; default ``STOP_WAIT_SECONDS`` from now). Shortly before
+        it, ask them to stop (``cancel``): a sync records itself interrupted with what it
+        sent. One still running at the deadline is recorded interrupted here; the next slot
+        resumes it (the engine's snapshot keeps what Braze accepted)."""
         self._stopping = True
         if self._wake is not None:
             self._wake.set()
         if self._task is not None:
             await self._task
+        if not self.running:
+            return
+        if deadline is None:
+            deadline = time.monotonic() + STOP_WAIT_SECONDS
+        lead = min(CANCEL_LEAD_SECONDS, max(0.0, deadline - time.monotonic()) / 2)
+        await self._wait_running(deadline - lead)
+        if not self.running:
+            return
+        self.cancel.set()
+        await self._wait_running(deadline)
+        if self.running:
+            names = list(self.running)
+            marked = await asyncio.to_thread(self._mark_interrupted, names)
+            log.warning("schedule: stopped before run(s) %s finished; recorded as interrupted",
+                        ", ".join(map(str, marked)) or "-")  # fmt: skip
+
+    async def _wait_running(self, until: float) -> None:
+        pending = list(self.running.values())
+        if pending:
+            await asyncio.wait(pending, timeout=max(0.0, until - time.monotonic()))
+
+    def _mark_interrupted(self, names: list[str]) -> list[int]:
+        """Close the runs this process started for ``names`` as interrupted."""
+        busy = runs.running_runs(self.engine)
+        marked = []
+        for name in names:
+            run_id = busy.get(name)
+            record = runs.get_run(self.engine, run_id) if run_id is not None else None
+            if record is not None and record.pid == os.getpid():
+                runs.finish_run(
+                    self.engine, run_id, status=runs.INTERRUPTED,
+                    error="the server stopped before the run finished",
+                )  # fmt: skip
+                marked.append(run_id)
+        return marked
 
 
 def _after_run_id(key: str) -> int | None:
@@ -287,13 +337,14 @@ def jobs_of(project) -> dict[str, Schedule]:
     return {name: sync.schedule for name, sync in project.syncs.items() if sync.schedule}
 
 
-def sync_runner(project) -> RunJob:
-    """Run a sync the way ``headwater sync NAME`` does, and report its run."""
+def sync_runner(project, cancel: threading.Event | None = None) -> RunJob:
+    """Run a sync the way ``headwater sync NAME`` does, and report its run; ``cancel``
+    (the scheduler's) stops it early, recorded interrupted."""
 
     def run(name: str) -> JobResult:
         from headwater.syncs.engine import run_sync
 
-        report = run_sync(project, name)
+        report = run_sync(project, name, stop=cancel)
         return JobResult(report.run_id, report.status, report.error)
 
     return run

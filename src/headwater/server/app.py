@@ -5,6 +5,7 @@ and the delivery workers started with the app and stopped within the shutdown bo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -106,10 +107,14 @@ async def _stop_work(hub: Hub, shutdown: Shutdown) -> None:
     shutdown.begin()
     deadline = shutdown.work_deadline()
     try:
-        if hub.scheduler is not None:  # no new slots; a sync running is interrupted
-            await hub.scheduler.stop()
-        for worker in hub.workers:
-            await worker.stop(deadline)
+        # No new slots; a running sync finishes or is recorded interrupted by the
+        # deadline, while the delivery workers finish their rounds or hand them back.
+        stops = [worker.stop(deadline) for worker in hub.workers]
+        if hub.scheduler is not None:
+            stops.append(hub.scheduler.stop(deadline))
+        for failed in await asyncio.gather(*stops, return_exceptions=True):
+            if isinstance(failed, BaseException):
+                raise failed
         released = await hub.outbox.write(hub.outbox.release_owned)
         if released:
             log.warning("handed %d outbox row(s) back for the next process to deliver", released)

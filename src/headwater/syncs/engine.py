@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -292,10 +293,12 @@ def _record_errors(state, run_id: int | None, report: SyncReport, errors: list[R
 class _Run:
     """The mutable state of one run, shared by planning, sending and committing."""
 
-    def __init__(self, project, name, sync, engine, state, run_id, report, progress):
+    def __init__(self, project, name, sync, engine, state, run_id, report, progress, stop=None):
         self.project, self.name, self.sync = project, name, sync
         self.engine, self.state, self.run_id = engine, state, run_id
         self.report, self.progress = report, progress
+        self.stop: threading.Event | None = stop  # set by a stopping server
+        self.stopped = False
         self.committer = _Committer(engine, name, enabled=run_id is not None)
         self.done = 0
         self.total = 0
@@ -335,6 +338,18 @@ class _Run:
                 self.tick(len(plan.commit_only))
             self.costs.update(zip((item.ref for item in plan.items), plan.costs, strict=True))
             yield from plan.items
+
+    def stoppable_items(self, diff: DiffResult) -> Iterator[TrackItem]:
+        """``items``, ending early once a stopping server sets ``stop``: what is in flight
+        still settles and is committed; the next run sends the rest."""
+        if self.stop is None:
+            yield from self.items(diff)
+            return
+        for item in self.items(diff):
+            if self.stop.is_set():
+                self.stopped = True
+                return
+            yield item
 
     def _plan_one(self, row: dict) -> Iterator[TrackItem]:
         try:
@@ -398,9 +413,10 @@ class _Run:
 
 async def _send(run: _Run, diff: DiffResult) -> None:
     async with _client_for(run.project, run.sync, run.state) as client:
-        summary = await client.track(run.items(diff), on_results=run.on_results)
+        summary = await client.track(run.stoppable_items(diff), on_results=run.on_results)
         run.report.requests += summary.requests
-        await run.send_deletes(client)
+        if not run.stopped:
+            await run.send_deletes(client)
 
 
 def _preview(run: _Run, diff: DiffResult, limit: int) -> None:
@@ -423,6 +439,9 @@ def _refuse_overlap(state, name: str) -> None:
         )
 
 
+STOPPED = "stopped with the server before the end; the next run sends the rest"
+
+
 def run_sync(
     project: Project,
     name: str,
@@ -431,8 +450,13 @@ def run_sync(
     dry_run: bool = False,
     progress: Progress | None = None,
     preview_rows: int = PREVIEW_ROWS,
+    stop: threading.Event | None = None,
 ) -> SyncReport:
-    """Run sync ``name`` once. ``dry_run`` computes and previews without sending."""
+    """Run sync ``name`` once. ``dry_run`` computes and previews without sending.
+
+    ``stop``: when set (by a stopping ``serve``), the run sends nothing more, lets what is
+    in flight settle, commits what Braze accepted and records itself ``interrupted``; the
+    next run sends the rest."""
     sync = _sync(project, name)
     started = time.monotonic()
     state = open_state(project.state_url)
@@ -464,14 +488,16 @@ def run_sync(
         report.full_data_points = full_resend_cost(engine, model.table, sync, objects)
         report.added, report.changed = diff.added, diff.changed
         report.removed, report.unchanged = diff.removed, diff.unchanged
-        run = _Run(project, name, sync, engine, state, run_id, report, progress)
+        run = _Run(project, name, sync, engine, state, run_id, report, progress, stop)
         run.total = diff.rows
         if dry_run:
             _preview(run, diff, preview_rows)
         else:
             asyncio.run(_send(run, diff))
             run.committer.flush()
-        completed = True
+            if run.stopped:
+                report.error = STOPPED
+        completed = not run.stopped
     except HeadwaterError as exc:
         report.error = str(exc)
         completed = True
