@@ -6,6 +6,7 @@ the gateway's own record of what it delivered."""
 from __future__ import annotations
 
 import itertools
+import time
 
 import httpx
 import pytest
@@ -133,13 +134,20 @@ def test_an_older_value_retried_after_a_newer_one_was_delivered_is_not_sent(sqli
     """silver meets an outage and waits out its backoff; gold, posted later, goes out
     first. The retried silver must not overwrite gold."""
     with fake_braze() as (fake, url):
-        settings_ = make_settings(sqlite_state, {"braze": url}, max_attempts=10)
+        # The outbox's backoff is long and its clock is stepped: silver is retried only
+        # once gold went out, however slowly this machine posts gold.
+        settings_ = make_settings(
+            sqlite_state, {"braze": url}, max_attempts=10,
+            retry_base_seconds=600, retry_max_seconds=600,
+        )  # fmt: skip
         with running_gateway(settings_) as gw:
             key = gw.key()
             fake.faults.extend([503, 503, 503])  # silver's request, and both client retries
             _post(gw, key, [{"external_id": "late", "tier": "silver"}])
-            wait_until(lambda: fake.status_counts.get(503, 0) >= 1)
+            wait_until(lambda: fake.status_counts.get(503, 0) >= 3)  # silver's round is over
             _post(gw, key, [{"external_id": "late", "tier": "gold"}])
+            wait_until(lambda: gw.hub.outbox.depth() == 1)  # gold delivered and settled
+            gw.hub.outbox.clock = lambda: time.time() + 3600  # silver's backoff has passed
             _drained(gw)
             sent = [o["tier"] for o in fake.objects["attributes"] if "tier" in o]
             assert sent == ["gold"]

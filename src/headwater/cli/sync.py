@@ -72,9 +72,16 @@ def print_report(report: SyncReport, console: Console) -> None:
         console.print(f"  … and {more:,} more: headwater runs show {report.run_id}")
 
 
-def _stop_like_ctrl_c(_signum, _frame) -> None:
+def _stop_like_ctrl_c(_signum, frame) -> None:
     """SIGTERM unwinds the run as Ctrl+C does: it records itself as interrupted (with what
-    it sent so far) instead of dying with its record left open."""
+    it sent so far) instead of dying with its record left open. While the sending loop
+    runs, its own Ctrl+C handler takes it (it cancels the loop's main task, then raises
+    KeyboardInterrupt outside it); raised here instead, the interrupt could land inside
+    one of the loop's tasks and be logged as a task exception nobody retrieved."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not signal.default_int_handler:
+        handler(signal.SIGINT, frame)
+        return
     raise KeyboardInterrupt
 
 
