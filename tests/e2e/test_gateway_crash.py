@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gateway_harness import wait_for_start, wait_until
+from gateway_harness import headwater_cli, wait_for_start, wait_until
 
 from headwater.sandbox.testing import run_sandbox
 from headwater.testing import free_port
@@ -31,15 +31,6 @@ destinations:
     url: {url}
     api_key: ${{CRASH_BRAZE_KEY}}
 """
-
-
-def _cli(project: Path, *args: str, env: dict) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "headwater", *args, "--project", str(project)],
-        capture_output=True, text=True, env=env, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def _start(project: Path, port: int, env: dict, log: Path) -> subprocess.Popen:
@@ -94,7 +85,9 @@ def test_every_accepted_event_survives_sigkill_and_restart(tmp_path, capsys):
         project.mkdir()
         (project / "headwater.yml").write_text(PROJECT.format(url=receiver_url))
         env = {**os.environ, "CRASH_BRAZE_KEY": sandbox.key}
-        out = _cli(project, "keys", "create", "--name", "load", "--perm", "users.track", env=env)
+        out = headwater_cli(
+            project, "keys", "create", "--name", "load", "--perm", "users.track", env=env
+        )
         key = out.strip().splitlines()[-1]
         port = free_port()
         url = f"http://127.0.0.1:{port}"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gateway_harness import wait_for_start, wait_until
+from gateway_harness import headwater_cli, wait_for_start, wait_until
 
 from headwater.sandbox.testing import run_sandbox
 from headwater.testing import free_port
@@ -42,15 +42,6 @@ def _project(tmp_path: Path, url: str) -> Path:
     project.mkdir(exist_ok=True)
     (project / "headwater.yml").write_text(PROJECT.format(url=url))
     return project
-
-
-def _cli(project: Path, *args: str, env: dict) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "headwater", *args, "--project", str(project)],
-        capture_output=True, text=True, env=env, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def _serve(project: Path, port: int, env: dict, log: Path) -> subprocess.Popen:
@@ -114,7 +105,7 @@ def test_sigterm_during_a_flood_exits_0_in_time_and_loses_nothing(tmp_path):
         sandbox.set_faults(latency_ms=700)
         project = _project(tmp_path, sandbox.url)
         env = {**os.environ, "LIFECYCLE_BRAZE_KEY": sandbox.key}
-        key = _cli(project, "keys", "create", "--name", "load", "--perm", "users.track",
+        key = headwater_cli(project, "keys", "create", "--name", "load", "--perm", "users.track",
                    env=env).strip().splitlines()[-1]  # fmt: skip
         port = free_port()
         url = f"http://127.0.0.1:{port}"

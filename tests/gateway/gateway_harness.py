@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -267,3 +268,14 @@ SHOP_STREAM = {
                     "time": "{{ at }}"}],
     },
 }  # fmt: skip
+
+
+def headwater_cli(project: Path, *args: str, env: dict) -> str:
+    """Run a ``headwater`` command on ``project`` in its own process; its output, or the
+    test fails with what it printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "headwater", *args, "--project", str(project)],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
