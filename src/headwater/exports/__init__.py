@@ -1,0 +1,1 @@
+"""Braze back into the warehouse: segment exports and the Currents receiver."""
