@@ -404,6 +404,10 @@ def _run_model(project, model, names, dry_run, stop, progress, preview_rows):
         log.exception("audiences over %s failed", model)
         for name in live:
             reports[name].error = reports[name].error or f"{type(exc).__name__}: {exc}"
+    except BaseException:  # Ctrl+C, SIGTERM: what was committed stays, the rest is resent
+        for name in live:
+            reports[name].error = reports[name].error or STOPPED
+        raise
     finally:
         for report in reports.values():
             report.seconds = report.seconds or time.monotonic() - started
