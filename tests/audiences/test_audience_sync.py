@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from tests.audiences.people import person, write_people, write_project
 
 from headwater.audiences import run_audience
@@ -135,10 +137,8 @@ def test_a_crash_between_send_and_commit_resends_only_what_was_not_committed(
 
     monkeypatch.setattr(engine, "COMMIT_EVERY_ROWS", 75)
     monkeypatch.setattr(membership, "commit", crashing_commit)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         run_audience(load_project(root), "vip")
-    except KeyboardInterrupt:
-        pass
     monkeypatch.setattr(membership, "commit", real_commit)
     committed = calls["committed"]
     assert 0 < committed < 300
