@@ -183,4 +183,5 @@ def test_growing_the_audience_or_one_share_moves_nobody_else(tmp_path, sandbox):
         p for p, s in third.items() if s == "AIQ_vip_a"
     }
     assert shifted.changed == len(left_a) > 0  # a -> holdout, sent false
-    assert all(flags(sandbox)[p] == {"AIQ_vip_a": False} for p in left_a)
+    now = flags(sandbox)
+    assert all(now[p] == {"AIQ_vip_a": False} for p in left_a)
