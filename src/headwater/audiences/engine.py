@@ -86,7 +86,7 @@ class AudienceReport:
         return {n: getattr(self, n) for n in (*names, "requests", "data_points")}
 
 
-def _audience(project: Project, name: str) -> AudienceConfig:
+def audience_config(project: Project, name: str) -> AudienceConfig:
     try:
         return project.audiences[name]
     except KeyError:
@@ -96,7 +96,7 @@ def _audience(project: Project, name: str) -> AudienceConfig:
 
 def attributes(project: Project, name: str) -> dict[str, str]:
     """Split -> the Braze attribute it sets (the holdout has none)."""
-    audience = _audience(project, name)
+    audience = audience_config(project, name)
     template = audience.attribute or project.audience_defaults.attribute
     return {s: render_attribute(template, name, s) for s in audience.split_names()}
 
@@ -125,7 +125,7 @@ class _Builder:
     """Delta rows -> Braze objects for one audience."""
 
     def __init__(self, project: Project, name: str, primary_key: str) -> None:
-        audience = _audience(project, name)
+        audience = audience_config(project, name)
         self.attributes: dict[str, str] = attributes(project, name)
         on_exit = audience.on_exit or project.audience_defaults.on_exit
         self.exit_value = False if on_exit == "false" else None
@@ -323,7 +323,7 @@ def _refuse_overlap(state, name: str) -> str | None:
 def _plan(project: Project, name: str, primary_key: str, state, dry_run: bool) -> tuple:
     """The audience's SQL plan and whether its salt changed (its kept slots are stale).
     New shares are allocated here, and saved unless this is a dry run."""
-    audience = _audience(project, name)
+    audience = audience_config(project, name)
     salt = audience.salt or name
     saved = load_allocation(state, name)
     ranges = allocate(saved.ranges, audience.groups())
@@ -351,7 +351,7 @@ def run_audiences(
     """Run audiences (all when ``names`` is None), those over one model in one pass."""
     names = list(project.audiences) if names is None else names
     for name in names:
-        _audience(project, name)
+        audience_config(project, name)
     by_model: dict[str, list[str]] = {}
     for name in names:
         by_model.setdefault(project.audiences[name].model, []).append(name)
@@ -488,7 +488,7 @@ def _run_one(
             counts["removed"],
             counts["changed"],
         )
-        before = sum(membership.split_sizes(engine, model, plan).values())
+        before = sum(membership.split_sizes(engine, model, name).values())
         report.unchanged = max(before - report.removed - report.changed, 0)
         builder = _Builder(project, name, result.primary_key)
         run = _Run(project, name, model, engine, state, report.run_id, report, builder, plan)
@@ -497,7 +497,7 @@ def _run_one(
         if dry_run:
             _preview(run, rows)
         else:
-            audience = _audience(project, name)
+            audience = audience_config(project, name)
 
             async def send() -> None:
                 client = destination_client(
@@ -514,7 +514,7 @@ def _run_one(
                 report.error = STOPPED
             else:
                 _fire_triggers(project, name, engine, result, run, stop)
-        report.sizes = membership.split_sizes(engine, model, plan)
+        report.sizes = membership.split_sizes(engine, model, name)
     except BrazeRejectedError as exc:
         report.error = str(exc)
     except HeadwaterError as exc:

@@ -245,18 +245,33 @@ def commit(engine: Engine, model: str, plan: Plan, keys: list, now: str) -> int:
     return int(applied)
 
 
-def split_sizes(engine: Engine, model: str, plan: Plan) -> dict[str, int]:
+def split_sizes(engine: Engine, model: str, audience: str) -> dict[str, int]:
     """Committed members per split (the holdout included)."""
-    if not engine.table_exists(state_table(model)):
+    table = state_table(model)
+    column = f"{suffix(audience)}__split"
+    if not engine.table_exists(table) or column not in _columns(engine, table):
         return {}
-    if f"{plan.col}__split" not in _columns(engine, state_table(model)):
-        return {}
-    split = plan.column("split")
     rows = engine.fetch_all(
-        f"SELECT {split}, count(*) FROM {quote_ident(state_table(model))} "
-        f"WHERE {split} IS NOT NULL GROUP BY 1"
+        f"SELECT {quote_ident(column)}, count(*) FROM {quote_ident(table)} "
+        f"WHERE {quote_ident(column)} IS NOT NULL GROUP BY 1"
     )
     return {str(name): int(count) for name, count in rows}
+
+
+def read_history(
+    engine: Engine, audience: str, person: str | None = None, limit: int = 50
+) -> list[dict]:
+    """The latest stays of an audience (of one person), newest first."""
+    if not engine.table_exists(HISTORY):
+        return []
+    where = f"audience = {literal(audience)}"
+    if person is not None:
+        where += f" AND person_id = {literal(person)}"
+    table = engine.fetch_arrow(
+        f"SELECT person_id, split, identifier, entered_at, left_at FROM {HISTORY} "
+        f"WHERE {where} ORDER BY entered_at DESC, person_id LIMIT {int(limit)}"
+    )
+    return table.to_pylist()
 
 
 def fetch_records(engine: Engine, model_table: str, key: str, keys: list) -> dict[str, dict]:
