@@ -24,8 +24,15 @@ def load(engine, people: dict[str, tuple[int, str | None]]) -> None:
 
 def plans() -> list[Plan]:
     return [
-        Plan("vip", "(ltv >= 100)", "person_id", "vip", allocate({}, {"a": 5000, "holdout": 5000})),
-        Plan("by-mail", "(ltv >= 50)", "email", "mail", allocate({}, {"all": 10000})),
+        Plan(
+            "vip",
+            "(ltv >= 100)",
+            "person_id",
+            "vip",
+            allocate({}, {"a": 5000, "holdout": 5000}),
+            "person_id",
+        ),
+        Plan("by-mail", "(ltv >= 50)", "email", "mail", allocate({}, {"all": 10000}), "person_id"),
     ]
 
 

@@ -320,23 +320,28 @@ def _refuse_overlap(state, name: str) -> str | None:
     )
 
 
-def _plan(project: Project, name: str, primary_key: str, state, dry_run: bool) -> tuple:
-    """The audience's SQL plan and whether its salt changed (its kept slots are stale).
-    New shares are allocated here, and saved unless this is a dry run."""
+def plan_for(project: Project, name: str, primary_key: str, previous=None) -> Plan:
+    """The audience's SQL plan, its shares allocated over ``previous`` ranges (none: a
+    first allocation)."""
     audience = audience_config(project, name)
-    salt = audience.salt or name
-    saved = load_allocation(state, name)
-    ranges = allocate(saved.ranges, audience.groups())
-    if not dry_run and (ranges != saved.ranges or saved.salt != salt):
-        save_allocation(state, name, Allocation(salt, ranges))
-    plan = Plan(
+    return Plan(
         name=name,
         condition=condition_sql(audience.where),
         ident_column=identifier(audience, primary_key).columns[0],
-        salt=salt,
-        ranges=ranges,
+        salt=audience.salt or name,
+        ranges=allocate(previous or {}, audience.groups()),
+        primary_key=primary_key,
     )
-    return plan, saved.salt is not None and saved.salt != salt
+
+
+def _plan(project: Project, name: str, primary_key: str, state, dry_run: bool) -> tuple:
+    """The audience's plan and whether its salt changed (its kept slots are stale). New
+    shares are allocated over the saved ones and saved, unless this is a dry run."""
+    saved = load_allocation(state, name)
+    plan = plan_for(project, name, primary_key, saved.ranges)
+    if not dry_run and (plan.ranges != saved.ranges or saved.salt != plan.salt):
+        save_allocation(state, name, Allocation(plan.salt, plan.ranges))
+    return plan, saved.salt is not None and saved.salt != plan.salt
 
 
 def run_audiences(

@@ -67,6 +67,7 @@ class Plan:
     ident_column: str  # the model column holding the Braze identifier
     salt: str
     ranges: Ranges
+    primary_key: str = ""  # the model's key; an identifier in that column is not kept
 
     @property
     def col(self) -> str:
@@ -123,43 +124,55 @@ def compute_delta(
     """Write this run's delta table for ``plans`` (audiences over ``model``); return it.
 
     One FULL OUTER JOIN of the model (key, identifiers, one boolean per condition) with
-    the state table. A member's slot is the kept one; only a person entering for the
-    first time has theirs hashed (COALESCE evaluates the hash for those rows alone)."""
+    the state table, filtered on plain columns: a person changes in an audience when the
+    condition disagrees with the kept membership, when the split their kept slot now
+    belongs to is not the kept one (shares changed), or when their identifier changed.
+    Only those rows get their new split worked out; only a person entering for the first
+    time has their slot hashed (COALESCE evaluates the hash for those rows alone)."""
     model_q, state_q = quote_ident(model_table), quote_ident(state_table(model))
     delta = delta_table(model)
     k = quote_ident(key)
-    inner, joined, outer = [f"{k} AS {KEY}"], [], []
+    inner, joined, changed, outer = [f"{k} AS {KEY}"], [], [], []
+    as_text = f"CAST({KEY} AS VARCHAR)"
     for i, plan in enumerate(plans):
-        cond = _dialect_condition(engine, plan.condition)
-        ident = quote_ident(plan.ident_column)
-        inner.append(f"COALESCE({cond}, FALSE) AS hw_in{i}")
-        inner.append(f"CAST({ident} AS VARCHAR) AS hw_id{i}")
-        hashed = slot_sql(engine.dialect, literal(plan.salt), f"c.{KEY}")
+        by_key = plan.ident_column == key  # the identifier is the key: it never changes
+        inner.append(f"COALESCE({_dialect_condition(engine, plan.condition)}, FALSE) AS hw_in{i}")
         joined += [
+            f"COALESCE(c.hw_in{i}, FALSE) AS hw_in{i}",
             f"s.{plan.column('split')} AS hw_old{i}",
-            f"s.{plan.column('ident')} AS hw_oldid{i}",
-            f"CASE WHEN c.hw_in{i} THEN COALESCE(s.{plan.column('slot')}, {hashed}) END "
-            f"AS hw_slot{i}",
-            f"CASE WHEN c.hw_in{i} THEN c.hw_id{i} END AS hw_id{i}",
+            f"s.{plan.column('slot')} AS hw_kept{i}",
         ]
+        moved = f"{group_sql(plan.ranges, f'hw_kept{i}')} IS DISTINCT FROM hw_old{i}"
+        if not by_key:
+            inner.append(f"CAST({quote_ident(plan.ident_column)} AS VARCHAR) AS hw_id{i}")
+            joined += [f"c.hw_id{i}", f"s.{plan.column('ident')} AS hw_oldid{i}"]
+            moved += f" OR (hw_in{i} AND hw_id{i} IS DISTINCT FROM hw_oldid{i})"
+        changed.append(
+            f"hw_in{i} <> (hw_old{i} IS NOT NULL) OR (hw_old{i} IS NOT NULL AND ({moved}))"
+        )
+        hashed = slot_sql(engine.dialect, literal(plan.salt), KEY)
+        slot = f"CASE WHEN hw_in{i} THEN COALESCE(hw_kept{i}, {hashed}) END"
+        new_id = f"CASE WHEN hw_in{i} THEN {as_text if by_key else f'hw_id{i}'} END"
+        old_id = f"CASE WHEN hw_old{i} IS NOT NULL THEN {as_text} END" if by_key else f"hw_oldid{i}"
         outer += [
             f"hw_old{i} AS {plan.column('old')}",
-            f"{group_sql(plan.ranges, f'hw_slot{i}')} AS {plan.column('new')}",
-            f"CAST(hw_slot{i} AS INTEGER) AS {plan.column('slot')}",
-            f"hw_id{i} AS {plan.column('ident')}",
-            f"hw_oldid{i} AS {plan.column('old_ident')}",
+            f"CAST({slot} AS INTEGER) AS {plan.column('slot')}",
+            f"{new_id} AS {plan.column('ident')}",
+            f"{old_id} AS {plan.column('old_ident')}",
         ]
-    hits = [hit_sql(plan) for plan in plans]
+    news = [
+        f"{group_sql(plan.ranges, plan.column('slot'))} AS {plan.column('new')}" for plan in plans
+    ]
     sql = f"""
 CREATE TABLE {quote_ident(delta)} AS
-SELECT * FROM (
+SELECT *, {", ".join(news)} FROM (
   SELECT {KEY}, {", ".join(outer)} FROM (
     SELECT COALESCE(c.{KEY}, s.{KEY}) AS {KEY}, {", ".join(joined)}
     FROM (SELECT {", ".join(inner)} FROM {model_q} WHERE {k} IS NOT NULL) AS c
     FULL OUTER JOIN {state_q} AS s ON c.{KEY} = s.{KEY}
   ) AS j
+  WHERE {" OR ".join(f"({c})" for c in changed)}
 ) AS d
-WHERE {" OR ".join(hits)}
 """
     with engine.transaction():
         engine.execute(f"DROP TABLE IF EXISTS {quote_ident(delta)}")
@@ -197,11 +210,14 @@ def count_changes(engine: Engine, model: str, plan: Plan) -> dict[str, int]:
     return {"added": added, "removed": removed, "changed": total - added - removed}
 
 
-def commit(engine: Engine, model: str, plan: Plan, keys: list, now: str) -> int:
+def commit(
+    engine: Engine, model: str, plan: Plan, keys: list | pa.Array | pa.ChunkedArray, now: str
+) -> int:
     """Record that Braze accepted what was sent for ``keys``: the state moves to the new
     split, slot and identifier, and the history closes and opens stays. One transaction."""
-    if not keys:
+    if len(keys) == 0:
         return 0
+    column = keys if isinstance(keys, pa.Array | pa.ChunkedArray) else pa.array(keys)
     staged = f"hw_accepted_{suffix(plan.name)}_{uuid.uuid4().hex[:8]}"
     state_q, delta_q = quote_ident(state_table(model)), quote_ident(delta_table(model))
     old, new = plan.column("old"), plan.column("new")
@@ -211,8 +227,13 @@ def commit(engine: Engine, model: str, plan: Plan, keys: list, now: str) -> int:
     if engine.dialect == "postgres":
         stamp = f"CAST({literal(now)} AS TIMESTAMP WITH TIME ZONE)"
     name = literal(plan.name)
+    keep_ident = (
+        ""
+        if plan.ident_column == plan.primary_key
+        else (f", {plan.column('ident')} = CASE WHEN h.n IS NULL THEN h.oi ELSE h.i END")
+    )
     with engine.transaction():
-        engine.load_arrow(staged, pa.table({KEY: pa.array(keys)}), replace=True)
+        engine.load_arrow(staged, pa.table({KEY: column}), replace=True)
         engine.execute(
             f"CREATE TABLE {hits} AS SELECT d.{KEY}, d.{old} AS o, d.{new} AS n, "
             f"d.{plan.column('slot')} AS slot, d.{ident} AS i, d.{old_ident} AS oi "
@@ -221,14 +242,13 @@ def commit(engine: Engine, model: str, plan: Plan, keys: list, now: str) -> int:
         )
         applied = engine.fetch_all(f"SELECT count(*) FROM {hits}")[0][0]
         engine.execute(
-            f"INSERT INTO {state_q} ({KEY}) SELECT {KEY} FROM {hits} "
-            f"WHERE {KEY} NOT IN (SELECT {KEY} FROM {state_q})"
+            f"INSERT INTO {state_q} ({KEY}) SELECT h.{KEY} FROM {hits} AS h "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {state_q} AS s WHERE s.{KEY} = h.{KEY})"
         )
         engine.execute(
             f"UPDATE {state_q} SET {plan.column('split')} = h.n, "
-            f"{plan.column('slot')} = COALESCE(h.slot, {state_q}.{plan.column('slot')}), "
-            f"{plan.column('ident')} = CASE WHEN h.n IS NULL THEN h.oi ELSE h.i END "
-            f"FROM {hits} AS h WHERE {state_q}.{KEY} = h.{KEY}"
+            f"{plan.column('slot')} = COALESCE(h.slot, {state_q}.{plan.column('slot')})"
+            f"{keep_ident} FROM {hits} AS h WHERE {state_q}.{KEY} = h.{KEY}"
         )
         engine.execute(
             f"UPDATE {HISTORY} SET left_at = {stamp} WHERE audience = {name} "
