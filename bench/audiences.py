@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         plans = {name: plan_for(project, name, KEY) for name in project.audiences}
         print("day 0 (everyone enters; setup):")
         timed("model (generated in DuckDB)", lambda: engine.execute(model_sql(persons, 0)))
-        membership.ensure_tables(engine, MODEL, TABLE, KEY, list(plans.values()))
+        ready = membership.ensure_tables(engine, MODEL, TABLE, KEY, list(plans.values()))
+        plans = {plan.name: plan for plan in ready}
         timed("membership diff, 20 audiences",
               lambda: membership.compute_delta(engine, MODEL, TABLE, KEY, list(plans.values())))  # fmt: skip
         now = datetime.now(UTC).isoformat()
@@ -158,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
             return total
 
         members, _ = timed("commit every entry (one commit per audience)", commit_all)
+        for plan in plans.values():
+            membership.settle(engine, MODEL, plan)
+        ready = membership.ensure_tables(engine, MODEL, TABLE, KEY, list(plans.values()))
+        plans = {plan.name: plan for plan in ready}
         print("day 1 (1 % of persons change):")
         timed("model", lambda: engine.execute(model_sql(persons, 1)))
         engine.execute("CHECKPOINT")

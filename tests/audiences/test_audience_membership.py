@@ -48,12 +48,14 @@ def changes(engine, plan) -> dict:
 
 def run(engine, people) -> list[dict]:
     load(engine, people)
-    membership.ensure_tables(engine, "people", "hw_model_people", "person_id", plans())
-    membership.compute_delta(engine, "people", "hw_model_people", "person_id", plans())
-    found = [changes(engine, p) for p in plans()]
+    ready = membership.ensure_tables(engine, "people", "hw_model_people", "person_id", plans())
+    membership.compute_delta(engine, "people", "hw_model_people", "person_id", ready)
+    found = [changes(engine, p) for p in ready]
     now = datetime.now(UTC).isoformat()
-    for plan, rows in zip(plans(), found, strict=True):
+    for plan, rows in zip(ready, found, strict=True):
         membership.commit(engine, "people", plan, list(rows), now)
+        if not plan.settled:
+            assert membership.settle(engine, "people", plan)
     return found
 
 

@@ -445,15 +445,15 @@ def _prepare(project, model, result, names, state, dry_run, reports) -> dict[str
         if salt_changed and not dry_run:
             membership.ensure_tables(result.engine, model, result.table, result.primary_key, [plan])
             membership.forget_slots(result.engine, model, plan)
-    membership.ensure_tables(
+    ready = membership.ensure_tables(
         result.engine, model, result.table, result.primary_key, list(plans.values())
     )
-    return plans
+    return {plan.name: plan for plan in ready}
 
 
 def _deltas(engine, model, result, plans: dict[str, Plan], reports) -> Iterator[str]:
-    """The audiences, each once its delta is written. Every audience is diffed in the first call, in
-    one pass; if that fails (a condition that cannot run), each is diffed alone so that
+    """The audiences, each once its delta is written. Every audience is diffed in the
+    first call, in one pass; if that fails (a condition that cannot run), each is diffed alone so that
     only the broken one fails."""
     if not plans:
         return
@@ -518,6 +518,8 @@ def _run_one(
             if run.stopped:
                 report.error = STOPPED
             else:
+                if not plan.settled:  # shares or salt changed: settled once all moved
+                    membership.settle(engine, model, plan)
                 _fire_triggers(project, name, engine, result, run, stop)
         report.sizes = membership.split_sizes(engine, model, name)
     except BrazeRejectedError as exc:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
 import sqlglot
@@ -35,7 +35,10 @@ from headwater.errors import ConfigError
 from headwater.state.audiences import Ranges
 
 KEY = "hw_key"
+MEMBERS = "hw_members"  # per person, one bit per audience they are in (any split)
 HISTORY = "hw_audience_history"
+BITS = "hw_audience_bits"  # per model and audience: its bit, and what its splits agree with
+MAX_AUDIENCES_PER_MODEL = 62
 BATCH_ROWS = 10_000
 
 
@@ -68,6 +71,18 @@ class Plan:
     salt: str
     ranges: Ranges
     primary_key: str = ""  # the model's key; an identifier in that column is not kept
+    bit: int = -1  # this audience's bit in the state table's members mask (ensure_tables)
+    settled: bool = False  # every kept split agrees with ``ranges`` and ``salt``
+
+    @property
+    def mask(self) -> int:
+        return 1 << self.bit
+
+    @property
+    def signature(self) -> str:
+        """What the kept splits were assigned under: the salt and the ranges."""
+        spans = sorted((g, f, last) for g, ranges in self.ranges.items() for f, last in ranges)
+        return f"{self.salt}|{spans}"
 
     @property
     def col(self) -> str:
@@ -87,15 +102,18 @@ def _columns(engine: Engine, table: str) -> list[str]:
     return engine.fetch_arrow(f"SELECT * FROM {quote_ident(table)} WHERE 1 = 0").schema.names
 
 
-def ensure_tables(engine: Engine, model: str, model_table: str, key: str, plans: Sequence[Plan]):
-    """Create the model's state table and the history table, and add the columns of
-    audiences seen for the first time (an audience's old columns stay if it is removed)."""
+def ensure_tables(
+    engine: Engine, model: str, model_table: str, key: str, plans: Sequence[Plan]
+) -> list[Plan]:
+    """Create the model's state table, the history and the bits table, add the columns of
+    audiences seen for the first time (a removed audience's stay), and return ``plans``
+    with their bit and whether they are settled."""
     table = quote_ident(state_table(model))
     if not engine.table_exists(state_table(model)):
         with engine.transaction():
             engine.execute(
-                f"CREATE TABLE {table} AS SELECT {quote_ident(key)} AS {KEY} "
-                f"FROM {quote_ident(model_table)} WHERE 1 = 0"
+                f"CREATE TABLE {table} AS SELECT {quote_ident(key)} AS {KEY}, "
+                f"CAST(0 AS BIGINT) AS {MEMBERS} FROM {quote_ident(model_table)} WHERE 1 = 0"
             )
             if engine.dialect == "postgres":
                 engine.execute(f"ALTER TABLE {table} ADD PRIMARY KEY ({KEY})")
@@ -104,13 +122,59 @@ def ensure_tables(engine: Engine, model: str, model_table: str, key: str, plans:
         for part, kind in (("split", "VARCHAR"), ("slot", "INTEGER"), ("ident", "VARCHAR")):
             if f"{plan.col}__{part}" not in have:
                 engine.execute(f"ALTER TABLE {table} ADD COLUMN {plan.column(part)} {kind}")
+    stamp = "TIMESTAMPTZ" if engine.dialect == "duckdb" else "TIMESTAMP WITH TIME ZONE"
     if not engine.table_exists(HISTORY):
-        stamp = "TIMESTAMPTZ" if engine.dialect == "duckdb" else "TIMESTAMP WITH TIME ZONE"
         engine.execute(
             f"CREATE TABLE {HISTORY} (audience VARCHAR NOT NULL, split VARCHAR NOT NULL, "
             f"person_id VARCHAR NOT NULL, identifier VARCHAR, entered_at {stamp} NOT NULL, "
             f"left_at {stamp})"
         )
+    if not engine.table_exists(BITS):
+        engine.execute(
+            f"CREATE TABLE {BITS} (model VARCHAR NOT NULL, audience VARCHAR NOT NULL, "
+            "bit INTEGER NOT NULL, settled_for VARCHAR)"
+        )
+    known = {
+        audience: (int(bit), settled_for)
+        for audience, bit, settled_for in engine.fetch_all(
+            f"SELECT audience, bit, settled_for FROM {BITS} WHERE model = {literal(model)}"
+        )
+    }
+    out = []
+    for plan in plans:
+        if plan.name not in known:
+            used = {bit for bit, _ in known.values()}
+            free = [b for b in range(MAX_AUDIENCES_PER_MODEL) if b not in used]
+            if not free:
+                raise ConfigError(
+                    f"model {model!r} has had {MAX_AUDIENCES_PER_MODEL} audiences: no room "
+                    f"for {plan.name!r} (drop {state_table(model)} and {BITS} to start over)"
+                )
+            engine.execute(
+                f"INSERT INTO {BITS} (model, audience, bit) VALUES "
+                f"({literal(model)}, {literal(plan.name)}, {free[0]})"
+            )
+            known[plan.name] = (free[0], None)
+        bit, settled_for = known[plan.name]
+        out.append(replace(plan, bit=bit, settled=settled_for == plan.signature))
+    return out
+
+
+def settle(engine: Engine, model: str, plan: Plan) -> bool:
+    """Mark the audience settled if every kept split agrees with its slot under the
+    current shares (nothing left to move); the diff then skips checking it row by row."""
+    split, slot = plan.column("split"), plan.column("slot")
+    wrong = engine.fetch_all(
+        f"SELECT count(*) FROM {quote_ident(state_table(model))} WHERE {split} IS NOT NULL "
+        f"AND {group_sql(plan.ranges, slot)} IS DISTINCT FROM {split}"
+    )[0][0]
+    if wrong:
+        return False
+    engine.execute(
+        f"UPDATE {BITS} SET settled_for = {literal(plan.signature)} "
+        f"WHERE model = {literal(model)} AND audience = {literal(plan.name)}"
+    )
+    return True
 
 
 def forget_slots(engine: Engine, model: str, plan: Plan) -> None:
@@ -123,60 +187,82 @@ def compute_delta(
 ) -> str:
     """Write this run's delta table for ``plans`` (audiences over ``model``); return it.
 
-    One FULL OUTER JOIN of the model (key, identifiers, one boolean per condition) with
-    the state table, filtered on plain columns: a person changes in an audience when the
-    condition disagrees with the kept membership, when the split their kept slot now
-    belongs to is not the kept one (shares changed), or when their identifier changed.
-    Only those rows get their new split worked out; only a person entering for the first
-    time has their slot hashed (COALESCE evaluates the hash for those rows alone)."""
+    Pass 1 joins the model (key and a mask: one bit per condition met) with the state
+    table (key and its members mask) and keeps the keys whose masks differ on these
+    audiences' bits: two integers per row, whatever the number of audiences. Audiences not
+    settled (shares or salt changed) or whose identifier is not the key are checked
+    column by column too. Pass 2 works out old and new split, slot and identifier for
+    just those keys; only a person entering for the first time has their slot hashed."""
     model_q, state_q = quote_ident(model_table), quote_ident(state_table(model))
-    delta = delta_table(model)
+    delta, cand = delta_table(model), quote_ident(f"{delta_table(model)}__candidates")
     k = quote_ident(key)
-    inner, joined, changed, outer = [f"{k} AS {KEY}"], [], [], []
-    as_text = f"CAST({KEY} AS VARCHAR)"
+    run_bits = sum(plan.mask for plan in plans)
+    mask = " + ".join(
+        f"CASE WHEN {_dialect_condition(engine, p.condition)} THEN {p.mask} ELSE 0 END"
+        for p in plans
+    )
+    model_cols, state_cols, extra = [f"{k} AS {KEY}", f"{mask} AS hw_mask"], [KEY, MEMBERS], []
     for i, plan in enumerate(plans):
-        by_key = plan.ident_column == key  # the identifier is the key: it never changes
+        by_key = plan.ident_column == key
+        if plan.settled and by_key:
+            continue
+        member = f"(COALESCE(c.hw_mask, 0) & {plan.mask}) <> 0"
+        state_cols += [plan.column("split"), plan.column("slot")]
+        moved = "FALSE" if plan.settled else (
+            f"{group_sql(plan.ranges, 's.' + plan.column('slot'))} "
+            f"IS DISTINCT FROM s.{plan.column('split')}"
+        )  # fmt: skip
+        if not by_key:
+            model_cols.append(f"CAST({quote_ident(plan.ident_column)} AS VARCHAR) AS hw_id{i}")
+            state_cols.append(plan.column("ident"))
+            moved += f" OR ({member} AND c.hw_id{i} IS DISTINCT FROM s.{plan.column('ident')})"
+        extra.append(f"(s.{plan.column('split')} IS NOT NULL AND ({moved}))")
+    differs = [f"(COALESCE(c.hw_mask, 0) & {run_bits}) <> (COALESCE(s.{MEMBERS}, 0) & {run_bits})"]
+    pass1 = f"""
+CREATE TABLE {cand} AS
+SELECT COALESCE(c.{KEY}, s.{KEY}) AS {KEY}
+FROM (SELECT {", ".join(model_cols)} FROM {model_q} WHERE {k} IS NOT NULL) AS c
+FULL OUTER JOIN (SELECT {", ".join(state_cols)} FROM {state_q}) AS s ON c.{KEY} = s.{KEY}
+WHERE {" OR ".join(differs + extra)}
+"""
+    inner, outer = [f"{k} AS {KEY}"], []
+    as_text = f"CAST(x.{KEY} AS VARCHAR)"
+    for i, plan in enumerate(plans):
+        by_key = plan.ident_column == key
         inner.append(f"COALESCE({_dialect_condition(engine, plan.condition)}, FALSE) AS hw_in{i}")
-        joined += [
-            f"COALESCE(c.hw_in{i}, FALSE) AS hw_in{i}",
-            f"s.{plan.column('split')} AS hw_old{i}",
-            f"s.{plan.column('slot')} AS hw_kept{i}",
-        ]
-        moved = f"{group_sql(plan.ranges, f'hw_kept{i}')} IS DISTINCT FROM hw_old{i}"
         if not by_key:
             inner.append(f"CAST({quote_ident(plan.ident_column)} AS VARCHAR) AS hw_id{i}")
-            joined += [f"c.hw_id{i}", f"s.{plan.column('ident')} AS hw_oldid{i}"]
-            moved += f" OR (hw_in{i} AND hw_id{i} IS DISTINCT FROM hw_oldid{i})"
-        changed.append(
-            f"hw_in{i} <> (hw_old{i} IS NOT NULL) OR (hw_old{i} IS NOT NULL AND ({moved}))"
-        )
-        hashed = slot_sql(engine.dialect, literal(plan.salt), KEY)
-        slot = f"CASE WHEN hw_in{i} THEN COALESCE(hw_kept{i}, {hashed}) END"
-        new_id = f"CASE WHEN hw_in{i} THEN {as_text if by_key else f'hw_id{i}'} END"
-        old_id = f"CASE WHEN hw_old{i} IS NOT NULL THEN {as_text} END" if by_key else f"hw_oldid{i}"
+        hashed = slot_sql(engine.dialect, literal(plan.salt), f"x.{KEY}")
+        slot = f"CASE WHEN m.hw_in{i} THEN COALESCE(s.{plan.column('slot')}, {hashed}) END"
+        new_id = as_text if by_key else f"m.hw_id{i}"
+        old_id = as_text if by_key else f"s.{plan.column('ident')}"
         outer += [
-            f"hw_old{i} AS {plan.column('old')}",
+            f"s.{plan.column('split')} AS {plan.column('old')}",
             f"CAST({slot} AS INTEGER) AS {plan.column('slot')}",
-            f"{new_id} AS {plan.column('ident')}",
-            f"{old_id} AS {plan.column('old_ident')}",
+            f"CASE WHEN m.hw_in{i} THEN {new_id} END AS {plan.column('ident')}",
+            f"CASE WHEN s.{plan.column('split')} IS NOT NULL THEN {old_id} END "
+            f"AS {plan.column('old_ident')}",
         ]
     news = [
         f"{group_sql(plan.ranges, plan.column('slot'))} AS {plan.column('new')}" for plan in plans
     ]
-    sql = f"""
+    pass2 = f"""
 CREATE TABLE {quote_ident(delta)} AS
 SELECT *, {", ".join(news)} FROM (
-  SELECT {KEY}, {", ".join(outer)} FROM (
-    SELECT COALESCE(c.{KEY}, s.{KEY}) AS {KEY}, {", ".join(joined)}
-    FROM (SELECT {", ".join(inner)} FROM {model_q} WHERE {k} IS NOT NULL) AS c
-    FULL OUTER JOIN {state_q} AS s ON c.{KEY} = s.{KEY}
-  ) AS j
-  WHERE {" OR ".join(f"({c})" for c in changed)}
+  SELECT x.{KEY}, {", ".join(outer)}
+  FROM {cand} AS x
+  LEFT JOIN (SELECT {", ".join(inner)} FROM {model_q}
+             WHERE {k} IN (SELECT {KEY} FROM {cand})) AS m ON m.{KEY} = x.{KEY}
+  LEFT JOIN (SELECT * FROM {state_q} WHERE {KEY} IN (SELECT {KEY} FROM {cand})) AS s
+    ON s.{KEY} = x.{KEY}
 ) AS d
 """
     with engine.transaction():
         engine.execute(f"DROP TABLE IF EXISTS {quote_ident(delta)}")
-        engine.execute(sql)
+        engine.execute(f"DROP TABLE IF EXISTS {cand}")
+        engine.execute(pass1)
+        engine.execute(pass2)
+        engine.execute(f"DROP TABLE {cand}")
     return delta
 
 
@@ -246,7 +332,9 @@ def commit(
             f"WHERE NOT EXISTS (SELECT 1 FROM {state_q} AS s WHERE s.{KEY} = h.{KEY})"
         )
         engine.execute(
-            f"UPDATE {state_q} SET {plan.column('split')} = h.n, "
+            f"UPDATE {state_q} SET {plan.column('split')} = h.n, {MEMBERS} = CASE WHEN h.n IS NULL "
+            f"THEN COALESCE({state_q}.{MEMBERS}, 0) & {~plan.mask} "
+            f"ELSE COALESCE({state_q}.{MEMBERS}, 0) | {plan.mask} END, "
             f"{plan.column('slot')} = COALESCE(h.slot, {state_q}.{plan.column('slot')})"
             f"{keep_ident} FROM {hits} AS h WHERE {state_q}.{KEY} = h.{KEY}"
         )
