@@ -192,7 +192,8 @@ def compute_delta(
     audiences' bits: two integers per row, whatever the number of audiences. Audiences not
     settled (shares or salt changed) or whose identifier is not the key are checked
     column by column too. Pass 2 works out old and new split, slot and identifier for
-    just those keys; only a person entering for the first time has their slot hashed."""
+    just those keys, from the state and the model's mask; only a person entering for
+    the first time has their slot hashed."""
     model_q, state_q = quote_ident(model_table), quote_ident(state_table(model))
     delta, cand = delta_table(model), quote_ident(f"{delta_table(model)}__candidates")
     k = quote_ident(key)
@@ -218,28 +219,27 @@ def compute_delta(
             moved += f" OR ({member} AND c.hw_id{i} IS DISTINCT FROM s.{plan.column('ident')})"
         extra.append(f"(s.{plan.column('split')} IS NOT NULL AND ({moved}))")
     differs = [f"(COALESCE(c.hw_mask, 0) & {run_bits}) <> (COALESCE(s.{MEMBERS}, 0) & {run_bits})"]
+    ids = "".join(f", c.hw_id{i}" for i, plan in enumerate(plans) if plan.ident_column != key)
     pass1 = f"""
 CREATE TABLE {cand} AS
-SELECT COALESCE(c.{KEY}, s.{KEY}) AS {KEY}
+SELECT COALESCE(c.{KEY}, s.{KEY}) AS {KEY}, COALESCE(c.hw_mask, 0) AS hw_mask{ids}
 FROM (SELECT {", ".join(model_cols)} FROM {model_q} WHERE {k} IS NOT NULL) AS c
 FULL OUTER JOIN (SELECT {", ".join(state_cols)} FROM {state_q}) AS s ON c.{KEY} = s.{KEY}
 WHERE {" OR ".join(differs + extra)}
 """
-    inner, outer = [f"{k} AS {KEY}"], []
+    outer = []
     as_text = f"CAST(x.{KEY} AS VARCHAR)"
     for i, plan in enumerate(plans):
         by_key = plan.ident_column == key
-        inner.append(f"COALESCE({_dialect_condition(engine, plan.condition)}, FALSE) AS hw_in{i}")
-        if not by_key:
-            inner.append(f"CAST({quote_ident(plan.ident_column)} AS VARCHAR) AS hw_id{i}")
+        member = f"(x.hw_mask & {plan.mask}) <> 0"
         hashed = slot_sql(engine.dialect, literal(plan.salt), f"x.{KEY}")
-        slot = f"CASE WHEN m.hw_in{i} THEN COALESCE(s.{plan.column('slot')}, {hashed}) END"
-        new_id = as_text if by_key else f"m.hw_id{i}"
+        slot = f"CASE WHEN {member} THEN COALESCE(s.{plan.column('slot')}, {hashed}) END"
+        new_id = as_text if by_key else f"x.hw_id{i}"
         old_id = as_text if by_key else f"s.{plan.column('ident')}"
         outer += [
             f"s.{plan.column('split')} AS {plan.column('old')}",
             f"CAST({slot} AS INTEGER) AS {plan.column('slot')}",
-            f"CASE WHEN m.hw_in{i} THEN {new_id} END AS {plan.column('ident')}",
+            f"CASE WHEN {member} THEN {new_id} END AS {plan.column('ident')}",
             f"CASE WHEN s.{plan.column('split')} IS NOT NULL THEN {old_id} END "
             f"AS {plan.column('old_ident')}",
         ]
@@ -251,8 +251,6 @@ CREATE TABLE {quote_ident(delta)} AS
 SELECT *, {", ".join(news)} FROM (
   SELECT x.{KEY}, {", ".join(outer)}
   FROM {cand} AS x
-  LEFT JOIN (SELECT {", ".join(inner)} FROM {model_q}
-             WHERE {k} IN (SELECT {KEY} FROM {cand})) AS m ON m.{KEY} = x.{KEY}
   LEFT JOIN (SELECT * FROM {state_q} WHERE {KEY} IN (SELECT {KEY} FROM {cand})) AS s
     ON s.{KEY} = x.{KEY}
 ) AS d
