@@ -63,6 +63,7 @@ def test_a_full_audience_parses_with_its_defaults():
         ("splits: {a: 50, b: 40}", "add up to 90 %, not 100 %"),
         ("splits: {a: 50, b: 50}\n  holdout: 10", "add up to 110 %"),
         ("splits: {a: 0, b: 100}", "above 0 %"),
+        ("splits: {" + ", ".join(f"s{i}: 0.5" for i in range(200)) + "}", "at most 100"),
         ("splits: {a: 33.333, b: 66.667}", "finer than a slot"),
         ("splits: {holdout: 100}", "the holdout's own"),
         ("splits: {'a b': 100}", "letters, digits"),

@@ -185,3 +185,24 @@ def test_growing_the_audience_or_one_share_moves_nobody_else(tmp_path, sandbox):
     assert shifted.changed == len(left_a) > 0  # a -> holdout, sent false
     now = flags(sandbox)
     assert all(now[p] == {"AIQ_vip_a": False} for p in left_a)
+
+
+def test_a_condition_that_fails_at_run_time_fails_its_audience_only(tmp_path, sandbox):
+    from headwater.audiences import run_audiences
+
+    spec = (
+        VIP
+        + """
+broken:
+  model: people
+  where: "CAST(email AS INTEGER) > 3"
+  destination: braze
+  salt: "o'brien"
+"""
+    )
+    root = write_project(tmp_path, sandbox.url, sandbox.key, spec)
+    write_people(root, [person(i) for i in range(120)])
+    vip, broken = run_audiences(load_project(root))
+    assert (vip.status, vip.added) == ("succeeded", 20)
+    assert broken.status == "failed" and "broken" in broken.error
+    assert "Conversion Error" in broken.error or "convert" in broken.error.lower()

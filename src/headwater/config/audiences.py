@@ -23,6 +23,7 @@ SLOTS = 10_000  # slots per audience; a share of 1 % is 100 slots
 HOLDOUT = "holdout"  # the holdout's group name; no split may take it
 DEFAULT_SPLIT = "all"  # the one split of an audience that declares none
 DEFAULT_ATTRIBUTE = "AIQ_{audience}_{split}"  # ActionIQ's naming
+MAX_SPLITS = 100  # per audience: each is an attribute and a branch of the split SQL
 SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
@@ -131,6 +132,8 @@ class AudienceConfig(_Strict):
             return None
         if not value:
             raise ValueError("splits needs at least one split (or leave it out)")
+        if len(value) > MAX_SPLITS:
+            raise ValueError(f"{len(value)} splits: an audience has at most {MAX_SPLITS}")
         for name, percent in value.items():
             if not SPLIT_NAME.fullmatch(name):
                 raise ValueError(
