@@ -206,3 +206,34 @@ broken:
     assert (vip.status, vip.added) == ("succeeded", 20)
     assert broken.status == "failed" and "broken" in broken.error
     assert "Conversion Error" in broken.error or "convert" in broken.error.lower()
+
+
+def test_state_on_postgresql_and_the_scheduler_entry_point(tmp_path, sandbox, pg_url):
+    from headwater.audiences import run_job
+    from headwater.state.audiences import load_allocation
+    from headwater.state.db import open_state
+
+    root = write_project(tmp_path, sandbox.url, sandbox.key, VIP, state=f"state: {pg_url}")
+    write_people(root, [person(i) for i in range(140)])
+    result = run_job(load_project(root), "vip", stop=None)
+    assert (result.status, result.error) == ("succeeded", None)
+    state = open_state(pg_url)
+    try:
+        saved = load_allocation(state, "vip")
+    finally:
+        state.dispose()
+    assert saved.salt == "vip"
+    assert saved.ranges == {"a": [(0, 4499)], "b": [(4500, 8999)], "holdout": [(9000, 9999)]}
+
+
+def test_a_stopping_server_interrupts_the_run_and_the_next_run_sends_the_rest(tmp_path, sandbox):
+    import threading
+
+    root = write_project(tmp_path, sandbox.url, sandbox.key, VIP)
+    write_people(root, [person(i) for i in range(120)])
+    stop = threading.Event()
+    stop.set()
+    stopped = run_audience(load_project(root), "vip", stop=stop)
+    assert (stopped.status, stopped.sent) == ("interrupted", 0)
+    rest = run_audience(load_project(root), "vip")
+    assert (rest.status, rest.added) == ("succeeded", 20)
