@@ -37,7 +37,7 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "warning: could not install chromium; browser tests will say so"; }
 
-BENCHES ?= sandbox_track delivery diff sync_e2e gateway scheduler
+BENCHES ?= sandbox_track delivery diff sync_e2e gateway scheduler audiences
 
 # Each benchmark prints its figures and the command that made them (docs/benchmarks.md).
 bench: $(STAMP)

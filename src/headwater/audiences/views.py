@@ -19,7 +19,7 @@ class SplitView:
     split: str
     percent: float
     attribute: str | None  # None for the holdout
-    members: int
+    members: int | None  # None when the engine could not be read (see AudienceView.note)
     slots: list[tuple[int, int]] = field(default_factory=list)
 
 
@@ -31,6 +31,7 @@ class AudienceView:
     where: str
     schedule: str | None
     splits: list[SplitView]
+    note: str | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -40,6 +41,7 @@ class AudienceView:
             "where": self.where,
             "schedule": self.schedule,
             "splits": [s.__dict__ for s in self.splits],
+            "note": self.note,
         }
 
 
@@ -49,11 +51,7 @@ def list_audiences(project: Project) -> list[AudienceView]:
     views = []
     try:
         for name, audience in project.audiences.items():
-            engine = engine_for_model(project, audience.model)
-            try:
-                sizes = membership.split_sizes(engine, audience.model, name)
-            finally:
-                engine.close()
+            sizes, note = _sizes(project, audience.model, name)
             names = attributes(project, name)
             slots = load_allocation(state, name).ranges
             splits = [
@@ -61,7 +59,7 @@ def list_audiences(project: Project) -> list[AudienceView]:
                     split=group,
                     percent=share / 100,
                     attribute=names.get(group) if group != HOLDOUT else None,
-                    members=sizes.get(group, 0),
+                    members=sizes.get(group, 0) if sizes is not None else None,
                     slots=slots.get(group, []),
                 )
                 for group, share in audience.groups().items()
@@ -69,12 +67,31 @@ def list_audiences(project: Project) -> list[AudienceView]:
             schedule = audience.schedule.describe() if audience.schedule else None
             views.append(
                 AudienceView(
-                    name, audience.model, audience.destination, audience.where, schedule, splits
+                    name,
+                    audience.model,
+                    audience.destination,
+                    audience.where,
+                    schedule,
+                    splits,
+                    note,
                 )
             )
     finally:
         state.dispose()
     return views
+
+
+def _sizes(project: Project, model: str, name: str) -> tuple[dict | None, str | None]:
+    """Members per split, or why they cannot be read now (a DuckDB warehouse another
+    process has open, a database that is down): the listing still shows the rest."""
+    try:
+        engine = engine_for_model(project, model)
+    except Exception as exc:
+        return None, f"members unknown: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+    try:
+        return membership.split_sizes(engine, model, name), None
+    finally:
+        engine.close()
 
 
 def history(project: Project, name: str, person: str | None = None, limit: int = 50):

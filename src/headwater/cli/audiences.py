@@ -52,8 +52,10 @@ def audiences_list(
                 split.split,
                 f"{split.percent:g} %",
                 split.attribute or "(sent nothing)",
-                f"{split.members:,}",
+                f"{split.members:,}" if split.members is not None else "?",
             )
+        if view.note:
+            table.add_row("", "", "", "", escape(view.note), "")
     console.print(table)
 
 
