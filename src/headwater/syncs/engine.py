@@ -521,3 +521,9 @@ def run_sync(
             engine.close()
         state.dispose()
     return report
+
+
+def run_job(project: Project, name: str, *, stop: threading.Event | None = None) -> SyncReport:
+    """The scheduler's way in (``headwater.schedules.jobs``): the sync as ``headwater sync``
+    runs it, stopped early by ``stop``."""
+    return run_sync(project, name, stop=stop)
