@@ -64,3 +64,33 @@ def console(tmp_path):
         with running_gateway(settings) as gw:
             run_id, letter_id = seed(gw.hub.engine)
             yield Console(gw, sandbox, run_id, letter_id)
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by `make browser`
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """A real headless Chromium; missing, the tests fail (never skip): `make browser`."""
+    import os
+
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"no Chromium at {CHROMIUM}: run `make browser` (Debian's chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium):
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(60_000)  # bounds a failure only; a loaded machine is slow
+    yield context.new_page()
+    context.close()
