@@ -218,7 +218,7 @@ def revoke_tokens(engine: Engine, name: str) -> int:
 
 
 def user_for_token(engine: Engine, plain: str | None) -> User | None:
-    if not plain or not plain.startswith(TOKEN_PREFIX) or len(plain) > 200:
+    if not isinstance(plain, str) or not plain.startswith(TOKEN_PREFIX) or len(plain) > 200:
         return None
     query = (
         select(console_users)
@@ -247,7 +247,7 @@ def start_session(engine: Engine, user: User, *, now: float | None = None) -> tu
 
 
 def session_for(engine: Engine, sid: str | None, *, now: float | None = None) -> Session | None:
-    if not sid or len(sid) > 200:
+    if not isinstance(sid, str) or not sid or len(sid) > 200:
         return None
     now = time.time() if now is None else now
     query = (
