@@ -100,6 +100,10 @@ def seed(url: str, runs_total: int, errors_total: int) -> dict[str, int]:
                 for n in range(10_000)
             ],  # fmt: skip
         )
+        far = cursor.execute(
+            "SELECT id FROM run_row_errors WHERE run_id = ? ORDER BY id LIMIT 1 OFFSET ?",
+            (newest, big_run_errors * 9 // 10),
+        ).fetchone()[0]
         raw.commit()
         cursor.execute("ANALYZE")
         raw.commit()
@@ -107,7 +111,7 @@ def seed(url: str, runs_total: int, errors_total: int) -> dict[str, int]:
         raw.close()
     users.create_user(engine, "bench", PASSWORD)
     engine.dispose()
-    return {"big_run": int(newest), "some_run": int(first_id)}
+    return {"big_run": int(newest), "some_run": int(first_id), "far_error": int(far)}
 
 
 def pages(ids: dict[str, int]) -> dict[str, str]:
@@ -117,7 +121,7 @@ def pages(ids: dict[str, int]) -> dict[str, str]:
         "sync (page 1)": "/console/syncs/sync_00",
         "sync (page 90)": "/console/syncs/sync_00?page=90",
         "run, 100k errors": f"/console/runs/{big}",
-        "run, 100k errors, page 900": f"/console/runs/{big}?page=900",
+        "run, 100k errors, far page": f"/console/runs/{big}?after={ids['far_error']}",
         "run, search": f"/console/runs/{big}?q=user-00999",
         "run, 1k errors": f"/console/runs/{ids['some_run']}",
         "dead letters": "/console/dead-letters",

@@ -89,8 +89,9 @@ def test_run_page_pages_searches_and_exports_row_errors(console):
     assert page.status_code == 200
     assert "user-0" in page.text and "user-99" in page.text and "user-100" not in page.text
     assert "next →" in page.text
-    second = client.get(f"/console/runs/{console.run_id}", params={"page": 2})
-    assert "user-149" in second.text
+    after = re.search(r'after=(\d+)" id="next-errors"', page.text).group(1)
+    second = client.get(f"/console/runs/{console.run_id}", params={"after": after})
+    assert "user-149" in second.text and ">user-99<" not in second.text
     found = client.get(f"/console/runs/{console.run_id}", params={"q": "user-14"})
     assert "user-140" in found.text and "user-2<" not in found.text
     literal = client.get(f"/console/runs/{console.run_id}", params={"q": "user_%"})
@@ -139,6 +140,6 @@ def test_hostile_forms_and_queries_do_not_crash(console):
     assert huge.status_code == 413
     bad_ids = client.post("/console/dead-letters/replay", data={"id": ["1", "{}"], "csrf": csrf})
     assert bad_ids.status_code == 400
-    odd = client.get(f"/console/runs/{console.run_id}", params={"page": "-5", "q": "\x00" * 500})
+    odd = client.get(f"/console/runs/{console.run_id}", params={"after": "-5", "q": "\x00" * 500})
     assert odd.status_code == 200
     assert client.get("/console/syncs/crm_users", params={"page": "9" * 40}).status_code == 200

@@ -172,15 +172,15 @@ async def run_page(request: Request, viewer: Viewer) -> Response:
     run_id = _run_id(request)
     engine = hub_of(request).engine
     search = request.query_params.get("q", "")[:200]
-    number = _int(request, "page")
+    after = _int(request, "after", 0) if request.query_params.get("after") else 0
 
     def read():
-        return runs.get_run(engine, run_id), queries.errors_page(engine, run_id, search, number)
+        return runs.get_run(engine, run_id), queries.errors_page(engine, run_id, search, after)
 
     run, errors = await asyncio.to_thread(read)
     if run is None:
         raise Refused(404, f"no run {run_id}")
-    return page("run.html", viewer, run=run, errors=errors, search=search)
+    return page("run.html", viewer, run=run, errors=errors, search=search, after=after)
 
 
 @guarded
