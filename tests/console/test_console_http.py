@@ -7,6 +7,7 @@ import re
 
 import httpx
 import pytest
+from gateway_harness import wait_until
 
 from headwater.state import users
 
@@ -143,3 +144,13 @@ def test_hostile_forms_and_queries_do_not_crash(console):
     odd = client.get(f"/console/runs/{console.run_id}", params={"after": "-5", "q": "\x00" * 500})
     assert odd.status_code == 200
     assert client.get("/console/syncs/crm_users", params={"page": "9" * 40}).status_code == 200
+
+
+def test_a_streams_inspector_shows_only_that_stream(console):
+    client = login(console.url)
+    answer = httpx.post(f"{console.url}/hooks/shop", json={"user": "only-shop", "city": "Hull"},
+                        headers={"Authorization": "Bearer shop-token-5"})  # fmt: skip
+    assert answer.status_code < 300
+    wait_until(lambda: "only-shop" in client.get("/console/streams/shop/events").text)
+    assert "only-shop" not in client.get("/console/streams/gateway/events").text
+    assert "only-shop" not in client.get("/console/streams/gateway").text
