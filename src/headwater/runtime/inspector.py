@@ -38,7 +38,7 @@ from headwater.config.streams import DEFAULT_INSPECTOR_SIZE
 from headwater.state.inspector import read_events, write_events
 
 log = logging.getLogger("headwater.inspector")
-FLUSH_SECONDS = 0.25
+FLUSH_SECONDS = 0.5
 
 REDACTED = "[redacted]"
 # Words that mark a field as secret wherever they appear in its name: `db_pwd`,
@@ -252,6 +252,19 @@ class Inspector:
                     self._pending.extendleft(reversed(taken))
                     self._pending_bytes += sum(e.size for e in taken)
                 raise
+
+    def _newest(self, taken: list[_Entry]) -> list[_Entry]:
+        """Per stream only the entries the table would keep: under heavy traffic the
+        older ones of a round would be written only to be trimmed at once."""
+        kept: dict[str, int] = {}
+        out = []
+        for entry in reversed(taken):
+            count = kept.get(entry.stream, 0)
+            if count < self._sizes.get(entry.stream, self._default):
+                kept[entry.stream] = count + 1
+                out.append(entry)
+        out.reverse()
+        return out
 
     def _redacted(self, payload: bytes) -> bytes:
         return orjson.dumps(self.redactor.redact(orjson.loads(payload)))
