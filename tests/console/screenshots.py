@@ -8,18 +8,19 @@ dead letter and live stream traffic seeded so every page has something to show.
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from pydantic import SecretStr
 from sqlalchemy import update
 
-from headwater.config.streams import parse_streams
+from headwater.config import load_project
 from headwater.runtime.hub import Hub
-from headwater.runtime.settings import DestinationSettings, ServeSettings
+from headwater.runtime.settings import ServeSettings
 from headwater.sandbox.testing import run_sandbox
+from headwater.schedules.scheduler import Scheduler, jobs_of, sync_runner
 from headwater.server.app import create_app
 from headwater.state import runs, users
 from headwater.state.dead_letters import dead_letters
@@ -31,20 +32,40 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "gateway")]
 from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 PASSWORD = "screenshot password"
-STREAMS = {
-    "shop": {
-        "preset": "generic",
-        "auth": {"type": "bearer", "token": "shop-token"},
-        "mapping": {"attributes": [{"external_id": "{{ user }}", "city": "{{ city }}"}]},
-    }
-}
+PROJECT = """
+state: sqlite:///state.db
+destinations:
+  braze: {{url: "{url}", api_key: "{key}"}}
+sources:
+  crm: {{type: csv, path: contacts.csv}}
+models:
+  contacts:
+    sql: select * from crm
+    primary_key: customer_id
+    columns:
+      customer_id: {{type: string, required: true}}
+      email: {{type: string}}
+syncs:
+  contacts:
+    model: contacts
+    destination: braze
+    identifier: {{external_id: customer_id}}
+    mapping: {{email: email}}
+    schedule: {{cron: "0 2 * * *", timezone: Europe/London}}
+streams:
+  shop:
+    preset: generic
+    auth: {{type: bearer, token: shop-token}}
+    mapping:
+      attributes: [{{external_id: "{{{{ user }}}}", city: "{{{{ city }}}}"}}]
+"""
 
 
 def seed(engine) -> int:
     start = datetime.now(UTC) - timedelta(days=30)
     last = 0
     for day in range(30):
-        run_id = runs.start_run(engine, "crm_users")
+        run_id = runs.start_run(engine, "contacts")
         rejected = 3 if day % 6 == 0 else 0
         runs.finish_run(
             engine, run_id, added=40 + day * 3, changed=120 - day * 2, removed=day % 5,
@@ -85,18 +106,15 @@ def main(out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     with run_sandbox() as sandbox:
-        tmp = Path(__import__("tempfile").mkdtemp())
-        settings = ServeSettings(
-            state_url=f"sqlite:///{tmp / 'state.db'}",
-            destinations={
-                "braze": DestinationSettings(
-                    name="braze", url=sandbox.url, api_key=SecretStr(sandbox.key)
-                )
-            },  # fmt: skip
-            streams=parse_streams(STREAMS, {"braze"}),
-        )
+        tmp = Path(tempfile.mkdtemp())
+        (tmp / "headwater.yml").write_text(PROJECT.format(url=sandbox.url, key=sandbox.key))
+        (tmp / "contacts.csv").write_text("customer_id,email\nC1,ada@example.com\n")
+        project = load_project(tmp)
+        settings = ServeSettings.from_project(project)
         hub = Hub(settings)
         with serve_in_thread(create_app(settings, hub)) as server:
+            hub.project = project
+            hub.scheduler = Scheduler(hub.engine, jobs_of(project), sync_runner(project))
             run_id = seed(hub.engine)
             for n, city in enumerate(("York", "Leeds", "Bath")):
                 httpx.post(f"{server.url}/hooks/shop", json={"user": f"u{n}", "city": city,
@@ -113,7 +131,7 @@ def main(out: Path) -> None:
                 page.wait_for_selector("#health")
                 shots = {
                     "overview": ("/console/", "#destinations"),
-                    "sync": ("/console/syncs/crm_users", "#chart-rows canvas"),
+                    "sync": ("/console/syncs/contacts", "#chart-rows canvas"),
                     "run": (f"/console/runs/{run_id}", "#row-errors"),
                     "stream": ("/console/streams/shop", "#inspector >> text=accepted"),
                     "dead-letters": ("/console/dead-letters", "#dead-letters"),
