@@ -20,7 +20,8 @@ from headwater.config import load_project
 from headwater.runtime.hub import Hub
 from headwater.runtime.settings import ServeSettings
 from headwater.sandbox.testing import run_sandbox
-from headwater.schedules.scheduler import Scheduler, jobs_of, sync_runner
+from headwater.schedules.jobs import job_runner, jobs_of
+from headwater.schedules.scheduler import Scheduler
 from headwater.server.app import create_app
 from headwater.state import runs, users
 from headwater.state.dead_letters import dead_letters
@@ -114,7 +115,7 @@ def main(out: Path) -> None:
         hub = Hub(settings)
         with serve_in_thread(create_app(settings, hub)) as server:
             hub.project = project
-            hub.scheduler = Scheduler(hub.engine, jobs_of(project), sync_runner(project))
+            hub.scheduler = Scheduler(hub.engine, jobs_of(project), job_runner(project))
             run_id = seed(hub.engine)
             for n, city in enumerate(("York", "Leeds", "Bath")):
                 httpx.post(f"{server.url}/hooks/shop", json={"user": f"u{n}", "city": city,

@@ -15,7 +15,8 @@ from headwater.config import load_project
 from headwater.runtime.hub import Hub
 from headwater.runtime.settings import ServeSettings
 from headwater.sandbox.testing import run_sandbox
-from headwater.schedules.scheduler import Scheduler, jobs_of, sync_runner
+from headwater.schedules.jobs import job_runner, jobs_of
+from headwater.schedules.scheduler import Scheduler
 from headwater.server.app import create_app
 from headwater.state import runs, users
 from headwater.state.schedules import job_states
@@ -38,7 +39,7 @@ def hub_with_project(tmp_path):
         hub = Hub(settings)
         with serve_in_thread(create_app(settings, hub)) as server:
             hub.project = project  # as serve sets them; the scheduler is not started here
-            hub.scheduler = Scheduler(hub.engine, jobs_of(project), sync_runner(project))
+            hub.scheduler = Scheduler(hub.engine, jobs_of(project), job_runner(project))
             users.create_user(hub.engine, "ada", PASSWORD)
             yield server.url, hub, sandbox
 

@@ -117,18 +117,28 @@ def _project_sync(request: Request) -> str:
     return name
 
 
+def _job_kind(request: Request):
+    """The kind (sync, audience, export, identity model) of the job the URL names."""
+    from headwater.console.jobs import project_jobs
+
+    name = request.path_params["name"]
+    kind = project_jobs(hub_of(request).project).get(name)
+    if kind is not None:
+        return name, kind
+    raise Refused(404, f"no job named {name!r} in this server's project")
+
+
 @action
 async def run_now(request: Request, viewer: Viewer, form) -> Response:
-    name = _project_sync(request)
+    """Run any job now, the way the scheduler would (its runner, its cancel event)."""
+    name, kind = _job_kind(request)
     hub = hub_of(request)
     cancel = hub.scheduler.cancel if hub.scheduler is not None else None
 
     def work() -> None:
-        from headwater.syncs.engine import run_sync
-
         try:
-            report = run_sync(hub.project, name, stop=cancel)
-            log.info("console run of %s by %s: %s", name, viewer.user.name, report.status)
+            result = kind.run(hub.project, name, cancel)
+            log.info("console run of %s by %s: %s", name, viewer.user.name, result.status)
         except Exception:  # recorded in the run; the thread must not die loudly
             log.exception("console run of %s failed", name)
 

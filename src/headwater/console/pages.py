@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from headwater.config.base import redact_url
 from headwater.console import queries
 from headwater.console.auth import Refused, Viewer, login_csrf, set_login_csrf, viewer_of
+from headwater.console.jobs import project_jobs
 from headwater.console.render import SECURITY_HEADERS, page, refused
 from headwater.runtime.hub import GATEWAY_STREAM, hub_of
 from headwater.state import runs
@@ -67,7 +68,7 @@ async def login_form(request: Request) -> Response:
 def _overview(hub) -> dict:
     engine = hub.engine
     project = hub.project
-    configured = list(project.syncs) if project is not None else []
+    configured = list(project_jobs(project))
     names = queries.job_names(engine, configured)
     schedules = []
     if hub.scheduler is not None:
