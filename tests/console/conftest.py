@@ -94,3 +94,11 @@ def page(chromium):
     context.set_default_timeout(60_000)  # bounds a failure only; a loaded machine is slow
     yield context.new_page()
     context.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_url(request, tmp_path) -> str:
+    """The console's queries on both kinds of store (as tests/state does)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    return request.getfixturevalue("pg_url")

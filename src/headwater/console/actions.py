@@ -39,6 +39,19 @@ from headwater.state.dead_letters import replay_dead_letters
 from headwater.state.keys import create_key, list_keys, revoke_key
 
 log = logging.getLogger("headwater.console")
+# Password checks cost ~50 ms of CPU each (scrypt): a flood of logins waits its turn here
+# instead of taking every core from the gateway.
+LOGIN_CHECKS = 2
+_login_slots: asyncio.Semaphore | None = None
+
+
+def _slots() -> asyncio.Semaphore:
+    global _login_slots
+    if _login_slots is None:
+        _login_slots = asyncio.Semaphore(LOGIN_CHECKS)
+    return _login_slots
+
+
 Action = Callable[[Request, Viewer, dict[str, list[str]]], Awaitable[Response]]
 
 
@@ -72,7 +85,8 @@ async def login(request: Request) -> Response:
     if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
         return _login_again(request, "The form expired: try again.", 403)
     engine = hub_of(request).engine
-    user = await asyncio.to_thread(users.authenticate, engine, name, password)
+    async with _slots():
+        user = await asyncio.to_thread(users.authenticate, engine, name, password)
     if user is None:
         log.warning("console login refused for a user name of %d characters", len(name))
         return _login_again(request, "Wrong name or password.", 401)
