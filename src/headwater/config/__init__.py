@@ -28,6 +28,7 @@ from headwater.config.checks import NAME_PATTERN, NAMED_SECTIONS, name_problem
 from headwater.config.destinations import BrazeDestination, RateLimitOverride
 from headwater.config.document import Loc, ProjectCheck, Report, located_errors
 from headwater.config.gateway import GatewayConfig, GatewayDelivery
+from headwater.config.identity import IdentityConfig, IdentityKey, IdentitySource
 from headwater.config.loading import find_project_file, load_project, parse_project
 from headwater.config.models import ColumnSpec, ColumnType, ModelConfig
 from headwater.config.monitoring import InspectorConfig, MetricsConfig
@@ -62,6 +63,9 @@ __all__ = [
     "FILE_SOURCE_TYPES",
     "GatewayConfig",
     "GatewayDelivery",
+    "IdentityConfig",
+    "IdentityKey",
+    "IdentitySource",
     "InspectorConfig",
     "JsonSourceConfig",
     "MetricsConfig",
