@@ -42,13 +42,17 @@ def _clean_new(engine: DuckDBEngine, cache: str, key_name: str, key: IdentityKey
         f"{RAW} AS r WHERE r.key = {quote_literal(key_name)} AND NOT EXISTS (SELECT 1 FROM "
         f"{cache} AS c WHERE c.kind = {quote_literal(kind)} AND c.raw = r.raw)"
     )
+    module = emails if key.type == "email" else phones
+    # The prepared text is stored, not recomputed per test: DuckDB would repeat it.
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE __hw_id_prep AS SELECT raw, "
+        f"{module.prepare_sql('raw')} AS c FROM __hw_id_new"
+    )
     if key.type == "email":
-        fast = emails.fast_email_sql("__hw_id_new", "raw")
+        fast = emails.fast_email_sql("__hw_id_prep")
     else:
-        codes = [
-            row[0] for row in con.execute(phones.plus_codes_sql("__hw_id_new", "raw")).fetchall()
-        ]
-        fast = phones.fast_e164_sql("__hw_id_new", "raw", key.default_region, codes)
+        found = con.execute(phones.plus_codes_sql("__hw_id_prep")).fetchall()
+        fast = phones.fast_e164_sql("__hw_id_prep", key.default_region, [r[0] for r in found])
     con.execute(
         f"INSERT INTO {cache} SELECT {quote_literal(kind)}, r, v, NULL FROM ({fast}) AS f(r, v)"
     )
@@ -77,6 +81,7 @@ def _clean_new(engine: DuckDBEngine, cache: str, key_name: str, key: IdentityKey
             con.unregister("__hw_id_batch")
     count = con.execute("SELECT count(*) FROM __hw_id_new").fetchall()[0][0]
     con.execute("DROP TABLE __hw_id_new")
+    con.execute("DROP TABLE __hw_id_prep")
     return int(count)
 
 

@@ -114,24 +114,28 @@ def country_code_sql(d: str) -> str:
     return f"(CASE {whens} ELSE NULL END)"
 
 
-def fast_e164_sql(table: str, raw: str, region: str | None, codes: list[int]) -> str:
-    """SELECT raw, e164 for the values of ``table.raw`` the fast path accepts (a subset of
-    what phonenumbers accepts, with the same E.164). ``codes``: calling codes to consider."""
+def prepare_sql(raw: str) -> str:
+    """The text the fast path tests: trimmed, without ``STRIP_CHARS`` (computed once)."""
+    return f"regexp_replace(trim({raw}), '[ ().-]', '', 'g')"
+
+
+def fast_e164_sql(table: str, region: str | None, codes: list[int]) -> str:
+    """SELECT r, e164 for the values of ``table`` (raw, c), c = ``prepare_sql(raw)``, the
+    fast path accepts: a subset of what phonenumbers accepts, with the same E.164.
+    ``codes``: the calling codes to consider (``plus_codes_sql``)."""
     region_code = phonenumbers.country_code_for_region(region) if region else 0
-    cleaned = f"regexp_replace(trim({raw}), '[ ().-]', '', 'g')"
     parts = []
     plus_cases = []
     for code in codes:
         cc = str(code)
-        n = f"substr(c, {len(cc) + 1})"
+        n = f"substr(d, {len(cc) + 1})"
         ok = f"NOT {_parse_prefix_sql(code, n)} AND {validity_sql(code, n)}"
         plus_cases.append(f"WHEN {quote_literal(cc)} THEN {ok}")
     if plus_cases:
         parts.append(
-            f"SELECT r, '+' || c AS e164 FROM (SELECT r, c, "
-            f"substr(c, 1, {country_code_sql('c')}) AS cc FROM (SELECT r, substr(c, 2) AS c "
-            f"FROM (SELECT {raw} AS r, {cleaned} AS c FROM {table}) "
-            f"WHERE regexp_full_match(c, '\\+[1-9][0-9]{{3,16}}'))) "
+            f"SELECT r, '+' || d AS e164 FROM (SELECT raw AS r, substr(c, 2) AS d, "
+            f"substr(c, 2, {country_code_sql('substr(c, 2)')}) AS cc FROM {table} "
+            f"WHERE regexp_full_match(c, '\\+[1-9][0-9]{{3,16}}')) AS p "
             f"WHERE CASE cc {' '.join(plus_cases)} ELSE false END"
         )
     if region_code:
@@ -141,19 +145,18 @@ def fast_e164_sql(table: str, raw: str, region: str | None, codes: list[int]) ->
         if idd:  # digits starting with the region's international prefix are international
             ok = f"NOT regexp_matches(c, {quote_literal('^(?:' + idd + ')')}) AND {ok}"
         parts.append(
-            f"SELECT r, '+{region_code}' || c AS e164 FROM (SELECT {raw} AS r, {cleaned} AS c "
-            f"FROM {table}) WHERE regexp_full_match(c, '[1-9][0-9]{{1,16}}') AND {ok}"
+            f"SELECT raw AS r, '+{region_code}' || c AS e164 FROM {table} "
+            f"WHERE regexp_full_match(c, '[1-9][0-9]{{1,16}}') AND {ok}"
         )
     if not parts:
-        return f"SELECT {raw} AS r, NULL::VARCHAR AS e164 FROM {table} WHERE false"
+        return "SELECT NULL::VARCHAR AS r, NULL::VARCHAR AS e164 WHERE false"
     return " UNION ALL ".join(parts)
 
 
-def plus_codes_sql(table: str, raw: str) -> str:
-    """SELECT the distinct calling codes the ``+`` values of ``table.raw`` start with."""
-    cleaned = f"substr(regexp_replace(trim({raw}), '[ ().-]', '', 'g'), 2)"
+def plus_codes_sql(table: str) -> str:
+    """SELECT the distinct calling codes the ``+`` values of ``table`` (raw, c) start with."""
     return (
-        f"SELECT DISTINCT CAST(substr(c, 1, {country_code_sql('c')}) AS INTEGER) FROM "
-        f"(SELECT {cleaned} AS c FROM {table} WHERE starts_with(trim({raw}), '+')) "
-        f"WHERE {country_code_sql('c')} IS NOT NULL"
+        f"SELECT DISTINCT CAST(substr(d, 1, {country_code_sql('d')}) AS INTEGER) FROM "
+        f"(SELECT substr(c, 2) AS d FROM {table} WHERE starts_with(c, '+')) AS p "
+        f"WHERE {country_code_sql('d')} IS NOT NULL"
     )

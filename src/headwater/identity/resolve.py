@@ -91,29 +91,29 @@ def _publish(
 ) -> None:
     con = engine.conn
     t = {name: quote_ident(output_table(model_name, name)) for name in OUTPUTS}
+    # Each record with its person, once; the three big outputs read it without joins.
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE __hw_id_golden AS "
-        + golden_select(model, RECORDS, PERSON, LABELS)
+        f"CREATE OR REPLACE TEMP TABLE __hw_id_rp AS SELECT p.person_id, p.first_seen_at, r.* "
+        f"FROM {RECORDS} AS r JOIN {LABELS} AS l ON l._rid = r._rid "
+        f"JOIN {PERSON} AS p ON p.lbl = l.lbl"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE __hw_id_golden AS " + golden_select(model, "__hw_id_rp")
     )
     params = {"now": now, "run": run_id}
     with engine.transaction():
         con.execute(
-            f"CREATE OR REPLACE TABLE {t['links']} AS SELECT DISTINCT ON (r._source, r._record_id, p.person_id) "
-            "p.person_id, r._source AS source, r._record_id AS record_id, r._updated_at AS updated_at "
-            f"FROM {RECORDS} AS r JOIN {LABELS} AS l ON l._rid = r._rid JOIN {PERSON} AS p ON p.lbl = l.lbl "
-            "ORDER BY p.person_id, r._source, r._record_id"
+            f"CREATE OR REPLACE TABLE {t['links']} AS SELECT DISTINCT person_id, "
+            "_source AS source, _record_id AS record_id, _updated_at AS updated_at FROM __hw_id_rp"
         )
         con.execute(
-            f"CREATE OR REPLACE TABLE {t['persons']} AS SELECT p.person_id, COUNT(*) AS records, "
-            "COUNT(DISTINCT r._source) AS sources, p.first_seen_at, "
-            "CAST($now AS TIMESTAMPTZ) AS resolved_at FROM "
-            f"{RECORDS} AS r JOIN {LABELS} AS l ON l._rid = r._rid JOIN {PERSON} AS p ON p.lbl = l.lbl "
-            "GROUP BY p.person_id, p.first_seen_at ORDER BY p.person_id",
+            f"CREATE OR REPLACE TABLE {t['persons']} AS SELECT person_id, COUNT(*) AS records, "
+            "COUNT(DISTINCT _source) AS sources, first_seen_at, "
+            "CAST($now AS TIMESTAMPTZ) AS resolved_at FROM __hw_id_rp "
+            "GROUP BY person_id, first_seen_at",
             {"now": now},
         )
-        con.execute(
-            f"CREATE OR REPLACE TABLE {t['golden']} AS SELECT * FROM __hw_id_golden ORDER BY person_id"
-        )
+        con.execute(f"CREATE OR REPLACE TABLE {t['golden']} AS SELECT * FROM __hw_id_golden")
         con.execute(
             f"CREATE OR REPLACE TABLE {t['refused']} AS SELECT key, value, records, rule, reason, "
             "CAST($run AS BIGINT) AS run_id, CAST($now AS TIMESTAMPTZ) AS refused_at "
@@ -135,6 +135,7 @@ def _publish(
             params,
         )
     con.execute("DROP TABLE __hw_id_golden")
+    con.execute("DROP TABLE __hw_id_rp")
 
 
 def _details(engine: DuckDBEngine, limit: int) -> list[RowError]:

@@ -45,7 +45,7 @@ def _register_inputs(project: Project, engine: DuckDBEngine, model_name: str, sq
         if name in project.sources:
             source = open_source(project, name)
             if isinstance(source, FileSource):
-                source.register(con, materialize=True)
+                source.register(con)  # a view: each identity source reads it once
             else:
                 source.register(con)
         elif name in project.models and name != model_name:
