@@ -46,6 +46,8 @@ def normalize_phone(raw: str, region: str | None) -> tuple[str | None, str | Non
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
+        if region is None and not raw.strip().startswith("+"):
+            return None, "not a phone number: no +country code, and the key has no default_region"
         return None, f"not a phone number: {exc._msg}"
     if not phonenumbers.is_valid_number(number):
         return None, "not a valid phone number" + (
