@@ -204,7 +204,7 @@ def run_resolution(
     bad = con.execute(f"SELECT COUNT(*) FROM {BAD}").fetchall()[0][0]
     report.rejected = int(bad) + staged.missing_id_count
     report.errors = [
-        RowError("no record id", row=f"{source} row {row}", field="record_id")
+        RowError("no record id", row=f"row {row} of {source}", field="record_id")
         for source, row in staged.missing_ids[:MAX_REJECTION_DETAILS]
     ]
     report.errors += _details(engine, MAX_REJECTION_DETAILS - len(report.errors))
