@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from headwater.config import parse_project
-from headwater.errors import ConfigError
+from headwater.errors import ConfigError, FatalError
 from headwater.identity import materialize_any, resolve
 from headwater.models import materialize_model
 from headwater.state import runs
@@ -263,3 +263,26 @@ def test_resolve_refuses_a_model_that_is_not_an_identity_model(tmp_path: Path):
     project = make_project(tmp_path)
     with pytest.raises(ConfigError):
         resolve(project, "nope")
+
+
+def test_another_model_reads_the_golden_records_as_last_resolved(tmp_path: Path):
+    text = (
+        PROJECT
+        + """
+  annes:
+    sql: select person_id, first_name from customers where first_name like 'Ann%'
+    primary_key: person_id
+    columns: {person_id: {type: string}, first_name: {type: string}}
+"""
+    )
+    (tmp_path / "crm.csv").write_text(CRM)
+    (tmp_path / "shop.csv").write_text(SHOP)
+    project = parse_project(text, root=tmp_path)
+    with pytest.raises(FatalError, match="headwater resolve customers"):
+        materialize_model(project, "annes").engine.close()
+    resolve(project, "customers")
+    result = materialize_model(project, "annes")
+    try:
+        assert result.engine.fetch_all("SELECT first_name FROM hw_model_annes") == [("Ann",)]
+    finally:
+        result.engine.close()
