@@ -286,3 +286,45 @@ def test_another_model_reads_the_golden_records_as_last_resolved(tmp_path: Path)
         assert result.engine.fetch_all("SELECT first_name FROM hw_model_annes") == [("Ann",)]
     finally:
         result.engine.close()
+
+
+def test_hostile_records_are_rejected_by_field_and_the_rest_resolved(tmp_path: Path):
+    import json
+
+    rows = [
+        {"id": {"a": 1, "b": [1, 2]}, "email": "x" * 5000 + "@example.com", "phone": 4155550123},
+        {"id": 2, "email": ["a@b.com"], "phone": "+" + "9" * 40, "when": -1e308},
+        {"id": None, "email": "a@b.com"},
+        {"id": "3", "email": "A@B.COM", "phone": "+1 415 555 0123 ext. 9", "when": "99999-01-01"},
+        *({"id": f"f{i}", "email": f"bad{i}", "phone": f"call {i}"} for i in range(300)),
+    ]
+    (tmp_path / "a.ndjson").write_text("\n".join(json.dumps(r) for r in rows))
+    project = parse_project(
+        """
+warehouse: duckdb:///w.duckdb
+state: sqlite:///s.db
+sources: {a: {type: ndjson, path: a.ndjson}}
+models:
+  p:
+    identity:
+      keys: {email: {type: email}, phone: {type: phone, default_region: US}}
+      sources:
+        a: {sql: select * from a, record_id: id, keys: {email: email, phone: phone}, updated_at: when}
+    columns: {email: {type: string}}
+""",
+        root=tmp_path,
+    )
+    report = resolve(project, "p")
+    assert report.status == "partial" and report.records == 303
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    links = dict(con.execute("SELECT record_id, person_id FROM p_links").fetchall())
+    reasons = con.execute("SELECT record_id, key, reason FROM p_rejected").fetchall()
+    con.close()
+    # The object id is its JSON text; the numeric phone and the one with an extension agree.
+    assert links['{"a":1,"b":[1,2]}'] == links["3"]
+    assert ("f7", "email", "not a valid email: An email address must have an @-sign.") in reasons
+    assert any(r[0] == "2" and r[1] == "phone" for r in reasons)
+    assert (
+        report.rejected == 1 + 2 + 1 + 600
+    )  # the missing id, record 2's two, the long email, the flood
+    assert all(len(e.reason) < 400 for e in report.errors)

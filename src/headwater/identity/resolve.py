@@ -140,7 +140,7 @@ def _publish(
 
 def _details(engine: DuckDBEngine, limit: int) -> list[RowError]:
     rows = engine.conn.execute(
-        f"SELECT r._source || ':' || r._record_id, b.key, b.reason || ': ' || b.raw FROM {BAD} AS b "
+        f"SELECT r._source || ':' || r._record_id, b.key, b.reason || ': ' || left(b.raw, 100) FROM {BAD} AS b "
         f"JOIN {RECORDS} AS r ON r._rid = b._rid ORDER BY b._rid, b.key LIMIT {int(limit)}"
     ).fetchall()
     errors = [RowError(reason, row=row, field=key) for row, key, reason in rows]

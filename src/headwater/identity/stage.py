@@ -56,9 +56,18 @@ def _register_inputs(project: Project, engine: DuckDBEngine, model_name: str, sq
             )
 
 
-def _expr(column_or_sql: str, columns: set[str]) -> str:
+def _expr(column_or_sql: str, columns: dict[str, str]) -> str:
     """A source's column by name, else the text as a SQL expression over its columns."""
     return quote_ident(column_or_sql) if column_or_sql in columns else f"({column_or_sql})"
+
+
+def _text(column_or_sql: str, columns: dict[str, str]) -> str:
+    """The value as text. A JSON column (ndjson with mixed types) gives its string
+    unquoted (``"a@b.com"`` -> ``a@b.com``), and objects and arrays as their JSON text."""
+    expr = _expr(column_or_sql, columns)
+    if columns.get(column_or_sql) == "JSON":
+        return f"COALESCE(json_extract_string({expr}, '$'), CAST({expr} AS VARCHAR))"
+    return f"CAST({expr} AS VARCHAR)"
 
 
 def stage_records(
@@ -78,12 +87,12 @@ def stage_records(
             described = con.execute(f"DESCRIBE SELECT * FROM ({sql}) AS s").fetchall()
         except Exception as exc:
             raise FatalError(f"{where}: its SQL failed: {str(exc).splitlines()[0]}") from None
-        columns = {row[0] for row in described}
+        columns = {row[0]: row[1] for row in described}
         select = [
             f"{quote_literal(name)} AS _source",
             f"{index} AS _source_index",
             f"{int(source.priority)} AS _priority",
-            f"CAST({_expr(source.record_id, columns)} AS VARCHAR) AS _record_id",
+            f"{_text(source.record_id, columns)} AS _record_id",
             (
                 f"TRY_CAST({_expr(source.updated_at, columns)} AS TIMESTAMPTZ) AS _updated_at"
                 if source.updated_at
@@ -92,9 +101,7 @@ def stage_records(
         ]
         for i, key in enumerate(identity.keys):
             expr = (
-                f"CAST({_expr(source.keys[key], columns)} AS VARCHAR)"
-                if key in source.keys
-                else "CAST(NULL AS VARCHAR)"
+                _text(source.keys[key], columns) if key in source.keys else "CAST(NULL AS VARCHAR)"
             )
             select.append(f"{expr} AS __hw_k{i}")
         for i, (column, spec) in enumerate(golden.items()):
@@ -102,7 +109,7 @@ def stage_records(
             if column in identity.keys:
                 ref = "NULL"  # the cleaned key value, filled in by normalize.fill_key_columns
             elif column in columns:
-                ref = quote_ident(column)
+                ref = _text(column, columns) if spec.type == "string" else quote_ident(column)
             elif column in source.keys:
                 ref = _expr(source.keys[column], columns)
             else:
