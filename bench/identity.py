@@ -98,7 +98,7 @@ def generate(directory: Path, records: int, seed: int = 0) -> dict[str, int]:
         FROM p, range(4) AS r(k) WHERE k < h(p, 2) % 4""")
     con.execute("""CREATE TABLE app AS SELECT 'A' || p || '-' || k AS user_id,
         CASE WHEN h(p * 3 + k, 10) % 700 = 0 THEN '+1 800 555 0199'
-             WHEN h(p * 3 + k, 11) % 991 = 0 THEN 'call me'
+             WHEN h(p * 3 + k, 11) % 991 = 0 AND h(p, 9) % 997 <> 0 THEN 'call me'
              ELSE fmt_phone(phone_of(p), h(p, 12) + k) END AS phone,
         CASE WHEN NOT has_crm(p) OR h(p * 3 + k, 10) % 700 = 0 OR h(p * 3 + k, 11) % 991 = 0
              OR family(p) OR family(p + 1) OR h(p, 13) % 2 = 0

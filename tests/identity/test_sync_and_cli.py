@@ -40,7 +40,7 @@ models:
       email: {{type: string}}
       phone: {{type: string}}
 syncs:
-  people:
+  people_to_braze:
     model: people
     destination: braze
     identifier: {{external_id: person_id}}
@@ -58,13 +58,13 @@ def sandbox():
 
 def test_a_sync_over_an_identity_model_sends_one_user_per_person(tmp_path, sandbox):
     root = write_project(tmp_path, sandbox.url, sandbox.key)
-    report = run_sync(load_project(root), "people")
+    report = run_sync(load_project(root), "people_to_braze")
     assert (report.status, report.added, report.sent) == ("succeeded", 3, 3)
     users = {u["external_id"]: u for u in sandbox.users()}
     assert {u.get("first_name") for u in users.values()} == {"Ann", "Bob", "Zoe"}
     zoe = next(u for u in users.values() if u.get("first_name") == "Zoe")
     assert zoe["phone"] == "+33612345678"
-    again = run_sync(load_project(root), "people")
+    again = run_sync(load_project(root), "people_to_braze")
     assert (again.added, again.changed, again.sent) == (0, 0, 0)  # stable person ids
 
 
