@@ -26,9 +26,11 @@ from headwater.config.base import (
 )
 from headwater.config.base import Strict as _Strict  # noqa: F401  (models elsewhere extend it)
 from headwater.config.checks import NAME_PATTERN, NAMED_SECTIONS, name_problem
+from headwater.config.console import ConsoleConfig
 from headwater.config.destinations import BrazeDestination, RateLimitOverride
 from headwater.config.document import Loc, ProjectCheck, Report, located_errors
 from headwater.config.gateway import GatewayConfig, GatewayDelivery
+from headwater.config.identity import IdentityConfig, IdentityKey, IdentitySource
 from headwater.config.loading import find_project_file, load_project, parse_project
 from headwater.config.models import ColumnSpec, ColumnType, ModelConfig
 from headwater.config.monitoring import InspectorConfig, MetricsConfig
@@ -65,6 +67,10 @@ __all__ = [
     "FILE_SOURCE_TYPES",
     "GatewayConfig",
     "GatewayDelivery",
+    "ConsoleConfig",
+    "IdentityConfig",
+    "IdentityKey",
+    "IdentitySource",
     "InspectorConfig",
     "JsonSourceConfig",
     "MetricsConfig",
