@@ -176,12 +176,12 @@ def run_segments_export(
     try:
         runs.mark_interrupted(state)
         running = runs.running_runs(state).get(JOB)
-        if running is not None:
-            record = runs.get_run(state, running)
+        record = runs.get_run(state, running) if running is not None else None
+        if record is not None and record.kind == KIND:  # (a sync may be named segments too)
             report.status = "failed"
             report.error = (
                 f"the segment export is already running (run {running}"
-                + (f", pid {record.pid} on {record.host}" if record else "")
+                + f", pid {record.pid} on {record.host}"
                 + "); wait for it: two runs would replace each other's tables"
             )
             return report

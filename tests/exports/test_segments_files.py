@@ -1,0 +1,69 @@
+"""Reading an export's archive: a ZIP of JSON files, of ZIPs or gzips, one gzip; damage
+is one clear error."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from headwater.exports.segments_files import ExportFileError, read_export
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def write(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / "export.zip"
+    path.write_bytes(data)
+    return path
+
+
+def test_a_zip_of_json_files_in_name_order(tmp_path):
+    path = write(tmp_path, zip_bytes({"b.json": b"2\n", "a.json": b"1\n", "dir/": b""}))
+    assert list(read_export(path)) == [("export.zip/a.json", b"1\n"), ("export.zip/b.json", b"2\n")]
+
+
+def test_a_zip_of_zips_and_gzips_as_a_bucket_holds_them(tmp_path):
+    inner = zip_bytes({"x.json": b"inner\n"})
+    path = write(tmp_path, zip_bytes({"1.zip": inner, "2.gz": gzip.compress(b"gz\n")}))
+    assert [data for _, data in read_export(path)] == [b"inner\n", b"gz\n"]
+
+
+def test_one_gzip_file(tmp_path):
+    path = write(tmp_path, gzip.compress(b'{"braze_id": "b"}\n'))
+    assert [data for _, data in read_export(path)] == [b'{"braze_id": "b"}\n']
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.9, 0.99])
+def test_a_truncated_zip_is_a_clear_error(tmp_path, cut):
+    data = zip_bytes({f"{i}.json": b'{"braze_id": "x"}\n' * 2000 for i in range(3)})
+    path = write(tmp_path, data[: int(len(data) * cut)])
+    with pytest.raises(ExportFileError, match="damaged.*Nothing was landed"):
+        list(read_export(path))
+
+
+def test_a_corrupted_member_is_caught_by_its_checksum(tmp_path):
+    data = bytearray(zip_bytes({"a.json": b'{"braze_id": "x"}\n' * 5000}))
+    data[60] ^= 0xFF  # inside the compressed data of the first member
+    path = write(tmp_path, bytes(data))
+    with pytest.raises(ExportFileError, match="damaged"):
+        list(read_export(path))
+
+
+def test_a_truncated_gzip_and_other_files_are_clear_errors(tmp_path):
+    gz = gzip.compress(b"x" * 100_000)
+    with pytest.raises(ExportFileError, match="damaged"):
+        list(read_export(write(tmp_path, gz[: len(gz) // 2])))
+    with pytest.raises(ExportFileError, match="not a ZIP or gzip"):
+        list(read_export(write(tmp_path, b"<Error><Code>AccessDenied</Code></Error>")))
+    with pytest.raises(ExportFileError, match="empty"):
+        list(read_export(write(tmp_path, b"")))
