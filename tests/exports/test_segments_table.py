@@ -40,7 +40,7 @@ def test_fields_and_custom_attributes_become_columns():
     assert table.column("tier").to_pylist() == ["gold", "silver"]
     assert table.schema.field("points").type == pa.float64()
     assert table.column("segment_id").to_pylist() == ["seg-1", "seg-1"]
-    assert table.column(ORDINAL_COLUMN).to_pylist() == [0, 1]
+    assert ORDINAL_COLUMN not in table.column_names
     assert parsed.rejected == 0
 
 
@@ -128,7 +128,21 @@ def test_a_flood_of_attribute_names_is_capped_into_one_overflow_column():
 def test_no_members_gives_an_empty_table_with_its_key_columns():
     parsed = parse(b"", b"\n\n")
     assert parsed.table.num_rows == 0
-    assert {"segment_id", "braze_id", ORDINAL_COLUMN} <= set(parsed.table.column_names)
+    assert {"segment_id", "braze_id"} <= set(parsed.table.column_names)
+
+
+def test_a_user_repeated_across_files_lands_once_with_its_last_line():
+    parsed = parse(
+        lines(
+            {"braze_id": "b1", "email": "old"},
+            {"braze_id": "b2"},
+            {"braze_id": "b1", "email": "mid"},
+        ),
+        lines({"braze_id": "b3"}, {"braze_id": "b1", "email": "new"}),
+    )
+    assert parsed.table.to_pydict()["braze_id"] == ["b2", "b3", "b1"]
+    assert parsed.table.to_pydict()["email"] == [None, None, "new"]
+    assert (parsed.lines, parsed.duplicates) == (5, 2)
 
 
 scalars = st.one_of(

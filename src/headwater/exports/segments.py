@@ -310,7 +310,7 @@ class _Job:
         parsed = parser.finish()
         landed = land_segment(
             self.landing, result.segment_id, result.name, parsed.table, parsed.rejected,
-            exported_at,
+            exported_at, parsed.duplicates,
         )  # fmt: skip
         result.members, result.duplicates, result.rejected = (
             landed.members, landed.duplicates, parsed.rejected,

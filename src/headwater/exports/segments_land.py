@@ -9,7 +9,7 @@ export times of the first and the latest run that found them). A user in the lat
 has ``last_seen`` equal to the segment's ``exported_at``.
 
 The work is SQL in an in-memory DuckDB over the Arrow table and the previous files: it
-de-duplicates, joins and writes Parquet in parallel, in C++.
+joins and writes Parquet in parallel, in C++.
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ import pyarrow as pa
 
 from headwater.braze.segment_export import KEY_FIELD
 from headwater.exports.landing import discard, publish, safe_part, sql_ident, sql_literal, staged
-from headwater.exports.segments_table import ORDINAL_COLUMN
 
 SEGMENTS_DIR = "segments"
 SEGMENTS_FILE = "segments.parquet"
 MEMBERS_FILE = "members.parquet"
 HISTORY_FILE = "history.parquet"
-PARQUET = "(FORMAT parquet, COMPRESSION zstd)"
+PARQUET = "(FORMAT parquet, COMPRESSION snappy)"  # zstd: 30 % more CPU for a smaller file
 
 SEGMENTS_COLUMNS = """
     segment_id VARCHAR, name VARCHAR, exported_at TIMESTAMPTZ, members BIGINT,
@@ -73,8 +72,10 @@ def land_segment(
     members: pa.Table,
     rejected: int,
     exported_at: datetime,
+    duplicates: int = 0,
 ) -> Landed:
-    """Replace the segment's members, update its history and its segments row."""
+    """Replace the segment's members (``members`` holds each user once), update its
+    history and its segments row."""
     directory = segment_dir(landing, segment_id)
     directory.mkdir(parents=True, exist_ok=True)
     members_path = directory / MEMBERS_FILE
@@ -82,17 +83,9 @@ def land_segment(
     segments_path = segments_root(landing) / SEGMENTS_FILE
     conn = _connect()
     try:
-        conn.register("raw", members)
+        conn.register("members", members)  # one row per member already (segments_table)
         key = sql_ident(KEY_FIELD)
-        conn.execute(
-            f"CREATE TEMP TABLE members AS SELECT * EXCLUDE ({sql_ident(ORDINAL_COLUMN)}) "
-            f"FROM raw QUALIFY row_number() OVER (PARTITION BY {key} "
-            f"ORDER BY {sql_ident(ORDINAL_COLUMN)} DESC) = 1 ORDER BY {sql_ident(ORDINAL_COLUMN)}"
-        )
-        conn.unregister("raw")
-        count = conn.execute("SELECT count(*) FROM members").fetchone()[0]
-        duplicates = members.num_rows - count
-
+        count = members.num_rows
         previous = (
             f"(SELECT DISTINCT {key} FROM read_parquet({sql_literal(str(members_path))}))"
             if members_path.exists()
@@ -144,8 +137,8 @@ def _write_history(conn, history_path: Path, temp: Path, segment_id, exported_at
         f"coalesce({external}, h.external_id)::VARCHAR AS external_id, "
         f"coalesce(h.first_seen, $now)::TIMESTAMPTZ AS first_seen, "
         f"(CASE WHEN m.{key} IS NULL THEN h.last_seen ELSE $now END)::TIMESTAMPTZ AS last_seen "
-        f"FROM members m FULL OUTER JOIN {previous} h ON m.{key} = h.braze_id "
-        f"ORDER BY 2) TO {sql_literal(str(temp))} {PARQUET}",
+        f"FROM members m FULL OUTER JOIN {previous} h ON m.{key} = h.braze_id"
+        f") TO {sql_literal(str(temp))} {PARQUET}",
         {"segment": segment_id, "now": exported_at},
     )
 
