@@ -254,3 +254,30 @@ def test_the_cli_reports_config_problems_at_their_line(tmp_path):
     assert "'shoe_size' is not a field Braze exports" in result.output
     assert "braze_id cannot be removed" in result.output
     assert "headwater.yml:7" in result.output
+
+
+def test_serve_s_scheduler_runs_the_export_as_job_segments(sandbox, tmp_path):
+    from headwater.schedules.jobs import job_runner, jobs_of
+
+    sandbox.seed(attributes=users(3))
+    sandbox.define_segment("Everyone")
+    extra = "    schedule: {every: 1h}\n"
+    project = parse_project(project_text(sandbox.url, extra), root=tmp_path)
+    assert "segments" in jobs_of(project)
+    result = job_runner(project)("segments")
+    assert (result.status, result.error) == ("succeeded", None)
+    assert result.run_id is not None
+
+
+def test_hostile_segment_ids_and_names_stay_inside_the_landing(sandbox, tmp_path):
+    sandbox.seed(attributes=users(3))
+    sandbox.define_segment("'; drop table x; --", id="../../escape")
+    sandbox.define_segment("ü" * 300, id="a" * 200)
+    project = parse_project(project_text(sandbox.url), root=tmp_path)
+    report = run_segments_export(project)
+    assert report.status == "succeeded", report.error
+    landed = [p for p in tmp_path.rglob("members.parquet")]
+    assert len(landed) == 2
+    assert all(project.landing_path in p.parents for p in landed)
+    conn = open_views(project)
+    assert rows(conn, "select count(*) from segment_drop_table_x") == [(3,)]

@@ -123,14 +123,15 @@ def serve(
 
 
 def _attach_scheduler(app, project) -> int:
-    """Give the app a scheduler for the project's scheduled syncs; return how many."""
-    from headwater.schedules.scheduler import Scheduler, jobs_of, sync_runner
+    """Give the app a scheduler for the project's scheduled jobs (every kind); return how many."""
+    from headwater.schedules.jobs import job_runner, jobs_of
+    from headwater.schedules.scheduler import Scheduler
 
     jobs = jobs_of(project)
     hub = app.state.hub
     if jobs:
         cancel = threading.Event()  # set by a stopping server: running syncs end early
-        hub.scheduler = Scheduler(hub.engine, jobs, sync_runner(project, cancel), cancel=cancel)
+        hub.scheduler = Scheduler(hub.engine, jobs, job_runner(project, cancel), cancel=cancel)
     return len(jobs)
 
 
