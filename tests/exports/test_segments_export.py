@@ -281,3 +281,42 @@ def test_hostile_segment_ids_and_names_stay_inside_the_landing(sandbox, tmp_path
     assert all(project.landing_path in p.parents for p in landed)
     conn = open_views(project)
     assert rows(conn, "select count(*) from segment_drop_table_x") == [(3,)]
+
+
+def test_one_failing_segment_does_not_stop_the_others(tmp_path, monkeypatch):
+    """Seed 0: of the sandbox's first two exports, exactly one is cut short (which one
+    depends on which request arrives first; the test holds for either)."""
+    with run_sandbox(seed=0) as sandbox:
+        monkeypatch.setenv("HW_TEST_KEY", sandbox.key)
+        sandbox.seed(attributes=users(100))
+        sandbox.define_segment("Gold", {"attribute": "tier", "equals": "gold"})
+        sandbox.define_segment("Silver", {"attribute": "tier", "equals": "silver"})
+        sandbox.set_faults(export_truncated_share=0.5)
+        project = parse_project(project_text(sandbox.url), root=tmp_path)
+        report = run_segments_export(project)
+
+    assert report.status == "partial"
+    (failed,) = [s for s in report.segments if s.status == "failed"]
+    (landed,) = [s for s in report.segments if s.status == "landed"]
+    assert "damaged" in failed.error and landed.members == 50
+    assert report.error.startswith("1 of 2 segments failed: " + failed.name)
+    assert (
+        not segment_dir(project.landing_path, failed.segment_id)
+        .joinpath("members.parquet")
+        .exists()
+    )
+    conn = open_views(project)
+    assert rows(conn, "select name from segments") == [(landed.name,)]
+
+
+@pytest.mark.postgres
+def test_runs_are_recorded_in_a_postgresql_state(sandbox, tmp_path, pg_url):
+    sandbox.seed(attributes=users(10))
+    sandbox.define_segment("Everyone")
+    text = f"state: {pg_url}\n" + project_text(sandbox.url)
+    project = parse_project(text, root=tmp_path)
+    assert run_segments_export(project).status == "succeeded"
+    state = open_state(project.state_url)
+    (record,) = runs.list_runs(state)
+    assert (record.kind, record.status, record.counts["added"]) == ("export", "succeeded", 10)
+    state.dispose()

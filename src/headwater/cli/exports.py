@@ -51,8 +51,9 @@ class _Bars:
         }
         if phase == "download":
             self.progress.update(task, completed=done, total=total, phase=labels[phase])
-        elif phase in ("landed", "failed"):
-            self.progress.update(task, completed=1, total=1, phase=labels[phase])
+        elif phase in ("landed", "failed"):  # the bar full, the downloaded size kept
+            total = next(t.total for t in self.progress.tasks if t.id == task) or 1
+            self.progress.update(task, completed=total, total=total, phase=labels[phase])
         else:
             self.progress.update(task, phase=labels.get(phase, phase))
 

@@ -109,11 +109,12 @@ class SegmentExports:
         key = export_key(quote(segment_id, safe=""), prefix, now, f"{secrets.token_hex(16)}.zip")
         token = secrets.token_urlsafe(24)
         url = f"{base_url.rstrip('/')}/{key}?token={token}"
-        duplicate_share = self.faults.export_duplicate_share
+        # Both draws happen here, in request order, so a seeded sandbox repeats itself.
         truncate = self.random.random() < self.faults.export_truncated_share
+        duplicates = (self.faults.export_duplicate_share, self.random.random())
         thread = threading.Thread(
             target=self._build,
-            args=(segment_id, members, request, token, url, duplicate_share, truncate),
+            args=(segment_id, members, request, token, url, duplicates, truncate),
             name=f"segment-export-{segment_id[:40]}",
             daemon=True,
         )
@@ -125,9 +126,9 @@ class SegmentExports:
         with self._lock:
             self._running.discard(segment_id)
 
-    def _build(self, segment_id, members, request, token, url, duplicate_share, truncate):
+    def _build(self, segment_id, members, request, token, url, duplicates, truncate):
         try:
-            path = self._write_zip(members, request["fields_to_export"], duplicate_share)
+            path = self._write_zip(members, request["fields_to_export"], *duplicates)
             if truncate:
                 with open(path, "r+b") as f:
                     f.truncate(max(os.path.getsize(path) // 2, 1))
@@ -145,10 +146,12 @@ class SegmentExports:
             except httpx.HTTPError as exc:
                 log.warning("segment export callback to %s failed: %s", callback, exc)
 
-    def _write_zip(self, members: list[dict], fields: list[str], duplicate_share: float) -> Path:
+    def _write_zip(
+        self, members: list[dict], fields: list[str], duplicate_share: float, seed: float
+    ) -> Path:
         directory = self._directory()
         part = directory / f"{uuid.uuid4().hex}.part"
-        pick = random.Random(self.random.random())
+        pick = random.Random(seed)
         with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as zf:
             for start in range(0, max(len(members), 1), USERS_PER_FILE):
                 lines = []
