@@ -320,3 +320,15 @@ def test_runs_are_recorded_in_a_postgresql_state(sandbox, tmp_path, pg_url):
     (record,) = runs.list_runs(state)
     assert (record.kind, record.status, record.counts["added"]) == ("export", "succeeded", 10)
     state.dispose()
+
+
+def test_colliding_attribute_names_land_prefixed(sandbox, tmp_path):
+    sandbox.seed(attributes=[{"external_id": "a", "email": "a@x.io", "segment_id": "crm-7",
+                              "Email": "other@x.io", "BRAZE_ID": 5}])  # fmt: skip
+    sandbox.define_segment("Everyone")
+    project = parse_project(project_text(sandbox.url), root=tmp_path)
+    assert run_segments_export(project).status == "succeeded"
+    conn = open_views(project)
+    got = rows(conn, 'select email, "_braze_Email", _braze_segment_id, "_braze_BRAZE_ID", '
+                     "segment_id = (select segment_id from segments) from segment_everyone")  # fmt: skip
+    assert got == [("a@x.io", "other@x.io", "crm-7", 5, True)]

@@ -67,3 +67,18 @@ def test_a_truncated_gzip_and_other_files_are_clear_errors(tmp_path):
         list(read_export(write(tmp_path, b"<Error><Code>AccessDenied</Code></Error>")))
     with pytest.raises(ExportFileError, match="empty"):
         list(read_export(write(tmp_path, b"")))
+
+
+def test_oversized_files_are_refused_not_inflated(tmp_path, monkeypatch):
+    import headwater.exports.segments_files as files
+
+    monkeypatch.setattr(files, "MAX_FILE_BYTES", 10_000)
+    with pytest.raises(ExportFileError, match="inflates past"):
+        list(read_export(write(tmp_path, gzip.compress(b"0" * 50_000))))
+    with pytest.raises(ExportFileError, match="more than a user file holds"):
+        list(read_export(write(tmp_path, zip_bytes({"a.json": b"0" * 50_000}))))
+
+
+def test_a_multi_member_gzip_is_read_whole(tmp_path):
+    path = write(tmp_path, gzip.compress(b"a\n") + gzip.compress(b"b\n"))
+    assert [data for _, data in read_export(path)] == [b"a\nb\n"]

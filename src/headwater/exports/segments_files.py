@@ -36,6 +36,9 @@ ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_NESTING = 2  # a ZIP of ZIPs, no deeper
+# One user file is ~5,000 users: a few MB, tens with every heavy field. A member declaring
+# more, or a gzip inflating past it, is refused rather than allowed to fill the memory.
+MAX_FILE_BYTES = 2 << 30
 
 OnBytes = Callable[[int, int | None], None]  # (bytes so far, total or None)
 
@@ -128,7 +131,7 @@ def read_export(path: Path) -> Iterator[tuple[str, bytes]]:
                 yield from _zip_members(archive, label, 0)
         elif head.startswith(GZIP_MAGIC):
             with open(path, "rb") as f:
-                yield label, gzip.decompress(f.read())
+                yield label, _gunzip(f.read(), label)
         elif not head:
             raise ExportFileError(f"{label}: the export file is empty")
         else:
@@ -148,11 +151,30 @@ def _zip_members(archive: zipfile.ZipFile, label: str, depth: int) -> Iterator[t
         if info.is_dir():
             continue
         name = f"{label}/{info.filename}"
+        if info.file_size > MAX_FILE_BYTES:
+            raise ExportFileError(
+                f"{name}: {info.file_size:,} bytes unzipped, more than a user file holds"
+            )
         data = archive.read(info)  # checks the CRC: a damaged member raises BadZipFile
         if data.startswith((ZIP_MAGIC, EMPTY_ZIP_MAGIC)) and depth < MAX_NESTING:
             with zipfile.ZipFile(io.BytesIO(data)) as inner:
                 yield from _zip_members(inner, name, depth + 1)
         elif data.startswith(GZIP_MAGIC):
-            yield name, gzip.decompress(data)
+            yield name, _gunzip(data, name)
         else:
             yield name, data
+
+
+def _gunzip(data: bytes, label: str) -> bytes:
+    """``gzip.decompress`` (every member of a multi-member file), bounded by
+    ``MAX_FILE_BYTES``."""
+    out = bytearray()
+    while data:
+        inflater = zlib.decompressobj(wbits=31)
+        out += inflater.decompress(data, MAX_FILE_BYTES + 1 - len(out))
+        if len(out) > MAX_FILE_BYTES or inflater.unconsumed_tail:
+            raise ExportFileError(f"{label}: inflates past {MAX_FILE_BYTES:,} bytes")
+        if not inflater.eof:
+            raise EOFError("the gzip stream ends before its end marker")
+        data = inflater.unused_data.lstrip(b"\0")
+    return bytes(out)
