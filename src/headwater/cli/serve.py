@@ -109,6 +109,7 @@ def serve(
         app = create_app(settings)  # opens the state store: stale or locked is refused here
     except ConfigError as exc:
         _fail(console, exc)
+    app.state.hub.project = project  # the console lists and runs the project's syncs
     scheduled = _attach_scheduler(app, project) if schedules else 0
     tune_garbage_collector()
     console.print(
