@@ -82,3 +82,58 @@ def test_oversized_files_are_refused_not_inflated(tmp_path, monkeypatch):
 def test_a_multi_member_gzip_is_read_whole(tmp_path):
     path = write(tmp_path, gzip.compress(b"a\n") + gzip.compress(b"b\n"))
     assert [data for _, data in read_export(path)] == [b"a\nb\n"]
+
+
+@pytest.fixture
+def link_server():
+    from fastapi import FastAPI, Response
+
+    from headwater.testing import serve_in_thread
+
+    answers: list[int] = []
+    hook = FastAPI()
+
+    @hook.get("/file.zip")
+    async def file(token: str = ""):
+        status = answers.pop(0) if answers else 404
+        return Response(zip_bytes({"a.json": b"1\n"}) if status == 200 else b"no", status)
+
+    with serve_in_thread(hook) as server:
+        yield server.url + "/file.zip?token=secret-signature", answers
+
+
+def test_the_link_is_polled_through_not_ready_and_server_errors(link_server, tmp_path):
+    import asyncio
+
+    from headwater.exports.segments_files import download_when_ready
+
+    url, answers = link_server
+    answers.extend([404, 403, 503, 200])
+    size = asyncio.run(download_when_ready(url, tmp_path / "x.zip", timeout_seconds=60))
+    assert size == (tmp_path / "x.zip").stat().st_size > 0 and answers == []
+
+
+def test_polling_stops_for_a_stopping_server_and_at_the_deadline(link_server, tmp_path):
+    import asyncio
+
+    from headwater.exports.segments_files import ExportNotReady, download_when_ready
+
+    url, _ = link_server
+    calls = iter(range(100))
+    with pytest.raises(ExportNotReady, match="stopped"):
+        asyncio.run(download_when_ready(url, tmp_path / "x.zip", timeout_seconds=600,
+                                        should_stop=lambda: next(calls) >= 3))  # fmt: skip
+    with pytest.raises(ExportNotReady, match="not ready after 0s") as caught:
+        asyncio.run(download_when_ready(url, tmp_path / "x.zip", timeout_seconds=0))
+    assert "secret-signature" not in str(caught.value)  # a presigned link is a credential
+
+
+def test_an_expired_link_is_a_clear_error(link_server, tmp_path):
+    import asyncio
+
+    from headwater.exports.segments_files import download_when_ready
+
+    url, answers = link_server
+    answers.append(410)
+    with pytest.raises(ExportFileError, match="answered 410.*expired"):
+        asyncio.run(download_when_ready(url, tmp_path / "x.zip", timeout_seconds=60))

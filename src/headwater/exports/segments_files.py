@@ -87,12 +87,22 @@ async def download_when_ready(
                     f"the export's files were not ready after {timeout_seconds:.0f}s "
                     f"({last}; link {_redact(url)})"
                 )
-            await asyncio.sleep(wait)
+            await _sleep_unless(should_stop, wait)
             wait = min(wait * 1.5, MAX_POLL_SECONDS)
 
 
 class _Retry(Exception):
     pass
+
+
+STOP_CHECK_SECONDS = 0.25
+
+
+async def _sleep_unless(should_stop: Callable[[], bool], seconds: float) -> None:
+    """Sleep between polls, but notice a stopping server within a quarter second."""
+    end = time.monotonic() + seconds
+    while not should_stop() and (left := end - time.monotonic()) > 0:
+        await asyncio.sleep(min(left, STOP_CHECK_SECONDS))
 
 
 async def _fetch(http: httpx.AsyncClient, url: str, dest: Path, on_bytes: OnBytes | None):
