@@ -52,8 +52,13 @@ class SegmentExportConfig(_Strict):
     )
     schedule: Schedule | None = Field(
         default=None,
-        description="When headwater serve runs the export: every, cron + timezone (see schedule).",
+        description="When headwater serve runs the export (job segments): every, cron + timezone, or after another job.",
     )
+
+    @field_validator("segments", mode="before")
+    @classmethod
+    def _one_name_is_a_list(cls, value: object) -> object:
+        return [value] if isinstance(value, str) and value != "all" else value
 
     @field_validator("segments")
     @classmethod
