@@ -332,3 +332,11 @@ def test_colliding_attribute_names_land_prefixed(sandbox, tmp_path):
     got = rows(conn, 'select email, "_braze_Email", _braze_segment_id, "_braze_BRAZE_ID", '
                      "segment_id = (select segment_id from segments) from segment_everyone")  # fmt: skip
     assert got == [("a@x.io", "other@x.io", "crm-7", 5, True)]
+
+
+def test_a_wrong_key_fails_the_run_without_showing_the_key(sandbox, tmp_path, monkeypatch):
+    monkeypatch.setenv("HW_TEST_KEY", "wrong-key-0123456789-secret")
+    project = parse_project(project_text(sandbox.url), root=tmp_path)
+    report = run_segments_export(project)
+    assert report.status == "failed"
+    assert "Invalid API key" in report.error and "0123456789-secret" not in report.error
