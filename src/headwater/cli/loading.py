@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from headwater.audiences.checks import check_audience_attributes
 from headwater.braze.budget import check_rate_limits
 from headwater.config import Project, load_project
 from headwater.exports.segments_checks import check_segment_exports
@@ -17,6 +18,7 @@ PROJECT_CHECKS = (
     check_schedules,
     check_job_names,
     check_rate_limits,
+    check_audience_attributes,
     check_segment_exports,
 )
 
