@@ -16,6 +16,7 @@ from headwater.config.base import (
 from headwater.config.base import (
     Strict as _Strict,
 )
+from headwater.config.currents import DEFAULT_LANDING_DIR, CurrentsSection
 from headwater.config.destinations import BrazeDestination
 from headwater.config.gateway import GatewayConfig
 from headwater.config.models import ModelConfig
@@ -60,6 +61,15 @@ class Project(_Strict):
     inspector: InspectorConfig = Field(
         default_factory=InspectorConfig,
         description="The event inspector's memory bound and redacted field names.",
+    )
+    currents: CurrentsSection = Field(
+        default_factory=dict,
+        description="Braze Currents receivers serve runs at /currents/<name>, by name.",
+    )
+    landing: str = Field(
+        default=DEFAULT_LANDING_DIR,
+        description="The directory received data lands in as Parquet files (Currents events "
+        "under currents/<receiver>/<event_type>/), readable by DuckDB while serve writes.",
     )
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
@@ -118,6 +128,11 @@ class Project(_Strict):
     @property
     def warehouse_url(self) -> str:
         return self.resolve_url(self.warehouse)
+
+    @property
+    def landing_path(self) -> Path:
+        """The landing directory, resolved against the project."""
+        return self.resolve_path(self.landing)
 
     @property
     def warehouse_path(self) -> str:
