@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -44,6 +45,7 @@ _ARROW = {str: pa.string(), float: pa.float64(), bool: pa.bool_(), "json": pa.st
           "timestamp": pa.timestamp("us", tz="UTC")}  # fmt: skip
 
 
+@functools.lru_cache(maxsize=1024)
 def schema_of(event_type: str) -> pa.Schema:
     return pa.schema([(name, _ARROW[kind]) for name, kind in columns_of(event_type)])
 
@@ -59,8 +61,7 @@ def rows_of(landing: Landing) -> dict[tuple[str, str], list[dict]]:
     written: set[tuple[str, str]] = set()
     for batch in landing.batches:
         owned = landing.owned.get(batch.receiver, set())
-        for line in batch.payload.split(b"\n"):
-            event = orjson.loads(line)
+        for event in orjson.loads(batch.payload)["events"]:
             key = (batch.receiver, event["id"])
             if event["id"] not in owned or key in written:
                 continue
@@ -71,14 +72,7 @@ def rows_of(landing: Landing) -> dict[tuple[str, str], list[dict]]:
 
 
 def _table(event_type: str, rows: list[dict]) -> pa.Table:
-    schema = schema_of(event_type)
-    columns = []
-    for field in schema:
-        values = [row.get(field.name) for row in rows]
-        if pa.types.is_timestamp(field.type):
-            values = [None if v is None else int(v * 1_000_000) for v in values]
-        columns.append(pa.array(values, type=field.type))
-    return pa.Table.from_arrays(columns, schema=schema)
+    return pa.Table.from_pylist(rows, schema=schema_of(event_type))
 
 
 def _fsync_dir(path: Path) -> None:

@@ -87,20 +87,20 @@ async def receive(request: Request) -> Response:
         parsed = parse_batch(data)
     except MalformedBatch as exc:
         await _reject(hub, name, body, str(exc), exc.problems)
-    if not parsed.lines:
+    if not parsed.events:
         return _accepted(0)
     now = time.time()
     entries = []
     if receiver.forward is not None:
         destination = forward_destination(name)
         entries = [
-            OutboxEntry(destination, destination, FORWARD_KIND, line, 0,
+            OutboxEntry(destination, destination, FORWARD_KIND, orjson.dumps(event), 0,
                         content_key(destination, FORWARD_KIND, event_id.encode()))
-            for line, event_id in zip(parsed.lines, parsed.ids, strict=True)
+            for event, event_id in zip(parsed.events, parsed.ids, strict=True)
         ]  # fmt: skip
-    row = batch_row(name, parsed.lines, parsed.ids, now)
+    row = batch_row(name, body, parsed.ids, now)
     await hub.outbox.enqueue(entries, [(currents_batches, [row], BATCH_KEY)])
-    return _accepted(len(parsed.lines))
+    return _accepted(len(parsed.ids))
 
 
 async def _reject(hub, name: str, body: bytes, reason: str, problems: Sequence[str] = ()) -> None:
