@@ -26,56 +26,146 @@ import os
 import time
 from pathlib import Path
 
+import duckdb
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from headwater.exports.currents_events import columns_of, flatten
+from headwater.exports.currents_events import USER_FIELDS, properties_of
 from headwater.state.currents import CurrentsLedger, Landing
 
 log = logging.getLogger("headwater.currents")
 
-MAX_EVENTS_PER_LANDING = 50_000  # bounds one landing's memory and its files' size
+MAX_EVENTS_PER_LANDING = 20_000  # bounds one landing's memory and its files' size
 POLL_SECONDS = 0.5  # batches committed by another process, landings left by a dead one
 LINGER_SECONDS = 0.2  # lets a landing gather more than one group commit's batches
 FORGET_EVERY_SECONDS = 600.0
 STOP_WAIT_SECONDS = 10.0
-
-_ARROW = {str: pa.string(), float: pa.float64(), bool: pa.bool_(), "json": pa.string(),
-          "timestamp": pa.timestamp("us", tz="UTC")}  # fmt: skip
-
-
-@functools.lru_cache(maxsize=1024)
-def schema_of(event_type: str) -> pa.Schema:
-    return pa.schema([(name, _ARROW[kind]) for name, kind in columns_of(event_type)])
 
 
 def landing_path(root: Path, receiver: str, event_type: str, landing: str) -> Path:
     return root / "currents" / receiver / event_type / f"part-{landing}.parquet"
 
 
-def rows_of(landing: Landing) -> dict[tuple[str, str], list[dict]]:
-    """The landing's events by (receiver, event type): those whose id it owns, each once,
-    in the order Braze sent them. The same landing always gives the same rows."""
-    tables: dict[tuple[str, str], list[dict]] = {}
-    written: set[tuple[str, str]] = set()
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+_NUMBER = "('BIGINT', 'UBIGINT', 'HUGEINT', 'DOUBLE')"
+_FITS = {
+    str: "= 'VARCHAR'",
+    float: f"IN {_NUMBER}",
+    bool: "= 'BOOLEAN'",
+    "json": "NOT IN ('NULL')",
+}
+_CAST = {str: "VARCHAR", float: "DOUBLE", bool: "BOOLEAN", "json": "JSON"}
+
+
+def _field(part: str, name: str, kind: object) -> tuple[str, str]:
+    """A documented field's column, and its entry in the patch that leaves in ``extra``
+    only what the columns do not hold (JSON merge patch: a null removes a member). ``s``
+    is the event parsed once (``json_transform``), each field still a small JSON value."""
+    raw = f"s.{_ident(part)}.{_ident(name)}"
+    fits = f"coalesce(json_type({raw}) {_FITS[kind]}, false)"
+    if kind == "json":
+        value = f"CASE WHEN {fits} THEN CAST({raw} AS VARCHAR) END"
+    elif kind is str:
+        value = f"CASE WHEN {fits} THEN json_extract_string({raw}, '$') END"
+    else:
+        value = f"CASE WHEN {fits} THEN CAST(json_extract_string({raw}, '$') AS {_CAST[kind]}) END"
+    keep = f"CASE WHEN {fits} OR json_type({raw}) = 'NULL' THEN NULL ELSE {raw} END"
+    return f"{value} AS {_ident(name)}", f"{_sql_text(name)}, {keep}"
+
+
+def _structure(documented: dict) -> str:
+    """The ``json_transform`` structure: every field this table reads, as JSON."""
+    shape = {
+        "id": "VARCHAR", "event_type": "VARCHAR", "time": "JSON",
+        "user": dict.fromkeys(USER_FIELDS, "JSON"),
+        "properties": dict.fromkeys(documented, "JSON") or "JSON",
+    }  # fmt: skip
+    return _sql_text(orjson.dumps(shape).decode())
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@functools.lru_cache(maxsize=1024)
+def select_sql(event_type: str) -> str:
+    """The SELECT that turns the landing's events (``ev``: receiver, batch, received_at,
+    i, j) into rows of ``event_type``'s table; documented fields as typed columns, the rest
+    as JSON in ``extra``."""
+    user_cols, user_patch = zip(*(_field("user", n, str) for n in USER_FIELDS), strict=True)
+    documented = properties_of(event_type)
+    prop_cols, prop_patch = (
+        zip(*(_field("properties", n, k) for n, k in documented.items()), strict=True)
+        if documented
+        else ((), ())
+    )
+    user_rest = (
+        f"json_merge_patch(coalesce(j->'user', '{{}}'), json_object({', '.join(user_patch)}))"
+    )
+    props_rest = (
+        f"json_merge_patch(coalesce(j->'properties', '{{}}'), json_object({', '.join(prop_patch)}))"
+        if documented
+        else "coalesce(j->'properties', '{}')"
+    )
+    top_rest = (
+        'json_merge_patch(j, \'{"id":null,"event_type":null,"time":null,'
+        '"user":null,"properties":null}\')'
+    )
+    extra = (
+        f"json_merge_patch({top_rest}, json_object("
+        f"'user', CASE WHEN u_rest <> '{{}}' THEN u_rest END, "
+        f"'properties', CASE WHEN p_rest <> '{{}}' THEN p_rest END))"
+    )
+    time_path = "'$.time'"
+    columns = [
+        "json_extract_string(j, '$.id') AS id",
+        "json_extract_string(j, '$.event_type') AS event_type",
+        f"CASE WHEN json_type(j, {time_path}) IN {_NUMBER} "
+        f'THEN to_timestamp(CAST(json_extract_string(j, {time_path}) AS DOUBLE)) END AS "time"',
+        "to_timestamp(received_at) AS received_at",
+        *user_cols,
+        *prop_cols,
+        "CASE WHEN x = '{}' THEN NULL ELSE CAST(x AS VARCHAR) END AS extra",
+    ]
+    return (
+        f"SELECT {', '.join(columns)} FROM (SELECT *, {extra} AS x FROM (SELECT *, "
+        f"{user_rest} AS u_rest, {props_rest} AS p_rest FROM (SELECT *, "
+        f"json_transform(j, {_structure(documented)}) AS s FROM ev "
+        "WHERE receiver = $receiver AND event_type = $event_type))) ORDER BY batch, i"
+    )
+
+
+def _lines(landing: Landing) -> list[bytes]:
+    """One NDJSON line per batch for DuckDB to read: the batch as posted when the landing
+    owns all its events (the common case, no decoding here), else only those it owns, the
+    first time each appears."""
+    seen: set[tuple[str, str]] = set()
+    lines = []
     for batch in landing.batches:
         owned = landing.owned.get(batch.receiver, set())
-        for event in orjson.loads(batch.payload)["events"]:
-            key = (batch.receiver, event["id"])
-            if event["id"] not in owned or key in written:
-                continue
-            written.add(key)
-            row = flatten(event, batch.received_at)
-            tables.setdefault((batch.receiver, event["event_type"]), []).append(row)
-    return tables
+        keep = []
+        for index, event_id in enumerate(batch.ids):
+            key = (batch.receiver, event_id)
+            if event_id in owned and key not in seen:
+                seen.add(key)
+                keep.append(index)
+        if not keep:
+            continue
+        body = batch.payload
+        if len(keep) < len(batch.ids):
+            events = orjson.loads(body)["events"]
+            body = orjson.dumps({"events": [events[i] for i in keep]})
+        elif b"\n" in body or b"\r" in body:  # pretty-printed: one line per batch
+            body = orjson.dumps(orjson.loads(body))
+        head = orjson.dumps({"receiver": batch.receiver, "batch": batch.id,
+                             "received_at": batch.received_at})  # fmt: skip
+        lines.append(head[:-1] + b',"body":' + body + b"}")
+    return lines
 
 
-def _table(event_type: str, rows: list[dict]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=schema_of(event_type))
-
-
-def _fsync_dir(path: Path) -> None:
+def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -84,19 +174,41 @@ def _fsync_dir(path: Path) -> None:
 
 
 def write_landing(root: Path, landing: Landing) -> list[Path]:
-    """Write (or write again) the landing's files, each atomically and synced."""
+    """Write (or write again) the landing's files, each atomically and synced to disk."""
+    lines = _lines(landing)
+    if not lines:
+        return []
+    root.mkdir(parents=True, exist_ok=True)
+    source = root / f".landing-{landing.name}.ndjson"
+    source.write_bytes(b"\n".join(lines) + b"\n")
     written = []
-    for (receiver, event_type), rows in rows_of(landing).items():
-        target = landing_path(root, receiver, event_type, landing.name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.tmp")
-        with open(temporary, "wb") as handle:
-            pq.write_table(_table(event_type, rows), handle, compression="zstd")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-        _fsync_dir(target.parent)
-        written.append(target)
+    try:
+        with duckdb.connect() as db:
+            db.execute(
+                "CREATE TEMP TABLE ev AS SELECT receiver, batch, received_at, "
+                "json_extract_string(j, '$.event_type') AS event_type, j, i FROM ("
+                "SELECT receiver, batch, received_at, unnest(ev) AS j, "
+                "unnest(range(len(ev))) AS i FROM (SELECT receiver, batch, received_at, "
+                "CAST(body->'events' AS JSON[]) AS ev FROM read_json(?, "
+                "format='newline_delimited', columns={receiver: 'VARCHAR', batch: 'BIGINT', "
+                "received_at: 'DOUBLE', body: 'JSON'}, maximum_object_size=1073741824)))",
+                [str(source)],
+            )
+            groups = db.execute("SELECT DISTINCT receiver, event_type FROM ev").fetchall()
+            for receiver, event_type in sorted(groups):
+                target = landing_path(root, receiver, event_type, landing.name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                temporary = target.with_name(f".{target.name}.tmp")
+                relation = db.sql(
+                    select_sql(event_type), params={"receiver": receiver, "event_type": event_type}
+                )
+                relation.write_parquet(str(temporary), compression="zstd")
+                _fsync(temporary)
+                os.replace(temporary, target)
+                _fsync(target.parent)
+                written.append(target)
+    finally:
+        source.unlink(missing_ok=True)
     return written
 
 
@@ -140,14 +252,13 @@ class LandingWorker:
         outbox = self.hub.outbox
         while not self._stopping:
             try:
-                landing = await outbox.write(
-                    self.ledger.next_landing, self.max_events, take_over_all
-                )
-                if landing is None or not landing.resumed:
+                named = await outbox.write(self.ledger.next_landing, self.max_events, take_over_all)
+                if named is None or not named[1]:
                     take_over_all = False
-                if landing is None:
+                if named is None:
                     await self._idle()
                     continue
+                landing = await asyncio.to_thread(self.ledger.read, *named)
                 await asyncio.to_thread(write_landing, self.root, landing)
                 await outbox.write(self.ledger.finish, landing.seq)
                 self.landed += sum(len(v) for v in landing.owned.values())

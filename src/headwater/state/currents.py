@@ -126,6 +126,7 @@ class PendingBatch:
     receiver: str
     payload: bytes
     received_at: float
+    ids: list[str]  # its events' ids, in order
 
 
 @dataclass(slots=True)
@@ -156,10 +157,11 @@ class CurrentsLedger:
         self.lease_seconds = lease_seconds
         self.clock = clock
 
-    def next_landing(self, max_events: int, take_over_all: bool = False) -> Landing | None:
-        """A landing to write: one named earlier whose worker stopped (its lease ran out,
-        or ``take_over_all`` at start-up) comes first; else a new one over the oldest
-        pending batches, up to ``max_events`` (at least one batch)."""
+    def next_landing(self, max_events: int, take_over_all: bool = False) -> tuple[int, bool] | None:
+        """The landing to write next, ``(seq, resumed)``: one named earlier whose worker
+        stopped (its lease ran out, or ``take_over_all`` at start-up) comes first; else a
+        new one over the oldest pending batches, up to ``max_events`` (at least one batch).
+        Only names and claims: the events are read by ``read``, off the writer thread."""
         now = self.clock()
         c = currents_batches.c
         with self.engine.begin() as conn:
@@ -173,7 +175,7 @@ class CurrentsLedger:
                     .where(c.landing_seq == seq)
                     .values(landing_until=now + self.lease_seconds)
                 )
-                return self._read(conn, int(seq), resumed=True)
+                return int(seq), True
             query = (
                 select(c.id, c.events, c.receiver, c.ids)
                 .where(c.landing_seq.is_(None))
@@ -210,14 +212,21 @@ class CurrentsLedger:
                 ]
                 for chunk in chunks(values, 5000):
                     conn.execute(stmt, chunk)
-            return self._read(conn, seq)
+            return seq, False
+
+    def read(self, seq: int, resumed: bool = False) -> Landing:
+        """What landing ``seq`` writes (a read: runs beside the writers)."""
+        with self.engine.connect() as conn:
+            return self._read(conn, seq, resumed=resumed)
 
     def _read(self, conn, seq: int, *, resumed: bool = False) -> Landing:
         c = currents_batches.c
         batches = [
-            PendingBatch(r.id, r.batch_key, r.receiver, r.payload, r.received_at)
+            PendingBatch(
+                r.id, r.batch_key, r.receiver, r.payload, r.received_at, orjson.loads(r.ids)
+            )
             for r in conn.execute(
-                select(c.id, c.batch_key, c.receiver, c.payload, c.received_at)
+                select(c.id, c.batch_key, c.receiver, c.payload, c.received_at, c.ids)
                 .where(c.landing_seq == seq)
                 .order_by(c.id)
             )
