@@ -189,7 +189,9 @@ def main(argv: list[str] | None = None) -> dict[str, bool]:
             cpu = sum(process.cpu_times()[:4]) - cpu_before
             eps = result["events"] / result["elapsed"]
             p99 = _pct(result["latencies"], 0.99)
-            landed = "not all landed in 120 s" if waited is None else f"all landed {waited:.1f} s after"
+            landed = (
+                "not all landed in 120 s" if waited is None else f"all landed {waited:.1f} s after"
+            )
             print(
                 f"{label:>40}: {eps:7.0f} events/s accepted | accept p50 "
                 f"{_pct(result['latencies'], 0.5):6.1f} ms p99 {p99:6.1f} ms | {landed} | "
