@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr
 
 from headwater.config import (
     BrazeDestination,
+    ConsoleConfig,
     GatewayConfig,
     GatewayDelivery,
     InspectorConfig,
@@ -49,6 +50,7 @@ class ServeSettings:
     shutdown_seconds: float = 25.0  # gateway.shutdown_seconds: the bound on a graceful stop
     metrics_token: SecretStr | None = None  # None: /metrics answers 403
     inspector: InspectorConfig = field(default_factory=InspectorConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     currents: dict[str, CurrentsReceiver] = field(default_factory=dict)
     landing_dir: Path = field(default_factory=lambda: Path(DEFAULT_LANDING_DIR))
 
@@ -101,4 +103,5 @@ class ServeSettings:
             inspector=project.inspector,
             currents=dict(project.currents),
             landing_dir=project.landing_path,
+            console=project.console,
         )
