@@ -146,6 +146,7 @@ BAD_EVENTS = [
     {"event_type": "users.behaviors.CustomEvent", "id": {"an": "object"}},
     {"event_type": "users.behaviors.CustomEvent", "id": ""},
     {"event_type": "users.behaviors.CustomEvent", "id": "x" * 201},
+    {"event_type": "users.behaviors.CustomEvent", "id": "nul\x00"},
     {"event_type": "../../etc", "id": "x"},
     {"event_type": "users.behaviors.CustomEvent", "id": "x", "time": 1e300},
     {"event_type": "users.behaviors.CustomEvent", "id": "x", "time": -1},
@@ -214,3 +215,26 @@ def test_committed_before_the_answer(state_url, tmp_path):
     with running_hub(state_url, tmp_path, run_workers=False) as gateway:
         assert post(gateway.url, {"events": [event(), event()]}).status_code == 200
         assert pending_events(gateway.hub.engine) == 2
+
+
+def test_hostile_but_well_formed_events_land(hub):
+    """Floods of unknown keys, a key given twice (the last one counts, as when checked),
+    odd characters in ids, extreme but valid numbers."""
+    flood = event(**{f"key{i}": i for i in range(10_000)})
+    twice = (
+        b'{"events": [{"event_type": "users.behaviors.CustomEvent", "id": "first", '
+        b'"id": "second", "properties": {"name": "a", "name": "b"}}], "events": '
+        b'[{"event_type": "users.behaviors.CustomEvent", "id": "twice", "time": 0, '
+        b'"properties": {"name": "kept"}}]}'
+    )
+    odd = event(event_id="quote' \"; DROP TABLE x; --\n\u00e9\u2028", price=1e308)
+    huge = event("users.behaviors.Purchase", price=1.7976931348623157e308, product_id="p")
+    assert post(hub.url, {"events": [flood, odd, huge]}).status_code == 200
+    assert post(hub.url, None, raw=twice).status_code == 200
+    wait_until(lambda: _drained(hub) and len(landed(hub.landing)) == 4)
+    rows = {r["id"]: r for r in landed(hub.landing, kind="users.behaviors.CustomEvent")}
+    assert set(rows) == {flood["id"], odd["id"], "twice"}
+    assert len(orjson.loads(rows[flood["id"]]["extra"])["properties"]) == 10_000
+    assert rows["twice"]["name"] == "kept"
+    [purchase] = landed(hub.landing, kind="users.behaviors.Purchase")
+    assert purchase["price"] == 1.7976931348623157e308

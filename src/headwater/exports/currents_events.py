@@ -135,8 +135,12 @@ def event_problem(index: int, event: object) -> str | None:
         if len(_VALID_TYPES) < 10_000:
             _VALID_TYPES.add(kind)
     event_id = event.get("id")
-    if not isinstance(event_id, str) or not 0 < len(event_id) <= MAX_EVENT_ID:
-        return f"events[{index}].id: a string of 1-{MAX_EVENT_ID} characters is required"
+    if (
+        not isinstance(event_id, str)
+        or not 0 < len(event_id) <= MAX_EVENT_ID
+        or "\x00" in event_id  # PostgreSQL text cannot hold it
+    ):
+        return f"events[{index}].id: a string of 1-{MAX_EVENT_ID} characters (no NUL) is required"
     at = event.get("time")
     if at is not None and (
         at.__class__ not in (int, float) or not 0 <= at <= MAX_TIME  # NaN fails the range

@@ -266,7 +266,8 @@ class LandingWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the state store or the disk: try again shortly
-                log.error("landing Currents events failed: %s: %s", type(exc).__name__, exc)
+                reason = (str(exc).splitlines() or [""])[0][:200]  # not the statement's values
+                log.error("landing Currents events failed: %s: %s", type(exc).__name__, reason)
                 await asyncio.sleep(POLL_SECONDS)
 
     async def _idle(self) -> None:

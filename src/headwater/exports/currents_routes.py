@@ -98,7 +98,10 @@ async def receive(request: Request) -> Response:
                         content_key(destination, FORWARD_KIND, event_id.encode()))
             for event, event_id in zip(parsed.events, parsed.ids, strict=True)
         ]  # fmt: skip
-    row = batch_row(name, body, parsed.ids, now)
+    # Stored re-encoded, not as posted: the landing reads it with another JSON parser, which
+    # must see exactly what was checked here (a key given twice is read differently by
+    # different parsers). Encoding is the cheap direction: ~0.5 us per event.
+    row = batch_row(name, orjson.dumps(data), parsed.ids, now)
     await hub.outbox.enqueue(entries, [(currents_batches, [row], BATCH_KEY)])
     return _accepted(len(parsed.ids))
 
