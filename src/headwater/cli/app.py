@@ -10,6 +10,7 @@ from typer.core import TyperGroup
 from headwater import __version__
 from headwater.cli import (
     audiences,
+    currents,
     exports,
     identity,
     project,
@@ -62,7 +63,8 @@ def _root(
     """Customer data activation hub for Braze."""
 
 
-for module in (sandbox, project, sync, identity, serve, schedules, users, audiences, exports):
+COMMANDS = (sandbox, project, sync, identity, serve, schedules, users, audiences, exports, currents)
+for module in COMMANDS:
     module.register(app)
 
 

@@ -58,6 +58,19 @@ def serve_sandbox(
         envvar="HEADWATER_SANDBOX_CONTROL_TOKEN",
         help="Protect /_sandbox/* with this token.",
     ),
+    currents_url: str = typer.Option(
+        None,
+        "--currents-url",
+        help="Post the events the sandbox records to this Braze Currents (custom HTTP) "
+        "endpoint, e.g. http://127.0.0.1:8080/currents/braze.",
+    ),
+    currents_token: str = typer.Option(
+        None,
+        "--currents-token",
+        envvar="HEADWATER_SANDBOX_CURRENTS_TOKEN",
+        show_envvar=True,
+        help="The bearer token the Currents emitter presents.",
+    ),
 ) -> None:
     """Start the sandbox (data kept in --db, so it survives restarts)."""
     if ctx.invoked_subcommand is not None:
@@ -73,6 +86,8 @@ def serve_sandbox(
         keys_file=str(keys_file) if keys_file else None,
         batch_policy=batch_policy,
         control_token=control_token,
+        currents_url=currents_url,
+        currents_token=currents_token,
     )
     console = Console(stderr=True)
     try:

@@ -98,7 +98,8 @@ def serve(
     try:
         project = load_checked(project_dir)
         settings = ServeSettings.from_project(project)
-        settings.default_destination()
+        if not settings.currents:  # a hub that only receives Currents sends to no Braze
+            settings.default_destination()
         if lease_seconds is not None:
             settings.delivery.lease_seconds = lease_seconds
         settings.run_workers = workers

@@ -19,6 +19,7 @@ from headwater.config.base import (
     Strict as _Strict,
 )
 from headwater.config.console import ConsoleConfig
+from headwater.config.currents import CurrentsSection
 from headwater.config.destinations import BrazeDestination
 from headwater.config.exports import ExportsConfig
 from headwater.config.gateway import GatewayConfig
@@ -76,13 +77,18 @@ class Project(_Strict):
         default_factory=InspectorConfig,
         description="The event inspector's memory bound and redacted field names.",
     )
-    landing: str = Field(
-        default=DEFAULT_LANDING_DIR,
-        description="The directory exports land in as Parquet files (segments, Currents events), read by DuckDB while serve writes.",
-    )
     exports: ExportsConfig = Field(
         default_factory=ExportsConfig,
         description="What Headwater pulls back out of Braze: segment exports.",
+    )
+    currents: CurrentsSection = Field(
+        default_factory=dict,
+        description="Braze Currents receivers serve runs at /currents/<name>, by name.",
+    )
+    landing: str = Field(
+        default=DEFAULT_LANDING_DIR,
+        description="The directory exports land in as Parquet files (segments under segments/, "
+        "Currents events under currents/<receiver>/<event_type>/), read by DuckDB while serve writes.",
     )
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)

@@ -35,7 +35,7 @@ class UnroutedSweeper:
 
     def __init__(self, hub) -> None:
         self.hub = hub
-        self.configured = sorted(hub.settings.destinations)
+        self.configured = sorted({*hub.settings.destinations, *hub.settings.forward_destinations})
         self.interval = hub.settings.delivery.poll_seconds * SWEEP_EVERY_POLLS
         self.parked = 0
         self._task: asyncio.Task | None = None

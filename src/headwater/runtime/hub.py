@@ -15,6 +15,7 @@ from headwater.braze.client import BrazeClient
 from headwater.errors import ConfigError
 from headwater.runtime.inspector import Inspector
 from headwater.runtime.settings import ServeSettings
+from headwater.state import currents as _currents_tables  # noqa: F401
 from headwater.state import dead_letters as _dead_letter_tables  # noqa: F401
 from headwater.state import delivered as _delivered_tables  # noqa: F401  (declares tables)
 from headwater.state.budgets import budget_options

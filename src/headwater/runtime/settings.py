@@ -7,6 +7,7 @@ the two knobs the file does not expose, and the gateway's switches are read from
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pydantic import Field, SecretStr
 
@@ -18,6 +19,7 @@ from headwater.config import (
     InspectorConfig,
     StreamConfig,
 )
+from headwater.config.currents import DEFAULT_LANDING_DIR, CurrentsReceiver
 from headwater.errors import ConfigError
 
 DEFAULT_DESTINATION = "braze"
@@ -49,6 +51,14 @@ class ServeSettings:
     metrics_token: SecretStr | None = None  # None: /metrics answers 403
     inspector: InspectorConfig = field(default_factory=InspectorConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    currents: dict[str, CurrentsReceiver] = field(default_factory=dict)
+    landing_dir: Path = field(default_factory=lambda: Path(DEFAULT_LANDING_DIR))
+
+    @property
+    def forward_destinations(self) -> list[str]:
+        """Outbox destinations that are not Braze workspaces: the Currents forwards, each
+        drained by its own worker (so the unrouted sweeper must leave them alone)."""
+        return [f"currents:{name}" for name, r in self.currents.items() if r.forward]
 
     @property
     def gateway_destination(self) -> str | None:
@@ -91,5 +101,7 @@ class ServeSettings:
             shutdown_seconds=project.gateway.shutdown_seconds,
             metrics_token=project.metrics.token,
             inspector=project.inspector,
+            currents=dict(project.currents),
+            landing_dir=project.landing_path,
             console=project.console,
         )

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +18,8 @@ from headwater.braze.errors import MSG_NOT_FOUND, MSG_SERVER_ERROR
 from headwater.braze.frontdoor import json_response
 from headwater.fastpath import FastPath
 from headwater.sandbox import control
+from headwater.sandbox import currents as currents_control
+from headwater.sandbox.currents import CurrentsEmitter
 from headwater.sandbox.faults import FaultPlan
 from headwater.sandbox.keys import ALL_PERMISSIONS, KeyRing
 from headwater.sandbox.limits import RateLimiter
@@ -43,6 +45,7 @@ class Sandbox:
     limiter: RateLimiter
     faults: FaultPlan
     segment_exports: SegmentExports | None = None
+    currents: CurrentsEmitter = field(default_factory=CurrentsEmitter)
 
     @classmethod
     def open(cls, settings: SandboxSettings, clock: Callable[[], float] | None = None) -> Sandbox:
@@ -54,7 +57,7 @@ class Sandbox:
         if settings.key:
             keys.add_static(CLI_KEY_NAME, settings.key, [ALL_PERMISSIONS])
         users = UsersBackend(store, settings, clock or time.monotonic)
-        return cls(
+        sandbox = cls(
             settings=settings,
             store=store,
             keys=keys,
@@ -64,7 +67,10 @@ class Sandbox:
             segment_exports=SegmentExports(
                 store.segments, lambda: users.profiles, settings.faults, settings.seed
             ),
+            currents=CurrentsEmitter(settings.currents_url, settings.currents_token),
         )
+        sandbox.users.on_applied = sandbox.currents.record_track
+        return sandbox
 
 
 def create_app(settings: SandboxSettings | None = None, sandbox: Sandbox | None = None) -> FastAPI:
@@ -75,6 +81,7 @@ def create_app(settings: SandboxSettings | None = None, sandbox: Sandbox | None 
         yield
         if sandbox.segment_exports is not None:
             sandbox.segment_exports.close()
+        sandbox.currents.close()
         sandbox.store.close()
 
     app = FastAPI(
@@ -88,6 +95,7 @@ def create_app(settings: SandboxSettings | None = None, sandbox: Sandbox | None 
     app.add_middleware(FastPath, routes=user_routes.FAST_ROUTES)
     app.include_router(segment_routes.router)
     app.include_router(control.router)
+    app.include_router(currents_control.router)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

@@ -53,3 +53,5 @@ class SandboxSettings:
     rate_limits: dict[str, RateBudget] = field(default_factory=dict)  # by bucket
     faults: Faults = field(default_factory=Faults)
     seed: int | None = None  # random seed for fault injection (repeatable tests)
+    currents_url: str | None = None  # where the Currents emitter posts (None: it does not)
+    currents_token: str | None = None  # the bearer token it presents there

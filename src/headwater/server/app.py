@@ -20,6 +20,7 @@ from headwater.braze.errors import MSG_NOT_FOUND, MSG_SERVER_ERROR, BrazeError
 from headwater.braze.frontdoor import json_response
 from headwater.console.queries import ensure_indexes
 from headwater.console.routes import ROUTES as CONSOLE_ROUTES
+from headwater.exports.currents_routes import ROUTES as CURRENTS_ROUTES
 from headwater.fastpath import FastPath
 from headwater.gateway.routes import FAST_ROUTES as GATEWAY_FAST_ROUTES
 from headwater.gateway.routes import ROUTES as GATEWAY_ROUTES
@@ -65,6 +66,9 @@ def create_app(
             from headwater.delivery.worker import start_workers
 
             hub.workers = await start_workers(hub)
+            from headwater.exports.currents import start_currents_workers
+
+            hub.workers += start_currents_workers(hub)
         if hub.scheduler is not None:
             hub.scheduler.start()
         try:
@@ -99,7 +103,14 @@ def create_app(
     app.add_exception_handler(Exception, _refusal)
 
     app.router.routes.extend(
-        [*GATEWAY_ROUTES, *WEBHOOK_ROUTES, *API_ROUTES, *METRICS_ROUTES, *SCHEDULE_ROUTES]
+        [
+            *GATEWAY_ROUTES,
+            *WEBHOOK_ROUTES,
+            *API_ROUTES,
+            *METRICS_ROUTES,
+            *SCHEDULE_ROUTES,
+            *CURRENTS_ROUTES,
+        ]
     )
     app.router.routes.extend(READINESS_ROUTES)
     app.router.routes.extend(CONSOLE_ROUTES)

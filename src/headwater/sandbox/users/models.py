@@ -59,6 +59,10 @@ def _not_applied(exc: Exception) -> str:
 
 
 class UsersBackend:
+    # Called with (kind, profile, object) for the events and purchases each /users/track
+    # applied (the sandbox's Currents emitter); None: nobody listens.
+    on_applied: Callable[[list[tuple[str, dict, dict]]], None] | None = None
+
     def __init__(
         self, store: Store, settings: SandboxSettings, clock: Callable[[], float] = time.monotonic
     ) -> None:
@@ -195,6 +199,7 @@ class UsersBackend:
         by_attribute: Counter[str] = Counter()  # Braze's data points, per field
         max_items = self.settings.max_array_items
         failed: list[tuple[str, int, str]] = []
+        applied: list[tuple[str, dict, dict]] = []  # events and purchases, for on_applied
         for index, obj in request.attributes:
             profile = None
             try:
@@ -228,12 +233,15 @@ class UsersBackend:
                 by_attribute[f"{kind}:{obj.get('name') or obj.get('product_id')}"] += spent
                 touched[profile["braze_id"]] = profile
                 activity.append((profile["braze_id"], kind, orjson.dumps(obj), received))
+                applied.append((kind, profile, obj))
         for name, index, reason in failed:
             request.refuse(name, index, reason)
         counters = [("data_points_by_key", key_name, points["(total)"])]
         counters += [("data_points_by_attribute", n, c) for n, c in by_attribute.items()]
         counters.append(("requests", "users.track", 1))
         self.store.write(list(touched.values()), activity=activity, counters=counters)
+        if self.on_applied is not None and applied:
+            self.on_applied(applied)  # the Currents emitter, once they are stored
         return {**by_attribute, "(total)": points["(total)"]}
 
     # -- /users/export/ids ----------------------------------------------------------------

@@ -1,0 +1,294 @@
+"""Currents batches between their 2xx and the landing, the ids already landed, and the
+batches refused for inspection.
+
+A batch Braze posts is committed here (in the outbox's group commit, so a burst costs one
+transaction) before it is answered: a 2xx means the events survive any crash. The landing
+worker then takes pending batches in *landings*: a landing is named after the smallest
+batch id it holds (``seq``), and in the transaction that names it, every event id of its
+batches is claimed in ``currents_landed`` (first claim wins, so an id Braze sent twice is
+owned by one landing only). What a landing writes is therefore fixed the moment it is
+named: its batches, less the ids it does not own. Writing its files again after a crash
+(same names, same content, atomically replaced) cannot land an event twice; the batches
+leave once the files are in place.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    select,
+    update,
+)
+
+from headwater.chunks import chunks
+from headwater.state.db import metadata
+
+_ID = BigInteger().with_variant(Integer, "sqlite")
+MAX_EVENT_ID = 200  # characters; Braze's ids are UUIDs
+IDS_PER_STATEMENT = 500
+KEEP_REJECTED = 10_000  # refused batches kept for inspection (the newest)
+
+currents_batches = Table(
+    "currents_batches",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("batch_key", String(32), nullable=False, unique=True),  # the group commit's key
+    Column("receiver", String(64), nullable=False),
+    Column("payload", LargeBinary, nullable=False),  # the checked body, compact JSON
+    Column("ids", LargeBinary, nullable=False),  # its events' ids, a JSON array, in order
+    Column("events", Integer, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("landing_seq", BigInteger, nullable=True),  # the landing that holds the batch
+    Column("landing_until", Float, nullable=True),  # when another worker may take it over
+    sqlite_autoincrement=True,  # a landing is named after a batch id: never reuse one
+)
+Index("ix_currents_batches_landing", currents_batches.c.landing_seq)
+
+currents_landed = Table(
+    "currents_landed",
+    metadata,
+    Column("receiver", String(64), primary_key=True),
+    Column("event_id", String(MAX_EVENT_ID), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("landed_at", Float, nullable=False),
+)
+Index("ix_currents_landed_seq", currents_landed.c.seq)
+Index("ix_currents_landed_at", currents_landed.c.landed_at)
+
+currents_rejected = Table(
+    "currents_rejected",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("batch_key", String(32), nullable=False, unique=True),
+    Column("receiver", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),  # as received
+    Column("received_at", Float, nullable=False),
+)
+
+BATCH_KEY = ("batch_key",)
+
+
+def new_batch_key() -> str:
+    return uuid.uuid4().hex
+
+
+def batch_row(receiver: str, body: bytes, ids: Sequence[str], now: float) -> dict:
+    """A ``currents_batches`` row for the outbox's group commit (``extra``): the body,
+    checked to be ``{"events": [...]}`` of well-formed events, as compact JSON."""
+    return {
+        "batch_key": new_batch_key(),
+        "receiver": receiver,
+        "payload": body,
+        "ids": orjson.dumps(list(ids)),
+        "events": len(ids),
+        "received_at": now,
+        "landing_seq": None,
+        "landing_until": None,
+    }
+
+
+def rejected_row(receiver: str, status: int, reason: str, body: bytes, now: float) -> dict:
+    return {
+        "batch_key": new_batch_key(),
+        "receiver": receiver,
+        "status": status,
+        "reason": reason[:4000],
+        "body": body,
+        "received_at": now,
+    }
+
+
+@dataclass(slots=True)
+class PendingBatch:
+    id: int
+    batch_key: str
+    receiver: str
+    payload: bytes
+    received_at: float
+    ids: list[str]  # its events' ids, in order
+
+
+@dataclass(slots=True)
+class Landing:
+    """What one landing writes: its batches, and the ids it owns per receiver."""
+
+    seq: int
+    batches: list[PendingBatch]
+    owned: dict[str, set[str]]
+    resumed: bool = False  # named earlier, by a worker that did not finish it
+
+    @property
+    def name(self) -> str:
+        """Unique for ever, even across state stores (a new store numbers batches from 1
+        again, and its files must not replace the old store's): the seq, then the first
+        batch's random key."""
+        key = self.batches[0].batch_key[:12] if self.batches else "empty"
+        return f"{self.seq:016d}-{key}"
+
+
+class CurrentsLedger:
+    """The landing worker's calls; each is one transaction, run on the outbox's writer
+    thread (``Outbox.write``) so it takes its turn with intake commits."""
+
+    def __init__(self, engine: Engine, lease_seconds: float = 60.0, clock=time.time) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+
+    def next_landing(self, max_events: int, take_over_all: bool = False) -> tuple[int, bool] | None:
+        """The landing to write next, ``(seq, resumed)``: one named earlier whose worker
+        stopped (its lease ran out, or ``take_over_all`` at start-up) comes first; else a
+        new one over the oldest pending batches, up to ``max_events`` (at least one batch).
+        Only names and claims: the events are read by ``read``, off the writer thread."""
+        now = self.clock()
+        c = currents_batches.c
+        with self.engine.begin() as conn:
+            stale = c.landing_seq.is_not(None)
+            if not take_over_all:
+                stale = stale & (c.landing_until < now)
+            seq = conn.execute(select(func.min(c.landing_seq)).where(stale)).scalar()
+            if seq is not None:
+                conn.execute(
+                    update(currents_batches)
+                    .where(c.landing_seq == seq)
+                    .values(landing_until=now + self.lease_seconds)
+                )
+                return int(seq), True
+            query = (
+                select(c.id, c.events, c.receiver, c.ids)
+                .where(c.landing_seq.is_(None))
+                .order_by(c.id)
+                .limit(max(1, max_events))
+            )
+            if self.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            picked, total = [], 0
+            for row in conn.execute(query):
+                if picked and total + row.events > max_events:
+                    break
+                picked.append(row)
+                total += row.events
+            if not picked:
+                return None
+            seq = picked[0].id
+            ids = [r.id for r in picked]
+            for chunk in chunks(ids, IDS_PER_STATEMENT):
+                conn.execute(
+                    update(currents_batches)
+                    .where(c.id.in_(chunk))
+                    .values(landing_seq=seq, landing_until=now + self.lease_seconds)
+                )
+            claims = {}
+            for row in picked:
+                for event_id in orjson.loads(row.ids):
+                    claims.setdefault((row.receiver, event_id), None)
+            if claims:
+                # Straight to the driver: a claim per event, tens of thousands a second.
+                mark = "%s" if self.dialect == "postgresql" else "?"
+                sql = (
+                    "INSERT INTO currents_landed (receiver, event_id, seq, landed_at) "
+                    f"VALUES ({mark}, {mark}, {mark}, {mark}) ON CONFLICT DO NOTHING"
+                )
+                conn.exec_driver_sql(sql, [(r, i, seq, now) for r, i in claims])
+            return seq, False
+
+    def read(self, seq: int, resumed: bool = False) -> Landing:
+        """What landing ``seq`` writes (a read: runs beside the writers)."""
+        with self.engine.connect() as conn:
+            return self._read(conn, seq, resumed=resumed)
+
+    def _read(self, conn, seq: int, *, resumed: bool = False) -> Landing:
+        c = currents_batches.c
+        batches = [
+            PendingBatch(
+                r.id, r.batch_key, r.receiver, r.payload, r.received_at, orjson.loads(r.ids)
+            )
+            for r in conn.execute(
+                select(c.id, c.batch_key, c.receiver, c.payload, c.received_at, c.ids)
+                .where(c.landing_seq == seq)
+                .order_by(c.id)
+            )
+        ]
+        owned: dict[str, set[str]] = {}
+        for receiver, event_id in conn.execute(
+            select(currents_landed.c.receiver, currents_landed.c.event_id).where(
+                currents_landed.c.seq == seq
+            )
+        ):
+            owned.setdefault(receiver, set()).add(event_id)
+        return Landing(seq, batches, owned, resumed)
+
+    def finish(self, seq: int) -> int:
+        """The landing's files are in place: its batches leave. Returns how many."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                delete(currents_batches).where(currents_batches.c.landing_seq == seq)
+            )
+        return result.rowcount
+
+    def forget(self, older_than: float, limit: int = 50_000) -> int:
+        """Drop landed ids older than ``older_than`` (a bounded step per call)."""
+        c = currents_landed.c
+        with self.engine.begin() as conn:
+            old = select(c.landed_at).where(c.landed_at < older_than).order_by(c.landed_at)
+            cutoff = conn.execute(old.offset(limit - 1).limit(1)).scalar()
+            bound = older_than if cutoff is None else cutoff
+            result = conn.execute(delete(currents_landed).where(c.landed_at <= bound))
+            rejected = currents_rejected.c
+            newest = conn.execute(
+                select(rejected.id).order_by(rejected.id.desc()).offset(KEEP_REJECTED).limit(1)
+            ).scalar()
+            if newest is not None:
+                conn.execute(delete(currents_rejected).where(rejected.id <= newest))
+        return result.rowcount
+
+
+def pending_events(engine: Engine) -> int:
+    """Events committed and not landed yet."""
+    query = select(func.coalesce(func.sum(currents_batches.c.events), 0))
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def list_rejected(engine: Engine, receiver: str | None = None, limit: int = 100) -> list[dict]:
+    query = select(currents_rejected).order_by(currents_rejected.c.id.desc()).limit(limit)
+    if receiver:
+        query = query.where(currents_rejected.c.receiver == receiver)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+__all__ = [
+    "BATCH_KEY",
+    "CurrentsLedger",
+    "Landing",
+    "MAX_EVENT_ID",
+    "PendingBatch",
+    "batch_row",
+    "currents_batches",
+    "currents_landed",
+    "currents_rejected",
+    "list_rejected",
+    "pending_events",
+    "rejected_row",
+]
