@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from headwater.config import IdentityConfig
 from headwater.engines import DuckDBEngine
+from headwater.errors import FatalError
 from headwater.identity.components import connected_components
 from headwater.identity.normalize import VALUES
 from headwater.identity.stage import RECORD_KEY, RECORDS
@@ -73,6 +74,12 @@ def resolve_components(engine: DuckDBEngine, identity: IdentityConfig) -> int:
     for _ in range(MAX_SPLIT_ROUNDS):
         if not limited or not _split_once(engine, identity, limited, order):
             break
+    else:
+        raise FatalError(
+            f"limit rules: persons still break max_per_person after {MAX_SPLIT_ROUNDS} rounds "
+            "of refusing their links; lower max_records_per_value so junk values are "
+            "refused up front"
+        )
     con.execute("DROP TABLE IF EXISTS __hw_id_vids")
     return rounds
 
