@@ -42,9 +42,10 @@ def _limit_sql(identity: IdentityConfig) -> str:
 def resolve_components(engine: DuckDBEngine, identity: IdentityConfig) -> int:
     """Fill ``LABELS`` (_rid, lbl) for every record and ``REFUSED``; return CC rounds."""
     con = engine.conn
+    # A record holds one value per key, so counting rows counts records.
     con.execute(
         "CREATE OR REPLACE TEMP TABLE __hw_id_counts AS SELECT key, value, "
-        f"COUNT(DISTINCT _rid) AS n, {_limit_sql(identity)} AS lim FROM {VALUES} GROUP BY key, value"
+        f"COUNT(*) AS n, {_limit_sql(identity)} AS lim FROM {VALUES} GROUP BY key, value"
     )
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {REFUSED} AS SELECT key, value, n AS records, "
