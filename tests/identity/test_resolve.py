@@ -354,3 +354,18 @@ def test_a_source_in_postgresql_is_read_into_the_warehouse_and_resolved(tmp_path
     assert report.error is None, report.error
     links = persons_of(tmp_path)
     assert links["app:u1"] == links["crm:1"] and links["app:u2"] == links["crm:2"]
+
+
+def test_the_example_project_resolves_its_crm_and_newsletter_into_people(tmp_path, monkeypatch):
+    import shutil
+
+    from headwater.config import load_project
+
+    template = Path(__file__).resolve().parents[2] / "src/headwater/project_template"
+    shutil.copytree(template / "data", tmp_path / "data")
+    shutil.copy(template / "headwater.yml", tmp_path / "headwater.yml")
+    monkeypatch.setenv("BRAZE_API_KEY", "example-key")
+    report = resolve(load_project(tmp_path), "people")
+    # 1,999 CRM rows with an id (C00318 twice: one record) and 800 sign-ups; 500 join by
+    # email, 150 by customer id; test@example.com is refused; 3 values rejected.
+    assert (report.records, report.persons, report.refused, report.rejected) == (2_799, 2_148, 1, 3)
