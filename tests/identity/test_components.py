@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from headwater.engines import DuckDBEngine
+from headwater.engines import DuckDBEngine, SqlAlchemyEngine
 from headwater.errors import FatalError
 from headwater.identity.components import connected_components
 
@@ -31,11 +31,13 @@ def union_find(edges: list[tuple[int, int]]) -> dict[int, int]:
     return {x: min(y for y in parent if find(y) == find(x)) for x in parent}
 
 
-def labels(edges: list[tuple[int, int]], **kwargs) -> dict[int, int]:
-    with DuckDBEngine() as engine:
-        engine.execute("CREATE TABLE e (_rid BIGINT, vid BIGINT)")
+def labels(edges: list[tuple[int, int]], engine=None, **kwargs) -> dict[int, int]:
+    engine = engine or DuckDBEngine()
+    with engine:
+        engine.execute("CREATE TEMP TABLE e (_rid BIGINT, vid BIGINT)")
         if edges:
-            engine.conn.executemany("INSERT INTO e VALUES (?, ?)", edges)
+            values = ", ".join(f"({r}, {v})" for r, v in edges)
+            engine.execute(f"INSERT INTO e VALUES {values}")
         connected_components(engine, "e", "out", **kwargs)
         return dict(engine.fetch_all("SELECT _rid, lbl FROM out"))
 
@@ -51,6 +53,14 @@ def test_random_graphs_match_union_find(seed):
     rng = random.Random(seed)
     edges = list({(rng.randrange(400), rng.randrange(300)) for _ in range(500)})
     assert labels(edges) == union_find(edges)
+
+
+def test_the_same_sql_runs_in_postgresql(pg_url):
+    """Plain SQL (CREATE TEMP TABLE AS, joins, GROUP BY, UPDATE ... FROM): it ports."""
+    rng = random.Random(11)
+    edges = list({(rng.randrange(400), rng.randrange(300)) for _ in range(500)})
+    edges += [(rid, 1000 + v) for v in range(100) for rid in (1000 - v, 999 - v)]
+    assert labels(edges, SqlAlchemyEngine(pg_url)) == union_find(edges)
 
 
 def test_the_iteration_guard_stops_a_run_that_would_not_settle_in_time():

@@ -81,3 +81,8 @@ syncs:
 """
     )
     assert parse_project(text).syncs["people"].model == "people"
+
+
+def test_golden_columns_may_not_take_the_resolvers_own_names():
+    text = BASE.replace("first_name: {type: string", "_source: {type: string")
+    assert any("keeps for itself" in p for p in problems(text))

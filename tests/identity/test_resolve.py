@@ -328,3 +328,44 @@ models:
         report.rejected == 1 + 2 + 1 + 600
     )  # the missing id, record 2's two, the long email, the flood
     assert all(len(e.reason) < 400 for e in report.errors)
+
+
+def test_a_source_in_postgresql_is_read_into_the_warehouse_and_resolved(tmp_path: Path, pg_url):
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE app_users (user_id text, mobile text, email text)")
+        conn.execute(
+            "INSERT INTO app_users VALUES ('u1', '+1 415 555 0101', NULL), "
+            "('u2', NULL, 'BOB@example.com'), ('u3', '12', 'nobody@example.com')"
+        )
+    (tmp_path / "crm.csv").write_text(CRM)
+    (tmp_path / "shop.csv").write_text(SHOP)
+    url = pg_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    text = PROJECT.replace(
+        "  shop_orders: {type: csv, path: shop.csv}\n",
+        f"  shop_orders: {{type: csv, path: shop.csv}}\n  app_db: {{type: sql, url: '{url}', table: app_users}}\n",
+    ).replace(
+        "    columns:\n      first_name",
+        "        app: {sql: select * from app_db, record_id: user_id, keys: {phone: mobile, email: email}}\n"
+        "    columns:\n      first_name",
+    )
+    report = resolve(parse_project(text, root=tmp_path), "customers")
+    assert report.error is None, report.error
+    links = persons_of(tmp_path)
+    assert links["app:u1"] == links["crm:1"] and links["app:u2"] == links["crm:2"]
+
+
+def test_the_example_project_resolves_its_crm_and_newsletter_into_people(tmp_path, monkeypatch):
+    import shutil
+
+    from headwater.config import load_project
+
+    template = Path(__file__).resolve().parents[2] / "src/headwater/project_template"
+    shutil.copytree(template / "data", tmp_path / "data")
+    shutil.copy(template / "headwater.yml", tmp_path / "headwater.yml")
+    monkeypatch.setenv("BRAZE_API_KEY", "example-key")
+    report = resolve(load_project(tmp_path), "people")
+    # 1,999 CRM rows with an id (C00318 twice: one record) and 800 sign-ups; 500 join by
+    # email, 150 by customer id; test@example.com is refused; 3 values rejected.
+    assert (report.records, report.persons, report.refused, report.rejected) == (2_799, 2_148, 1, 3)

@@ -287,7 +287,11 @@ def test_the_example_project_models_reject_exactly_the_planted_bad_rows(
     monkeypatch.setenv("BRAZE_API_KEY", "example-key")
     project = load_project(template)
 
-    results = {name: materialize_model(project, name, engine) for name in project.models}
+    results = {
+        name: materialize_model(project, name, engine)
+        for name, model in project.models.items()
+        if model.identity is None  # identity models resolve, see tests/identity
+    }
 
     planted = {
         name: sorted((r.row_key, r.field) for r in res.rejected) for name, res in results.items()

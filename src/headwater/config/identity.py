@@ -15,6 +15,16 @@ from headwater.config.base import Strict as _Strict
 KeyType = Literal["email", "phone", "string"]
 Survivorship = Literal["source_priority", "most_recent", "most_frequent"]
 DEFAULT_MAX_RECORDS_PER_VALUE = 1000
+# Column names the resolver uses for its own bookkeeping beside the golden columns.
+RESERVED_COLUMNS = (
+    "_source",
+    "_source_index",
+    "_priority",
+    "_record_id",
+    "_updated_at",
+    "_row",
+    "_rid",
+)
 
 
 class IdentityKey(_Strict):

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from headwater.config.base import Strict as _Strict
-from headwater.config.identity import IdentityConfig, Survivorship
+from headwater.config.identity import RESERVED_COLUMNS, IdentityConfig, Survivorship
 from headwater.config.syncs import Schedule
 
 PERSON_ID = "person_id"
@@ -111,6 +111,12 @@ class ModelConfig(_Strict):
             raise ValueError("identity models run in the warehouse; source is not supported")
         if self.primary_key != PERSON_ID:
             raise ValueError(f"an identity model's primary key is {PERSON_ID}")
+        reserved = [c for c in self.columns if c in RESERVED_COLUMNS or c.startswith("__hw")]
+        if reserved:
+            raise ValueError(
+                f"column {reserved[0]!r} is a name identity resolution keeps for itself "
+                f"({', '.join(RESERVED_COLUMNS)}, __hw*); alias it in the source's SQL"
+            )
         if PERSON_ID not in self.columns:
             self.columns = {PERSON_ID: ColumnSpec(type="string", required=True), **self.columns}
         return self

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from headwater.config import IdentityConfig
 from headwater.engines import DuckDBEngine
+from headwater.errors import FatalError
 from headwater.identity.components import connected_components
 from headwater.identity.normalize import VALUES
 from headwater.identity.stage import RECORD_KEY, RECORDS
@@ -41,9 +42,10 @@ def _limit_sql(identity: IdentityConfig) -> str:
 def resolve_components(engine: DuckDBEngine, identity: IdentityConfig) -> int:
     """Fill ``LABELS`` (_rid, lbl) for every record and ``REFUSED``; return CC rounds."""
     con = engine.conn
+    # A record holds one value per key, so counting rows counts records.
     con.execute(
         "CREATE OR REPLACE TEMP TABLE __hw_id_counts AS SELECT key, value, "
-        f"COUNT(DISTINCT _rid) AS n, {_limit_sql(identity)} AS lim FROM {VALUES} GROUP BY key, value"
+        f"COUNT(*) AS n, {_limit_sql(identity)} AS lim FROM {VALUES} GROUP BY key, value"
     )
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {REFUSED} AS SELECT key, value, n AS records, "
@@ -73,6 +75,12 @@ def resolve_components(engine: DuckDBEngine, identity: IdentityConfig) -> int:
     for _ in range(MAX_SPLIT_ROUNDS):
         if not limited or not _split_once(engine, identity, limited, order):
             break
+    else:
+        raise FatalError(
+            f"limit rules: persons still break max_per_person after {MAX_SPLIT_ROUNDS} rounds "
+            "of refusing their links; lower max_records_per_value so junk values are "
+            "refused up front"
+        )
     con.execute("DROP TABLE IF EXISTS __hw_id_vids")
     return rounds
 

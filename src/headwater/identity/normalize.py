@@ -17,7 +17,7 @@ from headwater.config import IdentityConfig, IdentityKey, ModelConfig
 from headwater.engines import DuckDBEngine
 from headwater.errors import FatalError
 from headwater.identity import emails, phones
-from headwater.identity.stage import RAW, RECORD_KEY, RECORDS
+from headwater.identity.stage import RAW, RECORD_KEY
 from headwater.sources.base import quote_ident, quote_literal
 
 VALUES = "__hw_id_values"
@@ -134,13 +134,16 @@ def normalize_keys(engine: DuckDBEngine, model_name: str, identity: IdentityConf
     return cleaned
 
 
-def fill_key_columns(engine: DuckDBEngine, model: ModelConfig) -> None:
-    """A golden column named after a key holds the key's cleaned value (never a bad one)."""
+def key_columns_sql(model: ModelConfig, records: str = "r") -> tuple[str, str]:
+    """(a ``* REPLACE`` clause, the joins) giving each golden column named after a key the
+    key's cleaned value (never a bad one), read beside ``records`` rather than updated in."""
     assert model.identity is not None
-    for column in model.columns:
-        if column in model.identity.keys:
-            col = quote_ident(column)
-            engine.conn.execute(
-                f"UPDATE {RECORDS} SET {col} = v.value FROM (SELECT _rid, value FROM {VALUES} "
-                f"WHERE key = {quote_literal(column)}) AS v WHERE {RECORDS}._rid = v._rid"
-            )
+    replaces, joins = [], []
+    for i, column in enumerate(c for c in model.columns if c in model.identity.keys):
+        replaces.append(f"k{i}.value AS {quote_ident(column)}")
+        joins.append(
+            f"LEFT JOIN (SELECT _rid, value FROM {VALUES} WHERE key = {quote_literal(column)}) "
+            f"AS k{i} ON k{i}._rid = {records}._rid"
+        )
+    replace = f" REPLACE ({', '.join(replaces)})" if replaces else ""
+    return replace, " ".join(joins)

@@ -24,7 +24,7 @@ from headwater.errors import ConfigError, HeadwaterError, RowError
 from headwater.identity.golden import golden_select
 from headwater.identity.ids import MERGED, PERSON, assign_person_ids
 from headwater.identity.limits import LABELS, REFUSED, resolve_components
-from headwater.identity.normalize import BAD, fill_key_columns, normalize_keys
+from headwater.identity.normalize import BAD, key_columns_sql, normalize_keys
 from headwater.identity.stage import RECORDS, stage_records
 from headwater.models.model import (
     MAX_REJECTION_DETAILS,
@@ -92,10 +92,11 @@ def _publish(
     con = engine.conn
     t = {name: quote_ident(output_table(model_name, name)) for name in OUTPUTS}
     # Each record with its person, once; the three big outputs read it without joins.
+    replace, joins = key_columns_sql(model, "r")
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE __hw_id_rp AS SELECT p.person_id, p.first_seen_at, r.* "
-        f"FROM {RECORDS} AS r JOIN {LABELS} AS l ON l._rid = r._rid "
-        f"JOIN {PERSON} AS p ON p.lbl = l.lbl"
+        f"CREATE OR REPLACE TEMP TABLE __hw_id_rp AS SELECT p.person_id, p.first_seen_at, "
+        f"r.*{replace} FROM {RECORDS} AS r JOIN {LABELS} AS l ON l._rid = r._rid "
+        f"JOIN {PERSON} AS p ON p.lbl = l.lbl {joins}"
     )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE __hw_id_golden AS " + golden_select(model, "__hw_id_rp")
@@ -185,7 +186,6 @@ def run_resolution(
     report.records = staged.records
     step("cleaning keys")
     report.cleaned = normalize_keys(engine, model_name, identity)
-    fill_key_columns(engine, model)
     step("linking records")
     report.rounds = resolve_components(engine, identity)
     step("naming persons")

@@ -21,6 +21,7 @@ from headwater.sources.base import open_source, quote_ident, quote_literal
 from headwater.sources.files import FileSource
 
 RECORDS = "__hw_id_records"
+RID_SOURCE_STRIDE = 1 << 40  # rows per source before record numbers would overlap
 RAW = "__hw_id_raw"
 RECORD_KEY = "__record"
 SQL_TYPES = {
@@ -104,20 +105,24 @@ def stage_records(
                 _text(source.keys[key], columns) if key in source.keys else "CAST(NULL AS VARCHAR)"
             )
             select.append(f"{expr} AS __hw_k{i}")
-        for i, (column, spec) in enumerate(golden.items()):
+        for column, spec in golden.items():
             type_ = SQL_TYPES.get(spec.type)
             if column in identity.keys:
-                ref = "NULL"  # the cleaned key value, filled in by normalize.fill_key_columns
+                ref = "NULL"  # the cleaned key value: normalize.key_columns_sql
             elif column in columns:
                 ref = _text(column, columns) if spec.type == "string" else quote_ident(column)
             elif column in source.keys:
                 ref = _expr(source.keys[column], columns)
             else:
                 ref = "NULL"
-            select.append(
-                f"TRY_CAST({ref} AS {type_}) AS __hw_g{i}" if type_ else f"{ref} AS __hw_g{i}"
-            )
-        parts.append(f"SELECT {', '.join(select)}, ROW_NUMBER() OVER () AS _row FROM ({sql}) AS s")
+            name = quote_ident(column)
+            select.append(f"TRY_CAST({ref} AS {type_}) AS {name}" if type_ else f"{ref} AS {name}")
+        # A record's number: its source's index in the high bits, its row in the low ones;
+        # no sort over all records is needed to number them.
+        parts.append(
+            f"SELECT *, CAST({index} AS BIGINT) * {RID_SOURCE_STRIDE} + _row AS _rid FROM "
+            f"(SELECT {', '.join(select)}, ROW_NUMBER() OVER () AS _row FROM ({sql}) AS s) AS n"
+        )
     try:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE __hw_id_all AS {' UNION ALL BY NAME '.join(parts)}"
@@ -133,17 +138,9 @@ def stage_records(
     missing_count = con.execute(
         "SELECT count(*) FROM __hw_id_all WHERE _record_id IS NULL OR trim(_record_id) = ''"
     ).fetchall()[0][0]
-    renames = ", ".join(
-        [f"__hw_g{i} AS {quote_ident(c)}" for i, c in enumerate(golden)]
-        + [f"__hw_k{i}" for i in range(len(identity.keys))]
-    )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {RECORDS} AS SELECT "
-        "CAST(ROW_NUMBER() OVER (ORDER BY _source_index, _row) AS BIGINT) AS _rid, "
-        f"_source, _record_id, _updated_at, _priority{', ' if renames else ''}{renames} "
-        "FROM __hw_id_all WHERE _record_id IS NOT NULL AND trim(_record_id) <> ''"
-    )
-    con.execute("DROP TABLE __hw_id_all")
+    con.execute("DELETE FROM __hw_id_all WHERE _record_id IS NULL OR trim(_record_id) = ''")
+    con.execute(f"DROP TABLE IF EXISTS {RECORDS}")
+    con.execute(f"ALTER TABLE __hw_id_all RENAME TO {RECORDS}")
     unpivot = [
         f"SELECT _rid, {quote_literal(key)} AS key, __hw_k{i} AS raw FROM {RECORDS} "
         f"WHERE __hw_k{i} IS NOT NULL AND trim(__hw_k{i}) <> ''"
