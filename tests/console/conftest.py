@@ -73,9 +73,11 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """A real headless Chromium; missing, the tests fail (never skip): `make browser`."""
+    """A real headless Chromium; missing, the tests fail (never skip): `make browser`.
+    Module-scoped: Playwright's sync API holds an event loop in this thread while it runs,
+    which later tests' ``asyncio.run`` must not find."""
     import os
 
     from playwright.sync_api import sync_playwright
