@@ -443,12 +443,17 @@ def materialize_model(
 
 
 def _keep_valid_rows(engine: Engine, model: ModelConfig, table: str, checked: str, ok: str) -> None:
+    """The model's table in DuckDB: a temporary table of this connection, in file order.
+    Every run rebuilds it, so writing it into the warehouse file (a second or more per
+    million rows) would buy nothing, and two runs over one model cannot trip on each
+    other's. (A table left in the file by an older version is dropped too.)"""
     columns = ", ".join(quote_ident(c) for c in model.columns)
     with engine.transaction():
-        _execute(engine, f"DROP TABLE IF EXISTS {table}")
+        for _ in ("temporary", "stored"):
+            _execute(engine, f"DROP TABLE IF EXISTS {table}")
         _execute(
             engine,
-            f"CREATE TABLE {table} AS SELECT {columns} FROM {checked} WHERE {ok} "
+            f"CREATE TEMP TABLE {table} AS SELECT {columns} FROM {checked} WHERE {ok} "
             f"ORDER BY {ROW_COLUMN}",
         )
 

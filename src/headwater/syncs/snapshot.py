@@ -106,7 +106,9 @@ def render_sql(engine: Engine, sql: str) -> str:
 
 def run(engine: Engine, sql: str, *, scratch: bool = False) -> None:
     """Run DuckDB-dialect ``sql`` on ``engine``. ``scratch``: the tables it creates are
-    rebuilt by every run (a diff), so PostgreSQL need not write them to its WAL."""
+    rebuilt by every run (a diff), so PostgreSQL need not write them to its WAL. (DuckDB
+    keeps them stored: the diff is read through a second connection, which cannot see
+    temporary tables.)"""
     rendered = render_sql(engine, sql)
     if scratch and engine.dialect == "postgres" and rendered.startswith("CREATE TABLE "):
         rendered = "CREATE UNLOGGED TABLE " + rendered.removeprefix("CREATE TABLE ")
