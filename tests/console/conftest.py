@@ -76,8 +76,9 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="module")
 def chromium():
     """A real headless Chromium; missing, the tests fail (never skip): `make browser`.
-    Module-scoped: Playwright's sync API holds an event loop in this thread while it runs,
-    which later tests' ``asyncio.run`` must not find."""
+
+    Module-scoped: Playwright's sync API keeps an event loop running in this thread while
+    it is open, and a later test's ``asyncio.run`` would find it there."""
     import os
 
     from playwright.sync_api import sync_playwright

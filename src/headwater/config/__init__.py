@@ -16,6 +16,7 @@ checks and loading); everything is importable from ``headwater.config`` as befor
 
 from __future__ import annotations
 
+from headwater.config.audiences import AudienceConfig, AudienceDefaults
 from headwater.config.base import (
     DEFAULT_STATE_URL,
     DEFAULT_WAREHOUSE_URL,
@@ -29,6 +30,7 @@ from headwater.config.console import ConsoleConfig
 from headwater.config.destinations import BrazeDestination, RateLimitOverride
 from headwater.config.document import Loc, ProjectCheck, Report, located_errors
 from headwater.config.gateway import GatewayConfig, GatewayDelivery
+from headwater.config.identity import IdentityConfig, IdentityKey, IdentitySource
 from headwater.config.loading import find_project_file, load_project, parse_project
 from headwater.config.models import ColumnSpec, ColumnType, ModelConfig
 from headwater.config.monitoring import InspectorConfig, MetricsConfig
@@ -53,6 +55,8 @@ from headwater.config.syncs import (
 )
 
 __all__ = [
+    "AudienceConfig",
+    "AudienceDefaults",
     "BrazeDestination",
     "ColumnSpec",
     "ColumnType",
@@ -64,6 +68,9 @@ __all__ = [
     "GatewayConfig",
     "GatewayDelivery",
     "ConsoleConfig",
+    "IdentityConfig",
+    "IdentityKey",
+    "IdentitySource",
     "InspectorConfig",
     "JsonSourceConfig",
     "MetricsConfig",
