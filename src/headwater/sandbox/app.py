@@ -22,6 +22,7 @@ from headwater.sandbox.faults import FaultPlan
 from headwater.sandbox.keys import ALL_PERMISSIONS, KeyRing
 from headwater.sandbox.limits import RateLimiter
 from headwater.sandbox.segments import routes as segment_routes
+from headwater.sandbox.segments.exports import SegmentExports
 from headwater.sandbox.settings import SandboxSettings
 from headwater.sandbox.store import Store
 from headwater.sandbox.users import routes as user_routes
@@ -41,6 +42,7 @@ class Sandbox:
     users: UsersBackend
     limiter: RateLimiter
     faults: FaultPlan
+    segment_exports: SegmentExports | None = None
 
     @classmethod
     def open(cls, settings: SandboxSettings, clock: Callable[[], float] | None = None) -> Sandbox:
@@ -51,13 +53,17 @@ class Sandbox:
             keys.load_file(settings.keys_file)
         if settings.key:
             keys.add_static(CLI_KEY_NAME, settings.key, [ALL_PERMISSIONS])
+        users = UsersBackend(store, settings, clock or time.monotonic)
         return cls(
             settings=settings,
             store=store,
             keys=keys,
-            users=UsersBackend(store, settings, clock or time.monotonic),
+            users=users,
             limiter=RateLimiter(settings.rate_limits, clock or time.time),
             faults=FaultPlan(settings.faults, settings.seed),
+            segment_exports=SegmentExports(
+                store.segments, lambda: users.profiles, settings.faults, settings.seed
+            ),
         )
 
 
@@ -67,6 +73,8 @@ def create_app(settings: SandboxSettings | None = None, sandbox: Sandbox | None 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
+        if sandbox.segment_exports is not None:
+            sandbox.segment_exports.close()
         sandbox.store.close()
 
     app = FastAPI(
