@@ -110,13 +110,14 @@ def serve(
         app = create_app(settings)  # opens the state store: stale or locked is refused here
     except ConfigError as exc:
         _fail(console, exc)
-    app.state.hub.project = project  # the console lists and runs the project's syncs
+    app.state.hub.project = project  # the console lists and runs the project's jobs
     scheduled = _attach_scheduler(app, project) if schedules else 0
     tune_garbage_collector()
     console.print(
         f"Headwater gateway on http://{host}:{port} "
         f"({len(settings.streams)} stream(s), destinations: {', '.join(settings.destinations)}, "
-        f"{scheduled} scheduled job(s))",
+        f"{scheduled} scheduled job(s)); console: http://{host}:{port}/console/ "
+        "(users: headwater users create NAME)",
         highlight=False,
     )
     if not run_server(app, host, port, app.state.shutdown):
