@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import duckdb
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from headwater.audiences.splits import allocate, group_of, slot_of, slot_sql
@@ -28,6 +28,7 @@ def share_changes(draw):
     others = [n for n in names if n not in kept] + draw(
         st.lists(st.sampled_from("xyz"), unique=True, max_size=2)
     )
+    assume(rest - 1 >= len(others) - 1)  # room for a distinct cut between each of them
     cuts = sorted(draw(st.lists(st.integers(1, max(rest - 1, 1)), min_size=len(others) - 1,
                                 max_size=len(others) - 1, unique=True)))  # fmt: skip
     bounds = [0, *cuts, rest]
