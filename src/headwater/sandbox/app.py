@@ -21,6 +21,9 @@ from headwater.sandbox import control
 from headwater.sandbox.faults import FaultPlan
 from headwater.sandbox.keys import ALL_PERMISSIONS, KeyRing
 from headwater.sandbox.limits import RateLimiter
+from headwater.sandbox.messaging import control as messaging_control
+from headwater.sandbox.messaging import routes as messaging_routes
+from headwater.sandbox.messaging.models import MessagingBackend
 from headwater.sandbox.segments import routes as segment_routes
 from headwater.sandbox.settings import SandboxSettings
 from headwater.sandbox.store import Store
@@ -41,6 +44,7 @@ class Sandbox:
     users: UsersBackend
     limiter: RateLimiter
     faults: FaultPlan
+    messaging: MessagingBackend | None = None
 
     @classmethod
     def open(cls, settings: SandboxSettings, clock: Callable[[], float] | None = None) -> Sandbox:
@@ -51,13 +55,17 @@ class Sandbox:
             keys.load_file(settings.keys_file)
         if settings.key:
             keys.add_static(CLI_KEY_NAME, settings.key, [ALL_PERMISSIONS])
+        users = UsersBackend(store, settings, clock or time.monotonic)
         return cls(
             settings=settings,
             store=store,
             keys=keys,
-            users=UsersBackend(store, settings, clock or time.monotonic),
+            users=users,
             limiter=RateLimiter(settings.rate_limits, clock or time.time),
             faults=FaultPlan(settings.faults, settings.seed),
+            messaging=MessagingBackend(
+                store, users, {"campaign": settings.campaigns, "canvas": settings.canvases}
+            ),
         )
 
 
@@ -79,7 +87,9 @@ def create_app(settings: SandboxSettings | None = None, sandbox: Sandbox | None 
     app.include_router(user_routes.router)
     app.add_middleware(FastPath, routes=user_routes.FAST_ROUTES)
     app.include_router(segment_routes.router)
+    app.include_router(messaging_routes.router)
     app.include_router(control.router)
+    app.include_router(messaging_control.router)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

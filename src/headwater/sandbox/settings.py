@@ -51,3 +51,6 @@ class SandboxSettings:
     rate_limits: dict[str, RateBudget] = field(default_factory=dict)  # by bucket
     faults: Faults = field(default_factory=Faults)
     seed: int | None = None  # random seed for fault injection (repeatable tests)
+    # What trigger sends may target: [{id, name, tags?, api?, status?}] (sandbox/messaging)
+    campaigns: list[dict] = field(default_factory=list)
+    canvases: list[dict] = field(default_factory=list)
