@@ -234,3 +234,37 @@ def test_segment_details(sandbox, api):
     assert details["message"] == "success"
     assert api.get("/segments/details", params={"segment_id": "nope"}).status_code == 400
     assert api.get("/segments/details").status_code == 400
+
+
+def test_hostile_bodies_get_braze_shaped_answers_never_a_500(declared, api):
+    deep: dict = {}
+    inner = deep
+    for _ in range(300):
+        inner["a"] = {}
+        inner = inner["a"]
+    one = [{"external_user_id": "u1"}]
+    bodies = [
+        {"campaign_id": CAMPAIGN, "trigger_properties": deep, "recipients": one},
+        {"campaign_id": CAMPAIGN, "recipients": [{"external_user_id": "u1", "trigger_properties": deep}]},
+        {"campaign_id": [CAMPAIGN], "recipients": one},
+        {"campaign_id": CAMPAIGN, "recipients": [{"external_user_id": {"$ne": None}}]},
+        {"campaign_id": CAMPAIGN, "recipients": [{"braze_id": 10**40}]},
+        {"campaign_id": CAMPAIGN, "recipients": [None, 1, "x"]},
+        {"campaign_id": CAMPAIGN, "recipients": one, "send_id": {"a": 1}},
+        {"campaign_id": CAMPAIGN, "recipients": one, "broadcast": "yes"},
+        {"campaign_id": CAMPAIGN, "recipients": [{"external_user_id": "u1", "attributes": [1]}]},
+        {"campaign_id": CAMPAIGN, "recipients": [{"external_user_id": "u1",
+                                                  "send_to_existing_only": False,
+                                                  "attributes": {"email": {"x": 1}}}]},
+        {"campaign_id": CAMPAIGN, "recipients": [{"external_user_id": "u1",
+                                                  "send_to_existing_only": False,
+                                                  "attributes": {"deep": deep}}]},
+    ]  # fmt: skip
+    for body in bodies:
+        answer = api.post("/campaigns/trigger/send", json=body)
+        assert answer.status_code in (201, 400), (body, answer.text)
+        assert "message" in answer.json()
+    flood = {f"k{i}": i for i in range(10_000)}
+    answer = api.post("/campaigns/trigger/send", json={"campaign_id": CAMPAIGN, "recipients": one,
+                                                      "trigger_properties": flood})  # fmt: skip
+    assert answer.status_code == 400 and "50 KB" in answer.json()["message"]

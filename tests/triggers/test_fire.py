@@ -103,3 +103,20 @@ def test_an_unknown_campaign_fails_the_entries_without_sending(sandbox, state_ur
     report = fire_on_audience_entry(project, "vip", "a", entries(2))
     outcome = next(o for o in report.outcomes if o.trigger == "welcome_vip")
     assert outcome.failed == 2 and "Invalid Campaign ID" in str(outcome.errors[0])
+
+
+def test_hostile_records_fail_their_person_only(sandbox, state_url, tmp_path):
+    deep: dict = {}
+    inner = deep
+    for _ in range(300):
+        inner["a"] = {}
+        inner = inner["a"]
+    project = make_project(sandbox, state_url, tmp_path)
+    people = entries(4)
+    people[0]["record"]["points"] = deep
+    people[1]["identifier"] = {"external_id": {"$ne": None}}
+    people[2]["record"] = None
+    report = fire_on_audience_entry(project, "vip", "a", people)
+    outcome = next(o for o in report.outcomes if o.trigger == "welcome_vip")
+    assert outcome.error is None
+    assert outcome.sent + outcome.failed == 4 and outcome.sent >= 2

@@ -110,7 +110,10 @@ def _properties(holder: dict, kind: SendKind, where: str) -> dict:
             continue
         if not isinstance(value, dict):
             raise BrazeError(400, f"{where}'{name}' must be an object")
-        size = json_size(value)
+        try:
+            size = json_size(value)
+        except TypeError:  # orjson refuses nesting past 254 levels
+            raise BrazeError(400, f"{where}'{name}' is nested too deeply") from None
         if size > MAX_TRIGGER_PROPERTIES_BYTES:
             raise BrazeError(400, where + properties_too_large(name, size))
         merged.update(value)
@@ -188,6 +191,15 @@ def parse_trigger_send(body: object, kind: SendKind) -> TriggerSend:
     if send_id is not None and not isinstance(send_id, str):
         raise BrazeError(400, "'send_id' must be a string")
     return TriggerSend(kind, target, broadcast, top, recipients, send_id)
+
+
+def check_recipient(raw: object, kind: SendKind) -> Recipient:
+    """One recipient checked on its own (BrazeError naming what is wrong), so a caller can
+    keep a bad one out of a request instead of losing its 49 neighbours to a 400."""
+    try:
+        return _recipient(0, raw, kind, {})
+    except BrazeError as exc:
+        raise BrazeError(400, exc.message.removeprefix("recipients[0]: ")) from None
 
 
 def recipient_of(

@@ -20,11 +20,19 @@ from dataclasses import dataclass, field
 
 from headwater.braze.client import BrazeClient, TrackItem
 from headwater.braze.errors import (
+    BrazeError,
     BrazeRejectedError,
     BrazeSendInDoubtError,
     BrazeUnavailableError,
 )
-from headwater.braze.messaging import CAMPAIGN, CANVAS, MAX_RECIPIENTS_PER_REQUEST, recipient_of
+from headwater.braze.identifiers import ObjectError, identifier_of
+from headwater.braze.messaging import (
+    CAMPAIGN,
+    CANVAS,
+    MAX_RECIPIENTS_PER_REQUEST,
+    check_recipient,
+    recipient_of,
+)
 from headwater.braze.retry import Backoff
 from headwater.chunks import chunks
 from headwater.config import Project
@@ -80,6 +88,7 @@ class Prepared:
     entry: ledger.Entry
     identifier: dict
     properties: dict
+    recipient: dict | None  # the checked recipient object (None for profile-only triggers)
 
 
 def entry_key(scope: str, entry: dict) -> str:
@@ -205,8 +214,33 @@ def prepare(
         except RenderError as exc:
             bad.append((entry, RowError(f"trigger {name!r}: {exc}", row=person, field=exc.field)))
             continue
-        ready.append(Prepared(entry, identifier, properties))
+        try:
+            recipient = _checked(trigger, identifier, properties)
+        except (BrazeError, ObjectError) as exc:
+            reason = exc.message if isinstance(exc, BrazeError) else exc.type
+            bad.append((entry, RowError(f"trigger {name!r}: person {person!r}: {reason}",
+                                        row=person, field="identifier")))  # fmt: skip
+            continue
+        ready.append(Prepared(entry, identifier, properties, recipient))
     return ready, bad
+
+
+def _checked(trigger: TriggerConfig, identifier: dict, properties: dict) -> dict | None:
+    """The person's recipient object, checked against Braze's rules on its own."""
+    if trigger.action == "profile":
+        identifier_of(_track_identifier(identifier))
+        return None
+    kind = CAMPAIGN if trigger.action == "campaign" else CANVAS
+    existing_only = trigger.send_to_existing_only
+    recipient = recipient_of(
+        identifier,
+        properties=properties,
+        send_to_existing_only=existing_only,
+        attributes=None if existing_only else properties,
+        kind=kind,
+    )
+    check_recipient(recipient, kind)
+    return recipient
 
 
 async def fire_one(
@@ -293,16 +327,7 @@ async def _send(client: BrazeClient, trigger: TriggerConfig, batch: list[Prepare
             raise BrazeRejectedError(400, {}, f"{summary.failed} profile updates refused")
         return "profile"
     kind = CAMPAIGN if trigger.action == "campaign" else CANVAS
-    recipients = [
-        recipient_of(
-            p.identifier,
-            properties=p.properties,
-            send_to_existing_only=existing_only,
-            attributes=None if existing_only else p.properties,
-            kind=kind,
-        )
-        for p in batch
-    ]
+    recipients = [p.recipient for p in batch]
     if kind is CAMPAIGN:
         return await client.trigger_campaign(trigger.campaign_id, recipients)
     return await client.trigger_canvas(trigger.canvas_id, recipients)

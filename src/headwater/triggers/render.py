@@ -64,7 +64,10 @@ def render_properties(templates: dict[str, str], record: dict, person: str) -> d
             value = text
         if value is not None and value != "":
             properties[name] = value
-    size = len(orjson.dumps(properties))
+    try:
+        size = len(orjson.dumps(properties))
+    except TypeError:  # nested past what JSON encoders (and Braze) take
+        raise RenderError(f"person {person!r}: properties are nested too deeply") from None
     if size > MAX_TRIGGER_PROPERTIES_BYTES:
         largest = max(properties, key=lambda k: len(orjson.dumps(properties[k])))
         raise RenderError(
