@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint lock services browser clean bytecode docs docs-build
+.PHONY: demo test bench lint lock services browser screenshots clean bytecode docs docs-build
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ venv: $(STAMP)
 demo: $(STAMP) bytecode
 	$(BIN)/python -m headwater.demo
 
-test: $(STAMP) services bytecode
+test: $(STAMP) services bytecode browser
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 services: $(STAMP)
@@ -37,7 +37,11 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "warning: could not install chromium; browser tests will say so"; }
 
-BENCHES ?= sandbox_track delivery diff sync_e2e gateway scheduler
+# A PNG of each console page (docs/screenshots/), taken in Debian's headless Chromium.
+screenshots: $(STAMP) browser
+	$(BIN)/python tests/console/screenshots.py docs/screenshots
+
+BENCHES ?= sandbox_track delivery diff sync_e2e gateway scheduler console
 
 # Each benchmark prints its figures and the command that made them (docs/benchmarks.md).
 bench: $(STAMP)

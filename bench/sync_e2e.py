@@ -2,6 +2,11 @@
 attributes, ``max_concurrency: 200``, into a Braze-shaped sink answering after 100 ms.
 
     python -m bench.sync_e2e --rows 1000000
+    python -m bench.sync_e2e --rows 1000000 --engine postgres [--statements]
+
+With ``--engine postgres`` the customers are a table in PostgreSQL (database
+``hw_bench_sync``, created on 127.0.0.1:5432) and the model runs inside it (``source:``);
+``--statements`` prints the slowest statements each sync issued there.
 
 The sink (``headwater.testing.sink``) runs in its own process, so the CPU figures are this
 process's alone (the sync, DuckDB's threads included). The machine is shared, so each
@@ -40,6 +45,10 @@ KEY = "bench-key-not-a-secret"
 TARGET_OBJECTS_PER_SECOND = 50_000
 TARGET_CORES = 1.5
 TARGET_STAGE_SECONDS = 4.0
+PG_TARGET_OBJECTS_PER_SECOND = 30_000
+PG_TARGET_CHURN_SECONDS = 4.0
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+PG_DATABASE = "hw_bench_sync"
 
 
 def write_csv(path: Path, rows: int, bump: bool = False) -> None:
@@ -85,6 +94,159 @@ syncs:
     mapping: {{email: email, first_name: first_name, loyalty_points: points, is_vip: vip,
               signed_up_at: signed_up}}
 """
+
+
+PG_PROJECT = """
+destinations:
+  braze: {{url: "{url}", api_key: {key}, max_concurrency: {concurrency}}}
+sources:
+  app_db: {{type: sql, url: "{database}"}}
+models:
+  customers:
+    source: app_db
+    sql: select * from bench_customers
+    primary_key: id
+    columns:
+      id: {{type: string, required: true}}
+      email: {{type: string}}
+      first_name: {{type: string}}
+      points: {{type: integer}}
+      vip: {{type: boolean}}
+      signed_up: {{type: time}}
+syncs:
+  customers:
+    model: customers
+    destination: braze
+    identifier: {{external_id: id}}
+    mapping: {{email: email, first_name: first_name, loyalty_points: points, is_vip: vip,
+              signed_up_at: signed_up}}
+"""
+
+
+def pg_database() -> str:
+    """A fresh database for the bench on the local server; its URL."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+        conn.exec_driver_sql(f"CREATE DATABASE {PG_DATABASE}")
+    admin.dispose()
+    return f"{PG_SERVER}/{PG_DATABASE}"
+
+
+def pg_load(url: str, csv_path: Path) -> None:
+    """The customers as a PostgreSQL table, loaded with COPY."""
+    import psycopg
+
+    with psycopg.connect(url.replace("+psycopg", "")) as conn:
+        conn.execute(
+            "CREATE TABLE bench_customers (id text PRIMARY KEY, email text, first_name text, "
+            "points integer, vip boolean, signed_up timestamp)"
+        )
+        with (
+            conn.cursor().copy("COPY bench_customers FROM STDIN (FORMAT csv, HEADER true)") as copy,
+            csv_path.open("rb") as f,
+        ):
+            while chunk := f.read(1 << 20):
+                copy.write(chunk)
+        conn.execute("ANALYZE bench_customers")
+
+
+def pg_bump(url: str) -> None:
+    """A day later: 1 % of customers have new points."""
+    import psycopg
+
+    with psycopg.connect(url.replace("+psycopg", "")) as conn:
+        conn.execute("UPDATE bench_customers SET points = points + 1 WHERE right(id, 2) = '00'")
+
+
+class StatementLog:
+    """Times every statement the sync engine sends to PostgreSQL (``--statements``)."""
+
+    def __init__(self) -> None:
+        self.times: list[tuple[float, str]] = []
+
+    def __enter__(self) -> StatementLog:
+        from headwater.engines import SqlAlchemyEngine
+
+        self._run = original = SqlAlchemyEngine._run
+        log = self.times
+
+        def timed(engine, sql, params=None):
+            started = time.perf_counter()
+            try:
+                return original(engine, sql, params)
+            finally:
+                log.append((time.perf_counter() - started, " ".join(sql.split())))
+
+        SqlAlchemyEngine._run = timed
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from headwater.engines import SqlAlchemyEngine
+
+        SqlAlchemyEngine._run = self._run
+
+    def print_top(self, n: int = 8) -> None:
+        total = sum(t for t, _ in self.times)
+        print(f"    {len(self.times):,} statements, {total:.2f} s in PostgreSQL; slowest:")
+        for seconds, sql in sorted(self.times, reverse=True)[:n]:
+            print(f"    {seconds:7.3f} s  {sql[:150]}")
+
+
+def run_postgres(args: argparse.Namespace, work: Path, url: str) -> bool:
+    """The PostgreSQL variant: the same customers in a table, the model run inside it."""
+    from headwater.engines import SqlAlchemyEngine
+
+    ok = True
+    database = pg_database()
+    pg_load(database, work / "data/customers.csv")
+    (work / "headwater.yml").write_text(
+        textwrap.dedent(PG_PROJECT).format(
+            url=url, key=KEY, concurrency=args.concurrency, database=database
+        )
+    )
+    project = load_project(work)
+    print("PostgreSQL model (source: a PostgreSQL database)")
+    with StatementLog() as statements, Measure() as m:
+        model = materialize_model(project, "customers")
+    print(line("floor: run the model in PostgreSQL", 0, m, f"({model.row_count:,} rows)"))
+    if args.statements:
+        statements.print_top(4)
+    assert isinstance(model.engine, SqlAlchemyEngine)
+    with Measure() as m:
+        diff = compute_diff(model.engine, "bench", model.table, "id", list(model.columns)[1:])
+        scanned = sum(b.num_rows for b in model.engine.iter_arrow(
+            f'SELECT * FROM "{diff.table}"', 10_000))  # fmt: skip
+    model.engine.close()
+    print(line("floor: bare diff query + Arrow scan", scanned, m))
+    items = prebuilt_items(args.rows)
+    with Measure() as m:
+        accepted = asyncio.run(client_alone(url, items, args.concurrency))
+    print(line("floor: client alone, prebuilt objects", accepted, m))
+    del items
+    for label, bump in (("first sync (every row new)", False),
+                        ("second sync (1% changed)", True)):  # fmt: skip
+        if bump:
+            pg_bump(database)
+        with StatementLog() as statements, Measure() as m:
+            report = run_sync(load_project(work), "customers")
+        extra = f"{report.requests:,} requests, {report.data_points:,} data points, {report.status}"
+        print(line(f"sync: {label}", report.sent, m, extra))
+        if args.statements:
+            statements.print_top()
+        if bump:
+            meets = m.wall < PG_TARGET_CHURN_SECONDS
+            print(f"  target 1 %-churn run < {PG_TARGET_CHURN_SECONDS:.0f} s: "
+                  f"{'met' if meets else 'NOT met'}")  # fmt: skip
+        else:
+            rate = report.sent / m.wall
+            meets = rate >= PG_TARGET_OBJECTS_PER_SECOND
+            print(f"  target >= {PG_TARGET_OBJECTS_PER_SECOND:,} obj/s: "
+                  f"{'met' if meets else 'NOT met'}")  # fmt: skip
+        ok &= meets
+    return ok
 
 
 def cpu_seconds() -> float:
@@ -145,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--delay", type=float, default=0.1)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--engine", choices=("duckdb", "postgres"), default="duckdb")
+    parser.add_argument(
+        "--statements", action="store_true", help="PostgreSQL: print the slowest statements"
+    )
     args = parser.parse_args(argv)
     print("$ python -m bench.sync_e2e " + " ".join(argv if argv is not None else sys.argv[1:]))
     work = Path(tempfile.mkdtemp(prefix="hw-e2e-"))
@@ -156,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.rows:,} rows, CSV {size / 1e6:.0f} MB; sink answering after "
               f"{args.delay * 1000:.0f} ms, {args.concurrency} requests in flight")  # fmt: skip
         with sink_process(args.delay) as url:
+            if args.engine == "postgres":
+                return 0 if run_postgres(args, work, url) else 1
             (work / "headwater.yml").write_text(
                 textwrap.dedent(PROJECT).format(url=url, key=KEY, concurrency=args.concurrency)
             )

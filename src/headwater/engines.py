@@ -246,6 +246,9 @@ def _sqlite_values(column: pa.Array) -> list:
     return column.to_pylist()
 
 
+PG_SESSION_SETTINGS = {"work_mem": "256MB", "temp_buffers": "256MB"}
+
+
 class SqlAlchemyEngine(Engine):
     """A database reached through SQLAlchemy; PostgreSQL is tested, SQLite works.
 
@@ -264,6 +267,11 @@ class SqlAlchemyEngine(Engine):
         if self.dialect == "postgres":
             # Row hashes hash the text form of rows; fix the one setting that changes it.
             self.execute("SET TIME ZONE 'UTC'")
+            # Models, diffs and snapshot commits sort, hash and write whole tables once a
+            # run: give this one session the memory to do it without spilling to disk.
+            # (temp_buffers may only change before the session's first temporary table.)
+            for setting, value in PG_SESSION_SETTINGS.items():
+                self.execute(f"SET {setting} = '{value}'")
 
     def _run(self, sql: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
         """Run one statement; return its column names and rows (empty if it returns none).
@@ -286,6 +294,11 @@ class SqlAlchemyEngine(Engine):
             return [d[0] for d in cursor.description], [tuple(r) for r in cursor.fetchall()]
         finally:
             cursor.close()
+
+    def fetch_raw(self, sql: str) -> list[tuple]:
+        """Run one statement inside the current transaction, straight to the driver (no
+        placeholders), and return its rows."""
+        return self._run(sql)[1]
 
     @contextmanager
     def _unit(self) -> Iterator[None]:

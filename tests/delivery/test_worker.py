@@ -73,7 +73,7 @@ def test_unchanged_attributes_are_not_sent_again_and_savings_are_counted(setup):
     assert stats["counters"]["objects_skipped_unchanged"] == 1
     metrics = gw.metrics()
     assert (
-        'headwater_stream_objects_total{stream="gateway:partner",counter="data_points_saved"} 3'
+        'headwater_stream_objects_total{counter="data_points_saved",stream="gateway:partner"} 3.0'
         in metrics
     )
     assert "headwater_outbox_depth 0" in metrics

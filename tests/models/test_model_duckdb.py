@@ -310,8 +310,9 @@ def test_the_example_project_models_reject_exactly_the_planted_bad_rows(
 
 
 def test_one_odd_value_deep_in_a_big_csv_rejects_its_row_not_the_read(tmp_path, engine):
-    """Types are sniffed from every row, so a value past any sample turns its column into
-    text and the model's declared type refuses just that row, in file order."""
+    """A value past the type sample makes the types be sniffed again from every row: its
+    column turns into text and the model's declared type refuses just that row, in file
+    order."""
     lines = ["id,points,seen"] + [f"U{i},{i},2024-01-01" for i in range(30_000)]
     lines[28_001] = "U28000,n/a,2024-01-01"
     lines[29_001] = "U29000,7,not a date"

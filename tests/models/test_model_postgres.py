@@ -146,3 +146,36 @@ def test_an_unreachable_database_is_a_fatal_error_naming_the_source(tmp_path: Pa
     with pytest.raises(FatalError, match="source 'app': cannot reach database") as caught:
         materialize_model(project, "contacts")
     assert "pw-secret" not in str(caught.value)
+
+
+def test_shared_keys_too_long_to_index_are_still_found_and_the_model_reruns(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Shared keys are found by a unique index; a key too long for one (PostgreSQL caps
+    index rows near 2.7 kB) is counted another way, never let through."""
+    long_key = "K" * 5000
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("CREATE TABLE wide (id text, points integer)")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO wide VALUES (%s, %s)",
+                [(long_key, 1), (long_key, 2), ("K2", 3), ("K3", None)],
+            )
+    project = project_for(
+        tmp_path,
+        pg_url,
+        "  wide:\n    source: app\n    sql: select * from wide\n"
+        "    primary_key: id\n    columns:\n      id: {}\n      points: {type: integer}\n",
+    )
+    for _ in range(2):  # the second run replaces the first's table (and its index)
+        result = materialize_model(project, "wide")
+        assert result.engine is not None
+        try:
+            assert [(r.field, r.reason) for r in result.rejected] == [
+                ("id", "duplicate primary key: 2 rows have it")
+            ] * 2
+            assert (result.row_count, result.rejected_count) == (2, 2)
+            rows = result.engine.fetch_all(f'SELECT * FROM "{result.table}" ORDER BY id')
+            assert rows == [("K2", 3), ("K3", None)]
+        finally:
+            result.engine.close()

@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from headwater.config import Schedule
-from headwater.schedules.scheduler import JobResult, Scheduler
+from headwater.schedules.jobs import JobResult
+from headwater.schedules.scheduler import Scheduler
 from headwater.schedules.view import describe_schedules, set_job_paused
 from headwater.state import runs
 from headwater.state import schedules as slots

@@ -25,6 +25,7 @@ How a request's outcome is handled:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -95,6 +96,11 @@ TRACK = ENDPOINTS["users.track"]
 MSG_MAX_INPUT_PREFIX = "max input length"
 SPLITTABLE_STATUSES = (400, 413)
 REDACTED = "<redacted>"
+
+# Called after every request with (endpoint path, HTTP status or None for a transport
+# failure, seconds waiting for Braze, seconds waited for the rate budget): how /metrics
+# learns of requests, latency and rate-limit waits without this module knowing of it.
+REQUEST_OBSERVERS: list[Callable[[str, int | None, float, float], None]] = []
 
 OnResults = Callable[[list[ItemResult]], Awaitable[None] | None]
 Progress = Callable[[int], None]
@@ -310,13 +316,14 @@ class BrazeClient:
             except TransportFailure as exc:
                 self.governor.release(bucket)
                 limiter.observe(started, status=None, latency=0.0, budget_bound=waited > 0)
+                _observe(endpoint.path, None, time.monotonic() - sent, waited)
                 return Answer(None, None, None, self._scrub(str(exc)))
             except BaseException:
                 self.governor.release(bucket)
                 raise
-            limiter.observe(
-                started, status=status, latency=time.monotonic() - sent, budget_bound=waited > 0
-            )
+            latency = time.monotonic() - sent
+            limiter.observe(started, status=status, latency=latency, budget_bound=waited > 0)
+            _observe(endpoint.path, status, latency, waited)
         finally:
             await limiter.release()
         self.governor.observe(bucket, status, answer_headers)
@@ -700,3 +707,9 @@ def _first_rejection(group: BaseExceptionGroup) -> BrazeRejectedError | None:
             if found is not None:
                 return found
     return None
+
+
+def _observe(path: str, status: int | None, latency: float, waited: float) -> None:
+    for observer in REQUEST_OBSERVERS:
+        with contextlib.suppress(Exception):  # figures are never worth a failed request
+            observer(path, status, latency, waited)

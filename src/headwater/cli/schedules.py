@@ -22,7 +22,7 @@ schedules_app = typer.Typer(
 
 
 def _open(project_dir: Path, console: Console):
-    from headwater.schedules.scheduler import jobs_of
+    from headwater.schedules.jobs import jobs_of
     from headwater.state.db import open_state
 
     project = _load(project_dir, console)

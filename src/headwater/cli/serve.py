@@ -109,6 +109,7 @@ def serve(
         app = create_app(settings)  # opens the state store: stale or locked is refused here
     except ConfigError as exc:
         _fail(console, exc)
+    app.state.hub.project = project  # the console lists and runs the project's syncs
     scheduled = _attach_scheduler(app, project) if schedules else 0
     tune_garbage_collector()
     console.print(
@@ -123,14 +124,15 @@ def serve(
 
 
 def _attach_scheduler(app, project) -> int:
-    """Give the app a scheduler for the project's scheduled syncs; return how many."""
-    from headwater.schedules.scheduler import Scheduler, jobs_of, sync_runner
+    """Give the app a scheduler for the project's scheduled jobs (every kind); return how many."""
+    from headwater.schedules.jobs import job_runner, jobs_of
+    from headwater.schedules.scheduler import Scheduler
 
     jobs = jobs_of(project)
     hub = app.state.hub
     if jobs:
         cancel = threading.Event()  # set by a stopping server: running syncs end early
-        hub.scheduler = Scheduler(hub.engine, jobs, sync_runner(project, cancel), cancel=cancel)
+        hub.scheduler = Scheduler(hub.engine, jobs, job_runner(project, cancel), cancel=cancel)
     return len(jobs)
 
 

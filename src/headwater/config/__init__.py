@@ -25,6 +25,7 @@ from headwater.config.base import (
 )
 from headwater.config.base import Strict as _Strict  # noqa: F401  (models elsewhere extend it)
 from headwater.config.checks import NAME_PATTERN, NAMED_SECTIONS, name_problem
+from headwater.config.console import ConsoleConfig
 from headwater.config.destinations import BrazeDestination, RateLimitOverride
 from headwater.config.document import Loc, ProjectCheck, Report, located_errors
 from headwater.config.gateway import GatewayConfig, GatewayDelivery
@@ -62,6 +63,7 @@ __all__ = [
     "FILE_SOURCE_TYPES",
     "GatewayConfig",
     "GatewayDelivery",
+    "ConsoleConfig",
     "InspectorConfig",
     "JsonSourceConfig",
     "MetricsConfig",

@@ -1,5 +1,5 @@
 """``metrics:`` and ``inspector:``: who may read serve's figures, and how much of partners'
-payloads the event inspector keeps in memory (and which field names it hides)."""
+payloads the event inspector keeps in the state store (and which field names it hides)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class MetricsConfig(_Strict):
 
 
 class InspectorConfig(_Strict):
-    """The event inspector's memory bound and the field names it redacts."""
+    """The event inspector's size bound and the field names it redacts."""
 
     redact: list[str] = Field(
         default_factory=list,

@@ -16,6 +16,7 @@ from headwater.config.base import (
 from headwater.config.base import (
     Strict as _Strict,
 )
+from headwater.config.console import ConsoleConfig
 from headwater.config.destinations import BrazeDestination
 from headwater.config.gateway import GatewayConfig
 from headwater.config.models import ModelConfig
@@ -62,6 +63,9 @@ class Project(_Strict):
     )
     metrics: MetricsConfig = Field(
         default_factory=MetricsConfig, description="Who may read serve's /metrics."
+    )
+    console: ConsoleConfig = Field(
+        default_factory=ConsoleConfig, description="The web console's login cookies."
     )
     inspector: InspectorConfig = Field(
         default_factory=InspectorConfig,

@@ -1,2 +1,3 @@
-"""The console: server-rendered pages over runs, streams, dead letters, keys and schedules,
-behind a login."""
+"""The web console: server-rendered pages (Jinja2 + htmx, uPlot charts) over the state
+store, behind a login, with CSRF-checked actions. ``headwater.server`` mounts
+``headwater.console.routes.ROUTES``."""

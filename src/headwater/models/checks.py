@@ -11,6 +11,7 @@ cast, plus two tiny session-local functions for timestamps and JSON (pg_temp).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from headwater.config import ColumnSpec
@@ -60,16 +61,24 @@ class Dialect:
         The problem expression reads the typed value through ``typed_ref`` (a column the
         caller computes once in an inner SELECT), so conversions run once per row."""
         typed = typed_ref
+        conversion = self.typed(raw, raw_type, spec)
         text = self.text_of(raw, raw_type)
-        blank = f"({raw} IS NULL OR trim({text}) = '')"
+        # Only text can be blank; other types are missing only when NULL. A conversion that
+        # is the value itself or one plain CAST never turns a value into NULL, so it needs
+        # no "expected <type>" check: on millions of rows those cost more than the rest.
+        if self.is_text(raw_type):
+            blank = f"({raw} IS NULL OR trim({text}) = '')"
+        else:
+            blank = f"({raw} IS NULL)"
         preview = f"substr({text}, 1, {VALUE_PREVIEW_CHARS})"
         cases = []
         if required:
             cases.append(f"WHEN {blank} THEN 'required but missing'")
-        cases.append(
-            f"WHEN NOT {blank} AND ({typed}) IS NULL "
-            f"THEN 'expected {spec.type}, got ''' || {preview} || ''''"
-        )
+        if not _never_null(raw, conversion):
+            cases.append(
+                f"WHEN NOT {blank} AND ({typed}) IS NULL "
+                f"THEN 'expected {spec.type}, got ''' || {preview} || ''''"
+            )
         if spec.max_length is not None:
             cases.append(
                 f"WHEN length({typed}) > {spec.max_length} THEN 'longer than "
@@ -80,9 +89,22 @@ class Dialect:
                 f"WHEN ({typed}) IS NOT NULL AND NOT {self.matches(typed, spec.pattern)} "
                 f"THEN 'does not match the pattern: ''' || {preview} || ''''"
             )
-        return ColumnSql(
-            typed=self.typed(raw, raw_type, spec), problem="CASE " + " ".join(cases) + " END"
-        )
+        problem = "CASE " + " ".join(cases) + " END" if cases else None
+        return ColumnSql(typed=conversion, problem=problem)
+
+    def is_text(self, raw_type: str) -> bool:
+        """Whether values of ``raw_type`` are text that may be blank (or JSON holding it)."""
+        t = raw_type.lower()
+        return t in ("text", "json", "jsonb") or t.startswith(("varchar", "character"))
+
+
+def _never_null(raw: str, conversion: str) -> bool:
+    """The value itself, or one plain CAST of it: a value in gives a value out (or the
+    statement fails), never NULL."""
+    if conversion == raw:
+        return True
+    plain_cast = rf"CAST\({re.escape(raw)} AS [A-Za-z ]+(\[\])?\)"
+    return re.fullmatch(plain_cast, conversion) is not None
 
 
 class DuckDBDialect(Dialect):

@@ -174,7 +174,7 @@ def _stage_in_database(
     _run_model_sql(
         engine,
         model_name,
-        f"CREATE TEMP TABLE {stage} AS SELECT m.*, ROW_NUMBER() OVER () AS {ROW_COLUMN} "
+        f"CREATE TEMP VIEW {stage} AS SELECT m.*, ROW_NUMBER() OVER () AS {ROW_COLUMN} "
         f"FROM ({sql}) AS m",
     )
 
@@ -254,12 +254,8 @@ def _fetch(engine: Engine, sql: str, *, rows: bool = True) -> list[tuple]:
 
 
 def _driver_run(engine: SqlAlchemyEngine, sql: str, rows: bool) -> list[tuple]:
-    cursor = engine.conn.connection.driver_connection.cursor()
-    try:
-        cursor.execute(sql)
-        return [tuple(r) for r in cursor.fetchall()] if rows else []
-    finally:
-        cursor.close()
+    found = engine.fetch_raw(sql)
+    return found if rows else []
 
 
 def _run_model_sql(engine: Engine, model_name: str, sql: str) -> None:
@@ -289,10 +285,22 @@ def _stage_columns(engine: Engine, stage: str) -> dict[str, str]:
 
 
 def _select_checked(
-    model_name: str, model: ModelConfig, staged: dict[str, str], dialect: Dialect, stage: str
-) -> tuple[str, list[str]]:
+    model_name: str,
+    model: ModelConfig,
+    staged: dict[str, str],
+    dialect: Dialect,
+    stage: str,
+    *,
+    count_duplicates: bool = True,
+) -> tuple[str, dict[int, str]]:
+    """The SELECT typing and checking every row, and its problem columns by the index of
+    the declared column they check (columns that cannot be rejected have none).
+
+    ``count_duplicates=False`` leaves ``__hw_dups`` at 1 for the caller to fill in (a sort
+    of every row costs more than finding that there are no duplicates another way)."""
     by_lower = {name.lower(): name for name in staged}
     typed_inner, typed_cols, problem_cols = [], [], []
+    problems: dict[int, str] = {}
     pk_ref = ""
     for i, (column, spec) in enumerate(model.columns.items()):
         actual = column if column in staged else by_lower.get(column.lower())
@@ -311,17 +319,37 @@ def _select_checked(
         )
         typed_inner.append(f"{sql.typed} AS {ref}")
         typed_cols.append(f"{ref} AS {quote_ident(column)}")
-        problem_cols.append(f"{sql.problem} AS __hw_p{i}")
+        if sql.problem is not None:
+            problems[i] = f"__hw_p{i}"
+            problem_cols.append(f"{sql.problem} AS __hw_p{i}")
         if column == model.primary_key:
             pk_ref = ref
+    dups = f"COUNT(*) OVER (PARTITION BY {pk_ref})" if count_duplicates else "CAST(1 AS BIGINT)"
     # OFFSET 0 keeps PostgreSQL from inlining the inner SELECT (and so converting twice).
     inner = f"SELECT s.*, {', '.join(typed_inner)} FROM {stage} AS s OFFSET 0"
     select = (
-        f"SELECT {ROW_COLUMN}, {', '.join(typed_cols)}, {', '.join(problem_cols)}, "
+        f"SELECT {ROW_COLUMN}, {', '.join([*typed_cols, *problem_cols])}, "
         f"CAST({pk_ref} AS {dialect.text_type}) AS __hw_key, "
-        f"COUNT(*) OVER (PARTITION BY {pk_ref}) AS __hw_dups FROM ({inner}) AS x"
+        f"{dups} AS __hw_dups FROM ({inner}) AS x"
     )
-    return select, [f"__hw_p{i}" for i in range(len(model.columns))]
+    return select, problems
+
+
+def _mark_duplicates(engine: SqlAlchemyEngine, table: str, key: str) -> None:
+    """Fill ``__hw_dups`` where a key is shared: a unique index proves in one pass that none
+    is (and stays, for the diff's lookups by key); only when it cannot be built are the
+    shared keys counted."""
+    try:
+        _execute(engine, f"CREATE UNIQUE INDEX ON {table} ({key})")
+        return
+    except Exception:  # shared keys, or keys too long to index: count them instead
+        pass
+    _execute(
+        engine,
+        f"UPDATE {table} AS t SET __hw_dups = d.n FROM (SELECT {key} AS k, count(*) AS n "
+        f"FROM {table} WHERE {key} IS NOT NULL GROUP BY {key} HAVING count(*) > 1) AS d "
+        f"WHERE t.{key} = d.k",
+    )
 
 
 def materialize_model(
@@ -370,32 +398,43 @@ def materialize_model(
         _stage_in_database(project, model_name, model, engine, stage)  # type: ignore[arg-type]
 
     staged = _stage_columns(engine, stage)
-    select, problems = _select_checked(model_name, model, staged, dialect, stage)
-    if engine.dialect == "duckdb":  # the model's own SQL runs here (the stage is a view)
+    duck = engine.dialect == "duckdb"
+    select, problems = _select_checked(
+        model_name, model, staged, dialect, stage, count_duplicates=duck
+    )
+    ok = " AND ".join([*(f"{p} IS NULL" for p in problems.values()), "__hw_dups = 1"])
+    if duck:  # the model's own SQL runs here (the stage is a view)
         _run_model_sql(engine, model_name, f"CREATE TEMP TABLE {checked} AS {select}")
+        _keep_valid_rows(engine, model, table, checked, ok)
+        valid, bad = _count_valid(engine, checked, ok)
+        details = _rejection_details(engine, model, problems, checked, max_details, bad)
     else:
-        _execute(engine, f"CREATE TEMP TABLE {checked} AS {select}")
-    ok = " AND ".join([*(f"{p} IS NULL" for p in problems), "__hw_dups = 1"])
-    columns = ", ".join(quote_ident(c) for c in model.columns)
-    with engine.transaction():
-        _execute(engine, f"DROP TABLE IF EXISTS {table}")
-        _execute(
-            engine,
-            f"CREATE TABLE {table} AS SELECT {columns} FROM {checked} WHERE {ok} "
-            f"ORDER BY {ROW_COLUMN}",
-        )
-    valid, bad = _fetch(
-        engine,
-        f"SELECT SUM(CASE WHEN {ok} THEN 1 ELSE 0 END), SUM(CASE WHEN {ok} THEN 0 ELSE 1 END) "
-        f"FROM {checked}",
-    )[0]
-    details = _rejection_details(engine, model, problems, checked, max_details)
+        # PostgreSQL: the checked rows are written once, into what becomes the model
+        # table: invalid rows and the check columns are dropped in place (a dropped column
+        # costs nothing), so a run writes the model's rows one time, not three.
+        draft_name = f"{table_name}__draft"
+        draft = quote_ident(draft_name)
+        _execute(engine, f"DROP TABLE IF EXISTS {draft}")
+        _execute(engine, f"CREATE UNLOGGED TABLE {draft} AS {select}")
+        _mark_duplicates(engine, draft, quote_ident(model.primary_key))  # type: ignore[arg-type]
+        valid, bad = _count_valid(engine, draft, ok)
+        details = _rejection_details(engine, model, problems, draft, max_details, bad)
+        with engine.transaction():
+            if bad:
+                _execute(engine, f"DELETE FROM {draft} WHERE NOT ({ok})")  # ok is never NULL
+            extra = [ROW_COLUMN, *problems.values(), "__hw_key", "__hw_dups"]
+            _execute(
+                engine,
+                f"ALTER TABLE {draft} " + ", ".join(f"DROP COLUMN {c}" for c in extra),
+            )
+            _execute(engine, f"DROP TABLE IF EXISTS {table}")
+            _execute(engine, f"ALTER TABLE {draft} RENAME TO {table}")
     _drop_temps(engine, stage, checked)
     return ModelResult(
         model=model_name,
         table=table_name,
-        row_count=int(valid or 0),
-        rejected_count=int(bad or 0),
+        row_count=valid,
+        rejected_count=bad,
         rejected=details,
         engine=engine,
         primary_key=model.primary_key,
@@ -403,23 +442,50 @@ def materialize_model(
     )
 
 
+def _keep_valid_rows(engine: Engine, model: ModelConfig, table: str, checked: str, ok: str) -> None:
+    """The model's table in DuckDB: a temporary table of this connection, in file order.
+    Every run rebuilds it, so writing it into the warehouse file (a second or more per
+    million rows) would buy nothing, and two runs over one model cannot trip on each
+    other's. (A table left in the file by an older version is dropped too.)"""
+    columns = ", ".join(quote_ident(c) for c in model.columns)
+    with engine.transaction():
+        for _ in ("temporary", "stored"):
+            _execute(engine, f"DROP TABLE IF EXISTS {table}")
+        _execute(
+            engine,
+            f"CREATE TEMP TABLE {table} AS SELECT {columns} FROM {checked} WHERE {ok} "
+            f"ORDER BY {ROW_COLUMN}",
+        )
+
+
+def _count_valid(engine: Engine, checked: str, ok: str) -> tuple[int, int]:
+    valid, bad = _fetch(
+        engine,
+        f"SELECT SUM(CASE WHEN {ok} THEN 1 ELSE 0 END), SUM(CASE WHEN {ok} THEN 0 ELSE 1 END) "
+        f"FROM {checked}",
+    )[0]
+    return int(valid or 0), int(bad or 0)
+
+
 def _drop_temps(engine: Engine, stage: str, checked: str) -> None:
-    if engine.dialect == "duckdb":
-        _execute(engine, f"DROP VIEW IF EXISTS {stage}")
-    else:
-        _execute(engine, f"DROP TABLE IF EXISTS {stage}")
+    _execute(engine, f"DROP VIEW IF EXISTS {stage}")
     _execute(engine, f"DROP TABLE IF EXISTS {checked}")
 
 
 def _rejection_details(
-    engine: Engine, model: ModelConfig, problems: list[str], checked: str, limit: int
+    engine: Engine,
+    model: ModelConfig,
+    problems: dict[int, str],
+    checked: str,
+    limit: int,
+    rejected: int,
 ) -> list[RowRejection]:
-    if limit <= 0:
+    if limit <= 0 or not rejected:
         return []
     parts = [
         f"SELECT {ROW_COLUMN}, __hw_key, {i} AS field_index, {p} AS reason FROM {checked} "
         f"WHERE {p} IS NOT NULL"
-        for i, p in enumerate(problems)
+        for i, p in problems.items()
     ]
     pk_index = list(model.columns).index(model.primary_key)
     parts.append(

@@ -58,7 +58,8 @@ class Hub:
             max_bytes=settings.inspector.max_bytes,
             payload_bytes=settings.inspector.payload_bytes,
             redact=settings.inspector.redact,
-        )
+            engine=self.engine,
+        ).start()
         for name, stream in settings.streams.items():
             self.inspector.configure(name, stream.inspector_size)
         self.content = ContentStore(self.engine)
@@ -66,6 +67,7 @@ class Hub:
         self.clients: dict[str, BrazeClient] = {}
         self.workers: list = []
         self.scheduler = None  # a headwater.schedules.scheduler.Scheduler, set by serve
+        self.project = None  # the loaded headwater.config.Project, set by serve (console syncs)
 
     def braze_client(self, name: str) -> BrazeClient:
         """The client the gateway's passthrough reads use for destination ``name``: under
@@ -86,6 +88,7 @@ class Hub:
     async def aclose(self) -> None:
         for client in self.clients.values():
             await client.aclose()
+        self.inspector.stop()
         if self.checkpointer is not None:
             self.checkpointer.stop()
         self.outbox.close()

@@ -1,5 +1,10 @@
 """The event inspector: the last payloads in (as received) and out (as sent to Braze) per
-stream, in memory only, so an operator can see what a partner sent without a database.
+stream, so an operator can see what a partner sent and what Braze answered.
+
+Given the state store (``engine``, as the hub does), entries go to a table
+(``headwater.state.inspector``) from a background thread: every serve process writes
+there and every reader sees them all, across restarts, while the intake path only appends
+to a list. Without one (tests, tools) they stay in this process's memory.
 
 Two invariants:
 
@@ -17,6 +22,7 @@ Two invariants:
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -29,6 +35,10 @@ import orjson
 
 from headwater.config import InspectorConfig
 from headwater.config.streams import DEFAULT_INSPECTOR_SIZE
+from headwater.state.inspector import read_events, write_events
+
+log = logging.getLogger("headwater.inspector")
+FLUSH_SECONDS = 0.5
 
 REDACTED = "[redacted]"
 # Words that mark a field as secret wherever they appear in its name: `db_pwd`,
@@ -184,6 +194,7 @@ class Inspector:
         payload_bytes: int = DEFAULT_PAYLOAD_BYTES,
         redact: Iterable[str] = (),
         clock=time.time,
+        engine=None,
     ) -> None:
         self._default = default_size
         self.max_bytes = max_bytes
@@ -195,6 +206,68 @@ class Inspector:
         self._seq = 0
         self._lock = threading.Lock()
         self.bytes = 0  # what the entries held account for
+        self.engine = engine  # the state store the entries go to (None: memory only)
+        self._pending: deque[_Entry] = deque()
+        self._pending_bytes = 0
+        self._flush_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Inspector:
+        """Write recorded entries to the store every ``FLUSH_SECONDS`` from a thread."""
+        if self.engine is not None and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="inspector", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(FLUSH_SECONDS):
+            try:
+                self.flush()
+            except Exception as exc:  # a busy store: the entries wait for the next round
+                log.warning("inspector entries not written yet: %s", type(exc).__name__)
+
+    def flush(self) -> None:
+        """Redact what was recorded and write it to the store (a no-op without one)."""
+        if self.engine is None:
+            return
+        with self._flush_lock:
+            with self._lock:
+                taken = list(self._pending)
+                self._pending.clear()
+                self._pending_bytes = 0
+            entries = [
+                (e.stream, e.meta, e.payload if e.cut else self._redacted(e.payload)) for e in taken
+            ]
+            try:
+                write_events(self.engine, entries, self._sizes, self.max_bytes, self._default)
+            except Exception:
+                with self._lock:  # back in front, for the next round
+                    self._pending.extendleft(reversed(taken))
+                    self._pending_bytes += sum(e.size for e in taken)
+                raise
+
+    def _newest(self, taken: list[_Entry]) -> list[_Entry]:
+        """Per stream only the entries the table would keep: under heavy traffic the
+        older ones of a round would be written only to be trimmed at once."""
+        kept: dict[str, int] = {}
+        out = []
+        for entry in reversed(taken):
+            count = kept.get(entry.stream, 0)
+            if count < self._sizes.get(entry.stream, self._default):
+                kept[entry.stream] = count + 1
+                out.append(entry)
+        out.reverse()
+        return out
+
+    def _redacted(self, payload: bytes) -> bytes:
+        return orjson.dumps(self.redactor.redact(orjson.loads(payload)))
 
     def configure(self, stream: str, size: int) -> None:
         self._sizes[stream] = size
@@ -224,6 +297,12 @@ class Inspector:
         with self._lock:
             self._seq += 1
             entry = _Entry(self._seq, stream, summary, data, cut)
+            if self.engine is not None:  # the flush thread writes it; memory stays bounded
+                self._pending.append(entry)
+                self._pending_bytes += entry.size
+                while self._pending_bytes > self.max_bytes and len(self._pending) > 1:
+                    self._pending_bytes -= self._pending.popleft().size
+                return
             entries = self._entries.setdefault(stream, deque())
             entries.append(entry)
             self.bytes += entry.size
@@ -241,6 +320,9 @@ class Inspector:
 
     def recent(self, stream: str, limit: int | None = None) -> list[dict]:
         """The newest entries first, secrets redacted."""
+        if self.engine is not None:
+            self.flush()  # what this process recorded a moment ago, too
+            return read_events(self.engine, stream, limit or self._sizes.get(stream, self._default))
         with self._lock:
             entries = list(self._entries.get(stream, ()))
         entries.reverse()

@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr
 
 from headwater.config import (
     BrazeDestination,
+    ConsoleConfig,
     GatewayConfig,
     GatewayDelivery,
     InspectorConfig,
@@ -47,6 +48,7 @@ class ServeSettings:
     shutdown_seconds: float = 25.0  # gateway.shutdown_seconds: the bound on a graceful stop
     metrics_token: SecretStr | None = None  # None: /metrics answers 403
     inspector: InspectorConfig = field(default_factory=InspectorConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
     @property
     def gateway_destination(self) -> str | None:
@@ -89,4 +91,5 @@ class ServeSettings:
             shutdown_seconds=project.gateway.shutdown_seconds,
             metrics_token=project.metrics.token,
             inspector=project.inspector,
+            console=project.console,
         )

@@ -29,12 +29,12 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
 from headwater.config import Schedule
+from headwater.schedules.jobs import JobResult, RunJob
 from headwater.schedules.timing import latest_fire, next_fire
 from headwater.state import runs
 from headwater.state import schedules as slots
@@ -48,18 +48,6 @@ CANCEL_LEAD_SECONDS = 2.0  # asked to stop this long before the deadline, to rec
 OK_STATUSES = (runs.SUCCEEDED, runs.PARTIAL)
 
 Clock = Callable[[], datetime]
-
-
-@dataclass(frozen=True)
-class JobResult:
-    """What running a job left: its run id (None if it never started) and status."""
-
-    run_id: int | None
-    status: str
-    error: str | None = None
-
-
-RunJob = Callable[[str], JobResult]  # runs one job to the end, in a worker thread
 
 
 def wall_clock() -> datetime:
@@ -77,7 +65,7 @@ class Scheduler:
         max_parallel: int = 1,
         cancel: threading.Event | None = None,
     ) -> None:
-        """``cancel`` is the event ``run_job`` watches (``sync_runner(project, cancel)``);
+        """``cancel`` is the event ``run_job`` watches (``job_runner(project, cancel)``);
         ``stop`` sets it when a running job must end."""
         self.engine = engine
         self.jobs = dict(jobs)
@@ -330,21 +318,3 @@ def _settle(future: asyncio.Future, result: JobResult | None, exc: BaseException
         future.set_exception(exc)
     else:
         future.set_result(result)
-
-
-def jobs_of(project) -> dict[str, Schedule]:
-    """The project's scheduled jobs: every sync with a ``schedule:``."""
-    return {name: sync.schedule for name, sync in project.syncs.items() if sync.schedule}
-
-
-def sync_runner(project, cancel: threading.Event | None = None) -> RunJob:
-    """Run a sync the way ``headwater sync NAME`` does, and report its run; ``cancel``
-    (the scheduler's) stops it early, recorded interrupted."""
-
-    def run(name: str) -> JobResult:
-        from headwater.syncs.engine import run_sync
-
-        report = run_sync(project, name, stop=cancel)
-        return JobResult(report.run_id, report.status, report.error)
-
-    return run

@@ -18,6 +18,8 @@ from starlette.responses import Response
 
 from headwater.braze.errors import MSG_NOT_FOUND, MSG_SERVER_ERROR, BrazeError
 from headwater.braze.frontdoor import json_response
+from headwater.console.queries import ensure_indexes
+from headwater.console.routes import ROUTES as CONSOLE_ROUTES
 from headwater.fastpath import FastPath
 from headwater.gateway.routes import FAST_ROUTES as GATEWAY_FAST_ROUTES
 from headwater.gateway.routes import ROUTES as GATEWAY_ROUTES
@@ -26,6 +28,7 @@ from headwater.runtime.settings import ServeSettings
 from headwater.server.api import ROUTES as API_ROUTES
 from headwater.server.lifecycle import Shutdown
 from headwater.server.metrics import ROUTES as METRICS_ROUTES
+from headwater.server.metrics import install_request_metrics
 from headwater.server.readiness import ROUTES as READINESS_ROUTES
 from headwater.server.schedules import ROUTES as SCHEDULE_ROUTES
 from headwater.streams.webhooks import ROUTES as WEBHOOK_ROUTES
@@ -53,6 +56,8 @@ def create_app(
 ) -> FastAPI:
     hub = hub or Hub(settings)
     shutdown = shutdown or Shutdown(settings.shutdown_seconds)
+    ensure_indexes(hub.engine)  # the console's search index, on stores made before it
+    install_request_metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -97,6 +102,7 @@ def create_app(
         [*GATEWAY_ROUTES, *WEBHOOK_ROUTES, *API_ROUTES, *METRICS_ROUTES, *SCHEDULE_ROUTES]
     )
     app.router.routes.extend(READINESS_ROUTES)
+    app.router.routes.extend(CONSOLE_ROUTES)
     app.add_middleware(FastPath, routes=GATEWAY_FAST_ROUTES, errors=_render_error)
     return app
 

@@ -36,8 +36,9 @@ class FileSource:
         self.config = config
         self.project = project
 
-    def reader_sql(self, files_sql: str) -> str:
-        """A DuckDB table function call over the list literal ``files_sql``."""
+    def reader_sql(self, files_sql: str, *, sample_rows: int = -1) -> str:
+        """A DuckDB table function call over the list literal ``files_sql``; types are
+        guessed from ``sample_rows`` rows (-1: all of them) where the format has no own."""
         raise NotImplementedError
 
     def files(self) -> list[Path]:
@@ -61,16 +62,18 @@ class FileSource:
         is planned (every row of a CSV, see csv.py), so a model that plans several
         statements over a source reads its files once this way, not once per statement."""
         files = [p for p in self.files() if p.stat().st_size > 0]
-        if files:
-            listing = "[" + ", ".join(quote_literal(str(p)) for p in files) + "]"
-            body = f"SELECT * FROM {self.reader_sql(listing)}"
-        else:
+        listing = "[" + ", ".join(quote_literal(str(p)) for p in files) + "]"
+        body = f"SELECT * FROM {self.reader_sql(listing)}"
+        if not files:
             body = "SELECT NULL::VARCHAR AS _empty WHERE false"
         view = quote_ident(self.name)
         try:
             if materialize:
                 copy = quote_ident(f"__hw_file_{self.name}")
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {copy} AS {body}")
+                if files:
+                    _copy_files(con, copy, self.reader_sql, listing)
+                else:
+                    con.execute(f"CREATE OR REPLACE TEMP TABLE {copy} AS {body}")
                 body = f"SELECT * FROM {copy}"
             con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {body}")
             # Integers sniffed per file can widen to HUGEINT/UBIGINT across files (10 is
@@ -112,3 +115,22 @@ class FileSource:
                 yield pa.RecordBatch.from_pylist([], schema=reader.schema)
         finally:
             con.close()
+
+
+SNIFF_SAMPLE_ROWS = 20_480  # DuckDB's own default sample
+
+
+def _copy_files(con: duckdb.DuckDBPyConnection, table: str, reader, listing: str) -> None:
+    """Read the files into ``table`` at the reader's own speed: types are guessed from a
+    sample, and only when a value later in the files does not fit them (the read fails)
+    are they guessed again from every row, where one odd value makes its column text.
+    Guessing from every row reads the files twice; most files never need it."""
+    import duckdb
+
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS "
+            f"SELECT * FROM {reader(listing, sample_rows=SNIFF_SAMPLE_ROWS)}"
+        )
+    except duckdb.Error:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {reader(listing)}")

@@ -9,6 +9,9 @@ from headwater.sources.files import FileSource
 
 @register_source("json", "ndjson")
 class JsonSource(FileSource):
-    def reader_sql(self, files_sql: str) -> str:
+    def reader_sql(self, files_sql: str, *, sample_rows: int = -1) -> str:
         fmt = "newline_delimited" if self.config.type == "ndjson" else "auto"
-        return f"read_json({files_sql}, format='{fmt}', sample_size=-1, union_by_name=true)"
+        return (
+            f"read_json({files_sql}, format='{fmt}', sample_size={int(sample_rows)}, "
+            "union_by_name=true)"
+        )

@@ -8,5 +8,5 @@ from headwater.sources.files import FileSource
 
 @register_source("parquet")
 class ParquetSource(FileSource):
-    def reader_sql(self, files_sql: str) -> str:
+    def reader_sql(self, files_sql: str, *, sample_rows: int = -1) -> str:
         return f"read_parquet({files_sql}, union_by_name=true)"

@@ -104,8 +104,15 @@ def render_sql(engine: Engine, sql: str) -> str:
     return tree.transform(swap).sql(target)
 
 
-def run(engine: Engine, sql: str) -> None:
-    engine.execute(render_sql(engine, sql))
+def run(engine: Engine, sql: str, *, scratch: bool = False) -> None:
+    """Run DuckDB-dialect ``sql`` on ``engine``. ``scratch``: the tables it creates are
+    rebuilt by every run (a diff), so PostgreSQL need not write them to its WAL. (DuckDB
+    keeps them stored: the diff is read through a second connection, which cannot see
+    temporary tables.)"""
+    rendered = render_sql(engine, sql)
+    if scratch and engine.dialect == "postgres" and rendered.startswith("CREATE TABLE "):
+        rendered = "CREATE UNLOGGED TABLE " + rendered.removeprefix("CREATE TABLE ")
+    engine.execute(rendered)
 
 
 def _snapshot_columns(engine: Engine, table: str) -> list[str]:
@@ -201,8 +208,10 @@ def commit_accepted(
     # snapshot's delete and insert then work from that small table.
     with engine.transaction():
         engine.load_arrow(staged_name, accepted, replace=True)
+        if engine.dialect == "postgres":
+            engine.execute(f"ANALYZE {staged}")  # so the diff is read through its key index
         engine.execute(
-            f"CREATE TABLE {hits} AS SELECT d.{KEY}, d.{KIND}, "
+            f"CREATE TEMP TABLE {hits} AS SELECT d.{KEY}, d.{KIND}, "
             f"{', '.join('d.' + quote_ident(c) for c in columns)}, d.{HASH} "
             f"FROM {diff} AS d WHERE d.{KEY} IN (SELECT {KEY} FROM {staged})"
         )
