@@ -134,7 +134,7 @@ def test_canvas_send_refuses_attachments_and_unknown_canvases(declared, api):
     assert answer.json()["message"] == "'attachments' are not supported for Canvas"
 
 
-def test_trigger_sends_spend_the_messaging_budget_and_need_their_permission(declared, api):
+def test_trigger_sends_spend_the_messaging_budget(declared, api):
     declared.set_rate_limit("messaging", 2, 3600)
     body = {"campaign_id": CAMPAIGN, "recipients": [{"external_user_id": "u1"}]}
     try:
@@ -271,3 +271,24 @@ def test_hostile_bodies_get_braze_shaped_answers_never_a_500(declared, api):
     answer = api.post("/campaigns/trigger/send", json={"campaign_id": CAMPAIGN, "recipients": one,
                                                       "trigger_properties": flood})  # fmt: skip
     assert answer.status_code == 400 and "50 KB" in answer.json()["message"]
+
+
+def test_each_messaging_endpoint_needs_its_own_permission(declared):
+    import httpx
+
+    declared.sandbox.keys.add_static("tracker", "tracker-only-key", ["users.track"])
+    headers = {"Authorization": "Bearer tracker-only-key"}
+    one = {"campaign_id": CAMPAIGN, "recipients": [{"external_user_id": "u1"}]}
+    for method, path, body in [
+        ("POST", "/campaigns/trigger/send", one),
+        ("POST", "/canvas/trigger/send", {"canvas_id": CANVAS, "recipients": one["recipients"]}),
+        ("GET", "/campaigns/list", None),
+        ("GET", "/canvas/list", None),
+        ("GET", "/segments/details", None),
+        ("POST", "/subscription/status/set", {}),
+        ("POST", "/users/alias/update", {}),
+        ("POST", "/users/external_ids/rename", {}),
+    ]:
+        answer = httpx.request(method, declared.url + path, json=body, headers=headers)
+        assert (answer.status_code, answer.json()) == (403, {"message": "Access Denied"}), path
+    assert sends(declared) == []
