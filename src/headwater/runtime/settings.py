@@ -18,6 +18,7 @@ from headwater.config import (
     InspectorConfig,
     StreamConfig,
 )
+from headwater.config.triggers import TriggerConfig
 from headwater.errors import ConfigError
 
 DEFAULT_DESTINATION = "braze"
@@ -49,6 +50,7 @@ class ServeSettings:
     metrics_token: SecretStr | None = None  # None: /metrics answers 403
     inspector: InspectorConfig = field(default_factory=InspectorConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    triggers: dict[str, TriggerConfig] = field(default_factory=dict)  # stream ones fire in serve
 
     @property
     def gateway_destination(self) -> str | None:
@@ -92,4 +94,5 @@ class ServeSettings:
             metrics_token=project.metrics.token,
             inspector=project.inspector,
             console=project.console,
+            triggers=dict(project.triggers),
         )

@@ -27,10 +27,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Engine,
     Float,
     Index,
+    Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -220,3 +223,47 @@ def entries(engine: Engine, trigger: str, status: str | None = None, limit: int 
     query = query.order_by(trigger_sends.c.claimed_at.desc()).limit(limit)
     with engine.connect() as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
+
+
+# -- the event-trigger inbox ----------------------------------------------------------------
+# Delivered events that match an event trigger, written in the same transaction as the
+# outbox acknowledges them (``headwater.delivery.worker``): an event accepted by Braze is
+# never lost to its trigger, whatever stops when. ``headwater.triggers.pump`` drains it;
+# the ledger above keeps each (trigger, event) to one send even if a row is drained twice.
+
+trigger_inbox = Table(
+    "trigger_inbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("trigger", String(200), nullable=False),
+    Column("entry_key", String(500), nullable=False),  # outbox:<message id>:<index>
+    Column("event", LargeBinary, nullable=False),  # the event object as delivered (JSON)
+    Column("enqueued_at", Float, nullable=False),
+)  # fmt: skip
+
+
+def enqueue_events(conn, rows: list[tuple[str, str, bytes]], now: float | None = None) -> None:
+    """Inside the caller's transaction: (trigger, entry key, event JSON) to fire."""
+    if rows:
+        now = time.time() if now is None else now
+        conn.execute(
+            trigger_inbox.insert(),
+            [{"trigger": t, "entry_key": k, "event": e, "enqueued_at": now} for t, k, e in rows],
+        )
+
+
+def take_inbox(engine: Engine, limit: int = 500) -> list[tuple[int, str, str, bytes]]:
+    """The oldest inbox rows: (id, trigger, entry key, event JSON)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(trigger_inbox.c.id, trigger_inbox.c.trigger, trigger_inbox.c.entry_key,
+                   trigger_inbox.c.event).order_by(trigger_inbox.c.id).limit(limit)
+        )  # fmt: skip
+        return [tuple(r) for r in rows]
+
+
+def drop_inbox(engine: Engine, ids: list[int]) -> None:
+    if ids:
+        with engine.begin() as conn:
+            conn.execute(trigger_inbox.delete().where(trigger_inbox.c.id.in_(ids)))
