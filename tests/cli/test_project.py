@@ -36,6 +36,7 @@ def test_init_copies_the_example_project_and_prints_next_steps(
     assert (target / "headwater.yml").is_file()
     assert sorted(p.name for p in (target / "data").iterdir()) == [
         "contacts.csv",
+        "newsletter.csv",
         "orders.csv",
         "rewards.ndjson",
     ]

@@ -73,9 +73,12 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """A real headless Chromium; missing, the tests fail (never skip): `make browser`."""
+    """A real headless Chromium; missing, the tests fail (never skip): `make browser`.
+
+    Module-scoped: Playwright's sync API keeps an event loop running in this thread while
+    it is open, and a later test's ``asyncio.run`` would find it there."""
     import os
 
     from playwright.sync_api import sync_playwright

@@ -8,7 +8,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from headwater import __version__
-from headwater.cli import project, sandbox, schedules, serve, sync, triggers, users
+from headwater.cli import identity, project, sandbox, schedules, serve, sync, triggers, users
 from headwater.errors import ConfigError, HeadwaterError
 
 
@@ -52,7 +52,7 @@ def _root(
     """Customer data activation hub for Braze."""
 
 
-for module in (sandbox, project, sync, serve, schedules, users, triggers):
+for module in (sandbox, project, sync, identity, serve, schedules, users, triggers):
     module.register(app)
 
 

@@ -29,6 +29,7 @@ from headwater.config.console import ConsoleConfig
 from headwater.config.destinations import BrazeDestination, RateLimitOverride
 from headwater.config.document import Loc, ProjectCheck, Report, located_errors
 from headwater.config.gateway import GatewayConfig, GatewayDelivery
+from headwater.config.identity import IdentityConfig, IdentityKey, IdentitySource
 from headwater.config.loading import find_project_file, load_project, parse_project
 from headwater.config.models import ColumnSpec, ColumnType, ModelConfig
 from headwater.config.monitoring import InspectorConfig, MetricsConfig
@@ -64,6 +65,9 @@ __all__ = [
     "GatewayConfig",
     "GatewayDelivery",
     "ConsoleConfig",
+    "IdentityConfig",
+    "IdentityKey",
+    "IdentitySource",
     "InspectorConfig",
     "JsonSourceConfig",
     "MetricsConfig",

@@ -105,15 +105,25 @@ def cross_check(raw: dict[str, Any], doc: Document) -> None:
                     f"source {source!r} is a file source; only sql sources run models "
                     "(file models run in the warehouse)",
                 )
-        sql = model.get("sql")
-        if isinstance(sql, str) and source is None:
+        sql_locs: list[tuple[Loc, Any]] = [(("models", name, "sql"), model.get("sql"))]
+        identity = model.get("identity")
+        id_sources = identity.get("sources") if isinstance(identity, dict) else None
+        for id_name, id_source in (
+            (id_sources or {}).items() if isinstance(id_sources, dict) else ()
+        ):
+            if isinstance(id_source, dict):
+                loc = ("models", name, "identity", "sources", id_name, "sql")
+                sql_locs.append((loc, id_source.get("sql")))
+        for loc, sql in sql_locs:
+            if not isinstance(sql, str) or source is not None:
+                continue
             tables = _table_names(sql)
             if tables == {"<not a select>"}:
-                doc.problem(("models", name, "sql"), "must be a single SELECT statement")
+                doc.problem(loc, "must be a single SELECT statement")
             elif tables:
                 for table in sorted(tables - set(sources) - set(models)):
                     doc.problem(
-                        ("models", name, "sql"),
+                        loc,
                         f"reads {table!r}, which is not a source"
                         + (f" (sources: {', '.join(sorted(sources))})" if sources else ""),
                     )
@@ -151,6 +161,8 @@ def cross_check(raw: dict[str, Any], doc: Document) -> None:
         declared = model.get("columns") if isinstance(model, dict) else None
         if not isinstance(declared, dict):
             continue
+        if isinstance(model.get("identity"), dict):
+            declared = {"person_id": {}, **declared}  # an identity model's primary key
         for loc, column in _sync_column_refs(sync):
             if isinstance(column, str) and column not in declared:
                 doc.problem(

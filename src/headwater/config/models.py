@@ -8,6 +8,10 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from headwater.config.base import Strict as _Strict
+from headwater.config.identity import IdentityConfig, Survivorship
+from headwater.config.syncs import Schedule
+
+PERSON_ID = "person_id"
 
 ColumnType = Literal["string", "integer", "float", "boolean", "time", "array", "object"]
 
@@ -26,6 +30,11 @@ class ColumnSpec(_Strict):
     )
     split: str | None = Field(
         default=None, min_length=1, description="Arrays only: split text on this delimiter."
+    )
+    survivorship: Survivorship | None = Field(
+        default=None,
+        description="Identity models only: how a person's value is chosen among its records "
+        "(source_priority, most_recent non-null, most_frequent).",
     )
 
     @field_validator("pattern")
@@ -48,11 +57,13 @@ class ColumnSpec(_Strict):
 
 
 class ModelConfig(_Strict):
-    sql: str = Field(
-        min_length=1, description="One SELECT over sources (by name) and other models."
+    sql: str | None = Field(
+        min_length=1,
+        description="One SELECT over sources (by name) and other models (not for identity models).",
     )
     primary_key: str = Field(
-        description="The declared column identifying a row; missing or shared keys reject the row."
+        description="The declared column identifying a row; missing or shared keys reject the "
+        "row (person_id for identity models).",
     )
     columns: dict[str, ColumnSpec] = Field(
         description="Declared columns with their types and checks; only these are kept."
@@ -62,3 +73,44 @@ class ModelConfig(_Strict):
         description="Run the SQL inside this sql source's database (it then names the database's own tables).",
     )
     description: str | None = Field(default=None, description="What the model holds, for people.")
+    identity: IdentityConfig | None = Field(
+        default=None,
+        description="Resolve several sources into persons (see the identity guide); the "
+        "columns are then the golden record's, each with its survivorship rule.",
+    )
+
+    schedule: Schedule | None = Field(
+        default=None,
+        description="Identity models only: when serve resolves it again (cron, every, after).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _identity_defaults(cls, data: object) -> object:
+        """An identity model has no sql and its primary key is person_id; any other model
+        must say both (so a missing one is reported as a required field)."""
+        if isinstance(data, dict) and data.get("identity") is not None:
+            data = {"sql": None, "primary_key": PERSON_ID, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _sql_or_identity(self) -> ModelConfig:
+        if self.identity is None:
+            if self.sql is None:
+                raise ValueError("a model needs sql (or identity)")
+            if not self.primary_key:
+                raise ValueError("a model needs a primary_key")
+            if any(spec.survivorship for spec in self.columns.values()):
+                raise ValueError("survivorship applies to identity models only")
+            if self.schedule is not None:
+                raise ValueError("schedule applies to identity models only (schedule the sync)")
+            return self
+        if self.sql is not None:
+            raise ValueError("an identity model takes its rows from identity.sources, not sql")
+        if self.source is not None:
+            raise ValueError("identity models run in the warehouse; source is not supported")
+        if self.primary_key != PERSON_ID:
+            raise ValueError(f"an identity model's primary key is {PERSON_ID}")
+        if PERSON_ID not in self.columns:
+            self.columns = {PERSON_ID: ColumnSpec(type="string", required=True), **self.columns}
+        return self

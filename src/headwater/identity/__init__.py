@@ -1,2 +1,13 @@
-"""Identity resolution: records from several sources that share any key are one person,
-with a stable person id and a golden record (a model kind, ``identity:`` on a model)."""
+"""Identity resolution: records from several sources that share no single key, resolved
+into persons with stable ids and golden records, inside the warehouse (see resolve.py)."""
+
+from headwater.identity.resolve import (
+    OUTPUTS,
+    IdentityReport,
+    materialize_any,
+    output_table,
+    resolve,
+    run_job,
+)
+
+__all__ = ["OUTPUTS", "IdentityReport", "materialize_any", "output_table", "resolve", "run_job"]

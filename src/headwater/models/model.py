@@ -89,6 +89,8 @@ def model_database(project: Project, model_name: str) -> str | None:
     model = _model(project, model_name)
     if model.source:
         return model.source
+    if model.sql is None:  # an identity model: its tables are in the warehouse
+        return None
     names = read_tables(model.sql)
     sources = [project.sources[n] for n in names if n in project.sources]
     if not names or len(sources) != len(names):
@@ -216,6 +218,18 @@ def _stage_in_duckdb(
                     source.register(con, materialize=True)
                 else:
                     source.register(con)
+            elif name in project.models and project.models[name].identity is not None:
+                # An identity model is read as last resolved (``headwater resolve``).
+                golden = f"{name}_golden"
+                if not engine.table_exists(golden):
+                    raise FatalError(
+                        f"model {model_name!r} reads identity model {name!r}, which has not "
+                        f"been resolved yet: run `headwater resolve {name}` first"
+                    )
+                con.execute(
+                    f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS "
+                    f"SELECT * FROM {quote_ident(golden)}"
+                )
             elif name in project.models and name != model_name:
                 if depth > 8:
                     raise ConfigError(f"model {model_name!r}: models read each other in a loop")
@@ -368,6 +382,11 @@ def materialize_model(
     database is copied into DuckDB; with a PostgreSQL engine the model must run there.
     """
     model = _model(project, model_name)
+    if model.identity is not None:
+        raise ConfigError(
+            f"model {model_name!r} is an identity model: resolve it with `headwater resolve "
+            f"{model_name}` (headwater.identity.materialize_any in Python)"
+        )
     if engine is None:
         engine = engine_for_model(project, model_name)
     elif engine.dialect == "duckdb":

@@ -4,7 +4,9 @@ Deterministic (a fixed seed, fixed dates) so the committed files only change whe
 script does. A handful of rows are wrong on purpose, one per kind of problem Headwater
 should report without stopping: a bad email, loyalty points that are not a number, a
 missing customer id, a first name longer than Braze's 255 characters, a duplicated
-customer id, an order without a price and a reward without a time.
+customer id, an order without a price and a reward without a time. The newsletter's
+subscribers overlap the CRM by email (written any which way) or customer id, with a test
+address shared by several sign-ups and an email that is not one, for identity resolution.
 """
 
 from __future__ import annotations
@@ -116,6 +118,41 @@ def rewards(rng: random.Random) -> list[dict[str, object]]:
     return rows
 
 
+NEWSLETTER = 800
+
+
+def newsletter(rng: random.Random, crm: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Sign-ups from the newsletter tool: 500 CRM contacts by email (written any which way),
+    150 by customer id (signed up while logged in, with another email), 150 new people."""
+    rows = []
+    known = rng.sample(crm[400:], 650)
+    for n in range(1, NEWSLETTER + 1):
+        customer = ""
+        if n <= 650:
+            contact = known[n - 1]
+            first, email = str(contact["first_name"]), str(contact["email"])
+            email = rng.choice([email, email.upper(), f" {email} ", email.title()])
+            if n > 500:
+                customer = str(contact["customer_id"])
+                email = f"{first.lower()}.{n}@work.example.net"
+        else:
+            first = rng.choice(FIRST)
+            email = f"{first.lower()}.reader{n}@example.org"
+        rows.append(
+            {
+                "subscriber_id": f"nl-{n:04d}",
+                "email": email,
+                "customer_id": customer,
+                "first_name": first,
+                "subscribed_at": iso(START + timedelta(minutes=rng.randrange(0, 700_000))),
+            }
+        )
+    for row in rows[700:706]:
+        row["email"] = "test@example.com"  # shared by 6 sign-ups: over the limit, links nobody
+    rows[710]["email"] = "reader at example dot org"
+    return rows
+
+
 def write_csv(path: Path, rows: list[dict[str, object]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
@@ -127,11 +164,13 @@ def main(target: Path | None = None) -> None:
     data = (target or Path(__file__).parent) / "data"
     data.mkdir(parents=True, exist_ok=True)
     rng = random.Random(SEED)
-    write_csv(data / "contacts.csv", contacts(rng))
+    crm = contacts(rng)
+    write_csv(data / "contacts.csv", crm)
     write_csv(data / "orders.csv", orders(rng))
     with (data / "rewards.ndjson").open("w", encoding="utf-8") as fh:
         for row in rewards(rng):
             fh.write(json.dumps(row, separators=(",", ":")) + "\n")
+    write_csv(data / "newsletter.csv", newsletter(random.Random(SEED + 1), crm))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from headwater.chunks import chunks
 from headwater.config import Project, SyncConfig
 from headwater.engines import Engine, quote_ident
 from headwater.errors import ConfigError, FatalError, HeadwaterError, RowError
-from headwater.models.model import materialize_model
+from headwater.identity import materialize_any
 from headwater.state import runs
 from headwater.state.budgets import budget_options
 from headwater.state.db import open_state
@@ -507,7 +507,7 @@ def run_sync(
     run: _Run | None = None
     completed = False
     try:
-        model = materialize_model(project, sync.model)
+        model = materialize_any(project, sync.model)
         engine = model.engine
         assert engine is not None
         _record_errors(

@@ -1,0 +1,316 @@
+"""One identity run: stage, clean, link, limit, name, pick; then publish the tables at once.
+
+Everything runs inside the DuckDB warehouse as SQL; Python only cleans the key values
+SQL cannot (see ``normalize.py``). The published tables replace the previous run's in one
+transaction, so a reader sees either the last run or this one, never half of each; a
+failed or stopped run publishes nothing and the previous tables stay.
+
+Tables (``<model>_`` prefix): ``persons``, ``links`` (record -> person), ``golden``,
+``refused`` (limit-rule audit), ``rejected`` (bad key values), ``merges`` (appended).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from headwater.config import ModelConfig, Project
+from headwater.engines import DuckDBEngine
+from headwater.errors import ConfigError, HeadwaterError, RowError
+from headwater.identity.golden import golden_select
+from headwater.identity.ids import MERGED, PERSON, assign_person_ids
+from headwater.identity.limits import LABELS, REFUSED, resolve_components
+from headwater.identity.normalize import BAD, fill_key_columns, normalize_keys
+from headwater.identity.stage import RECORDS, stage_records
+from headwater.models.model import (
+    MAX_REJECTION_DETAILS,
+    ModelResult,
+    materialize_model,
+    open_warehouse,
+)
+from headwater.sources.base import quote_ident
+from headwater.state import runs
+from headwater.state.db import open_state
+
+log = logging.getLogger(__name__)
+RUN_KIND = "identity"
+OUTPUTS = ("persons", "links", "golden", "refused", "rejected", "merges")
+STOPPED = "stopped before the end; nothing was published, the previous tables stay"
+
+
+@dataclass
+class IdentityReport:
+    """What one resolution did. Counts are of this run's result."""
+
+    model: str
+    run_id: int | None = None
+    status: str = "running"
+    error: str | None = None
+    records: int = 0
+    persons: int = 0
+    new_persons: int = 0
+    merges: int = 0
+    refused: int = 0  # values a limit rule kept from linking
+    rejected: int = 0  # key values that failed cleaning, and records without an id
+    cleaned: int = 0  # raw key texts cleaned for the first time (the rest were known)
+    rounds: int = 0  # connected-components rounds
+    seconds: float = 0.0
+    tables: dict[str, str] = field(default_factory=dict)  # output -> warehouse table
+    errors: list[RowError] = field(default_factory=list)  # the first problems found
+
+    def to_dict(self) -> dict:
+        data = {k: v for k, v in self.__dict__.items() if k != "errors"}
+        data["errors"] = [{"row": e.row, "field": e.field, "reason": e.reason} for e in self.errors]
+        return data
+
+
+def output_table(model_name: str, output: str) -> str:
+    """The warehouse table of one output (``persons``, ``links``, ``golden``...)."""
+    return f"{model_name}_{output}"
+
+
+def _identity_model(project: Project, model_name: str) -> ModelConfig:
+    model = project.models.get(model_name)
+    if model is None:
+        raise ConfigError(f"no model named {model_name!r}")
+    if model.identity is None:
+        raise ConfigError(f"model {model_name!r} is not an identity model (it has no identity:)")
+    return model
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _publish(
+    engine: DuckDBEngine, model_name: str, model: ModelConfig, run_id: int | None, now: datetime
+) -> None:
+    con = engine.conn
+    t = {name: quote_ident(output_table(model_name, name)) for name in OUTPUTS}
+    # Each record with its person, once; the three big outputs read it without joins.
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE __hw_id_rp AS SELECT p.person_id, p.first_seen_at, r.* "
+        f"FROM {RECORDS} AS r JOIN {LABELS} AS l ON l._rid = r._rid "
+        f"JOIN {PERSON} AS p ON p.lbl = l.lbl"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE __hw_id_golden AS " + golden_select(model, "__hw_id_rp")
+    )
+    params = {"now": now, "run": run_id}
+    with engine.transaction():
+        con.execute(
+            f"CREATE OR REPLACE TABLE {t['links']} AS SELECT DISTINCT person_id, "
+            "_source AS source, _record_id AS record_id, _updated_at AS updated_at FROM __hw_id_rp"
+        )
+        con.execute(
+            f"CREATE OR REPLACE TABLE {t['persons']} AS SELECT person_id, COUNT(*) AS records, "
+            "COUNT(DISTINCT _source) AS sources, first_seen_at, "
+            "CAST($now AS TIMESTAMPTZ) AS resolved_at FROM __hw_id_rp "
+            "GROUP BY person_id, first_seen_at",
+            {"now": now},
+        )
+        con.execute(f"CREATE OR REPLACE TABLE {t['golden']} AS SELECT * FROM __hw_id_golden")
+        con.execute(
+            f"CREATE OR REPLACE TABLE {t['refused']} AS SELECT key, value, records, rule, reason, "
+            "CAST($run AS BIGINT) AS run_id, CAST($now AS TIMESTAMPTZ) AS refused_at "
+            f"FROM {REFUSED} ORDER BY key, value",
+            params,
+        )
+        con.execute(
+            f"CREATE OR REPLACE TABLE {t['rejected']} AS SELECT r._source AS source, "
+            "r._record_id AS record_id, b.key, b.raw AS raw_value, b.reason "
+            f"FROM {BAD} AS b JOIN {RECORDS} AS r ON r._rid = b._rid ORDER BY b._rid, b.key"
+        )
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {t['merges']} (survivor VARCHAR, merged VARCHAR, "
+            "merged_at TIMESTAMPTZ, run_id BIGINT)"
+        )
+        con.execute(
+            f"INSERT INTO {t['merges']} SELECT survivor, merged, CAST($now AS TIMESTAMPTZ), "
+            f"CAST($run AS BIGINT) FROM {MERGED} ORDER BY survivor, merged",
+            params,
+        )
+    con.execute("DROP TABLE __hw_id_golden")
+    con.execute("DROP TABLE __hw_id_rp")
+
+
+def _details(engine: DuckDBEngine, limit: int) -> list[RowError]:
+    rows = engine.conn.execute(
+        f"SELECT r._source || ':' || r._record_id, b.key, b.reason || ': ' || left(b.raw, 100) FROM {BAD} AS b "
+        f"JOIN {RECORDS} AS r ON r._rid = b._rid ORDER BY b._rid, b.key LIMIT {int(limit)}"
+    ).fetchall()
+    errors = [RowError(reason, row=row, field=key) for row, key, reason in rows]
+    left = limit - len(errors)
+    if left > 0:
+        refused = engine.conn.execute(
+            f"SELECT key, value, rule || ': ' || reason FROM {REFUSED} ORDER BY records DESC, key, value "
+            f"LIMIT {int(left)}"
+        ).fetchall()
+        errors += [
+            RowError(f"refused ({reason})", row=value, field=key) for key, value, reason in refused
+        ]
+    return errors
+
+
+def run_resolution(
+    project: Project,
+    model_name: str,
+    engine: DuckDBEngine,
+    *,
+    run_id: int | None = None,
+    stop: threading.Event | None = None,
+    progress: Callable[[str], None] | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> IdentityReport:
+    """Resolve ``model_name`` inside ``engine`` (the warehouse) and publish its tables.
+    Raises HeadwaterError on a user's mistake and ``_Stopped`` when ``stop`` is set."""
+    model = _identity_model(project, model_name)
+    identity = model.identity
+    assert identity is not None
+    report = IdentityReport(model=model_name, run_id=run_id)
+
+    def step(name: str) -> None:
+        if stop is not None and stop.is_set():
+            raise _Stopped()
+        if progress is not None:
+            progress(name)
+
+    now = clock()
+    step("reading sources")
+    staged = stage_records(project, engine, model_name, model)
+    report.records = staged.records
+    step("cleaning keys")
+    report.cleaned = normalize_keys(engine, model_name, identity)
+    fill_key_columns(engine, model)
+    step("linking records")
+    report.rounds = resolve_components(engine, identity)
+    step("naming persons")
+    report.new_persons, report.merges = assign_person_ids(
+        engine,
+        output_table(model_name, "links"),
+        output_table(model_name, "persons"),
+        f"{model_name}__hw_ids",
+        now,
+    )
+    step("picking golden records")
+    _publish(engine, model_name, model, run_id, now)
+    con = engine.conn
+    report.persons = con.execute(f"SELECT COUNT(*) FROM {PERSON}").fetchall()[0][0]
+    report.refused = con.execute(f"SELECT COUNT(*) FROM {REFUSED}").fetchall()[0][0]
+    bad = con.execute(f"SELECT COUNT(*) FROM {BAD}").fetchall()[0][0]
+    report.rejected = int(bad) + staged.missing_id_count
+    report.errors = [
+        RowError("no record id", row=f"row {row} of {source}", field="record_id")
+        for source, row in staged.missing_ids[:MAX_REJECTION_DETAILS]
+    ]
+    report.errors += _details(engine, MAX_REJECTION_DETAILS - len(report.errors))
+    report.tables = {name: output_table(model_name, name) for name in OUTPUTS}
+    for table in (
+        RECORDS,
+        "__hw_id_raw",
+        "__hw_id_values",
+        BAD,
+        LABELS,
+        "__hw_id_edges",
+        REFUSED,
+        PERSON,
+        MERGED,
+    ):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    return report
+
+
+def resolve(
+    project: Project,
+    model_name: str,
+    *,
+    stop: threading.Event | None = None,
+    progress: Callable[[str], None] | None = None,
+    engine: DuckDBEngine | None = None,
+) -> IdentityReport:
+    """Resolve identity model ``model_name`` into persons and publish its tables in the
+    warehouse; record the run in the state store (kind ``identity``).
+
+    Key texts cleaned by earlier runs are not cleaned again. ``stop`` (set by a stopping
+    ``serve``) ends the run between steps without publishing; it is recorded as
+    interrupted. Errors a user causes end the run as failed with the reason in ``error``;
+    nothing is raised for them. ``engine``: an open warehouse to run in (left open).
+    """
+    _identity_model(project, model_name)
+    started = time.monotonic()
+    state = open_state(project.state_url)
+    runs.mark_interrupted(state)
+    run_id = runs.start_run(state, model_name, kind=RUN_KIND)
+    report = IdentityReport(model=model_name, run_id=run_id)
+    own = engine is None
+    status = None
+    try:
+        if engine is None:
+            engine = open_warehouse(project)
+        report = run_resolution(
+            project, model_name, engine, run_id=run_id, stop=stop, progress=progress
+        )
+        if report.errors:
+            runs.add_row_errors(state, run_id, report.errors)
+    except _Stopped:
+        report.error, status = STOPPED, runs.INTERRUPTED
+    except HeadwaterError as exc:
+        report.error = str(exc)
+    except Exception as exc:  # an engine failure: record it, keep the traceback in the log
+        log.exception("identity %s failed", model_name)
+        report.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        report.seconds = time.monotonic() - started
+        report.status = runs.finish_run(
+            state,
+            run_id,
+            status=status,
+            error=report.error,
+            added=report.new_persons,
+            changed=report.merges,
+            unchanged=max(report.persons - report.new_persons, 0),
+            rejected=report.rejected,
+        )
+        if own and engine is not None:
+            engine.close()
+        state.dispose()
+    return report
+
+
+def run_job(project: Project, name: str, *, stop: threading.Event | None = None) -> IdentityReport:
+    """The scheduler's entry point: ``resolve`` (the report has run_id, status, error)."""
+    return resolve(project, name, stop=stop)
+
+
+def materialize_any(project: Project, model_name: str) -> ModelResult:
+    """A model's rows ready for a sync: for an identity model, resolve it and return its
+    golden records (primary key ``person_id``, the declared columns); for any other model,
+    exactly ``headwater.models.materialize_model(project, model_name)``. The caller closes
+    ``result.engine``. A failed resolution raises HeadwaterError with its reason."""
+    model = project.models.get(model_name)
+    if model is None or model.identity is None:
+        return materialize_model(project, model_name)
+    engine = open_warehouse(project)
+    try:
+        report = resolve(project, model_name, engine=engine)
+        if report.error:
+            from headwater.errors import FatalError
+
+            raise FatalError(f"identity model {model_name!r}: {report.error}")
+    except BaseException:
+        engine.close()
+        raise
+    return ModelResult(
+        model=model_name,
+        table=output_table(model_name, "golden"),
+        row_count=report.persons,
+        rejected_count=0,
+        rejected=[],
+        engine=engine,
+        primary_key=model.primary_key,
+        columns={name: spec.type for name, spec in model.columns.items()},
+    )

@@ -1,0 +1,157 @@
+"""Every source's records in one DuckDB table, and their raw key values beside it.
+
+``__hw_id_records`` holds one row per record: a dense integer ``_rid`` (the graph is built on
+integers, which joins and compares far faster than text), the source, the record id, when
+it changed, the source's priority and the golden columns typed as declared.
+``__hw_id_raw`` holds one row per (record, key, raw value).
+
+The record id doubles as a hidden key (``__record``), so the same record listed twice is
+one person, and a record without an id is refused with its row number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from headwater.config import ModelConfig, Project
+from headwater.engines import DuckDBEngine
+from headwater.errors import FatalError
+from headwater.models.model import materialize_model, read_tables
+from headwater.sources.base import open_source, quote_ident, quote_literal
+from headwater.sources.files import FileSource
+
+RECORDS = "__hw_id_records"
+RAW = "__hw_id_raw"
+RECORD_KEY = "__record"
+SQL_TYPES = {
+    "string": "VARCHAR",
+    "integer": "BIGINT",
+    "float": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "time": "TIMESTAMPTZ",
+}
+
+
+@dataclass
+class Staged:
+    records: int
+    missing_ids: list[tuple[str, int]]  # (source, row number) without a record id
+    missing_id_count: int
+
+
+def _register_inputs(project: Project, engine: DuckDBEngine, model_name: str, sql: str) -> None:
+    con = engine.conn
+    for name in sorted(read_tables(sql)):
+        if name in project.sources:
+            source = open_source(project, name)
+            if isinstance(source, FileSource):
+                source.register(con)  # a view: each identity source reads it once
+            else:
+                source.register(con)
+        elif name in project.models and name != model_name:
+            inner = materialize_model(project, name, engine)
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS "
+                f"SELECT * FROM {quote_ident(inner.table)}"
+            )
+
+
+def _expr(column_or_sql: str, columns: dict[str, str]) -> str:
+    """A source's column by name, else the text as a SQL expression over its columns."""
+    return quote_ident(column_or_sql) if column_or_sql in columns else f"({column_or_sql})"
+
+
+def _text(column_or_sql: str, columns: dict[str, str]) -> str:
+    """The value as text. A JSON column (ndjson with mixed types) gives its string
+    unquoted (``"a@b.com"`` -> ``a@b.com``), and objects and arrays as their JSON text."""
+    expr = _expr(column_or_sql, columns)
+    if columns.get(column_or_sql) == "JSON":
+        return f"COALESCE(json_extract_string({expr}, '$'), CAST({expr} AS VARCHAR))"
+    return f"CAST({expr} AS VARCHAR)"
+
+
+def stage_records(
+    project: Project, engine: DuckDBEngine, model_name: str, model: ModelConfig
+) -> Staged:
+    """Fill ``RECORDS`` and ``RAW`` from the identity sources (temp tables)."""
+    identity = model.identity
+    assert identity is not None
+    con = engine.conn
+    golden = {c: s for c, s in model.columns.items() if c != model.primary_key}
+    parts = []
+    for index, (name, source) in enumerate(identity.sources.items()):
+        sql = source.sql.strip().rstrip(";")
+        _register_inputs(project, engine, model_name, sql)
+        where = f"model {model_name!r}, source {name!r}"
+        try:
+            described = con.execute(f"DESCRIBE SELECT * FROM ({sql}) AS s").fetchall()
+        except Exception as exc:
+            raise FatalError(f"{where}: its SQL failed: {str(exc).splitlines()[0]}") from None
+        columns = {row[0]: row[1] for row in described}
+        select = [
+            f"{quote_literal(name)} AS _source",
+            f"{index} AS _source_index",
+            f"{int(source.priority)} AS _priority",
+            f"{_text(source.record_id, columns)} AS _record_id",
+            (
+                f"TRY_CAST({_expr(source.updated_at, columns)} AS TIMESTAMPTZ) AS _updated_at"
+                if source.updated_at
+                else "CAST(NULL AS TIMESTAMPTZ) AS _updated_at"
+            ),
+        ]
+        for i, key in enumerate(identity.keys):
+            expr = (
+                _text(source.keys[key], columns) if key in source.keys else "CAST(NULL AS VARCHAR)"
+            )
+            select.append(f"{expr} AS __hw_k{i}")
+        for i, (column, spec) in enumerate(golden.items()):
+            type_ = SQL_TYPES.get(spec.type)
+            if column in identity.keys:
+                ref = "NULL"  # the cleaned key value, filled in by normalize.fill_key_columns
+            elif column in columns:
+                ref = _text(column, columns) if spec.type == "string" else quote_ident(column)
+            elif column in source.keys:
+                ref = _expr(source.keys[column], columns)
+            else:
+                ref = "NULL"
+            select.append(
+                f"TRY_CAST({ref} AS {type_}) AS __hw_g{i}" if type_ else f"{ref} AS __hw_g{i}"
+            )
+        parts.append(f"SELECT {', '.join(select)}, ROW_NUMBER() OVER () AS _row FROM ({sql}) AS s")
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE __hw_id_all AS {' UNION ALL BY NAME '.join(parts)}"
+        )
+    except Exception as exc:
+        raise FatalError(
+            f"model {model_name!r}: reading its sources failed: {str(exc).splitlines()[0]}"
+        ) from None
+    missing = con.execute(
+        "SELECT _source, _row FROM __hw_id_all WHERE _record_id IS NULL OR trim(_record_id) = '' "
+        "ORDER BY _source_index, _row LIMIT 1000"
+    ).fetchall()
+    missing_count = con.execute(
+        "SELECT count(*) FROM __hw_id_all WHERE _record_id IS NULL OR trim(_record_id) = ''"
+    ).fetchall()[0][0]
+    renames = ", ".join(
+        [f"__hw_g{i} AS {quote_ident(c)}" for i, c in enumerate(golden)]
+        + [f"__hw_k{i}" for i in range(len(identity.keys))]
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {RECORDS} AS SELECT "
+        "CAST(ROW_NUMBER() OVER (ORDER BY _source_index, _row) AS BIGINT) AS _rid, "
+        f"_source, _record_id, _updated_at, _priority{', ' if renames else ''}{renames} "
+        "FROM __hw_id_all WHERE _record_id IS NOT NULL AND trim(_record_id) <> ''"
+    )
+    con.execute("DROP TABLE __hw_id_all")
+    unpivot = [
+        f"SELECT _rid, {quote_literal(key)} AS key, __hw_k{i} AS raw FROM {RECORDS} "
+        f"WHERE __hw_k{i} IS NOT NULL AND trim(__hw_k{i}) <> ''"
+        for i, key in enumerate(identity.keys)
+    ]
+    unpivot.append(
+        f"SELECT _rid, '{RECORD_KEY}' AS key, _source || ':' || _record_id AS raw FROM {RECORDS}"
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {RAW} AS {' UNION ALL '.join(unpivot)}")
+    count = con.execute(f"SELECT count(*) FROM {RECORDS}").fetchall()[0][0]
+    return Staged(records=int(count), missing_ids=missing, missing_id_count=int(missing_count))
