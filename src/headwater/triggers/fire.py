@@ -243,6 +243,12 @@ def _checked(trigger: TriggerConfig, identifier: dict, properties: dict) -> dict
     return recipient
 
 
+async def _db(fn, *args, **kwargs):
+    """State-store calls leave the event loop: in serve it also answers the gateway, and
+    a SQLite write may wait on the outbox's writer."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
 async def fire_one(
     state,
     name: str,
@@ -252,11 +258,11 @@ async def fire_one(
     stop: threading.Event | None = None,
 ) -> TriggerOutcome:
     outcome = TriggerOutcome(name)
-    outcome.run_id = runs.start_run(state, name, kind=RUN_KIND)
+    outcome.run_id = await _db(runs.start_run, state, name, kind=RUN_KIND)
     try:
         ready, bad = prepare(name, trigger, keyed)
         if bad:
-            ledger.fail_unclaimed(state, name, [(e, err.reason) for e, err in bad])
+            await _db(ledger.fail_unclaimed, state, name, [(e, err.reason) for e, err in bad])
             outcome.failed += len(bad)
             outcome.errors.extend(err for _, err in bad)
         for batch in chunks(ready, MAX_RECIPIENTS_PER_REQUEST):
@@ -269,9 +275,9 @@ async def fire_one(
         log.exception("trigger %s failed", name)
         outcome.error = f"{type(exc).__name__}: {exc}"
     if outcome.errors:
-        runs.add_row_errors(state, outcome.run_id, outcome.errors)
-    outcome.status = runs.finish_run(
-        state, outcome.run_id, error=outcome.error, sent=outcome.sent, failed=outcome.failed,
+        await _db(runs.add_row_errors, state, outcome.run_id, outcome.errors)
+    outcome.status = await _db(
+        runs.finish_run, state, outcome.run_id, error=outcome.error, sent=outcome.sent, failed=outcome.failed,
         rejected=outcome.in_doubt, requests=outcome.requests, unchanged=outcome.already,
     )  # fmt: skip
     outcome.errors = outcome.errors[:SHOWN_ERRORS]
@@ -279,7 +285,7 @@ async def fire_one(
 
 
 async def _send_batch(state, name, trigger, batch, client, outcome) -> None:
-    token, owned = ledger.claim(state, name, [p.entry for p in batch])
+    token, owned = await _db(ledger.claim, state, name, [p.entry for p in batch])
     outcome.already += len(batch) - len(owned)
     mine = [p for p in batch if p.entry.entry_key in owned]
     if not mine:
@@ -289,12 +295,12 @@ async def _send_batch(state, name, trigger, batch, client, outcome) -> None:
     try:
         dispatch_id = await _send(client, trigger, mine)
     except BrazeSendInDoubtError as exc:
-        ledger.record(state, name, token, keys, ledger.IN_DOUBT, error=str(exc))
+        await _db(ledger.record, state, name, token, keys, ledger.IN_DOUBT, error=str(exc))
         outcome.in_doubt += len(mine)
         log.warning("trigger %s: %d sends in doubt: %s", name, len(mine), exc)
         return
     except (BrazeRejectedError, BrazeUnavailableError) as exc:
-        ledger.record(state, name, token, keys, ledger.FAILED, error=str(exc))
+        await _db(ledger.record, state, name, token, keys, ledger.FAILED, error=str(exc))
         outcome.failed += len(mine)
         outcome.errors.extend(
             RowError(f"trigger {name!r}: person {p.entry.person_id!r}: {exc}",
@@ -307,7 +313,7 @@ async def _send_batch(state, name, trigger, batch, client, outcome) -> None:
     except BaseException:
         # Cancelled or crashed mid-request: the claims stay, swept to in doubt later.
         raise
-    ledger.record(state, name, token, keys, ledger.SENT, dispatch_id=dispatch_id)
+    await _db(ledger.record, state, name, token, keys, ledger.SENT, dispatch_id=dispatch_id)
     outcome.sent += len(mine)
     outcome.dispatch_ids.append(dispatch_id)
 
