@@ -277,8 +277,9 @@ async def fire_one(
     if outcome.errors:
         await _db(runs.add_row_errors, state, outcome.run_id, outcome.errors)
     outcome.status = await _db(
-        runs.finish_run, state, outcome.run_id, error=outcome.error, sent=outcome.sent, failed=outcome.failed,
-        rejected=outcome.in_doubt, requests=outcome.requests, unchanged=outcome.already,
+        runs.finish_run, state, outcome.run_id, error=outcome.error, sent=outcome.sent,
+        failed=outcome.failed, rejected=outcome.in_doubt, requests=outcome.requests,
+        unchanged=outcome.already,
     )  # fmt: skip
     outcome.errors = outcome.errors[:SHOWN_ERRORS]
     return outcome
