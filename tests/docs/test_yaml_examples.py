@@ -17,7 +17,11 @@ from tests.docs.examples import Block, all_blocks
 
 YAML_MODES = {None, "whole-file", "not-project"}
 # Sections that read other sections: a fragment replacing one leaves these out of the base.
-DEPENDS_ON = {"models": {"sources"}, "syncs": {"sources", "models", "destinations"}}
+DEPENDS_ON = {
+    "models": {"sources"},
+    "syncs": {"sources", "models", "destinations"},
+    "audiences": {"sources", "models", "destinations"},
+}
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
 BLOCKS = all_blocks("yaml")

@@ -8,7 +8,17 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from headwater import __version__
-from headwater.cli import identity, project, sandbox, schedules, serve, sync, triggers, users
+from headwater.cli import (
+    audiences,
+    identity,
+    project,
+    sandbox,
+    schedules,
+    serve,
+    sync,
+    triggers,
+    users,
+)
 from headwater.errors import ConfigError, HeadwaterError
 
 
@@ -52,7 +62,7 @@ def _root(
     """Customer data activation hub for Braze."""
 
 
-for module in (sandbox, project, sync, identity, serve, schedules, users, triggers):
+for module in (sandbox, project, sync, identity, serve, schedules, users, audiences, triggers):
     module.register(app)
 
 

@@ -6,12 +6,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from headwater.audiences.checks import check_audience_attributes
 from headwater.braze.budget import check_rate_limits
 from headwater.config import Project, load_project
 from headwater.schedules.checks import check_job_names, check_schedules
 from headwater.syncs.mapping import check_sync_mappings
 
-PROJECT_CHECKS = (check_sync_mappings, check_schedules, check_job_names, check_rate_limits)
+PROJECT_CHECKS = (
+    check_sync_mappings,
+    check_schedules,
+    check_job_names,
+    check_rate_limits,
+    check_audience_attributes,
+)
 
 
 def load_checked(path: str | Path | None = None) -> Project:

@@ -143,6 +143,17 @@ def _summary(project: Project, file: Path) -> dict:
             for name, dest in project.destinations.items()
         },
         "streams": {name: {"preset": spec.preset} for name, spec in project.streams.items()},
+        "audiences": {
+            name: {
+                "model": audience.model,
+                "destination": audience.destination,
+                "splits": {g: s / 100 for g, s in audience.groups().items()},
+                "schedule": audience.schedule.model_dump(mode="json", exclude_none=True)
+                if audience.schedule
+                else None,
+            }
+            for name, audience in project.audiences.items()
+        },
         "warnings": _missing_local_files(project),
     }
 
@@ -172,6 +183,12 @@ def _print_summary(console: Console, project: Project, file: Path) -> None:
             "sync",
             name,
             f"{sync.model} -> {sync.destination} ({sync.type}, by {sync.identifier.kind}){schedule}",
+        )
+    for name, audience in project.audiences.items():
+        schedule = f", {audience.schedule.describe()}" if audience.schedule else ""
+        shares = ", ".join(f"{g} {s / 100:g} %" for g, s in audience.groups().items())
+        table.add_row(
+            "audience", name, f"{audience.model} -> {audience.destination} ({shares}){schedule}"
         )
     for name, dest in project.destinations.items():
         table.add_row("destination", name, f"{dest.type}: {redact_url(dest.url)}")

@@ -16,6 +16,7 @@ checks and loading); everything is importable from ``headwater.config`` as befor
 
 from __future__ import annotations
 
+from headwater.config.audiences import AudienceConfig, AudienceDefaults
 from headwater.config.base import (
     DEFAULT_STATE_URL,
     DEFAULT_WAREHOUSE_URL,
@@ -54,6 +55,8 @@ from headwater.config.syncs import (
 )
 
 __all__ = [
+    "AudienceConfig",
+    "AudienceDefaults",
     "BrazeDestination",
     "ColumnSpec",
     "ColumnType",

@@ -36,7 +36,7 @@ def _table_names(sql: str) -> set[str] | None:
 # are identifiers: no path separators, no dots, short enough for PostgreSQL's 63-byte names
 # with Headwater's longest prefix and suffix around them.
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
-NAMED_SECTIONS = ("destinations", "sources", "models", "syncs", "streams")
+NAMED_SECTIONS = ("destinations", "sources", "models", "syncs", "streams", "audiences")
 
 
 def name_problem(name: str) -> str | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from headwater.config.audiences import check_audiences
 from headwater.config.base import PROJECT_FILE
 from headwater.config.checks import check_names as _check_names
 from headwater.config.checks import check_removals as _check_removals
@@ -54,6 +55,7 @@ def parse_project(
     _cross_check(raw, doc)
     _check_removals(raw, doc)
     check_streams(raw, doc.problem)
+    check_audiences(raw, doc.problem)
     for check in checks:
         check(raw, doc.problem)
 

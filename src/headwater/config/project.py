@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import Field, PrivateAttr, field_validator
 
+from headwater.config.audiences import AudienceConfig, AudienceDefaults
 from headwater.config.base import (
     DEFAULT_STATE_URL,
     DEFAULT_WAREHOUSE_URL,
@@ -56,6 +57,14 @@ class Project(_Strict):
         default_factory=dict,
         description="Campaigns, canvases or profile updates sent when a person enters an "
         "audience or a stream event matches, by name.",
+    )
+    audiences: dict[str, AudienceConfig] = Field(
+        default_factory=dict,
+        description="SQL conditions over models, synced as boolean attributes per split, by name.",
+    )
+    audience_defaults: AudienceDefaults = Field(
+        default_factory=AudienceDefaults,
+        description="The attribute name template and exit value every audience starts from.",
     )
     gateway: GatewayConfig = Field(
         default_factory=GatewayConfig,
