@@ -9,7 +9,8 @@ import pytest
 
 from headwater.sandbox.testing import RunningSandbox, run_sandbox
 
-NO_FAULTS = {"rate_429": 0, "rate_5xx": 0, "latency_ms": 0, "drop_rate": 0, "export_lag_seconds": 0}
+NO_FAULTS = {"rate_429": 0, "rate_5xx": 0, "latency_ms": 0, "drop_rate": 0, "export_lag_seconds": 0,
+             "export_duplicate_share": 0, "export_truncated_share": 0}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

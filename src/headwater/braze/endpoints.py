@@ -69,7 +69,17 @@ _ALL = [
         60,
         50,
     ),
-    _e("users.export.segment", "POST", "/users/export/segment", 201, "default", 250000, 3600),
+    _e(
+        "users.export.segment",
+        "POST",
+        "/users/export/segment",
+        201,
+        "default",
+        250000,
+        3600,
+        None,
+        True,
+    ),
     _e(
         "users.export.global_control_group",
         "POST",

@@ -10,6 +10,7 @@ from typer.core import TyperGroup
 from headwater import __version__
 from headwater.cli import (
     audiences,
+    exports,
     identity,
     project,
     sandbox,
@@ -62,7 +63,18 @@ def _root(
     """Customer data activation hub for Braze."""
 
 
-for module in (sandbox, project, sync, identity, serve, schedules, users, audiences, triggers):
+for module in (
+    sandbox,
+    project,
+    sync,
+    identity,
+    serve,
+    schedules,
+    users,
+    audiences,
+    exports,
+    triggers,
+):
     module.register(app)
 
 

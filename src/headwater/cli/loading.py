@@ -9,6 +9,7 @@ from pathlib import Path
 from headwater.audiences.checks import check_audience_attributes
 from headwater.braze.budget import check_rate_limits
 from headwater.config import Project, load_project
+from headwater.exports.segments_checks import check_segment_exports
 from headwater.schedules.checks import check_job_names, check_schedules
 from headwater.syncs.mapping import check_sync_mappings
 
@@ -18,6 +19,7 @@ PROJECT_CHECKS = (
     check_job_names,
     check_rate_limits,
     check_audience_attributes,
+    check_segment_exports,
 )
 
 

@@ -11,6 +11,7 @@ PROJECT_FILE = "headwater.yml"
 DEFAULT_STATE_URL = "sqlite:///.headwater/state.db"
 DEFAULT_WAREHOUSE_URL = "duckdb:///.headwater/warehouse.duckdb"
 WORK_DIR = ".headwater"
+DEFAULT_LANDING_DIR = ".headwater/landing"
 
 
 class Strict(BaseModel):

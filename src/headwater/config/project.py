@@ -9,6 +9,7 @@ from pydantic import Field, PrivateAttr, field_validator
 
 from headwater.config.audiences import AudienceConfig, AudienceDefaults
 from headwater.config.base import (
+    DEFAULT_LANDING_DIR,
     DEFAULT_STATE_URL,
     DEFAULT_WAREHOUSE_URL,
     WORK_DIR,
@@ -19,6 +20,7 @@ from headwater.config.base import (
 )
 from headwater.config.console import ConsoleConfig
 from headwater.config.destinations import BrazeDestination
+from headwater.config.exports import ExportsConfig
 from headwater.config.gateway import GatewayConfig
 from headwater.config.models import ModelConfig
 from headwater.config.monitoring import InspectorConfig, MetricsConfig
@@ -80,6 +82,14 @@ class Project(_Strict):
         default_factory=InspectorConfig,
         description="The event inspector's memory bound and redacted field names.",
     )
+    landing: str = Field(
+        default=DEFAULT_LANDING_DIR,
+        description="The directory exports land in as Parquet files (segments, Currents events), read by DuckDB while serve writes.",
+    )
+    exports: ExportsConfig = Field(
+        default_factory=ExportsConfig,
+        description="What Headwater pulls back out of Braze: segment exports.",
+    )
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
 
@@ -129,6 +139,11 @@ class Project(_Strict):
                 if rest and not rest.startswith((":memory:", "/")):
                     return scheme + str(self.resolve_path(rest))
         return url
+
+    @property
+    def landing_path(self) -> Path:
+        """The landing directory, absolute."""
+        return self.resolve_path(self.landing)
 
     @property
     def state_url(self) -> str:

@@ -25,6 +25,7 @@ from headwater.sandbox.messaging import control as messaging_control
 from headwater.sandbox.messaging import routes as messaging_routes
 from headwater.sandbox.messaging.models import MessagingBackend
 from headwater.sandbox.segments import routes as segment_routes
+from headwater.sandbox.segments.exports import SegmentExports
 from headwater.sandbox.settings import SandboxSettings
 from headwater.sandbox.store import Store
 from headwater.sandbox.users import routes as user_routes
@@ -44,6 +45,7 @@ class Sandbox:
     users: UsersBackend
     limiter: RateLimiter
     faults: FaultPlan
+    segment_exports: SegmentExports | None = None
     messaging: MessagingBackend | None = None
 
     @classmethod
@@ -63,6 +65,9 @@ class Sandbox:
             users=users,
             limiter=RateLimiter(settings.rate_limits, clock or time.time),
             faults=FaultPlan(settings.faults, settings.seed),
+            segment_exports=SegmentExports(
+                store.segments, lambda: users.profiles, settings.faults, settings.seed
+            ),
             messaging=MessagingBackend(
                 store, users, {"campaign": settings.campaigns, "canvas": settings.canvases}
             ),
@@ -75,6 +80,8 @@ def create_app(settings: SandboxSettings | None = None, sandbox: Sandbox | None 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
+        if sandbox.segment_exports is not None:
+            sandbox.segment_exports.close()
         sandbox.store.close()
 
     app = FastAPI(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import uuid
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request
@@ -18,6 +19,7 @@ from headwater.bearer import bearer_token
 from headwater.braze.errors import BrazeError
 from headwater.braze.limits import MAX_OBJECTS_PER_REQUEST, TRACK_ARRAYS, BatchPolicy
 from headwater.braze.track import parse_track_request
+from headwater.sandbox.segments.filters import FilterError, check_filter
 
 router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
 
@@ -94,6 +96,8 @@ async def reset(request: Request):
     sandbox.store.reset(keep_keys=True)
     sandbox.users.reset()
     sandbox.limiter.windows.clear()
+    if sandbox.segment_exports is not None:
+        sandbox.segment_exports.reset()
     return {"message": "reset"}
 
 
@@ -108,6 +112,7 @@ async def seed(request: Request, body: dict = Body(...)):
     for segment in segments:
         if not isinstance(segment, dict) or not isinstance(segment.get("id"), str):
             raise HTTPException(400, "each segment needs a string 'id'")
+        _check_segment_filter(segment)
         sandbox.store.put_segment(
             {"analytics_tracking_enabled": False, "tags": [], **segment},
             datetime.now(UTC).isoformat(),
@@ -132,6 +137,42 @@ async def seed(request: Request, body: dict = Body(...)):
             sandbox.users.users_track(parsed, "(seed)")
             seeded += parsed.valid_count
     return {"seeded": seeded, "segments": len(segments)}
+
+
+def _check_segment_filter(segment: dict) -> None:
+    try:
+        check_filter(segment.get("filter"))
+    except FilterError as exc:
+        raise HTTPException(400, f"segment {str(segment.get('name'))[:100]!r}: {exc}") from None
+
+
+@router.get("/segments")
+async def list_segments(request: Request):
+    return {"segments": _sandbox(request).store.segments()}
+
+
+@router.post("/segments")
+async def define_segment(request: Request, body: dict = Body(...)):
+    """``{"name": "VIPs", "filter": {"attribute": "tier", "equals": "gold"}, "id"?, "tags"?}``
+    (filters: ``headwater.sandbox.segments.filters``); the same id replaces the segment."""
+    sandbox = _sandbox(request)
+    if not isinstance(body.get("name"), str) or not body["name"]:
+        raise HTTPException(400, "a segment needs a 'name'")
+    segment_id = body.get("id", str(uuid.uuid4()))
+    if not isinstance(segment_id, str) or not segment_id or len(segment_id) > 200:
+        raise HTTPException(400, "'id' must be a string of 1-200 characters")
+    for name in ("tags",):
+        if name in body and not (
+            isinstance(body[name], list) and all(isinstance(t, str) for t in body[name])
+        ):
+            raise HTTPException(400, f"'{name}' must be an array of strings")
+    unknown = set(body) - {"id", "name", "filter", "tags", "analytics_tracking_enabled"}
+    if unknown:
+        raise HTTPException(400, f"unknown segment keys: {sorted(unknown)[:10]}")
+    _check_segment_filter(body)
+    segment = {"analytics_tracking_enabled": False, "tags": [], **body, "id": segment_id}
+    sandbox.store.put_segment(segment, datetime.now(UTC).isoformat())
+    return segment
 
 
 @router.get("/faults")

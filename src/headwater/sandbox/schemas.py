@@ -50,6 +50,16 @@ BODIES: dict[str, dict] = {
             "fields_to_export": STRINGS,
         },
     },
+    "users.export.segment": {
+        "type": "object",
+        "required": ["segment_id", "fields_to_export"],
+        "properties": {
+            "segment_id": {"type": "string"},
+            "fields_to_export": STRINGS,
+            "callback_endpoint": {"type": "string"},
+            "output_format": {"type": "string", "enum": ["zip", "gzip"]},
+        },
+    },
     "users.alias.new": {
         "type": "object",
         "properties": {

@@ -18,6 +18,8 @@ class Faults:
     latency_ms: float = 0.0  # added before answering
     drop_rate: float = 0.0  # share whose connection is closed without an answer
     export_lag_seconds: float = 0.0  # new users stay invisible to /users/export/ids this long
+    export_duplicate_share: float = 0.0  # share of users a segment export writes twice
+    export_truncated_share: float = 0.0  # share of segment exports whose file is cut short
 
     def update(self, values: dict) -> None:
         for name, value in values.items():
@@ -26,7 +28,7 @@ class Faults:
             value = float(value)
             if not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number")
-            if name.startswith("rate") or name == "drop_rate":
+            if name.startswith("rate") or name == "drop_rate" or name.endswith("_share"):
                 if not 0.0 <= value <= 1.0:
                     raise ValueError(f"{name} is a share between 0 and 1")
             elif value < 0:

@@ -62,6 +62,10 @@ class RunningSandbox:
     def seed(self, **body: object) -> dict:
         return self._control("POST", "/seed", body)
 
+    def define_segment(self, name: str, filter: dict | None = None, **extra: object) -> dict:
+        """A segment of the users matching ``filter`` (none: every user)."""
+        return self._control("POST", "/segments", {"name": name, "filter": filter, **extra})
+
 
 @contextlib.contextmanager
 def run_sandbox(
