@@ -127,3 +127,32 @@ def test_the_control_api_checks_what_it_is_given(emitting):
         assert httpx.post(f"{sandbox.url}/_sandbox/currents", json=body).status_code == 400
     status = httpx.get(f"{sandbox.url}/_sandbox/currents").json()
     assert status["queued"] == 0 and "token" not in status
+
+
+def test_a_trigger_send_is_emitted_as_a_send_event_for_each_user_it_reached(emitting):
+    sandbox, sink, emitter = emitting
+    headers = {"Authorization": f"Bearer {sandbox.key}"}
+    declared = httpx.post(
+        f"{sandbox.url}/_sandbox/campaigns", json={"id": "welcome", "name": "Welcome"}
+    )
+    assert declared.status_code in (200, 201), declared.text
+    _track(sandbox, events=[{"external_id": "known", "name": "signed_up", "time": TIME}])
+    answer = httpx.post(
+        f"{sandbox.url}/campaigns/trigger/send",
+        json={
+            "campaign_id": "welcome",
+            "recipients": [{"external_user_id": "known"}, {"external_user_id": "stranger"}],
+        },
+        headers=headers,
+    )
+    assert answer.status_code == 201, answer.text
+    assert emitter.flush()
+    sends = [
+        e
+        for b in sink.batches
+        for e in b["events"]
+        if e["event_type"] == "users.messages.email.Send"
+    ]
+    assert [e["user"]["external_user_id"] for e in sends] == ["known"]  # the stranger got none
+    assert sends[0]["properties"]["campaign_id"] == "welcome"
+    assert sends[0]["properties"]["dispatch_id"] == answer.json()["dispatch_id"]

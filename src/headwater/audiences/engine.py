@@ -555,6 +555,9 @@ def _fire_triggers(project, name, engine, result, run: _Run, stop) -> None:
                 "person_id": str(key),
                 "identifier": {k: v for k, v in obj.items() if k not in attributes},
                 "record": records.get(str(key), {}),
+                # The entry's identity for the triggers' exactly-once ledger: this run, so
+                # entering again in a later run fires again (headwater.triggers.fire).
+                "entered_at": f"run {run.run_id}",
             }
             for key, obj in entered
         ]

@@ -14,3 +14,4 @@ class AudienceEntry(TypedDict):
     person_id: str  # the model's primary key, as text
     identifier: dict[str, Any]  # the Braze identifier the attribute was sent to
     record: dict[str, Any]  # the person's model row when they entered
+    entered_at: str  # which run they entered in ("run <id>"): the triggers' entry identity

@@ -47,13 +47,20 @@ from headwater.braze.batching import (
 from headwater.braze.budget import BucketLimit, RateBudget, WindowCounter, shared_budget
 from headwater.braze.concurrency import INITIAL_CONCURRENCY, AdaptiveConcurrency
 from headwater.braze.endpoints import ENDPOINTS, Endpoint, endpoint_for
-from headwater.braze.errors import MSG_BAD_JSON, BrazeRejectedError, BrazeUnavailableError
+from headwater.braze.errors import (
+    MSG_BAD_JSON,
+    BrazeError,
+    BrazeRejectedError,
+    BrazeSendInDoubtError,
+    BrazeUnavailableError,
+)
 from headwater.braze.limits import (
     MAX_BODY_BYTES,
     MAX_IDS_PER_REQUEST,
     MAX_OBJECTS_PER_REQUEST,
     BatchPolicy,
 )
+from headwater.braze.messaging import CAMPAIGN, CANVAS, SendKind, parse_trigger_send
 from headwater.braze.ratelimit import RateGovernor, shared_governor
 from headwater.braze.retry import (
     DEFAULT_MAX_ATTEMPTS,
@@ -447,6 +454,93 @@ class BrazeClient:
         answers = await asyncio.gather(*calls)
         return {"deleted": sum(a.get("deleted", 0) for a in answers), "message": "success"}
 
+    # -- API-triggered sends ---------------------------------------------------------------
+
+    async def trigger_campaign(
+        self,
+        campaign_id: str,
+        recipients: list[dict] | None = None,
+        *,
+        trigger_properties: dict | None = None,
+        send_id: str | None = None,
+        broadcast: bool = False,
+    ) -> str:
+        """``/campaigns/trigger/send`` (at most 50 recipients); returns the dispatch_id.
+
+        Sends have no idempotency key, so only answers that prove Braze processed nothing
+        are retried (429, 502, 503, a refused connection). No answer, or a 500/504, raises
+        BrazeSendInDoubtError; a body Braze would refuse raises BrazeRejectedError before
+        anything is sent."""
+        body: dict[str, Any] = {"campaign_id": campaign_id}
+        if trigger_properties:
+            body["trigger_properties"] = trigger_properties
+        return await self._trigger(CAMPAIGN, body, recipients, send_id, broadcast)
+
+    async def trigger_canvas(
+        self,
+        canvas_id: str,
+        recipients: list[dict] | None = None,
+        *,
+        canvas_entry_properties: dict | None = None,
+        broadcast: bool = False,
+    ) -> str:
+        """``/canvas/trigger/send``, as :meth:`trigger_campaign`; returns the dispatch_id."""
+        body: dict[str, Any] = {"canvas_id": canvas_id}
+        if canvas_entry_properties:
+            body["canvas_entry_properties"] = canvas_entry_properties
+        return await self._trigger(CANVAS, body, recipients, None, broadcast)
+
+    async def _trigger(
+        self,
+        kind: SendKind,
+        body: dict,
+        recipients: list[dict] | None,
+        send_id: str | None,
+        broadcast: bool,
+    ) -> str:
+        if recipients is not None:
+            body["recipients"] = recipients
+        if send_id is not None:
+            body["send_id"] = send_id
+        if broadcast:
+            body["broadcast"] = True
+        try:
+            parse_trigger_send(body, kind)
+        except BrazeError as exc:
+            raise BrazeRejectedError(400, exc.body(), f"{exc.message} (not sent)") from None
+        answer = await self.send_once(kind.endpoint, body)
+        dispatch_id = answer.get("dispatch_id")
+        if not isinstance(dispatch_id, str):
+            raise BrazeSendInDoubtError(None, f"{kind.endpoint}: answer without a dispatch_id")
+        return dispatch_id
+
+    async def send_once(self, endpoint: str, json: dict) -> dict:
+        """POST a non-idempotent request: retried only when Braze certainly did nothing."""
+        target = ENDPOINTS[endpoint]
+        content = orjson.dumps(json)
+        last: Answer | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            last = await self._exchange(target, content)
+            status = last.status
+            if status is not None and 200 <= status < 300:
+                return last.body if isinstance(last.body, dict) else {}
+            if status is not None and status < 500 and status not in (408, 429):
+                raise self._rejection(last, target)
+            if not _nothing_processed(last):
+                raise BrazeSendInDoubtError(
+                    status, f"{target.method} {target.path}: {_describe(last)} (may have been sent)"
+                )
+            if attempt == self.max_attempts:
+                break
+            await asyncio.sleep(self._retry_delay(attempt, last))
+        assert last is not None
+        raise BrazeUnavailableError(
+            last.status,
+            f"{target.method} {target.path} failed after {self.max_attempts} attempts "
+            f"(nothing sent): {_describe(last)}",
+            retry_after=_hint(last),
+        )
+
 
 class _TrackRun:
     """The state of one ``track`` call, shared by its workers."""
@@ -577,6 +671,18 @@ def _resolve(endpoint: str, json: object) -> Endpoint:
         return found
     return Endpoint(path.strip("/").replace("/", "."), "POST" if json is not None else "GET",
                     path, 200, "default", 250_000, 3600)  # fmt: skip
+
+
+# Transport failures raised before a request could leave (a connection never made).
+_NOT_CONNECTED = ("ConnectError", "ConnectTimeout", "ClientConnectorError")
+
+
+def _nothing_processed(answer: Answer) -> bool:
+    """Whether an answer proves Braze did not process the request: rate limited, 502 (failed
+    before reaching Braze), 503 (no capacity), or a connection that was never made."""
+    if answer.status is not None:
+        return answer.status in (429, 502, 503)
+    return (answer.error or "").startswith(_NOT_CONNECTED)
 
 
 def _hint(answer: Answer) -> float | None:

@@ -1,5 +1,6 @@
 """The one table of Braze endpoints: path, method, permission, success status, default
-rate budget and per-request item cap. The sandbox, the gateway, the client's rate governor
+rate budget and per-request item cap. (API-triggered sends get the 250 requests/minute
+Braze documents for broadcast and audience sends: the stricter of its two figures.) The sandbox, the gateway, the client's rate governor
 and docs/sandbox-coverage.md are all generated from it."""
 
 from __future__ import annotations
@@ -33,7 +34,17 @@ _ALL = [
     _e("users.track.bulk", "POST", "/users/track/bulk", 201, "users.track.bulk", 50, 1, 1000),
     _e("users.export.ids", "POST", "/users/export/ids", 201, "users.export.ids", 250, 60, 50, True),
     _e("users.alias.new", "POST", "/users/alias/new", 201, "users.identity", 20000, 60, 50, True),
-    _e("users.alias.update", "POST", "/users/alias/update", 201, "users.identity", 20000, 60, 50),
+    _e(
+        "users.alias.update",
+        "POST",
+        "/users/alias/update",
+        201,
+        "users.identity",
+        20000,
+        60,
+        50,
+        True,
+    ),
     _e("users.identify", "POST", "/users/identify", 201, "users.identity", 20000, 60, 50, True),
     _e("users.delete", "POST", "/users/delete", 201, "users.identity", 20000, 60, 50, True),
     _e("users.merge", "POST", "/users/merge", 202, "users.identity", 20000, 60, 50, True),
@@ -46,6 +57,7 @@ _ALL = [
         1000,
         60,
         50,
+        True,
     ),
     _e(
         "users.external_ids.remove",
@@ -78,7 +90,7 @@ _ALL = [
         3600,
     ),
     _e("segments.list", "GET", "/segments/list", 200, "default", 250000, 3600, None, True),
-    _e("segments.details", "GET", "/segments/details", 200, "default", 250000, 3600),
+    _e("segments.details", "GET", "/segments/details", 200, "default", 250000, 3600, None, True),
     _e("segments.data_series", "GET", "/segments/data_series", 200, "default", 250000, 3600),
     _e(
         "campaigns.trigger.send",
@@ -86,12 +98,13 @@ _ALL = [
         "/campaigns/trigger/send",
         201,
         "messaging",
-        250000,
-        3600,
+        250,
+        60,
         50,
+        True,
     ),
-    _e("canvas.trigger.send", "POST", "/canvas/trigger/send", 201, "messaging", 250000, 3600, 50),
-    _e("messages.send", "POST", "/messages/send", 201, "messaging", 250000, 3600, 50),
+    _e("canvas.trigger.send", "POST", "/canvas/trigger/send", 201, "messaging", 250, 60, 50, True),
+    _e("messages.send", "POST", "/messages/send", 201, "messaging", 250, 60, 50),
     _e(
         "subscription.status.set",
         "POST",
@@ -101,6 +114,7 @@ _ALL = [
         5000,
         60,
         50,
+        True,
     ),
     _e(
         "subscription.status.set.v2",
@@ -114,8 +128,8 @@ _ALL = [
     ),
     _e("events.list", "GET", "/events/list", 200, "catalog", 1000, 3600),
     _e("purchases.product_list", "GET", "/purchases/product_list", 200, "catalog", 1000, 3600),
-    _e("campaigns.list", "GET", "/campaigns/list", 200, "default", 250000, 3600),
-    _e("canvas.list", "GET", "/canvas/list", 200, "default", 250000, 3600),
+    _e("campaigns.list", "GET", "/campaigns/list", 200, "default", 250000, 3600, None, True),
+    _e("canvas.list", "GET", "/canvas/list", 200, "default", 250000, 3600, None, True),
     _e("cdi.integration_list", "GET", "/cdi/integrations", 200, "cdi.integrations", 50, 60),
 ]
 

@@ -4,6 +4,8 @@ classified by the client (fatal vs retriable), following singer-sdk's one-place 
 * BrazeError            -- an answer Braze itself would give (status + body); server side
 * BrazeRejectedError    -- FatalError: a 4xx that a retry cannot fix; client side
 * BrazeUnavailableError -- RetriableError: 429, 5xx, timeouts, dropped connections
+* BrazeSendInDoubtError -- FatalError: a send with no idempotency key whose outcome is
+                           unknown (timeout, dropped connection, 500/504): not resent
 """
 
 from __future__ import annotations
@@ -71,4 +73,14 @@ class BrazeUnavailableError(RetriableError):
     def __init__(self, status: int | None, message: str, retry_after: float | None = None):
         self.status = status
         self.retry_after = retry_after
+        super().__init__(message)
+
+
+class BrazeSendInDoubtError(FatalError):
+    """A message send (campaign/canvas trigger) may or may not have been processed: no
+    answer came, or a 500/504 did. Braze has no idempotency key for sends, so resending
+    could message people twice; the caller records it as in doubt instead."""
+
+    def __init__(self, status: int | None, message: str) -> None:
+        self.status = status
         super().__init__(message)

@@ -18,6 +18,7 @@ from headwater.cli import (
     schedules,
     serve,
     sync,
+    triggers,
     users,
 )
 from headwater.errors import ConfigError, HeadwaterError
@@ -63,7 +64,10 @@ def _root(
     """Customer data activation hub for Braze."""
 
 
-COMMANDS = (sandbox, project, sync, identity, serve, schedules, users, audiences, exports, currents)
+COMMANDS = (
+    sandbox, project, sync, identity, serve, schedules, users, audiences, triggers, exports,
+    currents,
+)  # fmt: skip
 for module in COMMANDS:
     module.register(app)
 

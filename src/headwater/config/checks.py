@@ -134,6 +134,17 @@ def cross_check(raw: dict[str, Any], doc: Document) -> None:
         if isinstance(dest, str) and dest not in destinations:
             doc.problem(("gateway", "destination"), f"no destination named {dest!r}")
 
+    for name, trigger in section("triggers").items():  # config/triggers.py
+        if not isinstance(trigger, dict):
+            continue
+        dest = trigger.get("destination", "braze")
+        if isinstance(dest, str) and dest not in destinations:
+            doc.problem(("triggers", name, "destination"), f"no destination named {dest!r}")
+        when = trigger.get("when")
+        stream = when.get("stream") if isinstance(when, dict) else None
+        if isinstance(stream, str) and stream != "gateway" and stream not in section("streams"):
+            doc.problem(("triggers", name, "when", "stream"), f"no stream named {stream!r}")
+
     for name, sync in syncs.items():
         if not isinstance(sync, dict):
             continue

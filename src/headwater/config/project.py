@@ -28,6 +28,7 @@ from headwater.config.monitoring import InspectorConfig, MetricsConfig
 from headwater.config.sources import SourceConfig
 from headwater.config.streams import StreamConfig
 from headwater.config.syncs import SyncConfig
+from headwater.config.triggers import TriggerConfig
 from headwater.errors import ConfigError
 
 
@@ -54,6 +55,11 @@ class Project(_Strict):
     )
     streams: dict[str, StreamConfig] = Field(
         default_factory=dict, description="Partner webhooks received by serve, by name."
+    )
+    triggers: dict[str, TriggerConfig] = Field(
+        default_factory=dict,
+        description="Campaigns, canvases or profile updates sent when a person enters an "
+        "audience or a stream event matches, by name.",
     )
     audiences: dict[str, AudienceConfig] = Field(
         default_factory=dict,

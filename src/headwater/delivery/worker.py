@@ -50,6 +50,8 @@ from headwater.runtime.settings import DeliverySettings, DestinationSettings
 from headwater.state.budgets import budget_options
 from headwater.state.dead_letters import park_objects
 from headwater.state.outbox import OPT_DEDUPE_ATTRIBUTES, OPT_RESOLVE_EMAIL, OutboxRow, Retry
+from headwater.state.triggers import enqueue_events
+from headwater.triggers.events import event_entry, matches
 
 log = logging.getLogger("headwater.delivery")
 
@@ -389,21 +391,50 @@ class DeliveryWorker:
                 )
         for row, _obj, _reason in letters:
             counters[(row.stream, "dead_lettered")] += 1
+        fired = self._event_triggers(finished)
         await self.hub.outbox.write(
-            self._commit, done, retries, letters, sent, batch.volatile, counters
+            self._commit, done, retries, letters, sent, batch.volatile, counters, fired
         )
         batch.counters.clear()
         batch.settled(finished)
         self.delivered += sum(len(state.sent) for state in finished)
         self.parked += len(letters)
 
-    def _commit(self, done, retries, letters, sent, volatile, counters) -> None:
+    def _commit(self, done, retries, letters, sent, volatile, counters, fired=()) -> None:
         with self.hub.engine.begin() as conn:
             self.hub.outbox.ack(done, conn)
             self.hub.outbox.release(retries, conn)
             park_objects(conn, letters)
             self.dedupe.record(conn, sent, volatile)
             self.hub.counters.add(counters, conn)
+            enqueue_events(conn, fired)  # in the ack's transaction: never lost, never twice
+
+    def _event_triggers(self, finished: list[_RowState]) -> list[tuple[str, str, bytes]]:
+        """Accepted events matching an event trigger: (trigger, entry key, event JSON) for
+        the trigger inbox (``headwater.triggers.pump`` sends them). Nothing to do, and no
+        event decoded, when no trigger watches the row's stream."""
+        watching = self.hub.settings.triggers
+        if not watching:
+            return []
+        fired = []
+        for state in finished:
+            row = state.row
+            if row.kind != "events" or not state.sent:
+                continue
+            stream = row.stream.partition(":")[0]  # gateway rows are "gateway:<key name>"
+            names = [n for n, t in watching.items() if t.when.stream == stream]
+            if not names:
+                continue
+            for index in state.sent:
+                try:
+                    event = orjson.loads(state.lines[index])
+                except orjson.JSONDecodeError:
+                    continue
+                for name in names:
+                    if matches(watching[name], stream, event):
+                        fired.append((name, event_entry(event, row.id, index)[0],
+                                      state.lines[index]))  # fmt: skip
+        return fired
 
     async def _keep_leases(self, batch: _Round) -> None:
         interval = max(0.2, self.hub.outbox.lease_seconds / 3)
@@ -529,6 +560,12 @@ async def start_workers(hub) -> list[DeliveryWorker]:
             worker.sweeper = UnroutedSweeper(hub)
         worker.start()
         workers.append(worker)
+    if any(t.when.stream is not None for t in hub.settings.triggers.values()):
+        from headwater.triggers.pump import TriggerPump
+
+        pump = TriggerPump(hub.engine, hub.settings.triggers, hub.braze_client)
+        pump.start()
+        workers.append(pump)  # stopped with the workers
     return workers
 
 

@@ -18,6 +18,7 @@ from headwater.runtime.settings import ServeSettings
 from headwater.state import currents as _currents_tables  # noqa: F401
 from headwater.state import dead_letters as _dead_letter_tables  # noqa: F401
 from headwater.state import delivered as _delivered_tables  # noqa: F401  (declares tables)
+from headwater.state import triggers as _trigger_tables  # noqa: F401  (declares tables)
 from headwater.state.budgets import budget_options
 from headwater.state.content import ContentStore
 from headwater.state.counters import Counters

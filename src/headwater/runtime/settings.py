@@ -20,6 +20,7 @@ from headwater.config import (
     StreamConfig,
 )
 from headwater.config.currents import DEFAULT_LANDING_DIR, CurrentsReceiver
+from headwater.config.triggers import TriggerConfig
 from headwater.errors import ConfigError
 
 DEFAULT_DESTINATION = "braze"
@@ -53,6 +54,7 @@ class ServeSettings:
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     currents: dict[str, CurrentsReceiver] = field(default_factory=dict)
     landing_dir: Path = field(default_factory=lambda: Path(DEFAULT_LANDING_DIR))
+    triggers: dict[str, TriggerConfig] = field(default_factory=dict)  # stream ones fire in serve
 
     @property
     def forward_destinations(self) -> list[str]:
@@ -104,4 +106,5 @@ class ServeSettings:
             currents=dict(project.currents),
             landing_dir=project.landing_path,
             console=project.console,
+            triggers=dict(project.triggers),
         )

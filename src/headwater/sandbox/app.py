@@ -23,6 +23,9 @@ from headwater.sandbox.currents import CurrentsEmitter
 from headwater.sandbox.faults import FaultPlan
 from headwater.sandbox.keys import ALL_PERMISSIONS, KeyRing
 from headwater.sandbox.limits import RateLimiter
+from headwater.sandbox.messaging import control as messaging_control
+from headwater.sandbox.messaging import routes as messaging_routes
+from headwater.sandbox.messaging.models import MessagingBackend
 from headwater.sandbox.segments import routes as segment_routes
 from headwater.sandbox.segments.exports import SegmentExports
 from headwater.sandbox.settings import SandboxSettings
@@ -46,6 +49,7 @@ class Sandbox:
     faults: FaultPlan
     segment_exports: SegmentExports | None = None
     currents: CurrentsEmitter = field(default_factory=CurrentsEmitter)
+    messaging: MessagingBackend | None = None
 
     @classmethod
     def open(cls, settings: SandboxSettings, clock: Callable[[], float] | None = None) -> Sandbox:
@@ -68,8 +72,13 @@ class Sandbox:
                 store.segments, lambda: users.profiles, settings.faults, settings.seed
             ),
             currents=CurrentsEmitter(settings.currents_url, settings.currents_token),
+            messaging=MessagingBackend(
+                store, users, {"campaign": settings.campaigns, "canvas": settings.canvases}
+            ),
         )
         sandbox.users.on_applied = sandbox.currents.record_track
+        if sandbox.messaging is not None:
+            sandbox.messaging.on_sent = sandbox.currents.record_send
         return sandbox
 
 
@@ -94,8 +103,10 @@ def create_app(settings: SandboxSettings | None = None, sandbox: Sandbox | None 
     app.include_router(user_routes.router)
     app.add_middleware(FastPath, routes=user_routes.FAST_ROUTES)
     app.include_router(segment_routes.router)
+    app.include_router(messaging_routes.router)
     app.include_router(control.router)
     app.include_router(currents_control.router)
+    app.include_router(messaging_control.router)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

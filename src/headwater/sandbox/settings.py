@@ -55,3 +55,6 @@ class SandboxSettings:
     seed: int | None = None  # random seed for fault injection (repeatable tests)
     currents_url: str | None = None  # where the Currents emitter posts (None: it does not)
     currents_token: str | None = None  # the bearer token it presents there
+    # What trigger sends may target: [{id, name, tags?, api?, status?}] (sandbox/messaging)
+    campaigns: list[dict] = field(default_factory=list)
+    canvases: list[dict] = field(default_factory=list)

@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS counters (scope TEXT NOT NULL, name TEXT NOT NULL,
     value INTEGER NOT NULL, PRIMARY KEY (scope, name));
 CREATE TABLE IF NOT EXISTS segments (id TEXT PRIMARY KEY, doc BLOB NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sends (id INTEGER PRIMARY KEY AUTOINCREMENT, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS catalog (kind TEXT NOT NULL, id TEXT NOT NULL, doc BLOB NOT NULL,
+    created_at TEXT NOT NULL, PRIMARY KEY (kind, id));  -- campaigns and canvases
 """
 
 
@@ -187,11 +189,43 @@ class Store:
     def sends(self) -> list[dict]:
         return [orjson.loads(d) for (d,) in self.conn.execute("SELECT doc FROM sends ORDER BY id")]
 
+    def add_send(self, send: dict, users: list[dict] = (), endpoint: str = "") -> None:
+        """A recorded send and the profiles its ``attributes`` changed, in one transaction."""
+        self.conn.execute("BEGIN")
+        try:
+            self.conn.execute("INSERT INTO sends (doc) VALUES (?)", (orjson.dumps(send),))
+            if users:
+                self.conn.executemany(
+                    "INSERT INTO users (braze_id, doc) VALUES (?, ?) "
+                    "ON CONFLICT (braze_id) DO UPDATE SET doc = excluded.doc",
+                    [(u["braze_id"], orjson.dumps(u)) for u in users],
+                )
+            if endpoint:
+                self._pending_counters[("requests", endpoint)] += 1
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def catalog(self, kind: str) -> list[dict]:
+        """Declared campaigns or canvases, oldest first."""
+        rows = self.conn.execute(
+            "SELECT doc FROM catalog WHERE kind = ? ORDER BY created_at, id", (kind,)
+        )
+        return [orjson.loads(d) for (d,) in rows]
+
+    def put_catalog(self, kind: str, item: dict, created_at: str) -> None:
+        self.conn.execute(
+            "INSERT INTO catalog (kind, id, doc, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (kind, id) DO UPDATE SET doc = excluded.doc",
+            (kind, item["id"], orjson.dumps(item), created_at),
+        )
+
     # -- everything -----------------------------------------------------------------------
 
     def reset(self, keep_keys: bool = True) -> None:
         self._pending_counters.clear()
-        tables = ["users", "activity", "counters", "segments", "sends"]
+        tables = ["users", "activity", "counters", "segments", "sends", "catalog"]
         if not keep_keys:
             tables.append("api_keys")
         self.conn.execute("BEGIN")

@@ -85,6 +85,8 @@ class UsersBackend:
         self.profiles[braze_id] = profile
         if profile.get("external_id"):
             self.by_external_id[profile["external_id"]] = braze_id
+        for old_id in profile.get("deprecated_external_ids", ()):  # users/renames.py
+            self.by_external_id.setdefault(old_id, braze_id)
         for alias in profile.get("user_aliases", []):
             self.by_alias[(alias["alias_name"], alias["alias_label"])] = braze_id
         if profile.get("email"):
