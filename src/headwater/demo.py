@@ -2,7 +2,10 @@
 
 Starts a Braze-compatible sandbox on a free port, creates the example shop project, syncs
 contacts (attributes), orders (purchases) and referral rewards (events), then edits some
-contacts and syncs again, so the second run visibly sends only what changed.
+contacts and syncs again, so the second run visibly sends only what changed. Then the
+CDP side: CRM contacts and newsletter sign-ups resolved into people, an audience with
+splits synced as booleans, a campaign triggered on entry (recorded by the sandbox), and
+the sandbox's segment exported back into Parquet tables, queried with DuckDB.
 """
 
 from __future__ import annotations
@@ -102,6 +105,9 @@ def main() -> int:
         second = run_sync(load_project(project_dir), "contacts")
         print_report(second, console)
 
+        people_audiences_and_triggers(console, project_dir, sandbox.url)
+        exported = segments_back(console, project_dir, sandbox.url)
+
         counters = httpx.get(f"{sandbox.url}/_sandbox/counters", timeout=10).json()
         console.rule("what the sandbox saw")
         console.print_json(data=counters)
@@ -109,7 +115,69 @@ def main() -> int:
             f"\nTry it yourself: cd {project_dir} && BRAZE_URL=... BRAZE_API_KEY=... headwater runs"
         )
     ok = second.status in ("succeeded", "partial") and second.sent <= changed + added + removed
-    return 0 if ok else 1
+    return 0 if ok and exported else 1
+
+
+def people_audiences_and_triggers(console: Console, project_dir: Path, url: str) -> None:
+    """Resolve people, sync the ``loyal`` audience, and show the campaign its entries got."""
+    from headwater.audiences import run_audience
+    from headwater.identity import resolve
+
+    project = load_project(project_dir)
+    console.rule("identity: CRM contacts + newsletter sign-ups -> people")
+    people = resolve(project, "people")
+    console.print(
+        f"{people.records:,} records -> {people.persons:,} people "
+        f"({people.refused} shared value refused, {people.rejected} bad values kept out); "
+        "tables people_persons, people_links, people_golden, people_refused in the warehouse"
+    )
+    # The campaign the example's trigger sends: declared in the sandbox, as it would be
+    # created in Braze's dashboard.
+    httpx.post(
+        f"{url}/_sandbox/campaigns",
+        json={"id": "welcome-loyal", "name": "Welcome, loyal customer"},
+        timeout=10,
+    ).raise_for_status()
+    console.rule("audience loyal: splits a 45 %, b 45 %, holdout 10 % -> AIQ_loyal_<split>")
+    report = run_audience(project, "loyal")
+    sizes = ", ".join(f"{split} {n}" for split, n in report.sizes.items())
+    console.print(
+        f"{report.added} entered ({sizes}); {report.sent} booleans sent, "
+        f"{report.data_points} data points; status {report.status}"
+    )
+    sends = httpx.get(f"{url}/_sandbox/sends", timeout=10).json()["sends"]
+    reached = sum(len(send["recipients"]) for send in sends)
+    console.rule("trigger welcome_loyal: campaign on entry into split a")
+    console.print(f"{len(sends)} /campaigns/trigger/send requests, {reached} people messaged once")
+    if sends:
+        first = sends[0]["recipients"][0]
+        console.print("first recipient as the sandbox recorded it:", end=" ")
+        console.print_json(data=first)
+
+
+def segments_back(console: Console, project_dir: Path, url: str) -> bool:
+    """A segment defined in the sandbox, exported and landed as Parquet, read by DuckDB."""
+    import duckdb
+
+    from headwater.exports import run_job
+
+    httpx.post(
+        f"{url}/_sandbox/segments",
+        json={"name": "Loyal A", "filter": {"attribute": "AIQ_loyal_a", "equals": True}},
+        timeout=10,
+    ).raise_for_status()
+    project = load_project(project_dir)
+    console.rule("segment export: Braze -> Parquet under .headwater/landing")
+    report = run_job(project, "segments")
+    landing = project.landing_path / "segments"
+    query = (
+        "SELECT count(*) AS members, min(first_seen) AS since "
+        f"FROM read_parquet('{landing}/*/history.parquet')"
+    )
+    [(members, since)] = duckdb.sql(query).fetchall()
+    console.print(f"export {report.status}; DuckDB over the landed history: {members} members")
+    console.print(f"[dim]{query}[/] -> since {since}", highlight=False)
+    return report.status == "succeeded" and members > 0
 
 
 if __name__ == "__main__":

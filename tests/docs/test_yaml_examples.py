@@ -21,6 +21,8 @@ DEPENDS_ON = {
     "models": {"sources"},
     "syncs": {"sources", "models", "destinations"},
     "audiences": {"sources", "models", "destinations"},
+    "triggers": {"audiences", "streams", "destinations"},
+    "exports": {"destinations"},
 }
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
