@@ -96,31 +96,14 @@ syncs:
 """
 
 
-PG_PROJECT = """
-destinations:
-  braze: {{url: "{url}", api_key: {key}, max_concurrency: {concurrency}}}
-sources:
-  app_db: {{type: sql, url: "{database}"}}
-models:
-  customers:
-    source: app_db
-    sql: select * from bench_customers
-    primary_key: id
-    columns:
-      id: {{type: string, required: true}}
-      email: {{type: string}}
-      first_name: {{type: string}}
-      points: {{type: integer}}
-      vip: {{type: boolean}}
-      signed_up: {{type: time}}
-syncs:
-  customers:
-    model: customers
-    destination: braze
-    identifier: {{external_id: id}}
-    mapping: {{email: email, first_name: first_name, loyalty_points: points, is_vip: vip,
-              signed_up_at: signed_up}}
-"""
+# The same project, its customers a table in PostgreSQL and the model run inside it.
+PG_PROJECT = PROJECT.replace(
+    "  customers: {{type: csv, path: data/customers.csv}}",
+    '  app_db: {{type: sql, url: "{database}"}}',
+).replace(
+    "    sql: select * from customers",
+    "    source: app_db\n    sql: select * from bench_customers",
+)
 
 
 def pg_database() -> str:

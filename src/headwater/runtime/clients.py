@@ -1,8 +1,7 @@
 """A Braze client for a batch job's destination, under the destination's shared rate
 budget (shared with other processes through the state store when it is PostgreSQL).
 
-Batch jobs (audiences now; the sync engine builds the same client in ``_client_for``)
-open one per run: everything the destination says about batching, concurrency, timeouts
+Batch jobs (syncs, audiences) open one per run: everything the destination says about batching, concurrency, timeouts
 and tries is applied in this one place."""
 
 from __future__ import annotations
@@ -17,9 +16,15 @@ from headwater.state.budgets import budget_options
 
 
 def destination_client(
-    project: Project, destination: str, state: Engine | None = None, *, where: str = ""
+    project: Project,
+    destination: str,
+    state: Engine | None = None,
+    *,
+    where: str = "",
+    max_concurrency: int | None = None,
 ) -> BrazeClient:
-    """The client for ``destination``; ``where`` names the entry that asked, for the error."""
+    """The client for ``destination``; ``where`` names the entry that asked, for the error;
+    ``max_concurrency`` caps the destination's own (trigger sends keep a few in flight)."""
     dest = project.destinations.get(destination)
     if dest is None:
         raise ConfigError(f"{where or 'destination'}: no destination named {destination!r}")
@@ -28,7 +33,7 @@ def destination_client(
         dest.url,
         dest.api_key,
         batch_policy=dest.batch_policy,
-        max_concurrency=dest.max_concurrency,
+        max_concurrency=min(dest.max_concurrency, max_concurrency or dest.max_concurrency),
         timeout=dest.timeout_seconds,
         max_attempts=dest.max_attempts,
         backoff=Backoff(base_seconds=dest.retry_base_seconds),

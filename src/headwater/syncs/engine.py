@@ -24,14 +24,13 @@ from headwater.braze.client import BrazeClient, ItemResult, TrackItem
 from headwater.braze.datapoints import FREE_FIELDS, attribute_data_points, data_points
 from headwater.braze.errors import BrazeRejectedError, BrazeUnavailableError
 from headwater.braze.limits import MAX_IDS_PER_REQUEST
-from headwater.braze.retry import Backoff
 from headwater.chunks import chunks
 from headwater.config import Project, SyncConfig
 from headwater.engines import Engine, quote_ident
 from headwater.errors import ConfigError, FatalError, HeadwaterError, RowError
 from headwater.identity import materialize_any
+from headwater.runtime.clients import destination_client
 from headwater.state import runs
-from headwater.state.budgets import budget_options
 from headwater.state.db import open_state
 from headwater.syncs.diff import (
     ADDED,
@@ -298,21 +297,7 @@ def full_resend_cost(
 def _client_for(project: Project, sync: SyncConfig, state=None) -> BrazeClient:
     """A client under the destination's shared rate budget (shared with other processes
     through ``state`` when it is PostgreSQL)."""
-    dest = project.destinations.get(sync.destination)
-    if dest is None:
-        raise ConfigError(f"syncs.{sync.destination}: no destination named {sync.destination!r}")
-    key = dest.api_key.get_secret_value()
-    return BrazeClient(
-        dest.url,
-        dest.api_key,
-        batch_policy=dest.batch_policy,
-        max_concurrency=dest.max_concurrency,
-        timeout=dest.timeout_seconds,
-        max_attempts=dest.max_attempts,
-        backoff=Backoff(base_seconds=dest.retry_base_seconds),
-        bulk=True,
-        **budget_options(dest.url, key, dest.rate_limits, state),
-    )
+    return destination_client(project, sync.destination, state, where="syncs")
 
 
 def _record_errors(state, run_id: int | None, report: SyncReport, errors: list[RowError]) -> None:

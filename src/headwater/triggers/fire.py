@@ -33,14 +33,13 @@ from headwater.braze.messaging import (
     check_recipient,
     recipient_of,
 )
-from headwater.braze.retry import Backoff
 from headwater.chunks import chunks
 from headwater.config import Project
 from headwater.config.triggers import TriggerConfig
 from headwater.errors import ConfigError, HeadwaterError, RowError
+from headwater.runtime.clients import destination_client
 from headwater.state import runs
 from headwater.state import triggers as ledger
-from headwater.state.budgets import budget_options
 from headwater.state.db import open_state
 from headwater.triggers.render import RenderError, render_properties
 
@@ -170,17 +169,8 @@ async def _fire_all(project, work, stop, client) -> TriggerReport:
 def client_for(project: Project, trigger: TriggerConfig, state) -> BrazeClient:
     """A client under the destination's shared rate budget (the ``messaging`` bucket:
     250 requests a minute, shared with other processes on PostgreSQL)."""
-    dest = project.destinations.get(trigger.destination)
-    if dest is None:
-        raise ConfigError(f"triggers: no destination named {trigger.destination!r}")
-    return BrazeClient(
-        dest.url,
-        dest.api_key,
-        max_concurrency=4,
-        timeout=dest.timeout_seconds,
-        max_attempts=dest.max_attempts,
-        backoff=Backoff(base_seconds=dest.retry_base_seconds),
-        **budget_options(dest.url, dest.api_key.get_secret_value(), dest.rate_limits, state),
+    return destination_client(
+        project, trigger.destination, state, where="triggers", max_concurrency=4
     )
 
 
