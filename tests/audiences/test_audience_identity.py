@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from typer.testing import CliRunner
 
 from headwater.audiences import run_audience
@@ -9,7 +11,6 @@ from headwater.cli.app import app
 from headwater.config import load_project
 
 AUDIENCE = """
-audiences:
   known:
     model: people
     where: "customer_id IS NOT NULL AND email LIKE '%@%'"
@@ -25,8 +26,11 @@ def test_an_audience_over_resolved_people_lands_on_their_crm_ids(tmp_path, sandb
     result = CliRunner().invoke(app, ["init", str(tmp_path / "shop")])
     assert result.exit_code == 0, result.output
     root = tmp_path / "shop"
-    with (root / "headwater.yml").open("a") as handle:
-        handle.write(AUDIENCE)
+    project_file = root / "headwater.yml"
+    text = project_file.read_text(encoding="utf-8")
+    # Beside the example's own audiences: the first line of the section, then ours.
+    text = re.sub(r"(?m)^audiences:.*$", lambda m: m.group(0) + AUDIENCE.rstrip(), text, count=1)
+    project_file.write_text(text, encoding="utf-8")
     report = run_audience(load_project(root), "known")
     assert report.status == "succeeded", report.error
     assert report.added == sum(report.sizes.values()) > 0
