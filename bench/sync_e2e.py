@@ -178,6 +178,22 @@ class StatementLog:
             print(f"    {seconds:7.3f} s  {sql[:150]}")
 
 
+def print_floors(model, url: str, args: argparse.Namespace) -> None:
+    """The floors every variant stands beside, on its own model: the bare diff query with
+    an Arrow scan of its result, and the client alone sending the same objects prebuilt.
+    Closes the model's engine."""
+    with Measure() as m:
+        diff = compute_diff(model.engine, "bench", model.table, "id", list(model.columns)[1:])
+        scanned = sum(b.num_rows for b in model.engine.iter_arrow(
+            f'SELECT * FROM "{diff.table}"', 10_000))  # fmt: skip
+    model.engine.close()
+    print(line("floor: bare diff query + Arrow scan", scanned, m))
+    items = prebuilt_items(args.rows)
+    with Measure() as m:
+        accepted = asyncio.run(client_alone(url, items, args.concurrency))
+    print(line("floor: client alone, prebuilt objects", accepted, m))
+
+
 def run_postgres(args: argparse.Namespace, work: Path, url: str) -> bool:
     """The PostgreSQL variant: the same customers in a table, the model run inside it."""
     from headwater.engines import SqlAlchemyEngine
@@ -198,17 +214,7 @@ def run_postgres(args: argparse.Namespace, work: Path, url: str) -> bool:
     if args.statements:
         statements.print_top(4)
     assert isinstance(model.engine, SqlAlchemyEngine)
-    with Measure() as m:
-        diff = compute_diff(model.engine, "bench", model.table, "id", list(model.columns)[1:])
-        scanned = sum(b.num_rows for b in model.engine.iter_arrow(
-            f'SELECT * FROM "{diff.table}"', 10_000))  # fmt: skip
-    model.engine.close()
-    print(line("floor: bare diff query + Arrow scan", scanned, m))
-    items = prebuilt_items(args.rows)
-    with Measure() as m:
-        accepted = asyncio.run(client_alone(url, items, args.concurrency))
-    print(line("floor: client alone, prebuilt objects", accepted, m))
-    del items
+    print_floors(model, url, args)
     for label, bump in (("first sync (every row new)", False),
                         ("second sync (1% changed)", True)):  # fmt: skip
         if bump:
@@ -317,19 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             print(line("floor: stage the CSV into the model", 0, m, f"({model.row_count:,} rows)"))
             ok &= m.wall < TARGET_STAGE_SECONDS
             assert model.engine is not None
-            with Measure() as m:
-                diff = compute_diff(
-                    model.engine, "bench", model.table, "id", list(model.columns)[1:]
-                )
-                scanned = sum(b.num_rows for b in model.engine.iter_arrow(
-                    f'SELECT * FROM "{diff.table}"', 10_000))  # fmt: skip
-            model.engine.close()
-            print(line("floor: bare diff query + Arrow scan", scanned, m))
-            items = prebuilt_items(args.rows)
-            with Measure() as m:
-                accepted = asyncio.run(client_alone(url, items, args.concurrency))
-            print(line("floor: client alone, prebuilt objects", accepted, m))
-            del items
+            print_floors(model, url, args)
             for label, bump in (("first sync (every row new)", False),
                                 ("second sync (1% changed)", True)):  # fmt: skip
                 if bump:
