@@ -36,15 +36,14 @@ from headwater.config.audiences import HOLDOUT, condition_sql, render_attribute
 from headwater.engines import Engine
 from headwater.errors import ConfigError, HeadwaterError, RowError
 from headwater.runtime.clients import destination_client
+from headwater.runtime.committer import EVERY_ROWS, BatchCommitter
 from headwater.state import runs
 from headwater.state.audiences import Allocation, load_allocation, save_allocation
 from headwater.state.db import open_state
 
 log = logging.getLogger(__name__)
 
-COMMIT_EVERY_ROWS = 50_000
-COMMIT_EVERY_SECONDS = 2.0
-COMMIT_SPACING = 10  # at least this many times a commit's own duration between commits
+COMMIT_EVERY_ROWS = EVERY_ROWS  # a module setting, so a test can lower it
 HEARTBEAT_SECONDS = 2.0
 PREVIEW_ROWS = 5
 SHOWN_ERRORS = 20
@@ -170,36 +169,6 @@ class _Builder:
         return [self.who(ident if new is not None else old_ident) | leave | enter]
 
 
-class _Committer:
-    """Accepted keys, committed in bulk: often enough that a crash resends little, rarely
-    enough that commits cost little (each scans the delta and the state)."""
-
-    def __init__(self, engine: Engine, model: str, plan: Plan, enabled: bool) -> None:
-        self.engine, self.model, self.plan, self.enabled = engine, model, plan, enabled
-        self.pending: list = []
-        self.committed = 0
-        self.last = time.monotonic()
-        self.every = COMMIT_EVERY_SECONDS
-
-    def add(self, keys: list) -> None:
-        if not self.enabled or not keys:
-            return
-        self.pending.extend(keys)
-        if len(self.pending) >= COMMIT_EVERY_ROWS or (time.monotonic() - self.last >= self.every):
-            self.flush()
-
-    def flush(self) -> None:
-        if self.pending:
-            started = time.monotonic()
-            now = datetime.now(UTC).isoformat()
-            self.committed += membership.commit(
-                self.engine, self.model, self.plan, self.pending, now
-            )
-            self.pending = []
-            self.every = max(COMMIT_EVERY_SECONDS, (time.monotonic() - started) * COMMIT_SPACING)
-        self.last = time.monotonic()
-
-
 class _Run:
     """One audience's send-and-commit, with its report."""
 
@@ -207,7 +176,13 @@ class _Run:
         self.project, self.name, self.model = project, name, model
         self.engine, self.state, self.run_id = engine, state, run_id
         self.report, self.builder, self.plan = report, builder, plan
-        self.committer = _Committer(engine, model, plan, enabled=run_id is not None)
+        self.committer = BatchCommitter(
+            lambda keys: membership.commit(
+                engine, model, plan, keys, datetime.now(UTC).isoformat()
+            ),
+            enabled=run_id is not None,
+            every_rows=COMMIT_EVERY_ROWS,
+        )
         self.parts: dict[Any, int] = {}  # key -> objects still to be accepted
         self.failed_keys: set = set()
         self.costs: dict[Any, int] = {}

@@ -30,6 +30,7 @@ from headwater.engines import Engine, quote_ident
 from headwater.errors import ConfigError, FatalError, HeadwaterError, RowError
 from headwater.identity import materialize_any
 from headwater.runtime.clients import destination_client
+from headwater.runtime.committer import BatchCommitter
 from headwater.state import runs
 from headwater.state.db import open_state
 from headwater.syncs.diff import (
@@ -52,12 +53,6 @@ from headwater.syncs.snapshot import KEY, KIND, commit_accepted, snapshot_table
 
 log = logging.getLogger(__name__)
 
-# A commit costs a scan of the diff table, so commit in bulk; a crash resends at most the
-# rows accepted since the last commit (harmless for attributes; events may repeat).
-# COMMIT_EVERY_ROWS caps that: a commit is due at that many rows whatever the time.
-COMMIT_EVERY_ROWS = 50_000
-COMMIT_EVERY_SECONDS = 2.0
-COMMIT_SPACING = 10  # at least this many times a commit's own duration between commits
 HEARTBEAT_SECONDS = 2.0
 PREVIEW_ROWS = 5
 SHOWN_ERRORS = 20  # row errors kept on the report for display; the run record keeps all
@@ -104,74 +99,6 @@ class _Planned:
     item: TrackItem | None = None  # send this to /users/track
     delete: dict | None = None  # or delete this user
     commit_only: bool = False  # or nothing to send: just move the snapshot
-
-
-class _Committer:
-    """Buffers accepted keys and commits them to the snapshot in bulk, often enough that
-    a crash resends little and rarely enough that commits cost little.
-
-    A commit runs in a thread of its own, one at a time, so sending never waits for the
-    database (on PostgreSQL a commit of 50,000 rows takes a second or more); keys accepted
-    meanwhile wait for the next one. ``flush`` waits for it and commits the rest."""
-
-    def __init__(self, engine: Engine, sync_name: str, *, enabled: bool = True) -> None:
-        self.engine = engine
-        self.sync_name = sync_name
-        self.enabled = enabled  # a dry run commits nothing
-        self.pending: list = []
-        self.committed = 0
-        self.last = time.monotonic()
-        self.every = COMMIT_EVERY_SECONDS
-        self._worker: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    def add(self, keys: list) -> None:
-        if not self.enabled:
-            return
-        self._raise()
-        self.pending.extend(keys)
-        due = len(self.pending) >= COMMIT_EVERY_ROWS or (
-            self.pending and time.monotonic() - self.last >= self.every
-        )
-        if due and not (self._worker and self._worker.is_alive()):
-            batch, self.pending = self.pending, []
-            self._worker = threading.Thread(
-                target=self._commit, args=(batch,), name="snapshot-commit", daemon=True
-            )
-            self._worker.start()
-
-    def _commit(self, batch: list) -> None:
-        started = time.monotonic()
-        try:
-            self.committed += commit_accepted(self.engine, self.sync_name, batch)
-        except BaseException as exc:  # raised in the sending thread, at its next add/flush
-            self._error = exc
-            return
-        # A commit scans the diff, so on a big diff it costs more: space commits out so
-        # they never take more than a tenth of the run.
-        spent = time.monotonic() - started
-        self.every = max(COMMIT_EVERY_SECONDS, spent * COMMIT_SPACING)
-        self.last = time.monotonic()
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
-    def join(self) -> None:
-        """Wait for the commit in flight, if any (before the engine is closed)."""
-        if self._worker is not None:
-            self._worker.join()
-            self._worker = None
-
-    def flush(self) -> None:
-        self.join()
-        self._raise()
-        if self.pending:
-            batch, self.pending = self.pending, []
-            self._commit(batch)
-            self._raise()
-        self.last = time.monotonic()
 
 
 def _sync(project: Project, name: str) -> SyncConfig:
@@ -318,7 +245,11 @@ class _Run:
         self.report, self.progress = report, progress
         self.stop: threading.Event | None = stop  # set by a stopping server
         self.stopped = False
-        self.committer = _Committer(engine, name, enabled=run_id is not None)
+        self.committer = BatchCommitter(
+            lambda keys: commit_accepted(engine, name, keys),
+            enabled=run_id is not None,
+            background=True,
+        )
         self.done = 0
         self.total = 0
         self.last_beat = time.monotonic()
