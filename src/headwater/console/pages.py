@@ -19,7 +19,7 @@ from headwater.console.jobs import project_jobs
 from headwater.console.render import SECURITY_HEADERS, page, refused
 from headwater.runtime.hub import GATEWAY_STREAM, hub_of
 from headwater.state import runs
-from headwater.state.dead_letters import DeadLetter, dead_letters
+from headwater.state.dead_letters import DeadLetter, dead_letters, list_dead_letters
 from headwater.state.keys import list_keys
 from headwater.state.outbox import outbox
 
@@ -236,27 +236,14 @@ async def stream_events(request: Request, viewer: Viewer) -> Response:
 
 
 def _letters(engine, stream: str, after: int, show_replayed: bool) -> list[DeadLetter]:
-    query = select(dead_letters).order_by(dead_letters.c.id).limit(DEAD_LETTERS_PAGE + 1)
-    query = query.where(dead_letters.c.id > after)
-    if stream:
-        query = query.where(dead_letters.c.stream == stream)
-    if not show_replayed:
-        query = query.where(dead_letters.c.replayed_at.is_(None))
-    with engine.connect() as conn:
-        return [
-            DeadLetter(
-                r.id,
-                r.stream,
-                r.destination,
-                r.kind,
-                r.payload,
-                r.reason,
-                r.attempts,
-                r.parked_at,
-                r.replayed_at,
-            )  # fmt: skip
-            for r in conn.execute(query)
-        ]
+    """One page, and one more letter to know whether there is a next page."""
+    return list_dead_letters(
+        engine,
+        stream=stream or None,
+        include_replayed=show_replayed,
+        limit=DEAD_LETTERS_PAGE + 1,
+        after=after,
+    )
 
 
 @guarded

@@ -83,9 +83,17 @@ def park_objects(conn, letters: Sequence[tuple[OutboxRow, bytes, str]]) -> None:
 
 
 def list_dead_letters(
-    engine: Engine, *, stream: str | None = None, include_replayed: bool = False, limit: int = 100
+    engine: Engine,
+    *,
+    stream: str | None = None,
+    include_replayed: bool = False,
+    limit: int = 100,
+    after: int = 0,
 ) -> list[DeadLetter]:
+    """Oldest first; ``after``: only ids above it (the next page)."""
     query = select(dead_letters).order_by(dead_letters.c.id).limit(limit)
+    if after:
+        query = query.where(dead_letters.c.id > after)
     if stream:
         query = query.where(dead_letters.c.stream == stream)
     if not include_replayed:
