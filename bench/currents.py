@@ -30,6 +30,8 @@ import httpx
 import orjson
 import psutil
 
+from bench.gateway import read_answer
+
 TOKEN = "bench-currents-token-0001"
 TARGETS = {"eps": 20_000, "accept_p99_ms": 50}
 EVENTS_PER_BATCH = 100
@@ -75,16 +77,7 @@ async def _connection(port, stop_at, latencies, counters, interval=None, first_a
             body = _batch(counters["seq"])
             started = time.perf_counter() if due is None else due
             writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
-            status_line = await reader.readline()
-            length = 0
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                name, _, value = line.partition(b":")
-                if name.lower() == b"content-length":
-                    length = int(value)
-            await reader.readexactly(length)
+            status_line = await read_answer(reader)
             latencies.append(time.perf_counter() - started)
             if status_line.split()[1] == b"200":
                 counters["events"] += EVENTS_PER_BATCH

@@ -58,6 +58,22 @@ PHASES = (
 # ---------------------------------------------------------------------------- receiver
 
 
+async def read_answer(reader: asyncio.StreamReader) -> bytes:
+    """Read one HTTP/1.1 answer off a kept-alive connection; return its status line (the
+    body, sized by Content-Length, is read and dropped)."""
+    status_line = await reader.readline()
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return status_line
+
+
 def _receiver_main(port: int) -> None:
     """A Braze stand-in: answers /users/track 201 and records each event's end-to-end time."""
     import uvicorn
@@ -134,16 +150,7 @@ async def _one_connection(
             body, events = make_body()
             started = time.perf_counter() if due is None else due
             writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
-            status_line = await reader.readline()
-            length = 0
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                name, _, value = line.partition(b":")
-                if name.lower() == b"content-length":
-                    length = int(value)
-            await reader.readexactly(length)
+            status_line = await read_answer(reader)
             latencies.append(time.perf_counter() - started)
             if status_line.split()[1] == b"201":
                 counters["requests"] += 1
