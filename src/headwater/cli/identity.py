@@ -26,8 +26,13 @@ def print_identity_report(report: IdentityReport, console: Console) -> None:
         table.add_column(name.replace("_", " "), justify="right")
     table.add_row(*(f"{getattr(report, n):,}" for n in COUNTS))
     console.print(table)
+    scope = (
+        f"incremental: {report.changed:,} records changed, {report.touched:,} resolved again"
+        if report.mode == "incremental"
+        else "full run"
+    )
     console.print(
-        f"status [bold]{report.status}[/] · {report.rounds} rounds · "
+        f"status [bold]{report.status}[/] · {scope} · {report.rounds} rounds · "
         f"{report.cleaned:,} key values cleaned for the first time · {report.seconds:.1f}s"
     )
     if report.error:
@@ -47,6 +52,12 @@ def print_identity_report(report: IdentityReport, console: Console) -> None:
 def resolve_command(
     model: str = typer.Argument(..., help="The identity model, as named in headwater.yml."),
     project_dir: Path = PROJECT_OPTION,
+    full: bool = typer.Option(
+        False,
+        "--full",
+        help="Resolve every record again (by default only what changed since the last run "
+        "and what it can reach; a changed identity: configuration always runs in full).",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Resolve an identity model: link its sources' records into persons (stable ids),
@@ -55,12 +66,15 @@ def resolve_command(
     console = Console(stderr=as_json)
     project = load_checked(project_dir)
     if as_json:
-        report = resolve(project, model)
+        report = resolve(project, model, full=full)
         print_json(report.to_dict())
     else:
         with console.status(f"resolving {model}") as status:
             report = resolve(
-                project, model, progress=lambda step: status.update(f"resolving {model}: {step}")
+                project,
+                model,
+                full=full,
+                progress=lambda step: status.update(f"resolving {model}: {step}"),
             )
         print_identity_report(report, console)
     if report.status == "failed":
