@@ -118,8 +118,10 @@ def test_an_incremental_run_gives_what_a_full_run_gives(tmp_path: Path, seed: in
         shutil.rmtree(full, ignore_errors=True)
         shutil.copytree(inc, full)
         now = start + timedelta(days=round_)
-        got = resolve(parse_project(PROJECT, root=inc), "customers", clock=lambda: now)
-        want = resolve(parse_project(PROJECT, root=full), "customers", clock=lambda: now, full=True)
+        got = resolve(parse_project(PROJECT, root=inc), "customers", clock=lambda now=now: now)
+        want = resolve(
+            parse_project(PROJECT, root=full), "customers", clock=lambda now=now: now, full=True
+        )
         assert got.mode == "incremental" and want.mode == "full", (got.error, want.error)
         assert got.error is None and want.error is None
         assert got.touched <= got.records

@@ -24,6 +24,8 @@ RESERVED_COLUMNS = (
     "_updated_at",
     "_row",
     "_rid",
+    "_fp",
+    "_rh",
 )
 
 

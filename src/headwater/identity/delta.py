@@ -12,8 +12,10 @@
    ``COUNTS`` says how many records hold each of its values across all records, so the
    limit rules decide as a full run would.
 
-Tables: ``ALL`` (every record now), ``DELTA`` (source, record_id), ``CHANGED`` (_rid),
-``TOUCHED`` (source, record_id), ``WANTED`` (key, value: the values resolved again).
+Records are named by ``rh``, the hash of their source and id (two ids sharing one count
+as listed twice: always resolved again). Tables: ``ALL`` (every record now), ``DELTA``
+(rh), ``CHANGED`` (_rid), ``TOUCHED`` (rh), ``WANTED`` (vh, key, value: the values
+resolved again).
 """
 
 from __future__ import annotations
@@ -51,18 +53,27 @@ def find_changes(engine: DuckDBEngine, model_name: str) -> int:
     con.execute(f"DROP TABLE IF EXISTS {ALL}")
     con.execute(f"ALTER TABLE {RECORDS} RENAME TO {ALL}")
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {DELTA} AS SELECT COALESCE(c.source, s.source) AS source, "
-        "COALESCE(c.record_id, s.record_id) AS record_id FROM (SELECT _source AS source, "
-        f"_record_id AS record_id, COUNT(*) AS rows, MIN(_fp) AS fp FROM {ALL} GROUP BY ALL) "
-        f"AS c FULL JOIN {state} AS s ON s.source = c.source AND s.record_id = c.record_id "
-        "WHERE c.rows IS DISTINCT FROM 1 OR s.rows IS DISTINCT FROM 1 OR c.fp IS DISTINCT FROM s.fp"
+        f"CREATE OR REPLACE TEMP TABLE {DELTA} AS SELECT COALESCE(c.rh, s.rh) AS rh FROM "
+        f"(SELECT _rh AS rh, COUNT(*) AS rows, MIN(_fp) AS fp FROM {ALL} GROUP BY _rh) AS c "
+        f"FULL JOIN {state} AS s ON s.rh = c.rh WHERE c.rows IS DISTINCT FROM 1 "
+        "OR s.rows IS DISTINCT FROM 1 OR c.fp IS DISTINCT FROM s.fp"
     )
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {RECORDS} AS SELECT a.* FROM {ALL} AS a JOIN {DELTA} AS d "
-        "ON d.source = a._source AND d.record_id = a._record_id"
+        f"CREATE OR REPLACE TEMP TABLE {RECORDS} AS SELECT * FROM {ALL} "
+        f"WHERE _rh IN (SELECT rh FROM {DELTA})"
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE {CHANGED} AS SELECT _rid FROM {RECORDS}")
     return int(con.execute(f"SELECT COUNT(*) FROM {DELTA}").fetchall()[0][0])
+
+
+def _holding(keys: str, values: str) -> str:
+    """The index rows holding one of ``values`` (vh, key, value): found by the integer
+    ``vh``, then checked on the text (two values may share a hash)."""
+    return (
+        f"SELECT k.* FROM (SELECT * FROM {keys} WHERE vh IN (SELECT vh FROM {values})) AS k "
+        f"JOIN (SELECT DISTINCT key, value FROM {values}) AS w "
+        "ON w.key = k.key AND w.value = k.value"
+    )
 
 
 def narrow_to_touched(engine: DuckDBEngine, model_name: str, identity: IdentityConfig) -> int:
@@ -74,24 +85,22 @@ def narrow_to_touched(engine: DuckDBEngine, model_name: str, identity: IdentityC
     state = quote_ident(state_table(model_name, "records"))
     # The changed records' values now, and the values they held (the index has them).
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE __hw_id_dvals AS SELECT r._source AS source, "
-        f"r._record_id AS record_id, v.key, v.value FROM {VALUES} AS v JOIN {RECORDS} AS r "
+        "CREATE OR REPLACE TEMP TABLE __hw_id_dvals AS SELECT r._rh AS rh, "
+        f"hash(v.key, v.value) AS vh, v.key, v.value FROM {VALUES} AS v JOIN {RECORDS} AS r "
         "ON r._rid = v._rid"
     )
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE __hw_id_dold AS SELECT k.* FROM "
-        f"{keys} AS k JOIN {DELTA} AS d ON d.source = k.source AND d.record_id = k.record_id"
+        f"CREATE OR REPLACE TEMP TABLE __hw_id_dold AS SELECT * FROM {keys} "
+        f"WHERE rh IN (SELECT rh FROM {DELTA})"
     )
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE __hw_id_tv AS SELECT DISTINCT key, value FROM "
-        "(SELECT key, value FROM __hw_id_dvals UNION ALL SELECT key, value FROM __hw_id_dold)"
+        "CREATE OR REPLACE TEMP TABLE __hw_id_tv AS SELECT DISTINCT vh, key, value FROM "
+        "(SELECT vh, key, value FROM __hw_id_dvals UNION ALL "
+        "SELECT vh, key, value FROM __hw_id_dold)"
     )
     # Every record that held one of those values last run, and each value's count
     # before and after.
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE __hw_id_tvh AS SELECT k.* FROM "
-        f"{keys} AS k JOIN __hw_id_tv AS t ON t.key = k.key AND t.value = k.value"
-    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __hw_id_tvh AS {_holding(keys, '__hw_id_tv')}")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE __hw_id_tvc AS SELECT t.key, t.value, "
         "COALESCE(o.n, 0) AS n_old, COALESCE(o.n, 0) - COALESCE(x.n, 0) + COALESCE(y.n, 0) "
@@ -106,41 +115,39 @@ def narrow_to_touched(engine: DuckDBEngine, model_name: str, identity: IdentityC
     )
     # A value refused before and after links nobody: its holders stay as they are.
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE __hw_id_holders AS SELECT h.source, h.record_id "
-        "FROM __hw_id_tvh AS h JOIN __hw_id_tvc AS c ON c.key = h.key AND c.value = h.value "
+        "CREATE OR REPLACE TEMP TABLE __hw_id_holders AS SELECT h.rh FROM __hw_id_tvh AS h "
+        "JOIN __hw_id_tvc AS c ON c.key = h.key AND c.value = h.value "
         "WHERE NOT (c.lim IS NOT NULL AND c.n_old > c.lim AND c.n_new > c.lim) "
-        f"UNION SELECT source, record_id FROM {DELTA}"
+        f"UNION SELECT rh FROM {DELTA}"
     )
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {TOUCHED} AS SELECT s.source, s.record_id FROM {state} "
-        f"AS s JOIN (SELECT DISTINCT s.gen, s.cc FROM {state} AS s JOIN __hw_id_holders AS h "
-        "ON h.source = s.source AND h.record_id = s.record_id) AS c "
-        f"ON c.gen = s.gen AND c.cc = s.cc UNION SELECT source, record_id FROM {DELTA}"
+        f"CREATE OR REPLACE TEMP TABLE {TOUCHED} AS SELECT s.rh FROM {state} AS s "
+        f"JOIN (SELECT DISTINCT gen, cc FROM {state} WHERE rh IN (SELECT rh FROM __hw_id_holders)) "
+        f"AS c ON c.gen = s.gen AND c.cc = s.cc UNION SELECT rh FROM {DELTA}"
     )
     # The subgraph: those records as they are now, the changed ones' values freshly
     # cleaned and the others' from the index.
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE __hw_id_sub AS SELECT a.* FROM {ALL} AS a "
-        f"JOIN {TOUCHED} AS t ON t.source = a._source AND t.record_id = a._record_id"
+        f"CREATE OR REPLACE TEMP TABLE __hw_id_sub AS SELECT * FROM {ALL} "
+        f"WHERE _rh IN (SELECT rh FROM {TOUCHED})"
     )
     con.execute(f"DROP TABLE {RECORDS}")
     con.execute(f"ALTER TABLE __hw_id_sub RENAME TO {RECORDS}")
     con.execute(
-        f"INSERT INTO {VALUES} SELECT r._rid, k.key, k.value FROM {keys} AS k "
-        f"JOIN {RECORDS} AS r ON r._source = k.source AND r._record_id = k.record_id "
-        f"WHERE r._rid NOT IN (SELECT _rid FROM {CHANGED})"
+        f"INSERT INTO {VALUES} SELECT r._rid, k.key, k.value FROM (SELECT * FROM {keys} "
+        f"WHERE rh IN (SELECT rh FROM {TOUCHED}) AND rh NOT IN (SELECT rh FROM {DELTA})) AS k "
+        f"JOIN {RECORDS} AS r ON r._rh = k.rh"
     )
     # How many records hold each value resolved again or changed, across all records.
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {WANTED} AS SELECT key, value FROM {VALUES} "
-        "UNION SELECT key, value FROM __hw_id_tv"
+        f"CREATE OR REPLACE TEMP TABLE {WANTED} AS SELECT hash(key, value) AS vh, key, value "
+        f"FROM (SELECT key, value FROM {VALUES} UNION SELECT key, value FROM __hw_id_tv)"
     )
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {COUNTS} AS SELECT key, value, COUNT(*) AS n FROM "
-        f"(SELECT k.key, k.value FROM {keys} AS k JOIN {WANTED} AS w ON w.key = k.key "
-        f"AND w.value = k.value ANTI JOIN {DELTA} AS d ON d.source = k.source "
-        "AND d.record_id = k.record_id UNION ALL SELECT key, value FROM __hw_id_dvals) "
-        "GROUP BY ALL"
+        f"(SELECT key, value FROM ({_holding(keys, WANTED)}) AS k "
+        f"WHERE k.rh NOT IN (SELECT rh FROM {DELTA}) "
+        "UNION ALL SELECT key, value FROM __hw_id_dvals) GROUP BY ALL"
     )
     for table in ("__hw_id_dold", "__hw_id_tvh", "__hw_id_tvc", "__hw_id_holders"):
         con.execute(f"DROP TABLE IF EXISTS {table}")

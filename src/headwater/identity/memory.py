@@ -1,12 +1,13 @@
 """What a run keeps so the next one can be incremental, in the warehouse beside the outputs.
 
-* ``<model>__hw_records`` (source, record_id, rows, fp, gen, cc): every record's
-  fingerprint (``rows`` > 1 for an id listed twice, which is always resolved again) and the
-  component it was in before ``max_per_person`` split it (``gen``, ``cc``: the run that
-  numbered it and its number there). A component closes over every linking value, so
-  re-resolving whole components is exact.
-* ``<model>__hw_keys`` (source, record_id, key, value): every record's cleaned key values,
-  the index from a changed value to the records sharing it.
+* ``<model>__hw_records`` (rh, rows, fp, gen, cc): per record (``rh``, the hash of its
+  source and id) its fingerprint (``rows`` > 1 for an id listed twice, or two ids sharing
+  a hash: always resolved again) and the component it was in before ``max_per_person``
+  split it (``gen``, ``cc``: the run that numbered it and its number there). A component
+  closes over every linking value, so re-resolving whole components is exact.
+* ``<model>__hw_keys`` (rh, vh, key, value): every record's cleaned key values (``vh``, the
+  hash of key and value, to find them by integer), the index from a changed value to the
+  records sharing it.
 * ``<model>__hw_meta`` (fingerprint, generation): the configuration the state was built
   with; another one (keys, cleaning, limit rules, sources, columns) means a full run.
 
@@ -60,16 +61,16 @@ def last_generation(
 
 def _record_rows(generation: int) -> str:
     return (
-        "SELECT r._source AS source, r._record_id AS record_id, COUNT(*) AS rows, "
-        f"MIN(r._fp) AS fp, CAST({int(generation)} AS BIGINT) AS gen, MIN(p.lbl) AS cc "
-        f"FROM {RECORDS} AS r JOIN {PRESPLIT} AS p ON p._rid = r._rid GROUP BY ALL"
+        "SELECT r._rh AS rh, COUNT(*) AS rows, MIN(r._fp) AS fp, "
+        f"CAST({int(generation)} AS BIGINT) AS gen, MIN(p.lbl) AS cc "
+        f"FROM {RECORDS} AS r JOIN {PRESPLIT} AS p ON p._rid = r._rid GROUP BY r._rh"
     )
 
 
 def _key_rows(only: str | None = None) -> str:
     where = f" AND r._rid IN (SELECT _rid FROM {only})" if only else ""
     return (
-        "SELECT r._source AS source, r._record_id AS record_id, v.key, v.value "
+        "SELECT r._rh AS rh, hash(v.key, v.value) AS vh, v.key, v.value "
         f"FROM {VALUES} AS v JOIN {RECORDS} AS r ON r._rid = v._rid "
         f"WHERE v.key <> '{RECORD_KEY}'{where}"
     )
@@ -104,20 +105,14 @@ def write_patch(
     delta: str,
     changed_rids: str,
 ):
-    """Replace the state of the re-resolved records: ``touched`` (source, record_id) are
-    the last run's records resolved again (and the changed ones), ``delta`` the changed
-    ones, whose key values were cleaned again (``changed_rids``: their rows now)."""
+    """Replace the state of the re-resolved records: ``touched`` (rh) are the last run's
+    records resolved again (and the changed ones), ``delta`` (rh) the changed ones, whose
+    key values were cleaned again (``changed_rids``: their rows now)."""
     con = engine.conn
     records = quote_ident(state_table(model_name, "records"))
     keys = quote_ident(state_table(model_name, "keys"))
-    con.execute(
-        f"DELETE FROM {records} AS s USING {touched} AS t "
-        "WHERE s.source = t.source AND s.record_id = t.record_id"
-    )
+    con.execute(f"DELETE FROM {records} WHERE rh IN (SELECT rh FROM {touched})")
     con.execute(f"INSERT INTO {records} {_record_rows(generation)}")
-    con.execute(
-        f"DELETE FROM {keys} AS s USING {delta} AS t "
-        "WHERE s.source = t.source AND s.record_id = t.record_id"
-    )
+    con.execute(f"DELETE FROM {keys} WHERE rh IN (SELECT rh FROM {delta})")
     con.execute(f"INSERT INTO {keys} {_key_rows(changed_rids)}")
     _write_meta(engine, model_name, model, generation)

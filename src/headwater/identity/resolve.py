@@ -133,8 +133,7 @@ def _publish(
     if generation is not None:  # before the transaction: reads only
         con.execute(
             "CREATE OR REPLACE TEMP TABLE __hw_id_oldp AS SELECT DISTINCT l.person_id FROM "
-            f"{t['links']} AS l JOIN {delta.TOUCHED} AS x ON x.source = l.source "
-            "AND x.record_id = l.record_id"
+            f"{t['links']} AS l WHERE hash(l.source, l.record_id) IN (SELECT rh FROM {delta.TOUCHED})"
         )
     with engine.transaction():
         if generation is None:
@@ -145,7 +144,7 @@ def _publish(
             con.execute(f"CREATE OR REPLACE TABLE {t['rejected']} AS {rejected}")
             memory.write_full(engine, model_name, model, 1)
         else:
-            by_record = "AS o USING {} AS x WHERE o.source = x.source AND o.record_id = x.record_id"
+            by_record = "WHERE hash(source, record_id) IN (SELECT rh FROM {})"
             con.execute(f"DELETE FROM {t['links']} {by_record.format(delta.TOUCHED)}")
             con.execute(f"INSERT INTO {t['links']} {links}")
             for name in ("persons", "golden"):

@@ -4,7 +4,8 @@
 integers, which joins and compares far faster than text), the source, the record id, when
 it changed, the source's priority and the golden columns typed as declared.
 ``__hw_id_raw`` holds one row per (record, key, raw value) (``stage_raw``). ``_fp`` is a
-record's fingerprint, which an incremental run compares with the last run's.
+record's fingerprint, which an incremental run compares with the last run's, and ``_rh``
+the hash of its source and id, which the kept state is keyed by.
 
 The record id doubles as a hidden key (``__record``), so the same record listed twice is
 one person, and a record without an id is refused with its row number.
@@ -125,7 +126,7 @@ def stage_records(
         hashed += [quote_ident(column) for column in golden]
         parts.append(
             f"SELECT *, CAST({index} AS BIGINT) * {RID_SOURCE_STRIDE} + _row AS _rid, "
-            f"hash({', '.join(hashed)}) AS _fp FROM "
+            f"hash({', '.join(hashed)}) AS _fp, hash(_source, _record_id) AS _rh FROM "
             f"(SELECT {', '.join(select)}, ROW_NUMBER() OVER () AS _row FROM ({sql}) AS s) AS n"
         )
     try:
@@ -136,14 +137,14 @@ def stage_records(
         raise FatalError(
             f"model {model_name!r}: reading its sources failed: {str(exc).splitlines()[0]}"
         ) from None
-    missing = con.execute(
-        "SELECT _source, _row FROM __hw_id_all WHERE _record_id IS NULL OR trim(_record_id) = '' "
-        "ORDER BY _source_index, _row LIMIT 1000"
-    ).fetchall()
-    missing_count = con.execute(
-        "SELECT count(*) FROM __hw_id_all WHERE _record_id IS NULL OR trim(_record_id) = ''"
-    ).fetchall()[0][0]
-    con.execute("DELETE FROM __hw_id_all WHERE _record_id IS NULL OR trim(_record_id) = ''")
+    missing = sorted(
+        con.execute(
+            "DELETE FROM __hw_id_all WHERE _record_id IS NULL OR trim(_record_id) = '' "
+            "RETURNING _source_index, _row, _source"
+        ).fetchall()
+    )
+    missing_count = len(missing)
+    missing = [(source, row) for _, row, source in missing[:1000]]
     con.execute(f"DROP TABLE IF EXISTS {RECORDS}")
     con.execute(f"ALTER TABLE __hw_id_all RENAME TO {RECORDS}")
     count = con.execute(f"SELECT count(*) FROM {RECORDS}").fetchall()[0][0]
