@@ -106,6 +106,12 @@ class IdentityConfig(_Strict):
         gt=0,
         description="Guard on the connected-components loop (rounds until nothing changes).",
     )
+    merge_in_braze: bool = Field(
+        default=False,
+        description="When two persons merge and a sync over this model had sent both to "
+        "Braze by external_id, send Braze /users/merge (the older person's id is kept); "
+        "each merge is sent once and recorded.",
+    )
 
     @model_validator(mode="after")
     def _keys_declared(self) -> IdentityConfig:

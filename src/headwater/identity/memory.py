@@ -28,6 +28,7 @@ from headwater.sources.base import quote_ident
 
 FORMAT = 1  # bumped when what is kept changes: an older state means a full run
 STATE = ("records", "keys", "meta")
+NOT_RESULT = ("merge_in_braze", "schedule")
 
 
 def state_table(model_name: str, part: str) -> str:
@@ -36,10 +37,10 @@ def state_table(model_name: str, part: str) -> str:
 
 def fingerprint(model: ModelConfig) -> str:
     """A digest of everything in the model that decides a run's result."""
-    described = {
-        "format": FORMAT,
-        "model": model.model_dump(mode="json", exclude={"description"}),
-    }
+    dumped = model.model_dump(mode="json", exclude={"description"})
+    for name in NOT_RESULT:  # what happens after a run, not what it finds
+        dumped.get("identity", {}).pop(name, None)
+    described = {"format": FORMAT, "model": dumped}
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
 
 
