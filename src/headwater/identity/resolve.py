@@ -130,10 +130,13 @@ def _publish(
         "SELECT r._source AS source, r._record_id AS record_id, b.key, b.raw AS raw_value, "
         f"b.reason FROM {BAD} AS b JOIN {RECORDS} AS r ON r._rid = b._rid ORDER BY b._rid, b.key"
     )
-    if generation is not None:  # before the transaction: reads only
+    if generation is not None:  # before the transaction: reads only, one pass over links
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE __hw_id_oldp AS SELECT DISTINCT l.person_id FROM "
-            f"{t['links']} AS l WHERE hash(l.source, l.record_id) IN (SELECT rh FROM {delta.TOUCHED})"
+            "CREATE OR REPLACE TEMP TABLE __hw_id_oldl AS SELECT rowid AS row, person_id FROM "
+            f"{t['links']} WHERE hash(source, record_id) IN (SELECT rh FROM {delta.TOUCHED})"
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE __hw_id_oldp AS SELECT DISTINCT person_id FROM __hw_id_oldl"
         )
     with engine.transaction():
         if generation is None:
@@ -144,8 +147,7 @@ def _publish(
             con.execute(f"CREATE OR REPLACE TABLE {t['rejected']} AS {rejected}")
             memory.write_full(engine, model_name, model, 1)
         else:
-            by_record = "WHERE hash(source, record_id) IN (SELECT rh FROM {})"
-            con.execute(f"DELETE FROM {t['links']} {by_record.format(delta.TOUCHED)}")
+            con.execute(f"DELETE FROM {t['links']} WHERE rowid IN (SELECT row FROM __hw_id_oldl)")
             con.execute(f"INSERT INTO {t['links']} {links}")
             for name in ("persons", "golden"):
                 con.execute(
@@ -158,7 +160,10 @@ def _publish(
                 "WHERE o.key = x.key AND o.value = x.value"
             )
             con.execute(f"INSERT INTO {t['refused']} BY NAME {refused}", params)
-            con.execute(f"DELETE FROM {t['rejected']} {by_record.format(delta.DELTA)}")
+            con.execute(
+                f"DELETE FROM {t['rejected']} "
+                f"WHERE hash(source, record_id) IN (SELECT rh FROM {delta.DELTA})"
+            )
             con.execute(f"INSERT INTO {t['rejected']} BY NAME {rejected}")
             memory.write_patch(
                 engine,
@@ -178,7 +183,7 @@ def _publish(
             f"CAST($run AS BIGINT) FROM {MERGED} ORDER BY survivor, merged",
             params,
         )
-    for table in ("__hw_id_golden", "__hw_id_rp", "__hw_id_oldp"):
+    for table in ("__hw_id_golden", "__hw_id_rp", "__hw_id_oldp", "__hw_id_oldl"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
