@@ -168,7 +168,6 @@ class AttributeBuilder:
             return plan
         row_path = self._row_path(batch)
         keys = batch.column(KEY).to_pylist()
-        masks = list(zip(*(batch.column(m).to_pylist() for m in self.masks), strict=True))
         idents = values[self.columns.index(self.ident_column)]
         insert_only = self.sync.mode == "insert"
         ident_key, flag, label = self.ident_key, self.flag, self.alias_label
@@ -181,6 +180,10 @@ class AttributeBuilder:
             for field, check, column in self.checks
         ]
         everything = [(f, values[c]) for f, c in self._send_plan(self._all_bits)[1]]
+        if label is None and kinds.count(ADDED) == len(kinds):
+            self._plan_added(plan, batch, keys, idents, everything, checks, row_path)
+            return plan
+        masks = list(zip(*(batch.column(m).to_pylist() for m in self.masks), strict=True))
         external_id = ident_key == "external_id"
         items, costs, cost_of = plan.items, plan.costs, self._cost
         to_row_path, commit_only = plan.row_path, plan.commit_only
@@ -234,6 +237,70 @@ class AttributeBuilder:
             items.append(TrackItem("attributes", obj, keys[i]))
             costs.append(cost_of(obj))
         return plan
+
+    def _plan_added(
+        self,
+        plan: BatchPlan,
+        batch: pa.RecordBatch,
+        keys: list,
+        idents: list,
+        everything: list[tuple[str, list]],
+        checks: list[tuple[str, Callable[[object], None], list[bool] | None]],
+        row_path: list[bool] | None,
+    ) -> None:
+        """``plan`` for a batch of new users only (a first sync): each object is zipped
+        from its row in one go, nulls left out (nothing to unset yet). Rows with a null
+        are found a column at a time; the rest all cost what the first of them costs."""
+        flag, ident_key = self.flag, self.ident_key
+        names = (ident_key, *(() if flag is None else (UPDATE_FLAG,)), *(f for f, _ in everything))
+        columns = [column for _, column in everything]
+        if flag is not None:
+            columns.insert(0, [flag] * len(keys))
+        holes = None  # per row: whether some value is null
+        for array in self._sent_arrays(batch):
+            if array.null_count:
+                nulls = pc.is_null(array)
+                holes = nulls if holes is None else pc.or_(holes, nulls)
+        holes = holes.to_pylist() if holes is not None else None
+        to_check = {
+            i for _, _, plain in checks for i in range(len(keys)) if plain is None or not plain[i]
+        }
+        external_id = ident_key == "external_id"
+        items, costs, cost_of, to_row_path = plan.items, plan.costs, self._cost, plan.row_path
+        full_cost = None
+        for i, row in enumerate(zip(idents, *columns, strict=True)):
+            ident = row[0]
+            if ident is None or ident == "" or (row_path is not None and row_path[i]):
+                to_row_path.append(i)
+                continue
+            if type(ident) is not str:
+                ident = str(ident)
+                row = (ident, *row[1:])
+            if external_id and not 0 < len(ident) * 4 <= MAX_EXTERNAL_ID_BYTES:
+                to_row_path.append(i)  # maybe too long: the row path measures it, says so
+                continue
+            if holes is not None and holes[i]:
+                obj = {k: v for k, v in zip(names, row, strict=True) if v is not None}
+                cost = cost_of(obj)
+            else:
+                obj = dict(zip(names, row, strict=True))
+                if full_cost is None:
+                    full_cost = cost_of(obj)
+                cost = full_cost
+            if i in to_check:
+                try:
+                    for field, check, plain in checks:
+                        if field in obj and (plain is None or not plain[i]):
+                            check(obj[field])
+                except ObjectError:
+                    to_row_path.append(i)  # the row path raises the RowError naming the field
+                    continue
+            items.append(TrackItem("attributes", obj, keys[i]))
+            costs.append(cost)
+
+    def _sent_arrays(self, batch: pa.RecordBatch) -> list[pa.Array]:
+        """The Arrow column behind each field a new user is sent, in mapping order."""
+        return [batch.column(self.columns[c]) for _, c in self._send_plan(self._all_bits)[1]]
 
 
 @dataclass
