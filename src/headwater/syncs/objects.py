@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from dataclasses import field as default
+from itertools import repeat
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -248,55 +249,53 @@ class AttributeBuilder:
         checks: list[tuple[str, Callable[[object], None], list[bool] | None]],
         row_path: list[bool] | None,
     ) -> None:
-        """``plan`` for a batch of new users only (a first sync): each object is zipped
-        from its row in one go, nulls left out (nothing to unset yet). Rows with a null
-        are found a column at a time; the rest all cost what the first of them costs."""
+        """``plan`` for a batch of new users only (a first sync), built a batch at a time:
+        every object is zipped from its row in one go; the few rows that need more (a
+        null to leave out -- nothing to unset yet --, a field to check, an identifier the
+        row path must judge) are found first and dealt with one by one."""
         flag, ident_key = self.flag, self.ident_key
         names = (ident_key, *(() if flag is None else (UPDATE_FLAG,)), *(f for f, _ in everything))
         columns = [column for _, column in everything]
         if flag is not None:
             columns.insert(0, [flag] * len(keys))
+        if any(type(v) is not str for v in idents):
+            idents = [v if v is None or type(v) is str else str(v) for v in idents]
+        limit = MAX_EXTERNAL_ID_BYTES // 4 if ident_key == "external_id" else None
+        skipped = {
+            i
+            for i, ident in enumerate(idents)
+            if not ident or (limit is not None and len(ident) > limit)  # maybe too long:
+        }  # the row path measures it and says so
+        if row_path is not None:
+            skipped.update(i for i, flagged in enumerate(row_path) if flagged)
+        objs = list(map(dict, map(zip, repeat(names), zip(idents, *columns, strict=True))))
+        costs = [self._cost(objs[0]) if objs else 0] * len(objs)
         holes = None  # per row: whether some value is null
         for array in self._sent_arrays(batch):
             if array.null_count:
                 nulls = pc.is_null(array)
                 holes = nulls if holes is None else pc.or_(holes, nulls)
-        holes = holes.to_pylist() if holes is not None else None
-        to_check = {
-            i for _, _, plain in checks for i in range(len(keys)) if plain is None or not plain[i]
-        }
-        external_id = ident_key == "external_id"
-        items, costs, cost_of, to_row_path = plan.items, plan.costs, self._cost, plan.row_path
-        full_cost = None
-        for i, row in enumerate(zip(idents, *columns, strict=True)):
-            ident = row[0]
-            if ident is None or ident == "" or (row_path is not None and row_path[i]):
-                to_row_path.append(i)
-                continue
-            if type(ident) is not str:
-                ident = str(ident)
-                row = (ident, *row[1:])
-            if external_id and not 0 < len(ident) * 4 <= MAX_EXTERNAL_ID_BYTES:
-                to_row_path.append(i)  # maybe too long: the row path measures it, says so
-                continue
-            if holes is not None and holes[i]:
-                obj = {k: v for k, v in zip(names, row, strict=True) if v is not None}
-                cost = cost_of(obj)
-            else:
-                obj = dict(zip(names, row, strict=True))
-                if full_cost is None:
-                    full_cost = cost_of(obj)
-                cost = full_cost
-            if i in to_check:
-                try:
-                    for field, check, plain in checks:
-                        if field in obj and (plain is None or not plain[i]):
-                            check(obj[field])
-                except ObjectError:
-                    to_row_path.append(i)  # the row path raises the RowError naming the field
-                    continue
-            items.append(TrackItem("attributes", obj, keys[i]))
-            costs.append(cost)
+        if holes is not None:
+            for i in pc.indices_nonzero(holes).to_pylist():
+                objs[i] = obj = {k: v for k, v in objs[i].items() if v is not None}
+                costs[i] = self._cost(obj)
+        for field, check, plain in checks:
+            for i in range(len(objs)) if plain is None else _falses(plain):
+                if i not in skipped and field in objs[i]:
+                    try:
+                        check(objs[i][field])
+                    except ObjectError:
+                        skipped.add(i)  # the row path raises the RowError naming the field
+        if skipped:
+            plan.row_path.extend(sorted(skipped))
+            kept = [i for i in range(len(objs)) if i not in skipped]
+            objs, keys, costs = (
+                [objs[i] for i in kept],
+                [keys[i] for i in kept],
+                [costs[i] for i in kept],
+            )
+        plan.items.extend(map(TrackItem, repeat("attributes"), objs, keys))
+        plan.costs.extend(costs)
 
     def _sent_arrays(self, batch: pa.RecordBatch) -> list[pa.Array]:
         """The Arrow column behind each field a new user is sent, in mapping order."""
@@ -329,3 +328,8 @@ def shaped_columns(
         else:
             out.append(f"d.{ref}")
     return out
+
+
+def _falses(flags: list[bool]) -> list[int]:
+    """The indices of the False entries of ``flags``."""
+    return [i for i, flag in enumerate(flags) if not flag]
