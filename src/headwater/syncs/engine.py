@@ -427,7 +427,7 @@ def run_sync(
         model = materialize_any(project, sync.model)
         engine = model.engine
         assert engine is not None
-        if merges.wanted(project, sync.model) and isinstance(engine, DuckDBEngine):
+        if not dry_run and merges.wanted(project, sync.model) and isinstance(engine, DuckDBEngine):
             for error in merges.send_merges(project, sync.model, engine).errors:
                 log.warning("sync %s: /users/merge: %s", name, error)
         _record_errors(
