@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+import duckdb
+
 from headwater.config import ModelConfig
 from headwater.engines import DuckDBEngine
 from headwater.identity.limits import PRESPLIT
@@ -40,7 +42,9 @@ def fingerprint(model: ModelConfig) -> str:
     dumped = model.model_dump(mode="json", exclude={"description"})
     for name in NOT_RESULT:  # what happens after a run, not what it finds
         dumped.get("identity", {}).pop(name, None)
-    described = {"format": FORMAT, "model": dumped}
+    # DuckDB's hash() names records and values in the state: another version may hash
+    # differently, so it is part of the fingerprint (an upgrade means one full run).
+    described = {"format": FORMAT, "duckdb": duckdb.__version__, "model": dumped}
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
 
 
