@@ -9,7 +9,8 @@
   hash of key and value, to find them by integer), the index from a changed value to the
   records sharing it.
 * ``<model>__hw_meta`` (fingerprint, generation): the configuration the state was built
-  with; another one (keys, cleaning, limit rules, sources, columns) means a full run.
+  with; another one (keys, cleaning, limit rules, sources, columns, DuckDB's version)
+  means a full run.
 
 Written in the same transaction as the outputs, so state and outputs never disagree.
 """
