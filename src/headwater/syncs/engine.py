@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 import orjson
 import pyarrow as pa
 
+from headwater.allocations import fewer_collections
 from headwater.braze.client import BrazeClient, ItemResult, TrackItem
 from headwater.braze.datapoints import FREE_FIELDS, attribute_data_points, data_points
 from headwater.braze.errors import BrazeRejectedError, BrazeUnavailableError
@@ -465,7 +466,8 @@ def run_sync(
         if dry_run:
             _preview(run, diff, preview_rows)
         else:
-            asyncio.run(_send(run, diff))
+            with fewer_collections():  # a dict per row, freed by reference count
+                asyncio.run(_send(run, diff))
             run.committer.flush()
             if run.stopped:
                 report.error = STOPPED
