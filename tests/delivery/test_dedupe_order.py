@@ -153,3 +153,28 @@ def test_an_older_value_retried_after_a_newer_one_was_delivered_is_not_sent(sqli
             assert sent == ["gold"]
             assert _recorded(gw, "late") == b'"gold"'
             assert gw.hub.counters.read()["gateway:partner"]["objects_skipped_unchanged"] == 1
+
+
+def test_a_value_set_again_while_an_older_one_waits_for_a_retry_is_sent(sqlite_state):
+    """bronze delivered; silver meets an outage and waits out its backoff (Braze may even
+    have applied it: an answer lost is a failure too); bronze posted again must be sent,
+    not dropped as "unchanged", and the retried silver must then not overwrite it."""
+    with fake_braze() as (fake, url):
+        settings_ = make_settings(
+            sqlite_state, {"braze": url}, max_attempts=10,
+            retry_base_seconds=600, retry_max_seconds=600,
+        )  # fmt: skip
+        with running_gateway(settings_) as gw:
+            key = gw.key()
+            _post(gw, key, [{"external_id": "back", "tier": "bronze"}])
+            _drained(gw)
+            fake.faults.extend([503, 503, 503])  # silver's request, and both client retries
+            _post(gw, key, [{"external_id": "back", "tier": "silver"}])
+            wait_until(lambda: fake.status_counts.get(503, 0) >= 3)  # silver's round is over
+            _post(gw, key, [{"external_id": "back", "tier": "bronze"}])
+            wait_until(lambda: gw.hub.outbox.depth() == 1)  # bronze settled, silver waits
+            gw.hub.outbox.clock = lambda: time.time() + 3600  # silver's backoff has passed
+            _drained(gw)
+            sent = [o["tier"] for o in fake.objects["attributes"] if "tier" in o]
+            assert sent == ["bronze", "bronze"]
+            assert _recorded(gw, "back") == b'"bronze"'

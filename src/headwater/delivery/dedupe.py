@@ -177,11 +177,18 @@ class AttributeDeduper:
             yield name, value, not (_is_operator(value) or (merge and isinstance(value, dict)))
 
     def record(
-        self, conn, sent: Iterable[tuple[dict, int]], volatile: set[tuple[str, str]]
+        self,
+        conn,
+        sent: Iterable[tuple[dict, int]],
+        volatile: set[tuple[str, str]],
+        in_doubt: Iterable[dict] = (),
     ) -> None:
         """Remember values Braze accepted, inside the caller's transaction. An attribute an
         operator or a merge changed (``volatile``: anywhere in the round) is forgotten, so
-        the next value set for it is sent whatever it is."""
+        the next value set for it is sent whatever it is; so is every attribute of an
+        object whose delivery failed (``in_doubt``): Braze may have applied it before the
+        failure (a lost answer, a 5xx), and a later value equal to the one remembered
+        would then be dropped while Braze holds the failed one."""
         rows: dict[tuple[str, str], bytes | None] = {}
         for obj, origin in sent:
             user = user_key(obj)
@@ -192,6 +199,10 @@ class AttributeDeduper:
                 rows[(user, name)] = None if forget else _canonical(value)
                 if plain:
                     self._remember_origin(user, name, origin)
+        for obj in in_doubt:
+            user = user_key(obj)
+            if user is not None:
+                rows.update(((user, name), None) for name, _value, _plain in self._attributes(obj))
         if not rows:
             return
         kept = {pair: value for pair, value in rows.items() if value is not None}

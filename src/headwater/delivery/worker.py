@@ -361,6 +361,7 @@ class DeliveryWorker:
         retries: dict[int, Retry] = {}
         letters: list[tuple[OutboxRow, dict, str]] = []
         sent: list[tuple[dict, int]] = []  # (object, its outbox row) for dedupe
+        in_doubt: list[dict] = []  # failed objects Braze may have applied all the same
         counters = Counter(batch.counters)  # cleared once committed: a failed commit is redone
         for state in finished:
             row = state.row
@@ -369,6 +370,9 @@ class DeliveryWorker:
                 counters[(row.stream, "delivered")] += len(state.sent)
             if row.kind == "attributes" and row.options & OPT_DEDUPE_ATTRIBUTES:
                 sent.extend((state.sending[i], row.id) for i in state.sent)
+                if not batch.handed_back:  # handed back: never sent
+                    failed = (_readable(state.lines[i], decode=True) for i in state.failures)
+                    in_doubt.extend(obj for obj in failed if isinstance(obj, dict))
             if not state.failures:
                 done.append(row.id)
             elif batch.handed_back:  # not a failed attempt: back at once, attempts unchanged
@@ -393,19 +397,20 @@ class DeliveryWorker:
             counters[(row.stream, "dead_lettered")] += 1
         fired = self._event_triggers(finished)
         await self.hub.outbox.write(
-            self._commit, done, retries, letters, sent, batch.volatile, counters, fired
+            self._commit, done, retries, letters, (sent, in_doubt), batch.volatile, counters, fired
         )
         batch.counters.clear()
         batch.settled(finished)
         self.delivered += sum(len(state.sent) for state in finished)
         self.parked += len(letters)
 
-    def _commit(self, done, retries, letters, sent, volatile, counters, fired=()) -> None:
+    def _commit(self, done, retries, letters, outcomes, volatile, counters, fired=()) -> None:
+        sent, in_doubt = outcomes
         with self.hub.engine.begin() as conn:
             self.hub.outbox.ack(done, conn)
             self.hub.outbox.release(retries, conn)
             park_objects(conn, letters)
-            self.dedupe.record(conn, sent, volatile)
+            self.dedupe.record(conn, sent, volatile, in_doubt)
             self.hub.counters.add(counters, conn)
             enqueue_events(conn, fired)  # in the ack's transaction: never lost, never twice
 
