@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from headwater.exports.currents_compact import compact_landing
 from headwater.state.currents import CurrentsLedger, Landing
 
 _engines: dict[str, Engine] = {}  # the child's, per state URL
@@ -26,8 +27,8 @@ _databases: dict[str, object] = {}
 
 
 def land(url: str, root: str, seq: int, resumed: bool) -> int:
-    """In the landing process: write landing ``seq`` (claimed already); returns its
-    events."""
+    """In the landing process: write landing ``seq`` (claimed already), then compact
+    what is due (``currents_compact``); returns its events."""
     from headwater.exports.currents_landing import landing_database, write_landing
     from headwater.state.db import open_state
 
@@ -40,6 +41,7 @@ def land(url: str, root: str, seq: int, resumed: bool) -> int:
     ledger = CurrentsLedger(engine)
     landing = Landing(seq, ledger.read_batches(seq), ledger.read_owned(seq), resumed)
     write_landing(Path(root), landing, db)
+    compact_landing(Path(root), ledger.named_landings(), db)
     return sum(len(v) for v in landing.owned.values())
 
 
@@ -87,9 +89,14 @@ class Lander:
 
 
 def _land_here(engine: Engine, root: Path, seq: int, resumed: bool) -> int:
-    from headwater.exports.currents_landing import write_landing
+    from headwater.exports.currents_landing import landing_database, write_landing
 
     ledger = CurrentsLedger(engine)
     landing = Landing(seq, ledger.read_batches(seq), ledger.read_owned(seq), resumed)
-    write_landing(root, landing)
+    db = landing_database()
+    try:
+        write_landing(root, landing, db)
+        compact_landing(root, ledger.named_landings(), db)
+    finally:
+        db.close()
     return sum(len(v) for v in landing.owned.values())

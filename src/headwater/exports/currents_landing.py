@@ -10,7 +10,8 @@ and any number of readers query them at once:
     SELECT * FROM read_parquet('.headwater/landing/currents/braze/users.behaviors.Purchase/*.parquet')
 
 Layout: ``<landing>/currents/<receiver>/<event_type>/part-<seq>-<key>.parquet``, one file per
-event type per landing (``Landing.name``, see ``headwater.state.currents``). A
+event type per landing (``<event_type>`` links to its current generation, see
+``currents_compact``, which merges the small files) (``Landing.name``, see ``headwater.state.currents``). A
 landing's files are written, synced to disk, and only then do its batches leave the state
 store; a crash in between writes the same files again under the same names, so an event is
 never landed twice nor lost.
@@ -29,6 +30,7 @@ from pathlib import Path
 import duckdb
 import orjson
 
+from headwater.exports.currents_compact import ensure_type_dir, type_lock
 from headwater.exports.currents_events import USER_FIELDS, properties_of
 from headwater.exports.currents_lander import Lander
 from headwater.state.currents import CurrentsLedger, Landing
@@ -214,15 +216,16 @@ def write_landing(
         groups = db.execute("SELECT DISTINCT receiver, event_type FROM ev").fetchall()
         for receiver, event_type in sorted(groups):
             target = landing_path(root, receiver, event_type, landing.name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_name(f".{target.name}.tmp")
-            relation = db.sql(
-                select_sql(event_type), params={"receiver": receiver, "event_type": event_type}
-            )
-            relation.write_parquet(str(temporary), compression="zstd")
-            _fsync(temporary)
-            os.replace(temporary, target)
-            _fsync(target.parent)
+            ensure_type_dir(target.parent)
+            with type_lock(target.parent):  # not into a generation being replaced
+                temporary = target.with_name(f".{target.name}.tmp")
+                relation = db.sql(
+                    select_sql(event_type), params={"receiver": receiver, "event_type": event_type}
+                )
+                relation.write_parquet(str(temporary), compression="zstd")
+                _fsync(temporary)
+                os.replace(temporary, target)
+                _fsync(target.parent)
             written.append(target)
         db.execute("DROP TABLE ev")
     finally:

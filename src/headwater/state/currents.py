@@ -292,6 +292,13 @@ class CurrentsLedger:
             step()
         return Landing(seq, batches, self.read_owned(seq), resumed)
 
+    def named_landings(self) -> set[int]:
+        """The landings named and not finished: their files may be written again."""
+        c = currents_batches.c
+        query = select(c.landing_seq).where(c.landing_seq.is_not(None)).distinct()
+        with self.engine.connect() as conn:
+            return {int(seq) for seq in conn.execute(query).scalars()}
+
     def finish(self, seq: int) -> int:
         """The landing's files are in place: its batches leave. Returns how many."""
         with self.engine.begin() as conn:
