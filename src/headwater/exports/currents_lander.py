@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -22,6 +25,7 @@ from sqlalchemy import Engine
 from headwater.exports.currents_compact import compact_landing
 from headwater.state.currents import CurrentsLedger, Landing
 
+PARENT_CHECK_SECONDS = 1.0
 _engines: dict[str, Engine] = {}  # the child's, per state URL
 _databases: dict[str, object] = {}
 
@@ -43,6 +47,18 @@ def land(url: str, root: str, seq: int, resumed: bool) -> int:
     write_landing(Path(root), landing, db)
     compact_landing(Path(root), ledger.named_landings(), db)
     return sum(len(v) for v in landing.owned.values())
+
+
+def _follow_parent(parent: int) -> None:
+    """The landing process's initializer: exit when ``serve`` is gone (a SIGKILL leaves no
+    one to shut the pool down, and the pool's pipe never reports it)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)  # a landing cut short is written again by the next serve
+
+    threading.Thread(target=watch, name="follow-serve", daemon=True).start()
 
 
 def _warm() -> None:
@@ -67,7 +83,9 @@ class Lander:
     def start(self) -> None:
         if self.own_process and self._pool is None:
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(1, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                1, mp_context=context, initializer=_follow_parent, initargs=(os.getpid(),)
+            )
             self._pool.submit(_warm)  # its imports before the first landing, not during
 
     async def land(self, root: Path, seq: int, resumed: bool) -> int:
