@@ -59,3 +59,28 @@ def test_background_checkpoints_keep_the_log_copied_and_restart_it_with_the_writ
     with engine.connect() as conn:
         _busy, frames, copied = conn.execute(text("PRAGMA wal_checkpoint(PASSIVE)")).one()
     assert frames == copied  # nothing left uncopied
+
+
+def test_processes_starting_together_on_a_fresh_postgresql_store_all_open_it(pg_url):
+    """Several serve/sync processes started at once on a new database: each finds the
+    tables missing, and without a lock the second CREATE failed on PostgreSQL's pg_type."""
+    import threading
+
+    from headwater.state import audiences, currents, runs, triggers  # noqa: F401  (more tables)
+
+    start = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    def opener() -> None:
+        start.wait()
+        try:
+            open_state(pg_url).dispose()
+        except BaseException as exc:  # collected for the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=opener) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []

@@ -56,6 +56,11 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 2.0
 PREVIEW_ROWS = 5
 SHOWN_ERRORS = 20  # row errors kept on the report for display; the run record keeps all
+# An attribute sync of millions of rows commits its snapshot at most about this many times
+# by row count: each commit joins the whole diff, so a 50,000-row cap made a 10M-row run
+# commit 200 times. (A crash resends at most one commit's rows; resending an attribute
+# changes nothing in Braze. Event and purchase syncs keep the cap: those would repeat.)
+COMMITS_PER_RUN = 50
 DIFF_BATCH_ROWS = 10_000
 KIND_OF_SYNC = {"attributes": "attributes", "events": "events", "purchases": "purchases"}
 
@@ -450,6 +455,9 @@ def run_sync(
         report.removed, report.unchanged = diff.removed, diff.unchanged
         run = _Run(project, name, sync, engine, state, run_id, report, progress, stop)
         run.total = diff.rows
+        if sync.type == "attributes":
+            every = max(run.committer.every_rows, diff.rows // COMMITS_PER_RUN)
+            run.committer.every_rows = every
         if dry_run:
             _preview(run, diff, preview_rows)
         else:
