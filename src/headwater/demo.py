@@ -27,6 +27,7 @@ from headwater.syncs.engine import run_sync
 
 DEMO_DIR = Path(".demo")
 DEMO_KEY = "demo-sandbox-key"
+WELCOME = {"id": "welcome-loyal", "name": "Welcome, loyal customer"}
 CHANGED_POINTS = 40  # contacts whose loyalty points change between the runs
 NEW_CONTACTS = 5
 REMOVED_CONTACTS = 3
@@ -82,7 +83,11 @@ def edit_contacts(path: Path, rejected: set[str]) -> tuple[int, int, int]:
 def main() -> int:
     console = Console()
     project_dir = create_project(DEMO_DIR / "shop").resolve()
-    with run_sandbox(db=str(DEMO_DIR / "sandbox.db"), key=DEMO_KEY, fresh=True) as sandbox:
+    # The campaign the example's trigger sends, declared as `headwater sandbox --campaign
+    # welcome-loyal=...` does (in Braze, it is created in the dashboard).
+    with run_sandbox(
+        db=str(DEMO_DIR / "sandbox.db"), key=DEMO_KEY, fresh=True, campaigns=[WELCOME]
+    ) as sandbox:
         os.environ["BRAZE_URL"] = sandbox.url
         os.environ["BRAZE_API_KEY"] = DEMO_KEY
         console.rule("[bold]Headwater demo")
@@ -131,13 +136,6 @@ def people_audiences_and_triggers(console: Console, project_dir: Path, url: str)
         f"({people.refused} shared value refused, {people.rejected} bad values kept out); "
         "tables people_persons, people_links, people_golden, people_refused in the warehouse"
     )
-    # The campaign the example's trigger sends: declared in the sandbox, as it would be
-    # created in Braze's dashboard.
-    httpx.post(
-        f"{url}/_sandbox/campaigns",
-        json={"id": "welcome-loyal", "name": "Welcome, loyal customer"},
-        timeout=10,
-    ).raise_for_status()
     console.rule("audience loyal: splits a 45 %, b 45 %, holdout 10 % -> AIQ_loyal_<split>")
     report = run_audience(project, "loyal")
     sizes = ", ".join(f"{split} {n}" for split, n in report.sizes.items())

@@ -20,4 +20,6 @@ def test_quick_bench_is_exact(tmp_path, monkeypatch, capsys):
         assert run["precision"] == 1.0 and run["recall"] == 1.0
         assert run["refused"] > 0 and run["rejected"] > 0
     assert result["incremental"]["new_persons"] == 0
+    assert (result["full"]["mode"], result["incremental"]["mode"]) == ("full", "incremental")
+    assert result["incremental"]["touched"] < result["incremental"]["records"] // 5
     assert "precision 1.0000, recall 1.0000" in capsys.readouterr().out

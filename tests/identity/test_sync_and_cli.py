@@ -77,5 +77,12 @@ def test_resolve_prints_counts_and_tables_and_json(tmp_path, monkeypatch):
     as_json = runner.invoke(app, ["resolve", "people", "-p", str(root), "--json"])
     payload = json.loads(as_json.stdout)
     assert (payload["persons"], payload["new_persons"], payload["status"]) == (3, 0, "succeeded")
+    assert (payload["mode"], payload["changed"], payload["braze_merges"]["sent"]) == (
+        "incremental",
+        0,
+        0,
+    )
+    full = runner.invoke(app, ["resolve", "people", "-p", str(root), "--full", "--json"])
+    assert json.loads(full.stdout)["mode"] == "full"
     missing = runner.invoke(app, ["resolve", "nope", "-p", str(root)])
     assert missing.exit_code == 2

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from headwater.cli.loading import load_checked
 from headwater.cli.output import JSON_OPTION, print_json
-from headwater.identity import IdentityReport, resolve
+from headwater.identity import IdentityReport
+from headwater.syncs.merges import MergeReport, resolve_and_merge
 
 PROJECT_OPTION = typer.Option(
     Path("."), "--project", "-p", help="The project directory (or its headwater.yml)."
@@ -26,8 +27,13 @@ def print_identity_report(report: IdentityReport, console: Console) -> None:
         table.add_column(name.replace("_", " "), justify="right")
     table.add_row(*(f"{getattr(report, n):,}" for n in COUNTS))
     console.print(table)
+    scope = (
+        f"incremental: {report.changed:,} records changed, {report.touched:,} resolved again"
+        if report.mode == "incremental"
+        else "full run"
+    )
     console.print(
-        f"status [bold]{report.status}[/] · {report.rounds} rounds · "
+        f"status [bold]{report.status}[/] · {scope} · {report.rounds} rounds · "
         f"{report.cleaned:,} key values cleaned for the first time · {report.seconds:.1f}s"
     )
     if report.error:
@@ -44,9 +50,22 @@ def print_identity_report(report: IdentityReport, console: Console) -> None:
         )
 
 
+def print_merges(merged: MergeReport, console: Console) -> None:
+    if merged.sent:
+        console.print(f"{merged.sent:,} merge(s) sent to Braze (/users/merge)")
+    for error in merged.errors:
+        console.print(f"[red]/users/merge failed:[/] {escape(error)}", soft_wrap=True)
+
+
 def resolve_command(
     model: str = typer.Argument(..., help="The identity model, as named in headwater.yml."),
     project_dir: Path = PROJECT_OPTION,
+    full: bool = typer.Option(
+        False,
+        "--full",
+        help="Resolve every record again (by default only what changed since the last run "
+        "and what it can reach; a changed identity: configuration always runs in full).",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Resolve an identity model: link its sources' records into persons (stable ids),
@@ -55,14 +74,18 @@ def resolve_command(
     console = Console(stderr=as_json)
     project = load_checked(project_dir)
     if as_json:
-        report = resolve(project, model)
-        print_json(report.to_dict())
+        report, merged = resolve_and_merge(project, model, full=full)
+        print_json(report.to_dict() | {"braze_merges": merged.__dict__})
     else:
         with console.status(f"resolving {model}") as status:
-            report = resolve(
-                project, model, progress=lambda step: status.update(f"resolving {model}: {step}")
+            report, merged = resolve_and_merge(
+                project,
+                model,
+                full=full,
+                progress=lambda step: status.update(f"resolving {model}: {step}"),
             )
         print_identity_report(report, console)
+        print_merges(merged, console)
     if report.status == "failed":
         raise typer.Exit(1)
 

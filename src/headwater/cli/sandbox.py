@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from headwater.braze.endpoints import PERMISSIONS
@@ -71,6 +73,21 @@ def serve_sandbox(
         show_envvar=True,
         help="The bearer token the Currents emitter presents.",
     ),
+    campaign: list[str] = typer.Option(
+        None,
+        "--campaign",
+        help="Declare an API-triggered campaign trigger sends may target: ID or ID=NAME "
+        "(repeatable), e.g. --campaign welcome-loyal.",
+    ),
+    canvas: list[str] = typer.Option(
+        None, "--canvas", help="Declare a canvas, as --campaign (repeatable)."
+    ),
+    catalog: Path = typer.Option(
+        None,
+        "--catalog",
+        help="YAML file with campaigns: and canvases: lists of {id, name, tags, api, "
+        "status, description}.",
+    ),
 ) -> None:
     """Start the sandbox (data kept in --db, so it survives restarts)."""
     if ctx.invoked_subcommand is not None:
@@ -80,8 +97,16 @@ def serve_sandbox(
     from headwater.sandbox.app import create_app
     from headwater.sandbox.control import is_loopback
 
+    console = Console(stderr=True)
+    try:
+        declared = declared_catalog(campaign or [], canvas or [], catalog)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
     settings = SandboxSettings(
         db=db,
+        campaigns=declared["campaigns"],
+        canvases=declared["canvases"],
         key=key,
         keys_file=str(keys_file) if keys_file else None,
         batch_policy=batch_policy,
@@ -89,17 +114,21 @@ def serve_sandbox(
         currents_url=currents_url,
         currents_token=currents_token,
     )
-    console = Console(stderr=True)
     try:
         app = create_app(settings)
     except (OSError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
     keys = app.state.sandbox.keys.listing()
+    messaging = app.state.sandbox.messaging
     console.print(
         f"Braze sandbox on http://{host}:{port} · data in {db} · {len(app.state.sandbox.users.profiles):,} users · "
         f"{sum(1 for k in keys if not k.revoked_at)} active key(s) · batch policy {batch_policy.value}"
     )
+    for kind in ("campaign", "canvas"):
+        items = messaging.catalog(kind) if messaging is not None else []
+        if items:
+            console.print(f"{kind}s: " + ", ".join(escape(i["id"]) for i in items))
     if not keys:
         console.print(
             "[yellow]no API keys yet:[/] headwater sandbox keys create --name dev --perm users.track"
@@ -122,6 +151,30 @@ def serve_sandbox(
         loop="uvloop",
         http="httptools",
     )
+
+
+def declared_catalog(
+    campaigns: list[str], canvases: list[str], catalog: Path | None
+) -> dict[str, list]:
+    """The campaigns and canvases to start with: ``--catalog``'s, then the flags'
+    (``ID`` or ``ID=NAME``). The sandbox checks each one as ``/_sandbox/campaigns`` does."""
+    declared: dict[str, list] = {"campaigns": [], "canvases": []}
+    if catalog is not None:
+        loaded = yaml.safe_load(catalog.read_text()) or {}
+        if not isinstance(loaded, dict) or set(loaded) - set(declared):
+            raise ValueError(f"{catalog}: expected a mapping with campaigns: and canvases:")
+        for kind in declared:
+            items = loaded.get(kind) or []
+            if not isinstance(items, list):
+                raise ValueError(f"{catalog}: {kind} must be a list")
+            declared[kind] += items
+    for kind, flags in (("campaigns", campaigns), ("canvases", canvases)):
+        for flag in flags:
+            item_id, _, name = flag.partition("=")
+            if not item_id.strip():
+                raise ValueError(f"--{kind[:-1]} {flag!r}: give an id (ID or ID=NAME)")
+            declared[kind].append({"id": item_id.strip(), "name": name.strip() or item_id.strip()})
+    return declared
 
 
 def _ring(db: str) -> KeyRing:

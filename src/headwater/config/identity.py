@@ -24,6 +24,8 @@ RESERVED_COLUMNS = (
     "_updated_at",
     "_row",
     "_rid",
+    "_fp",
+    "_rh",
 )
 
 
@@ -103,6 +105,12 @@ class IdentityConfig(_Strict):
         default=100,
         gt=0,
         description="Guard on the connected-components loop (rounds until nothing changes).",
+    )
+    merge_in_braze: bool = Field(
+        default=False,
+        description="When two persons merge and a sync over this model had sent both to "
+        "Braze by external_id, send Braze /users/merge (the older person's id is kept); "
+        "each merge is sent once and recorded.",
     )
 
     @model_validator(mode="after")

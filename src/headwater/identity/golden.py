@@ -6,7 +6,9 @@
 * ``most_frequent``: the value most records agree on, the most recent breaking ties.
 
 Nulls never win: a person keeps a value as long as one of its records has one. Every rule
-ends its ordering on the record number, so a run gives the same answer twice.
+ends its ordering on the record's source and id (then its row, for an id listed twice), not
+on its position in the source, so a run gives the same answer twice, and an incremental run
+the answer of a full one, even when a source's rows come back in another order.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from headwater.sources.base import quote_ident
 # lower wins; a missing time sorts last.
 PRIORITY = "_priority"
 RECENT = "COALESCE(-epoch_us(_updated_at), 9223372036854775807)"
-TIEBREAK = "_rid"
+TIEBREAK = ("_source_index", "_record_id", "_rid")
 
 
 def _key(*parts: str) -> str:
@@ -34,12 +36,12 @@ def golden_select(model: ModelConfig, records: str) -> str:
         col = quote_ident(column)
         rule = spec.survivorship or "source_priority"
         if rule == "source_priority":
-            key = _key(PRIORITY, RECENT, TIEBREAK)
+            key = _key(PRIORITY, RECENT, *TIEBREAK)
         elif rule == "most_recent":
-            key = _key(RECENT, PRIORITY, TIEBREAK)
+            key = _key(RECENT, PRIORITY, *TIEBREAK)
         else:
             counts.append(f"COUNT({col}) OVER (PARTITION BY person_id, {col}) AS __hw_f{i}")
-            key = _key(f"-__hw_f{i}", RECENT, PRIORITY, TIEBREAK)
+            key = _key(f"-__hw_f{i}", RECENT, PRIORITY, *TIEBREAK)
         picks.append(f"ARG_MIN({col}, {key}) FILTER (WHERE {col} IS NOT NULL) AS {col}")
     base = f"SELECT * FROM {records}"
     if counts:

@@ -27,11 +27,13 @@ from headwater.sources.base import quote_literal
 
 REFUSED = "__hw_id_refused"
 LABELS = "__hw_id_labels"
+PRESPLIT = "__hw_id_presplit"  # (_rid, lbl): the components before max_per_person split them
 EDGES = "__hw_id_edges"
 MAX_SPLIT_ROUNDS = 200
 
 
-def _limit_sql(identity: IdentityConfig) -> str:
+def limit_sql(identity: IdentityConfig) -> str:
+    """SQL giving a row's ``max_records_per_value`` from its ``key`` (NULL: no limit)."""
     whens = " ".join(
         f"WHEN {quote_literal(name)} THEN {key.max_records_per_value or identity.max_records_per_value}"
         for name, key in identity.keys.items()
@@ -39,14 +41,25 @@ def _limit_sql(identity: IdentityConfig) -> str:
     return f"CASE key {whens} ELSE NULL END"
 
 
-def resolve_components(engine: DuckDBEngine, identity: IdentityConfig) -> int:
-    """Fill ``LABELS`` (_rid, lbl) for every record and ``REFUSED``; return CC rounds."""
+def resolve_components(
+    engine: DuckDBEngine, identity: IdentityConfig, counts: str | None = None
+) -> int:
+    """Fill ``LABELS`` (_rid, lbl) for every record, ``PRESPLIT`` and ``REFUSED``; return
+    CC rounds. ``counts`` (key, value, n): how many records hold each value, when
+    ``VALUES`` holds only part of them (an incremental run); its values over the limit
+    are the ones refused."""
     con = engine.conn
     # A record holds one value per key, so counting rows counts records.
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE __hw_id_counts AS SELECT key, value, "
-        f"COUNT(*) AS n, {_limit_sql(identity)} AS lim FROM {VALUES} GROUP BY key, value"
-    )
+    if counts is None:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE __hw_id_counts AS SELECT key, value, "
+            f"COUNT(*) AS n, {limit_sql(identity)} AS lim FROM {VALUES} GROUP BY key, value"
+        )
+    else:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE __hw_id_counts AS SELECT key, value, n, "
+            f"{limit_sql(identity)} AS lim FROM {counts}"
+        )
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {REFUSED} AS SELECT key, value, n AS records, "
         "'max_records_per_value' AS rule, 'held by ' || n || ' records (limit ' || lim || ')' "
@@ -70,6 +83,7 @@ def resolve_components(engine: DuckDBEngine, identity: IdentityConfig) -> int:
         f"FROM {RECORDS} AS r LEFT JOIN __hw_id_cc AS c ON c._rid = r._rid"
     )
     con.execute("DROP TABLE __hw_id_cc")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {PRESPLIT} AS SELECT * FROM {LABELS}")
     limited = {k: key.max_per_person for k, key in identity.keys.items() if key.max_per_person}
     order = [k for k in identity.keys] + [RECORD_KEY]
     for _ in range(MAX_SPLIT_ROUNDS):
@@ -132,7 +146,8 @@ def _split_once(
         "CASE WHEN held IS NULL THEN 'links records in a chain that would give one person more than ' "
         "|| lim || ' ' || limited_key || ' value' || CASE WHEN lim = 1 THEN '' ELSE 's' END "
         "ELSE 'its records hold ' || held || ' ' || limited_key || ' values (max ' || lim || ' per person)' END "
-        "FROM (SELECT DISTINCT ON (vid) * FROM __hw_id_bridges ORDER BY vid, held NULLS LAST)"
+        "FROM (SELECT DISTINCT ON (vid) * FROM __hw_id_bridges "
+        "ORDER BY vid, held NULLS LAST, limited_key, lim)"
     )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE __hw_id_sub AS SELECT e._rid, e.vid FROM "

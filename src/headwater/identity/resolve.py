@@ -21,11 +21,12 @@ from datetime import UTC, datetime
 from headwater.config import ModelConfig, Project
 from headwater.engines import DuckDBEngine
 from headwater.errors import ConfigError, HeadwaterError, RowError
+from headwater.identity import delta, memory
 from headwater.identity.golden import golden_select
 from headwater.identity.ids import MERGED, PERSON, assign_person_ids
-from headwater.identity.limits import LABELS, REFUSED, resolve_components
-from headwater.identity.normalize import BAD, key_columns_sql, normalize_keys
-from headwater.identity.stage import RECORDS, stage_records
+from headwater.identity.limits import EDGES, LABELS, PRESPLIT, REFUSED, resolve_components
+from headwater.identity.normalize import BAD, VALUES, key_columns_sql, normalize_keys
+from headwater.identity.stage import RAW, RECORDS, stage_raw, stage_records
 from headwater.models.model import (
     MAX_REJECTION_DETAILS,
     ModelResult,
@@ -58,6 +59,9 @@ class IdentityReport:
     rejected: int = 0  # key values that failed cleaning, and records without an id
     cleaned: int = 0  # raw key texts cleaned for the first time (the rest were known)
     rounds: int = 0  # connected-components rounds
+    mode: str = "full"  # or "incremental": only what a change can reach was resolved again
+    changed: int = 0  # records new, edited or removed since the last run (incremental)
+    touched: int = 0  # records resolved again
     seconds: float = 0.0
     tables: dict[str, str] = field(default_factory=dict)  # output -> warehouse table
     errors: list[RowError] = field(default_factory=list)  # the first problems found
@@ -87,8 +91,15 @@ class _Stopped(Exception):
 
 
 def _publish(
-    engine: DuckDBEngine, model_name: str, model: ModelConfig, run_id: int | None, now: datetime
+    engine: DuckDBEngine,
+    model_name: str,
+    model: ModelConfig,
+    run_id: int | None,
+    now: datetime,
+    generation: int | None,
 ) -> None:
+    """Write this run's tables and state in one transaction: replace them (a full run,
+    ``generation`` None) or replace the rows of what was resolved again (incremental)."""
     con = engine.conn
     t = {name: quote_ident(output_table(model_name, name)) for name in OUTPUTS}
     # Each record with its person, once; the three big outputs read it without joins.
@@ -102,30 +113,67 @@ def _publish(
         "CREATE OR REPLACE TEMP TABLE __hw_id_golden AS " + golden_select(model, "__hw_id_rp")
     )
     params = {"now": now, "run": run_id}
+    links = (
+        "SELECT DISTINCT person_id, _source AS source, _record_id AS record_id, "
+        "_updated_at AS updated_at FROM __hw_id_rp"
+    )
+    persons = (
+        "SELECT person_id, COUNT(*) AS records, COUNT(DISTINCT _source) AS sources, "
+        "first_seen_at, CAST($now AS TIMESTAMPTZ) AS resolved_at FROM __hw_id_rp "
+        "GROUP BY person_id, first_seen_at"
+    )
+    refused = (
+        "SELECT key, value, records, rule, reason, CAST($run AS BIGINT) AS run_id, "
+        f"CAST($now AS TIMESTAMPTZ) AS refused_at FROM {REFUSED} ORDER BY key, value"
+    )
+    rejected = (
+        "SELECT r._source AS source, r._record_id AS record_id, b.key, b.raw AS raw_value, "
+        f"b.reason FROM {BAD} AS b JOIN {RECORDS} AS r ON r._rid = b._rid ORDER BY b._rid, b.key"
+    )
+    if generation is not None:  # before the transaction: reads only, one pass over links
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE __hw_id_oldl AS SELECT rowid AS row, person_id FROM "
+            f"{t['links']} WHERE hash(source, record_id) IN (SELECT rh FROM {delta.TOUCHED})"
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE __hw_id_oldp AS SELECT DISTINCT person_id FROM __hw_id_oldl"
+        )
     with engine.transaction():
-        con.execute(
-            f"CREATE OR REPLACE TABLE {t['links']} AS SELECT DISTINCT person_id, "
-            "_source AS source, _record_id AS record_id, _updated_at AS updated_at FROM __hw_id_rp"
-        )
-        con.execute(
-            f"CREATE OR REPLACE TABLE {t['persons']} AS SELECT person_id, COUNT(*) AS records, "
-            "COUNT(DISTINCT _source) AS sources, first_seen_at, "
-            "CAST($now AS TIMESTAMPTZ) AS resolved_at FROM __hw_id_rp "
-            "GROUP BY person_id, first_seen_at",
-            {"now": now},
-        )
-        con.execute(f"CREATE OR REPLACE TABLE {t['golden']} AS SELECT * FROM __hw_id_golden")
-        con.execute(
-            f"CREATE OR REPLACE TABLE {t['refused']} AS SELECT key, value, records, rule, reason, "
-            "CAST($run AS BIGINT) AS run_id, CAST($now AS TIMESTAMPTZ) AS refused_at "
-            f"FROM {REFUSED} ORDER BY key, value",
-            params,
-        )
-        con.execute(
-            f"CREATE OR REPLACE TABLE {t['rejected']} AS SELECT r._source AS source, "
-            "r._record_id AS record_id, b.key, b.raw AS raw_value, b.reason "
-            f"FROM {BAD} AS b JOIN {RECORDS} AS r ON r._rid = b._rid ORDER BY b._rid, b.key"
-        )
+        if generation is None:
+            con.execute(f"CREATE OR REPLACE TABLE {t['links']} AS {links}")
+            con.execute(f"CREATE OR REPLACE TABLE {t['persons']} AS {persons}", {"now": now})
+            con.execute(f"CREATE OR REPLACE TABLE {t['golden']} AS SELECT * FROM __hw_id_golden")
+            con.execute(f"CREATE OR REPLACE TABLE {t['refused']} AS {refused}", params)
+            con.execute(f"CREATE OR REPLACE TABLE {t['rejected']} AS {rejected}")
+            memory.write_full(engine, model_name, model, 1)
+        else:
+            con.execute(f"DELETE FROM {t['links']} WHERE rowid IN (SELECT row FROM __hw_id_oldl)")
+            con.execute(f"INSERT INTO {t['links']} {links}")
+            for name in ("persons", "golden"):
+                con.execute(
+                    f"DELETE FROM {t[name]} WHERE person_id IN (SELECT person_id FROM __hw_id_oldp)"
+                )
+            con.execute(f"INSERT INTO {t['persons']} BY NAME {persons}", {"now": now})
+            con.execute(f"INSERT INTO {t['golden']} BY NAME SELECT * FROM __hw_id_golden")
+            con.execute(
+                f"DELETE FROM {t['refused']} AS o USING {delta.WANTED} AS x "
+                "WHERE o.key = x.key AND o.value = x.value"
+            )
+            con.execute(f"INSERT INTO {t['refused']} BY NAME {refused}", params)
+            con.execute(
+                f"DELETE FROM {t['rejected']} "
+                f"WHERE hash(source, record_id) IN (SELECT rh FROM {delta.DELTA})"
+            )
+            con.execute(f"INSERT INTO {t['rejected']} BY NAME {rejected}")
+            memory.write_patch(
+                engine,
+                model_name,
+                model,
+                generation + 1,
+                touched=delta.TOUCHED,
+                delta=delta.DELTA,
+                changed_rids=delta.CHANGED,
+            )
         con.execute(
             f"CREATE TABLE IF NOT EXISTS {t['merges']} (survivor VARCHAR, merged VARCHAR, "
             "merged_at TIMESTAMPTZ, run_id BIGINT)"
@@ -135,24 +183,28 @@ def _publish(
             f"CAST($run AS BIGINT) FROM {MERGED} ORDER BY survivor, merged",
             params,
         )
-    con.execute("DROP TABLE __hw_id_golden")
-    con.execute("DROP TABLE __hw_id_rp")
+    for table in ("__hw_id_golden", "__hw_id_rp", "__hw_id_oldp", "__hw_id_oldl"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def _details(engine: DuckDBEngine, limit: int) -> list[RowError]:
+def _details(engine: DuckDBEngine, model_name: str, limit: int) -> list[RowError]:
+    """The first bad values and refusals, read from the published tables (an incremental
+    run's own temp tables hold only what it resolved again)."""
+    rejected = quote_ident(output_table(model_name, "rejected"))
+    refused = quote_ident(output_table(model_name, "refused"))
     rows = engine.conn.execute(
-        f"SELECT r._source || ':' || r._record_id, b.key, b.reason || ': ' || left(b.raw, 100) FROM {BAD} AS b "
-        f"JOIN {RECORDS} AS r ON r._rid = b._rid ORDER BY b._rid, b.key LIMIT {int(limit)}"
+        f"SELECT source || ':' || record_id, key, reason || ': ' || left(raw_value, 100) "
+        f"FROM {rejected} ORDER BY source, record_id, key LIMIT {int(limit)}"
     ).fetchall()
     errors = [RowError(reason, row=row, field=key) for row, key, reason in rows]
     left = limit - len(errors)
     if left > 0:
-        refused = engine.conn.execute(
-            f"SELECT key, value, rule || ': ' || reason FROM {REFUSED} ORDER BY records DESC, key, value "
-            f"LIMIT {int(left)}"
+        rows = engine.conn.execute(
+            f"SELECT key, value, rule || ': ' || reason FROM {refused} "
+            f"ORDER BY records DESC, key, value LIMIT {int(left)}"
         ).fetchall()
         errors += [
-            RowError(f"refused ({reason})", row=value, field=key) for key, value, reason in refused
+            RowError(f"refused ({reason})", row=value, field=key) for key, value, reason in rows
         ]
     return errors
 
@@ -166,8 +218,10 @@ def run_resolution(
     stop: threading.Event | None = None,
     progress: Callable[[str], None] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    full: bool = False,
 ) -> IdentityReport:
-    """Resolve ``model_name`` inside ``engine`` (the warehouse) and publish its tables.
+    """Resolve ``model_name`` inside ``engine`` (the warehouse) and publish its tables:
+    incrementally when the last run's state allows it, else (or when ``full``) in full.
     Raises HeadwaterError on a user's mistake and ``_Stopped`` when ``stop`` is set."""
     model = _identity_model(project, model_name)
     identity = model.identity
@@ -184,10 +238,22 @@ def run_resolution(
     step("reading sources")
     staged = stage_records(project, engine, model_name, model)
     report.records = staged.records
+    outputs = [output_table(model_name, name) for name in OUTPUTS if name != "merges"]
+    generation = None if full else memory.last_generation(engine, model_name, model, outputs)
+    report.mode = "full" if generation is None else "incremental"
+    if generation is not None:
+        step("finding changed records")
+        report.changed = delta.find_changes(engine, model_name)
     step("cleaning keys")
+    stage_raw(engine, identity)
     report.cleaned = normalize_keys(engine, model_name, identity)
+    counts = None
+    report.touched = report.records
+    if generation is not None:
+        report.touched = delta.narrow_to_touched(engine, model_name, identity)
+        counts = delta.COUNTS
     step("linking records")
-    report.rounds = resolve_components(engine, identity)
+    report.rounds = resolve_components(engine, identity, counts)
     step("naming persons")
     report.new_persons, report.merges = assign_person_ids(
         engine,
@@ -197,28 +263,34 @@ def run_resolution(
         now,
     )
     step("picking golden records")
-    _publish(engine, model_name, model, run_id, now)
+    _publish(engine, model_name, model, run_id, now, generation)
     con = engine.conn
-    report.persons = con.execute(f"SELECT COUNT(*) FROM {PERSON}").fetchall()[0][0]
-    report.refused = con.execute(f"SELECT COUNT(*) FROM {REFUSED}").fetchall()[0][0]
-    bad = con.execute(f"SELECT COUNT(*) FROM {BAD}").fetchall()[0][0]
-    report.rejected = int(bad) + staged.missing_id_count
+
+    def count(output: str) -> int:
+        table = quote_ident(output_table(model_name, output))
+        return int(con.execute(f"SELECT COUNT(*) FROM {table}").fetchall()[0][0])
+
+    report.persons = count("persons")
+    report.refused = count("refused")
+    report.rejected = count("rejected") + staged.missing_id_count
     report.errors = [
         RowError("no record id", row=f"row {row} of {source}", field="record_id")
         for source, row in staged.missing_ids[:MAX_REJECTION_DETAILS]
     ]
-    report.errors += _details(engine, MAX_REJECTION_DETAILS - len(report.errors))
+    report.errors += _details(engine, model_name, MAX_REJECTION_DETAILS - len(report.errors))
     report.tables = {name: output_table(model_name, name) for name in OUTPUTS}
     for table in (
         RECORDS,
-        "__hw_id_raw",
-        "__hw_id_values",
+        RAW,
+        VALUES,
         BAD,
         LABELS,
-        "__hw_id_edges",
+        PRESPLIT,
+        EDGES,
         REFUSED,
         PERSON,
         MERGED,
+        *delta.TEMP,
     ):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return report
@@ -231,9 +303,15 @@ def resolve(
     stop: threading.Event | None = None,
     progress: Callable[[str], None] | None = None,
     engine: DuckDBEngine | None = None,
+    full: bool = False,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> IdentityReport:
     """Resolve identity model ``model_name`` into persons and publish its tables in the
     warehouse; record the run in the state store (kind ``identity``).
+
+    Incremental when the last run left its state with the same configuration: only the
+    records a change can reach are resolved again, with the result a full run would give.
+    ``full`` resolves every record again.
 
     Key texts cleaned by earlier runs are not cleaned again. ``stop`` (set by a stopping
     ``serve``) ends the run between steps without publishing; it is recorded as
@@ -252,7 +330,14 @@ def resolve(
         if engine is None:
             engine = open_warehouse(project)
         report = run_resolution(
-            project, model_name, engine, run_id=run_id, stop=stop, progress=progress
+            project,
+            model_name,
+            engine,
+            run_id=run_id,
+            stop=stop,
+            progress=progress,
+            clock=clock,
+            full=full,
         )
         if report.errors:
             runs.add_row_errors(state, run_id, report.errors)

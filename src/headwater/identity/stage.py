@@ -3,7 +3,9 @@
 ``__hw_id_records`` holds one row per record: a dense integer ``_rid`` (the graph is built on
 integers, which joins and compares far faster than text), the source, the record id, when
 it changed, the source's priority and the golden columns typed as declared.
-``__hw_id_raw`` holds one row per (record, key, raw value).
+``__hw_id_raw`` holds one row per (record, key, raw value) (``stage_raw``). ``_fp`` is a
+record's fingerprint, which an incremental run compares with the last run's, and ``_rh``
+the hash of its source and id, which the kept state is keyed by.
 
 The record id doubles as a hidden key (``__record``), so the same record listed twice is
 one person, and a record without an id is refused with its row number.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from headwater.config import ModelConfig, Project
+from headwater.config import IdentityConfig, ModelConfig, Project
 from headwater.engines import DuckDBEngine
 from headwater.errors import FatalError
 from headwater.models.model import materialize_model, read_tables
@@ -118,9 +120,13 @@ def stage_records(
             name = quote_ident(column)
             select.append(f"TRY_CAST({ref} AS {type_}) AS {name}" if type_ else f"{ref} AS {name}")
         # A record's number: its source's index in the high bits, its row in the low ones;
-        # no sort over all records is needed to number them.
+        # no sort over all records is needed to number them. Its fingerprint covers every
+        # value the resolver reads from it, so an unchanged fingerprint is an unchanged record.
+        hashed = ["_record_id", "_updated_at"] + [f"__hw_k{i}" for i in range(len(identity.keys))]
+        hashed += [quote_ident(column) for column in golden]
         parts.append(
-            f"SELECT *, CAST({index} AS BIGINT) * {RID_SOURCE_STRIDE} + _row AS _rid FROM "
+            f"SELECT *, CAST({index} AS BIGINT) * {RID_SOURCE_STRIDE} + _row AS _rid, "
+            f"hash({', '.join(hashed)}) AS _fp, hash(_source, _record_id) AS _rh FROM "
             f"(SELECT {', '.join(select)}, ROW_NUMBER() OVER () AS _row FROM ({sql}) AS s) AS n"
         )
     try:
@@ -131,16 +137,23 @@ def stage_records(
         raise FatalError(
             f"model {model_name!r}: reading its sources failed: {str(exc).splitlines()[0]}"
         ) from None
-    missing = con.execute(
-        "SELECT _source, _row FROM __hw_id_all WHERE _record_id IS NULL OR trim(_record_id) = '' "
-        "ORDER BY _source_index, _row LIMIT 1000"
-    ).fetchall()
-    missing_count = con.execute(
-        "SELECT count(*) FROM __hw_id_all WHERE _record_id IS NULL OR trim(_record_id) = ''"
-    ).fetchall()[0][0]
-    con.execute("DELETE FROM __hw_id_all WHERE _record_id IS NULL OR trim(_record_id) = ''")
+    missing = sorted(
+        con.execute(
+            "DELETE FROM __hw_id_all WHERE _record_id IS NULL OR trim(_record_id) = '' "
+            "RETURNING _source_index, _row, _source"
+        ).fetchall()
+    )
+    missing_count = len(missing)
+    missing = [(source, row) for _, row, source in missing[:1000]]
     con.execute(f"DROP TABLE IF EXISTS {RECORDS}")
     con.execute(f"ALTER TABLE __hw_id_all RENAME TO {RECORDS}")
+    count = con.execute(f"SELECT count(*) FROM {RECORDS}").fetchall()[0][0]
+    return Staged(records=int(count), missing_ids=missing, missing_id_count=int(missing_count))
+
+
+def stage_raw(engine: DuckDBEngine, identity: IdentityConfig) -> None:
+    """Fill ``RAW`` from the records in ``RECORDS`` (in an incremental run, the changed
+    ones alone: they are the only ones cleaned)."""
     unpivot = [
         f"SELECT _rid, {quote_literal(key)} AS key, __hw_k{i} AS raw FROM {RECORDS} "
         f"WHERE __hw_k{i} IS NOT NULL AND trim(__hw_k{i}) <> ''"
@@ -149,6 +162,4 @@ def stage_records(
     unpivot.append(
         f"SELECT _rid, '{RECORD_KEY}' AS key, _source || ':' || _record_id AS raw FROM {RECORDS}"
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {RAW} AS {' UNION ALL '.join(unpivot)}")
-    count = con.execute(f"SELECT count(*) FROM {RECORDS}").fetchall()[0][0]
-    return Staged(records=int(count), missing_ids=missing, missing_id_count=int(missing_count))
+    engine.conn.execute(f"CREATE OR REPLACE TEMP TABLE {RAW} AS {' UNION ALL '.join(unpivot)}")

@@ -60,7 +60,7 @@ def _schedule_of(entry: Any) -> Schedule | None:
 
 JOB_KINDS: tuple[JobKind, ...] = (
     JobKind("syncs", "headwater.syncs.engine:run_job"),
-    JobKind("models", "headwater.identity:run_job"),
+    JobKind("models", "headwater.syncs.merges:run_identity_job"),
     JobKind("audiences", "headwater.audiences:run_job"),
     JobKind("exports", "headwater.exports:run_job"),
 )

@@ -20,19 +20,21 @@ from datetime import UTC, datetime
 import orjson
 import pyarrow as pa
 
+from headwater.allocations import fewer_collections
 from headwater.braze.client import BrazeClient, ItemResult, TrackItem
 from headwater.braze.datapoints import FREE_FIELDS, attribute_data_points, data_points
 from headwater.braze.errors import BrazeRejectedError, BrazeUnavailableError
 from headwater.braze.limits import MAX_IDS_PER_REQUEST
 from headwater.chunks import chunks
 from headwater.config import Project, SyncConfig
-from headwater.engines import Engine, quote_ident
+from headwater.engines import DuckDBEngine, Engine, quote_ident
 from headwater.errors import ConfigError, FatalError, HeadwaterError, RowError
 from headwater.identity import materialize_any
 from headwater.runtime.clients import destination_client
 from headwater.runtime.committer import BatchCommitter
 from headwater.state import runs
 from headwater.state.db import open_state
+from headwater.syncs import merges
 from headwater.syncs.diff import (
     ADDED,
     BITS_PER_MASK,
@@ -431,6 +433,9 @@ def run_sync(
         model = materialize_any(project, sync.model)
         engine = model.engine
         assert engine is not None
+        if not dry_run and merges.wanted(project, sync.model) and isinstance(engine, DuckDBEngine):
+            for error in merges.send_merges(project, sync.model, engine).errors:
+                log.warning("sync %s: /users/merge: %s", name, error)
         _record_errors(
             state,
             run_id,
@@ -461,7 +466,8 @@ def run_sync(
         if dry_run:
             _preview(run, diff, preview_rows)
         else:
-            asyncio.run(_send(run, diff))
+            with fewer_collections():  # a dict per row, freed by reference count
+                asyncio.run(_send(run, diff))
             run.committer.flush()
             if run.stopped:
                 report.error = STOPPED
