@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import httpx
 import orjson
+import psutil
 import pytest
 from gateway_harness import wait_for_start, wait_until
 
@@ -50,7 +51,9 @@ def _batches() -> list[bytes]:
     return bodies
 
 
-async def _send(url: str, bodies: list[bytes], kill: subprocess.Popen | None) -> set[int]:
+async def _send(
+    url: str, bodies: list[bytes], kill: subprocess.Popen | None, orphans: list | None = None
+) -> set[int]:
     accepted: set[int] = set()
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(len(bodies)):
@@ -72,6 +75,8 @@ async def _send(url: str, bodies: list[bytes], kill: subprocess.Popen | None) ->
                     and len(accepted) >= KILL_AFTER_ACCEPTED
                     and kill.poll() is None
                 ):
+                    if orphans is not None:  # serve's landing process, left parentless
+                        orphans.extend(psutil.Process(kill.pid).children(recursive=True))
                     kill.send_signal(signal.SIGKILL)
 
     await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
@@ -98,9 +103,12 @@ def test_nothing_acknowledged_is_lost_nothing_landed_twice(tmp_path, capsys):
     log = tmp_path / "serve.log"
     bodies = _batches()
     first = _start(project, port, env, log)
-    accepted = asyncio.run(_send(url, bodies, first))
+    orphans: list = []
+    accepted = asyncio.run(_send(url, bodies, first, orphans))
     first.wait(timeout=10)
     assert first.returncode == -signal.SIGKILL
+    _gone, alive = psutil.wait_procs(orphans, timeout=60)  # they follow serve out
+    assert orphans and not alive
     assert KILL_AFTER_ACCEPTED <= len(accepted) < BATCHES
     second = _start(project, port, env, log)
     try:

@@ -88,8 +88,28 @@ def test_the_old_ids_are_forgotten(engine, tmp_path):
     ledger = CurrentsLedger(engine)
     _commit(engine, [event(event_id="a")])
     seq, _ = ledger.next_landing(1000)
+    ledger.read(seq)
     ledger.finish(seq)
     assert ledger.forget(older_than=ledger.clock() + 1) == 1
     _commit(engine, [event(event_id="a")])  # past the window: lands again
     seq, _ = ledger.next_landing(1000)
     assert ledger.read(seq).owned == {"braze": {"a"}}
+
+
+def test_a_landing_is_named_in_short_steps_up_to_its_limit(engine, tmp_path, monkeypatch):
+    from headwater.state import currents
+
+    monkeypatch.setattr(currents, "BATCHES_PER_STEP", 2)
+    ledger = CurrentsLedger(engine)
+    for n in range(7):
+        _commit(engine, [event(event_id=f"{n}-{i}") for i in range(10)])
+    seq, _ = ledger.next_landing(50)  # the first step: two batches
+    steps = []
+    while added := ledger.grow(seq, 50):
+        steps.append(added)
+    assert steps == [2, 1]  # then up to 50 events: five batches in all
+    landing = ledger.read(seq)
+    assert len(landing.batches) == 5 and len(landing.owned["braze"]) == 50
+    write_landing(tmp_path, landing)
+    ledger.finish(seq)
+    assert pending_events(engine) == 20

@@ -20,8 +20,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from headwater.cli.export_schedule import parse_schedule, run_on_schedule
 from headwater.cli.loading import load_checked
 from headwater.cli.output import JSON_OPTION
+from headwater.errors import ConfigError
 from headwater.exports.segments import ExportReport, run_segments_export, segment_views
 
 PROJECT_OPTION = typer.Option(
@@ -82,6 +84,15 @@ def export_segments(
     segment: list[str] = typer.Option(
         None, "--segment", "-s", help="Only this segment (name or id); repeat for more."
     ),
+    schedule: str = typer.Option(
+        None,
+        "--schedule",
+        help="Run on this schedule in the foreground until Ctrl-C: a cron expression "
+        "('0 5 * * *') or an interval (15m, 6h, 1d). Same rules as schedule: under serve.",
+    ),
+    timezone: str = typer.Option(
+        "UTC", "--timezone", help="The time zone a --schedule cron is read in."
+    ),
     project_dir: Path = PROJECT_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -89,8 +100,29 @@ def export_segments(
     tables: members per segment, the segments table and the membership history."""
     console = Console(stderr=as_json)
     project = load_checked(project_dir)
+    if schedule is not None:
+        try:
+            when = parse_schedule(schedule, timezone)
+        except ConfigError as exc:
+            console.print(f"[red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(2) from None
+
+        def once(stop) -> ExportReport:
+            report = run_segments_export(project, segments=segment or None, stop=stop)
+            _show(report, project, console, as_json)
+            return report
+
+        run_on_schedule(project, when, once, console)
+        return
+    report = _run(project, segment, console, as_json)
+    _show(report, project, console, as_json)
+    if report.status == "failed":
+        raise typer.Exit(1)
+
+
+def _run(project, segment: list[str] | None, console: Console, as_json: bool) -> ExportReport:
     if as_json or not sys.stderr.isatty():
-        report = run_segments_export(project, segments=segment or None)
+        return run_segments_export(project, segments=segment or None)
     else:
         with Progress(
             TextColumn("[bold]{task.description}"),
@@ -101,7 +133,10 @@ def export_segments(
             console=console,
             transient=True,
         ) as bar:
-            report = run_segments_export(project, segments=segment or None, progress=_Bars(bar))
+            return run_segments_export(project, segments=segment or None, progress=_Bars(bar))
+
+
+def _show(report: ExportReport, project, console: Console, as_json: bool) -> None:
     views = segment_views(project.landing_path) if report.run_id else {}
     if as_json:
         payload = report.to_dict() | {"landing": str(project.landing_path), "views": views}
@@ -113,8 +148,6 @@ def export_segments(
                 f"Query them with DuckDB: [bold]{', '.join(views)}[/] "
                 "(headwater export views prints the SQL)"
             )
-    if report.status == "failed":
-        raise typer.Exit(1)
 
 
 @export_app.command("views")

@@ -44,6 +44,10 @@ class SegmentExportConfig(_Strict):
         default=None,
         description="Sent to Braze as callback_endpoint (it POSTs there when the files are ready). Headwater polls the download URL either way.",
     )
+    callback_base_url: str | None = Field(
+        default=None,
+        description="serve's public address (e.g. https://hub.example.com): each export gives Braze <this>/exports/segments/callback/<random token> and serve's route wakes the waiting export at once. Polling stays the fallback.",
+    )
     poll_timeout_minutes: float = Field(
         default=DEFAULT_POLL_TIMEOUT_MINUTES,
         gt=0,
@@ -67,7 +71,7 @@ class SegmentExportConfig(_Strict):
             raise ValueError("name at least one segment, or write all")
         return value
 
-    @field_validator("callback_url")
+    @field_validator("callback_url", "callback_base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):

@@ -10,7 +10,8 @@ and any number of readers query them at once:
     SELECT * FROM read_parquet('.headwater/landing/currents/braze/users.behaviors.Purchase/*.parquet')
 
 Layout: ``<landing>/currents/<receiver>/<event_type>/part-<seq>-<key>.parquet``, one file per
-event type per landing (``Landing.name``, see ``headwater.state.currents``). A
+event type per landing (``<event_type>`` links to its current generation, see
+``currents_compact``, which merges the small files) (``Landing.name``, see ``headwater.state.currents``). A
 landing's files are written, synced to disk, and only then do its batches leave the state
 store; a crash in between writes the same files again under the same names, so an event is
 never landed twice nor lost.
@@ -29,7 +30,9 @@ from pathlib import Path
 import duckdb
 import orjson
 
+from headwater.exports.currents_compact import ensure_type_dir, type_lock
 from headwater.exports.currents_events import USER_FIELDS, properties_of
+from headwater.exports.currents_lander import Lander
 from headwater.state.currents import CurrentsLedger, Landing
 
 log = logging.getLogger("headwater.currents")
@@ -213,15 +216,16 @@ def write_landing(
         groups = db.execute("SELECT DISTINCT receiver, event_type FROM ev").fetchall()
         for receiver, event_type in sorted(groups):
             target = landing_path(root, receiver, event_type, landing.name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_name(f".{target.name}.tmp")
-            relation = db.sql(
-                select_sql(event_type), params={"receiver": receiver, "event_type": event_type}
-            )
-            relation.write_parquet(str(temporary), compression="zstd")
-            _fsync(temporary)
-            os.replace(temporary, target)
-            _fsync(target.parent)
+            ensure_type_dir(target.parent)
+            with type_lock(target.parent):  # not into a generation being replaced
+                temporary = target.with_name(f".{target.name}.tmp")
+                relation = db.sql(
+                    select_sql(event_type), params={"receiver": receiver, "event_type": event_type}
+                )
+                relation.write_parquet(str(temporary), compression="zstd")
+                _fsync(temporary)
+                os.replace(temporary, target)
+                _fsync(target.parent)
             written.append(target)
         db.execute("DROP TABLE ev")
     finally:
@@ -251,9 +255,10 @@ class LandingWorker:
         self._task: asyncio.Task | None = None
         self._stopping = False
         self._forgot_at = 0.0
-        self._db: duckdb.DuckDBPyConnection | None = None
+        self.lander = Lander(hub.engine)
 
     def start(self) -> None:
+        self.lander.start()
         self._wake = self.hub.outbox.subscribe()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -274,8 +279,7 @@ class LandingWorker:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._db is not None and not self._task.cancelled():
-            self._db.close()  # (cancelled: a thread may still be writing; left to the GC)
+        self.lander.close()  # (a landing cut short is written again by the next start)
 
     async def _run(self) -> None:
         take_over_all = True  # at start: landings a crashed process left are written again
@@ -289,12 +293,12 @@ class LandingWorker:
                 if named is None:
                     await self._idle()
                     continue
-                landing = await asyncio.to_thread(self.ledger.read, *named)
-                if self._db is None:
-                    self._db = landing_database()
-                await asyncio.to_thread(write_landing, self.root, landing, self._db)
-                await outbox.write(self.ledger.finish, landing.seq)
-                self.landed += sum(len(v) for v in landing.owned.values())
+                if not named[1]:
+                    while await outbox.write(self.ledger.grow, named[0], self.max_events):
+                        pass
+                await self._claim(*named)
+                self.landed += await self.lander.land(self.root, *named)
+                await outbox.write(self.ledger.finish, named[0])
                 await self._forget_old()
                 rest = self.interval - (time.monotonic() - began)
                 if rest > 0 and not self._stopping and not take_over_all:
@@ -305,6 +309,13 @@ class LandingWorker:
                 reason = (str(exc).splitlines() or [""])[0][:200]  # not the statement's values
                 log.error("landing Currents events failed: %s: %s", type(exc).__name__, reason)
                 await asyncio.sleep(POLL_SECONDS)
+
+    async def _claim(self, seq: int, resumed: bool) -> None:
+        """Claim the landing's ids: their read off the writer thread, each claim step on
+        it, so an intake commit waits for one short step at most."""
+        batches = await asyncio.to_thread(self.ledger.read_batches, seq, payloads=False)
+        for step in self.ledger.claim_steps(seq, batches):
+            await self.hub.outbox.write(step)
 
     async def _idle(self) -> None:
         self._wake.clear()

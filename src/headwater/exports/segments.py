@@ -33,6 +33,7 @@ from headwater.config import Project
 from headwater.config.exports import SegmentExportConfig
 from headwater.errors import ConfigError, FatalError, HeadwaterError, RowError
 from headwater.exports.landing import create_views, table_name, view_sql
+from headwater.exports.segments_callback import Callback
 from headwater.exports.segments_checks import resolve_fields
 from headwater.exports.segments_files import download_when_ready, read_export
 from headwater.exports.segments_land import (
@@ -276,7 +277,22 @@ class _Job:
 
     async def _export(self, client: BrazeClient, result: SegmentResult) -> None:
         exported_at = datetime.fromtimestamp(self.clock(), UTC)
-        body = build_request(result.segment_id, self.fields, self.config.callback_url)
+        callback = (
+            Callback(self.state, self.config.callback_base_url)
+            if self.config.callback_base_url
+            else None
+        )
+        try:
+            await self._export_with(client, result, exported_at, callback)
+        finally:
+            if callback is not None:
+                callback.close()
+
+    async def _export_with(
+        self, client: BrazeClient, result: SegmentResult, exported_at, callback
+    ) -> None:
+        endpoint = callback.url if callback is not None else self.config.callback_url
+        body = build_request(result.segment_id, self.fields, endpoint)
         answer = await client.request("users.export.segment", body)
         self.report.requests += 1
         self.progress(result.name, "export", 0, None)
@@ -298,6 +314,7 @@ class _Job:
                 timeout_seconds=self.config.poll_timeout_minutes * 60,
                 on_bytes=lambda done, total: self.progress(result.name, "download", done, total),
                 should_stop=self.stopped,
+                woken=callback.woken if callback is not None else lambda: False,
             )
             async with self._land_lock:
                 await asyncio.to_thread(self._land, path, result, exported_at)

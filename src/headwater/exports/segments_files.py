@@ -63,9 +63,11 @@ async def download_when_ready(
     timeout_seconds: float,
     on_bytes: OnBytes | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    woken: Callable[[], bool] = lambda: False,
     request_timeout: float = 60.0,
 ) -> int:
-    """Poll ``url`` until it serves the file, save it to ``dest``; returns its size."""
+    """Poll ``url`` until it serves the file, save it to ``dest``; returns its size.
+    ``woken`` (Braze's callback came) ends a wait between polls early."""
     deadline = time.monotonic() + timeout_seconds
     wait = FIRST_POLL_SECONDS
     last = "no answer yet"
@@ -87,8 +89,10 @@ async def download_when_ready(
                     f"the export's files were not ready after {timeout_seconds:.0f}s "
                     f"({last}; link {_redact(url)})"
                 )
-            await _sleep_unless(should_stop, wait)
-            wait = min(wait * 1.5, MAX_POLL_SECONDS)
+            if await _sleep_unless(should_stop, wait, woken):
+                wait = FIRST_POLL_SECONDS  # ready now: if not quite, look again soon
+            else:
+                wait = min(wait * 1.5, MAX_POLL_SECONDS)
 
 
 class _Retry(Exception):
@@ -98,11 +102,17 @@ class _Retry(Exception):
 STOP_CHECK_SECONDS = 0.25
 
 
-async def _sleep_unless(should_stop: Callable[[], bool], seconds: float) -> None:
-    """Sleep between polls, but notice a stopping server within a quarter second."""
+async def _sleep_unless(
+    should_stop: Callable[[], bool], seconds: float, woken: Callable[[], bool] = lambda: False
+) -> bool:
+    """Sleep between polls, but notice a stopping server or Braze's callback within a
+    quarter second; True when the callback ended the sleep."""
     end = time.monotonic() + seconds
     while not should_stop() and (left := end - time.monotonic()) > 0:
+        if woken():
+            return True
         await asyncio.sleep(min(left, STOP_CHECK_SECONDS))
+    return False
 
 
 async def _fetch(http: httpx.AsyncClient, url: str, dest: Path, on_bytes: OnBytes | None):

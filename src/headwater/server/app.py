@@ -21,6 +21,7 @@ from headwater.braze.frontdoor import json_response
 from headwater.console.queries import ensure_indexes
 from headwater.console.routes import ROUTES as CONSOLE_ROUTES
 from headwater.exports.currents_routes import ROUTES as CURRENTS_ROUTES
+from headwater.exports.segments_callback import ROUTES as EXPORT_CALLBACK_ROUTES
 from headwater.fastpath import FastPath
 from headwater.gateway.routes import FAST_ROUTES as GATEWAY_FAST_ROUTES
 from headwater.gateway.routes import ROUTES as GATEWAY_ROUTES
@@ -110,6 +111,7 @@ def create_app(
             *METRICS_ROUTES,
             *SCHEDULE_ROUTES,
             *CURRENTS_ROUTES,
+            *EXPORT_CALLBACK_ROUTES,
         ]
     )
     app.router.routes.extend(READINESS_ROUTES)
