@@ -22,10 +22,12 @@ from headwater.state import runs
 from headwater.state.dead_letters import DeadLetter, dead_letters, list_dead_letters
 from headwater.state.keys import list_keys
 from headwater.state.outbox import outbox
+from headwater.state.pauses import held_rows, list_pauses
 
 Handler = Callable[[Request, Viewer], Awaitable[Response]]
 DEAD_LETTERS_PAGE = 50
 INSPECTOR_SHOWN = 20
+HELD_SHOWN = 10_000  # a paused stream's held rows are counted up to this many
 
 
 def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -90,11 +92,13 @@ def _overview(hub) -> dict:
             ).all()
         )
     counters = hub.counters.read()
+    paused = list_pauses(engine)
     streams = [
         {
             "name": name,
             "counters": counters.get(name, {}),
             "dead_letters": letters.get(name, 0),
+            "paused": paused.get(name),
         }
         for name in [GATEWAY_STREAM, *hub.settings.streams]
     ]
@@ -209,7 +213,7 @@ async def run_errors_csv(request: Request, viewer: Viewer) -> Response:
     )
 
 
-def _stream(request: Request) -> str:
+def stream_name(request: Request) -> str:
     name = request.path_params["name"]
     if name != GATEWAY_STREAM and name not in hub_of(request).settings.streams:
         raise Refused(404, f"no stream named {name!r}")
@@ -218,18 +222,35 @@ def _stream(request: Request) -> str:
 
 @guarded
 async def stream_page(request: Request, viewer: Viewer) -> Response:
-    name = _stream(request)
+    name = stream_name(request)
     hub = hub_of(request)
-    events = await asyncio.to_thread(hub.inspector.recent, name, INSPECTOR_SHOWN)
+
+    def read():
+        pause = list_pauses(hub.engine).get(name)
+        held = held_rows(hub.engine, name, HELD_SHOWN + 1) if pause else 0
+        return hub.inspector.recent(name, INSPECTOR_SHOWN), pause, held
+
+    events, pause, held = await asyncio.to_thread(read)
     counters = hub.counters.read().get(name, {})
     config = hub.settings.streams.get(name)
-    return page("stream.html", viewer, name=name, events=events, counters=counters, config=config)
+    return page(
+        "stream.html",
+        viewer,
+        name=name,
+        events=events,
+        counters=counters,
+        config=config,
+        pause=pause,
+        held=held,
+        held_shown=HELD_SHOWN,
+        request_note=_note(request),
+    )
 
 
 @guarded
 async def stream_events(request: Request, viewer: Viewer) -> Response:
     """The inspector's fragment htmx swaps in every few seconds: this stream's only."""
-    name = _stream(request)
+    name = stream_name(request)
     hub = hub_of(request)
     events = await asyncio.to_thread(hub.inspector.recent, name, INSPECTOR_SHOWN)
     return page("stream_events.html", viewer, name=name, events=events)

@@ -152,6 +152,7 @@ def open_state(url: str, *, background_checkpoints: bool = False) -> Engine:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_state_engine(url, background_checkpoints=background_checkpoints)
         metadata.create_all(engine, tables=_tables_for(engine))
+        _add_missing(engine)
         _check_columns(engine)
     except HeadwaterError:
         raise
@@ -163,6 +164,25 @@ def open_state(url: str, *, background_checkpoints: bool = False) -> Engine:
 def _tables_for(engine: Engine) -> list:
     dialect = engine.dialect.name
     return [t for t in metadata.sorted_tables if dialect in t.info.get("dialects", {dialect})]
+
+
+def _add_missing(engine: Engine) -> None:
+    """Bring a store made by an earlier version up to date where that is safe: its tables
+    get the nullable columns (NULL in old rows) and the indexes added since."""
+    found = inspect(engine)
+    for table in _tables_for(engine):
+        have = {c["name"] for c in found.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have and column.nullable and column.server_default is None:
+                kind = column.type.compile(dialect=engine.dialect)
+                with engine.begin() as conn:
+                    conn.exec_driver_sql(
+                        f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'
+                    )
+        indexes = {i["name"] for i in found.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in indexes:
+                index.create(engine, checkfirst=True)
 
 
 def _check_columns(engine: Engine) -> None:
