@@ -18,6 +18,7 @@ from headwater.console.auth import Refused, Viewer, login_csrf, set_login_csrf, 
 from headwater.console.jobs import project_jobs
 from headwater.console.render import SECURITY_HEADERS, page, refused
 from headwater.runtime.hub import GATEWAY_STREAM, hub_of
+from headwater.runtime.inspector import REDACTED
 from headwater.state import runs
 from headwater.state.dead_letters import DeadLetter, dead_letters, list_dead_letters
 from headwater.state.keys import list_keys
@@ -176,29 +177,57 @@ def _run_id(request: Request) -> int:
 async def run_page(request: Request, viewer: Viewer) -> Response:
     run_id = _run_id(request)
     engine = hub_of(request).engine
-    search = request.query_params.get("q", "")[:200]
+    search, within = _search(request)
     after = _int(request, "after", 0) if request.query_params.get("after") else 0
 
     def read():
-        return runs.get_run(engine, run_id), queries.errors_page(engine, run_id, search, after)
+        errors = queries.errors_page(engine, run_id, search, after, within)
+        return runs.get_run(engine, run_id), errors
 
     run, errors = await asyncio.to_thread(read)
     if run is None:
         raise Refused(404, f"no run {run_id}")
-    return page("run.html", viewer, run=run, errors=errors, search=search, after=after)
+    secret = hub_of(request).inspector.redactor.is_secret
+    shown = [{"error": e, "value": _value_shown(e, secret)} for e in errors.items]
+    return page(
+        "run.html", viewer, run=run, errors=errors, shown=shown, search=search, within=within,
+        after=after,
+    )  # fmt: skip
+
+
+VALUE_SHOWN = 120  # characters of an offending value in the table (the CSV has them all)
+
+
+def _value_shown(error: runs.RowErrorRecord, secret) -> str | None:
+    """The offending value as the run page shows it: never a secret field's, cut short."""
+    value = error.value
+    if value is None:
+        return None
+    if secret(error.field):
+        return REDACTED
+    return value if len(value) <= VALUE_SHOWN else value[: VALUE_SHOWN - 1] + "…"
+
+
+def _search(request: Request) -> tuple[str, str]:
+    """The run page's search: a prefix, of the row key or of the offending value."""
+    within = request.query_params.get("in", "row_key")
+    return request.query_params.get("q", "")[:200], (
+        within if within in queries.SEARCHABLE else "row_key"
+    )
 
 
 @guarded
 async def run_errors_csv(request: Request, viewer: Viewer) -> Response:
     run_id = _run_id(request)
     engine = hub_of(request).engine
-    search = request.query_params.get("q", "")[:200]
+    search, within = _search(request)
     run = await asyncio.to_thread(runs.get_run, engine, run_id)
     if run is None:
         raise Refused(404, f"no run {run_id}")
+    secret = hub_of(request).inspector.redactor.is_secret
 
     async def body():
-        chunks = queries.errors_csv(engine, run_id, search)
+        chunks = queries.errors_csv(engine, run_id, search, within, secret)
         while True:
             chunk = await asyncio.to_thread(next, chunks, None)
             if chunk is None:

@@ -47,6 +47,7 @@ class RowRejection:
     field: str
     reason: str
     row_number: int
+    value: str | None = None  # the offending value as text (None: missing, or unknown)
 
     def __str__(self) -> str:
         where = self.row_key
@@ -426,7 +427,9 @@ def materialize_model(
         _run_model_sql(engine, model_name, f"CREATE TEMP TABLE {checked} AS {select}")
         _keep_valid_rows(engine, model, table, checked, ok)
         valid, bad = _count_valid(engine, checked, ok)
-        details = _rejection_details(engine, model, problems, checked, max_details, bad)
+        details = _rejection_details(
+            engine, model, problems, checked, max_details, bad, dialect.text_type
+        )
     else:
         # PostgreSQL: the checked rows are written once, into what becomes the model
         # table: invalid rows and the check columns are dropped in place (a dropped column
@@ -437,7 +440,9 @@ def materialize_model(
         _execute(engine, f"CREATE UNLOGGED TABLE {draft} AS {select}")
         _mark_duplicates(engine, draft, quote_ident(model.primary_key))  # type: ignore[arg-type]
         valid, bad = _count_valid(engine, draft, ok)
-        details = _rejection_details(engine, model, problems, draft, max_details, bad)
+        details = _rejection_details(
+            engine, model, problems, draft, max_details, bad, dialect.text_type
+        )
         with engine.transaction():
             if bad:
                 _execute(engine, f"DELETE FROM {draft} WHERE NOT ({ok})")  # ok is never NULL
@@ -498,32 +503,48 @@ def _rejection_details(
     checked: str,
     limit: int,
     rejected: int,
+    text_type: str = "TEXT",
 ) -> list[RowRejection]:
     if limit <= 0 or not rejected:
         return []
+    names = list(model.columns)
+
+    def value(index: int) -> str:
+        return f"substr(CAST({quote_ident(names[index])} AS {text_type}), 1, {VALUE_CHARS})"
+
     parts = [
-        f"SELECT {ROW_COLUMN}, __hw_key, {i} AS field_index, {p} AS reason FROM {checked} "
-        f"WHERE {p} IS NOT NULL"
+        f"SELECT {ROW_COLUMN}, __hw_key, {i} AS field_index, {p} AS reason, "
+        f"{value(i)} AS value FROM {checked} WHERE {p} IS NOT NULL"
         for i, p in problems.items()
     ]
-    pk_index = list(model.columns).index(model.primary_key)
+    pk_index = names.index(model.primary_key)
     parts.append(
         f"SELECT {ROW_COLUMN}, __hw_key, {pk_index} AS field_index, "
-        f"'duplicate primary key: ' || CAST(__hw_dups AS TEXT) || ' rows have it' AS reason "
-        f"FROM {checked} WHERE __hw_dups > 1 AND __hw_key IS NOT NULL"
+        f"'duplicate primary key: ' || CAST(__hw_dups AS TEXT) || ' rows have it' AS reason, "
+        f"{value(pk_index)} AS value FROM {checked} WHERE __hw_dups > 1 AND __hw_key IS NOT NULL"
     )
     rows = _fetch(
         engine,
         f"SELECT * FROM ({' UNION ALL '.join(parts)}) AS r "
         f"ORDER BY {ROW_COLUMN}, field_index LIMIT {int(limit)}",
     )
-    names = list(model.columns)
     return [
         RowRejection(
             row_key=str(key) if key not in (None, "") else f"row {row}",
             field=names[index],
             reason=reason,
             row_number=int(row),
+            value=shown if shown is not None else _quoted_value(reason),
         )
-        for row, key, index, reason in rows
+        for row, key, index, reason, shown in rows
     ]
+
+
+VALUE_CHARS = 500  # an offending value is kept this long at most
+_GOT = re.compile(r"(?:got|pattern:) '(.*)'\Z", re.DOTALL)
+
+
+def _quoted_value(reason: str) -> str | None:
+    """A value that did not convert is NULL once typed: its reason quotes it."""
+    found = _GOT.search(reason)
+    return found.group(1) if found else None

@@ -168,21 +168,40 @@ def _tables_for(engine: Engine) -> list:
 
 def _add_missing(engine: Engine) -> None:
     """Bring a store made by an earlier version up to date where that is safe: its tables
-    get the nullable columns (NULL in old rows) and the indexes added since."""
+    get the nullable columns (NULL in old rows), the counts (0 in old rows) and the
+    indexes added since. A table missing any other column is left for ``_check_columns``."""
     found = inspect(engine)
     for table in _tables_for(engine):
         have = {c["name"] for c in found.get_columns(table.name)}
-        for column in table.columns:
-            if column.name not in have and column.nullable and column.server_default is None:
-                kind = column.type.compile(dialect=engine.dialect)
-                with engine.begin() as conn:
-                    conn.exec_driver_sql(
-                        f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'
-                    )
+        added = []
+        for column in (c for c in table.columns if c.name not in have):
+            ddl = _added_column(engine, column)
+            if ddl is None:
+                added = None
+                break
+            added.append(ddl)
+        if added is None:
+            continue
+        for ddl in added:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN {ddl}')
         indexes = {i["name"] for i in found.get_indexes(table.name)}
         for index in table.indexes:
             if index.name not in indexes:
                 index.create(engine, checkfirst=True)
+
+
+def _added_column(engine: Engine, column) -> str | None:
+    """The DDL adding ``column`` to a table with rows, or None when old rows have no value."""
+    if column.server_default is not None:
+        return None
+    kind = column.type.compile(dialect=engine.dialect)
+    default = column.default.arg if column.default is not None else None
+    if column.nullable:
+        return f'"{column.name}" {kind}'
+    if isinstance(default, int) and not isinstance(default, bool):
+        return f'"{column.name}" {kind} NOT NULL DEFAULT {default}'  # a count: 0 before
+    return None
 
 
 def _check_columns(engine: Engine) -> None:
