@@ -28,6 +28,7 @@ from pathlib import Path
 
 import duckdb
 import orjson
+import pyarrow.parquet as pq
 
 from headwater.exports.currents_events import USER_FIELDS, properties_of
 from headwater.state.currents import CurrentsLedger, Landing
@@ -231,6 +232,17 @@ def write_landing(
     return written
 
 
+def landed_counts(root: Path, written: list[Path]) -> dict[tuple[str, str], int]:
+    """Events per (receiver, event type) in the files a landing wrote (each file's row
+    count, read from its footer), for the receiver's counters."""
+    counts: dict[tuple[str, str], int] = {}
+    for path in written:
+        receiver, event_type = path.relative_to(root / "currents").parts[:2]
+        key = (receiver, event_type)
+        counts[key] = counts.get(key, 0) + pq.read_metadata(path).num_rows
+    return counts
+
+
 class LandingWorker:
     """One per ``serve`` process: lands whatever is committed, within about a second."""
 
@@ -292,8 +304,9 @@ class LandingWorker:
                 landing = await asyncio.to_thread(self.ledger.read, *named)
                 if self._db is None:
                     self._db = landing_database()
-                await asyncio.to_thread(write_landing, self.root, landing, self._db)
-                await outbox.write(self.ledger.finish, landing.seq)
+                written = await asyncio.to_thread(write_landing, self.root, landing, self._db)
+                counts = await asyncio.to_thread(landed_counts, self.root, written)
+                await outbox.write(self.ledger.finish, landing.seq, counts)
                 self.landed += sum(len(v) for v in landing.owned.values())
                 await self._forget_old()
                 rest = self.interval - (time.monotonic() - began)
