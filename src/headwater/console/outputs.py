@@ -55,7 +55,12 @@ def _audiences(hub) -> list[dict]:
 def _splits(audience, measured) -> list[dict]:
     """Each split (the holdout last) with its share and members as last measured."""
     members = measured.members if measured is not None else {}
-    shares = audience.groups() if audience is not None else dict.fromkeys(members)
+    # groups() counts in hundredths of a percent (the slots' 0.01 % steps)
+    shares = (
+        {s: share / 100 for s, share in audience.groups().items()}
+        if audience is not None
+        else dict.fromkeys(members)
+    )
     rows = [{"split": s, "share": share, "members": members.get(s)} for s, share in shares.items()]
     known = {r["split"] for r in rows}
     rows += [

@@ -8,7 +8,7 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
@@ -23,12 +23,15 @@ from headwater.state import runs
 from headwater.state.dead_letters import DeadLetter, dead_letters, list_dead_letters
 from headwater.state.keys import list_keys
 from headwater.state.outbox import outbox
-from headwater.state.pauses import held_rows, list_pauses
+from headwater.state.pauses import HELD, held_rows, list_pauses
 
 Handler = Callable[[Request, Viewer], Awaitable[Response]]
 DEAD_LETTERS_PAGE = 50
 INSPECTOR_SHOWN = 20
 HELD_SHOWN = 10_000  # a paused stream's held rows are counted up to this many
+_QUEUED = select(func.coalesce(func.sum(outbox.c.objects), 0)).where(
+    outbox.c.destination == bindparam("destination"), outbox.c.available_at < HELD
+)
 
 
 def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -87,19 +90,22 @@ def _overview(hub) -> dict:
                 .group_by(dead_letters.c.stream)
             ).all()
         )
-        by_destination = dict(
-            conn.execute(
-                select(outbox.c.destination, func.count()).group_by(outbox.c.destination)
-            ).all()
-        )
+        # What waits for each destination, held rows left out: a range of
+        # ix_outbox_claim, so a paused stream's backlog costs this page nothing.
+        by_destination = {
+            name: int(conn.execute(_QUEUED, {"destination": name}).scalar_one())
+            for name in hub.settings.destinations
+        }
     counters = hub.counters.read()
     paused = list_pauses(engine)
+    held = {name: held_rows(engine, name, HELD_SHOWN + 1) for name in paused}
     streams = [
         {
             "name": name,
             "counters": counters.get(name, {}),
             "dead_letters": letters.get(name, 0),
             "paused": paused.get(name),
+            "held": held.get(name, 0),
         }
         for name in [GATEWAY_STREAM, *hub.settings.streams]
     ]
@@ -114,8 +120,10 @@ def _overview(hub) -> dict:
         "schedules": schedules,
         "streams": streams,
         "destinations": destinations,
+        "held_shown": HELD_SHOWN,
         "health": {
-            "outbox": hub.outbox.depth(),
+            "outbox": sum(by_destination.values()),
+            "held": sum(held.values()),
             "dead_letters": sum(letters.values()),
             "running": queries.status_counts(engine)["running"],
             "failing": failing,
