@@ -76,3 +76,21 @@ def test_pausing_the_gateway_holds_each_partner_keys_rows_only(state_url):
     resume_stream(engine, "gateway")
     assert _claimed(box) == [0, 1, 3]
     box.close()
+
+
+def test_a_paused_streams_dead_letters_replayed_meanwhile_are_held(state_url):
+    from headwater.state.dead_letters import dead_letters, replay_dead_letters
+
+    engine = open_state(state_url)
+    box = Outbox(engine)
+    with engine.begin() as conn:
+        conn.execute(dead_letters.insert().values(
+            stream="shop", destination="braze", kind="events", payload=b'{"n":7}', options=0,
+            reason="400", attempts=1, parked_at=0.0,
+        ))  # fmt: skip
+    pause_stream(engine, "shop")
+    assert replay_dead_letters(engine) == 1
+    assert _claimed(box) == [] and held_rows(engine, "shop") == 1
+    resume_stream(engine, "shop")
+    assert _claimed(box) == [7]
+    box.close()
