@@ -199,11 +199,13 @@ async def _pause_stream(request: Request, viewer: Viewer, paused: bool) -> Respo
 
     name = stream_name(request)
     hub = hub_of(request)
+    # On the outbox's writer thread, in turn with intake's commits and delivery's claims
+    # (on SQLite a writer racing them would sleep in the busy handler).
     if paused:
-        await asyncio.to_thread(pause_stream, hub.engine, name, viewer.user.name)
+        await hub.outbox.write(pause_stream, hub.engine, name, viewer.user.name)
         note = f"{name} paused: its events are accepted and held."
     else:
-        rows = await asyncio.to_thread(resume_stream, hub.engine, name)
+        rows = await hub.outbox.write(resume_stream, hub.engine, name)
         note = f"{name} resumed: {rows} held outbox row(s) released."
     hub.outbox.forget_pauses()
     log.info("%s %s stream %s", viewer.user.name, "paused" if paused else "resumed", name)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, Engine, String, Table, delete, select, text
+from sqlalchemy import Column, DateTime, Engine, String, Table, bindparam, delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from headwater.state.db import metadata
@@ -42,14 +42,28 @@ NOT_PAUSED = (
     " OR substr(outbox.stream, 1, length(p.stream) + 1) = p.stream || ':')"
 )
 
-# One stream's rows, or its family's, through ``ix_outbox_stream`` (a range per part).
-_OF_STREAM = "(stream = :s OR (stream > :lo AND stream < :hi))"
-_HOLD = text(f"UPDATE outbox SET available_at = available_at + {HELD!r} WHERE {_OF_STREAM} "
-             f"AND available_at < {HELD!r}")  # fmt: skip
-_RELEASE = text(f"UPDATE outbox SET available_at = available_at - {HELD!r} WHERE {_OF_STREAM} "
-                f"AND available_at >= {HELD!r}")  # fmt: skip
+# The outbox's distinct streams, by hopping along ``ix_outbox_stream`` (a loose index
+# scan: one lookup per stream, however many rows each has). A stream's family is then
+# picked in Python and its rows reached by equality, which no collation can bend (a range
+# "gateway:" < s < "gateway;" is not one under PostgreSQL's linguistic collations).
+_STREAMS = text(
+    "WITH RECURSIVE s(stream) AS ("
+    " SELECT min(stream) FROM outbox"
+    " UNION ALL"
+    " SELECT (SELECT min(stream) FROM outbox WHERE outbox.stream > s.stream)"
+    " FROM s WHERE s.stream IS NOT NULL"
+    ") SELECT stream FROM s"
+)
+_HOLD = text(
+    f"UPDATE outbox SET available_at = available_at + {HELD!r} "
+    f"WHERE stream IN :streams AND available_at < {HELD!r}"
+).bindparams(bindparam("streams", expanding=True))
+_RELEASE = text(
+    f"UPDATE outbox SET available_at = available_at - {HELD!r} "
+    f"WHERE stream IN :streams AND available_at >= {HELD!r}"
+).bindparams(bindparam("streams", expanding=True))
 _COUNT_HELD = text(
-    f"SELECT count(*) FROM (SELECT 1 FROM outbox WHERE {_OF_STREAM} "
+    "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE stream = :stream "
     f"AND available_at >= {HELD!r} LIMIT :cap) AS held"
 )
 
@@ -66,19 +80,21 @@ def is_paused(stream: str, paused: frozenset[str] | set[str]) -> bool:
     return stream in paused or stream.split(FAMILY, 1)[0] in paused
 
 
-def _range(stream: str) -> dict:
-    # Every "stream:..." sorts after "stream:" and before "stream;" (";" follows ":").
-    return {"s": stream, "lo": stream + FAMILY, "hi": stream + chr(ord(FAMILY) + 1)}
+def _members(conn, stream: str) -> list[str]:
+    """The outbox streams ``stream`` names: itself and, for ``gateway``, each key's."""
+    return [s for s in conn.execute(_STREAMS).scalars() if s and is_paused(s, {stream})]
 
 
 def hold(conn, stream: str) -> int:
     """Move the stream's ready rows out of the claim's range; return how many moved."""
-    return conn.execute(_HOLD, _range(stream)).rowcount
+    members = _members(conn, stream)
+    return conn.execute(_HOLD, {"streams": members}).rowcount if members else 0
 
 
 def release(conn, stream: str) -> int:
     """Bring the stream's held rows back, with the times they had (order is by id)."""
-    return conn.execute(_RELEASE, _range(stream)).rowcount
+    members = _members(conn, stream)
+    return conn.execute(_RELEASE, {"streams": members}).rowcount if members else 0
 
 
 def read_paused(conn) -> frozenset[str]:
@@ -93,8 +109,13 @@ def list_pauses(engine: Engine) -> dict[str, Pause]:
 
 def held_rows(engine: Engine, stream: str, cap: int = 10_000) -> int:
     """Held outbox rows of the stream, counted up to ``cap`` (a page never counts more)."""
+    total = 0
     with engine.connect() as conn:
-        return int(conn.execute(_COUNT_HELD, {**_range(stream), "cap": cap}).scalar_one())
+        for member in _members(conn, stream):
+            total += int(conn.execute(_COUNT_HELD, {"stream": member, "cap": cap}).scalar_one())
+            if total >= cap:
+                return cap
+    return total
 
 
 def pause_stream(engine: Engine, stream: str, by: str | None = None) -> int:
