@@ -79,3 +79,28 @@ def test_a_store_missing_only_new_counts_and_indexes_is_brought_up_to_date(tmp_p
     assert get_run(engine, run_id).counts["data_points_saved"] == 0
     assert "ix_outbox_stream" in {i["name"] for i in inspect(engine).get_indexes("outbox")}
     assert "value" in {c["name"] for c in inspect(engine).get_columns("run_row_errors")}
+
+
+def test_processes_starting_together_on_a_fresh_postgresql_store_all_open_it(pg_url):
+    """Several serve/sync processes started at once on a new database: each finds the
+    tables missing, and without a lock the second CREATE failed on PostgreSQL's pg_type."""
+    import threading
+
+    from headwater.state import audiences, currents, runs, triggers  # noqa: F401  (more tables)
+
+    start = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    def opener() -> None:
+        start.wait()
+        try:
+            open_state(pg_url).dispose()
+        except BaseException as exc:  # collected for the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=opener) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []

@@ -71,6 +71,7 @@ def edited() -> list[list[str]]:
 SYNCS = {
     "external_id": "identifier: {external_id: id}",
     "alias_update": "identifier: {user_alias: {name: id, label: crm}}\n    mode: update",
+    "external_id_update": "identifier: {external_id: id}\n    mode: update",
     "email": "identifier: {email: email}",
     "dob": "identifier: {external_id: id}",  # a time mapped to dob: refused row by row
 }

@@ -311,8 +311,10 @@ def _select_checked(
     """The SELECT typing and checking every row, and its problem columns by the index of
     the declared column they check (columns that cannot be rejected have none).
 
-    ``count_duplicates=False`` leaves ``__hw_dups`` at 1 for the caller to fill in (a sort
-    of every row costs more than finding that there are no duplicates another way)."""
+    ``count_duplicates=False`` leaves out ``__hw_dups`` and ``__hw_key`` (every byte of a
+    million rows is written): the caller adds the count (``_mark_duplicates``: a sort of
+    every row costs more than finding that there are no duplicates another way) and reads
+    the key from the primary key column."""
     by_lower = {name.lower(): name for name in staged}
     typed_inner, typed_cols, problem_cols = [], [], []
     problems: dict[int, str] = {}
@@ -339,21 +341,28 @@ def _select_checked(
             problem_cols.append(f"{sql.problem} AS __hw_p{i}")
         if column == model.primary_key:
             pk_ref = ref
-    dups = f"COUNT(*) OVER (PARTITION BY {pk_ref})" if count_duplicates else "CAST(1 AS BIGINT)"
+    key_cols = (
+        [
+            f"CAST({pk_ref} AS {dialect.text_type}) AS __hw_key",
+            f"COUNT(*) OVER (PARTITION BY {pk_ref}) AS __hw_dups",
+        ]
+        if count_duplicates
+        else []
+    )
     # OFFSET 0 keeps PostgreSQL from inlining the inner SELECT (and so converting twice).
     inner = f"SELECT s.*, {', '.join(typed_inner)} FROM {stage} AS s OFFSET 0"
     select = (
-        f"SELECT {ROW_COLUMN}, {', '.join([*typed_cols, *problem_cols])}, "
-        f"CAST({pk_ref} AS {dialect.text_type}) AS __hw_key, "
-        f"{dups} AS __hw_dups FROM ({inner}) AS x"
+        f"SELECT {ROW_COLUMN}, {', '.join([*typed_cols, *problem_cols, *key_cols])} "
+        f"FROM ({inner}) AS x"
     )
     return select, problems
 
 
 def _mark_duplicates(engine: SqlAlchemyEngine, table: str, key: str) -> None:
-    """Fill ``__hw_dups`` where a key is shared: a unique index proves in one pass that none
-    is (and stays, for the diff's lookups by key); only when it cannot be built are the
-    shared keys counted."""
+    """Add ``__hw_dups`` (1 for every row, without rewriting the table) and count where a
+    key is shared: a unique index proves in one pass that none is (and stays, for the
+    diff's lookups by key); only when it cannot be built are the shared keys counted."""
+    _execute(engine, f"ALTER TABLE {table} ADD COLUMN __hw_dups BIGINT NOT NULL DEFAULT 1")
     try:
         _execute(engine, f"CREATE UNIQUE INDEX ON {table} ({key})")
         return
@@ -428,7 +437,7 @@ def materialize_model(
         _keep_valid_rows(engine, model, table, checked, ok)
         valid, bad = _count_valid(engine, checked, ok)
         details = _rejection_details(
-            engine, model, problems, checked, max_details, bad, dialect.text_type
+            engine, model, problems, checked, max_details, bad, text_type=dialect.text_type
         )
     else:
         # PostgreSQL: the checked rows are written once, into what becomes the model
@@ -440,13 +449,14 @@ def materialize_model(
         _execute(engine, f"CREATE UNLOGGED TABLE {draft} AS {select}")
         _mark_duplicates(engine, draft, quote_ident(model.primary_key))  # type: ignore[arg-type]
         valid, bad = _count_valid(engine, draft, ok)
+        key = f"CAST({quote_ident(model.primary_key)} AS TEXT)"  # type: ignore[arg-type]
         details = _rejection_details(
-            engine, model, problems, draft, max_details, bad, dialect.text_type
+            engine, model, problems, draft, max_details, bad, key, text_type=dialect.text_type
         )
         with engine.transaction():
             if bad:
                 _execute(engine, f"DELETE FROM {draft} WHERE NOT ({ok})")  # ok is never NULL
-            extra = [ROW_COLUMN, *problems.values(), "__hw_key", "__hw_dups"]
+            extra = [ROW_COLUMN, *problems.values(), "__hw_dups"]
             _execute(
                 engine,
                 f"ALTER TABLE {draft} " + ", ".join(f"DROP COLUMN {c}" for c in extra),
@@ -503,6 +513,7 @@ def _rejection_details(
     checked: str,
     limit: int,
     rejected: int,
+    key_sql: str = "__hw_key",
     text_type: str = "TEXT",
 ) -> list[RowRejection]:
     if limit <= 0 or not rejected:
@@ -513,15 +524,15 @@ def _rejection_details(
         return f"substr(CAST({quote_ident(names[index])} AS {text_type}), 1, {VALUE_CHARS})"
 
     parts = [
-        f"SELECT {ROW_COLUMN}, __hw_key, {i} AS field_index, {p} AS reason, "
+        f"SELECT {ROW_COLUMN}, {key_sql}, {i} AS field_index, {p} AS reason, "
         f"{value(i)} AS value FROM {checked} WHERE {p} IS NOT NULL"
         for i, p in problems.items()
     ]
     pk_index = names.index(model.primary_key)
     parts.append(
-        f"SELECT {ROW_COLUMN}, __hw_key, {pk_index} AS field_index, "
+        f"SELECT {ROW_COLUMN}, {key_sql}, {pk_index} AS field_index, "
         f"'duplicate primary key: ' || CAST(__hw_dups AS TEXT) || ' rows have it' AS reason, "
-        f"{value(pk_index)} AS value FROM {checked} WHERE __hw_dups > 1 AND __hw_key IS NOT NULL"
+        f"{value(pk_index)} AS value FROM {checked} WHERE __hw_dups > 1 AND {key_sql} IS NOT NULL"
     )
     rows = _fetch(
         engine,

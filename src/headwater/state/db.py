@@ -7,9 +7,10 @@ of store uses says so in ``info={"dialects": {...}}``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from sqlalchemy import Engine, MetaData, create_engine, event, inspect
 from sqlalchemy.exc import SQLAlchemyError
@@ -151,14 +152,38 @@ def open_state(url: str, *, background_checkpoints: bool = False) -> Engine:
 
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_state_engine(url, background_checkpoints=background_checkpoints)
-        metadata.create_all(engine, tables=_tables_for(engine))
-        _add_missing(engine)
+        with _schema_lock(engine):
+            metadata.create_all(engine, tables=_tables_for(engine))
+            _add_missing(engine)
         _check_columns(engine)
     except HeadwaterError:
         raise
     except (OSError, SQLAlchemyError, ImportError) as exc:
         raise unreachable("state", url, exc) from None
     return engine
+
+
+# Any fixed number: every Headwater process creating tables in one PostgreSQL database
+# takes this advisory lock first.
+_SCHEMA_LOCK = 0x68776174
+
+
+@contextlib.contextmanager
+def _schema_lock(engine: Engine) -> Iterator[None]:
+    """On PostgreSQL, one process at a time creates the tables: two processes starting
+    together on a fresh database would both find a table missing, and the second CREATE
+    fails on the type PostgreSQL makes for each table (duplicate key in pg_type). The lock
+    is the session's, held across create_all's own transactions."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_advisory_lock({_SCHEMA_LOCK})")
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_SCHEMA_LOCK})")
+            conn.commit()
 
 
 def _tables_for(engine: Engine) -> list:

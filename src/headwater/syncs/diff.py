@@ -6,7 +6,9 @@ this run's diff table ``hw_diff_<sync>``, and the sync engine streams it out in 
 batches. Two passes keep it fast on tens of millions of rows:
 
 1. join model and snapshot on key *and row hash* only, to find candidate keys
-   (new, gone, or hash differs) -- about the cost of a bare hash comparison;
+   (new, gone, or hash differs) -- about the cost of a bare hash comparison (PostgreSQL,
+   where a row hash costs more than the comparison, joins on the key and compares the
+   columns at once);
 2. compare the candidates column by column (``IS DISTINCT FROM``, so NULLs and arrays
    compare right) and record which columns changed.
 
@@ -40,6 +42,7 @@ from headwater.syncs.snapshot import (
     KIND,
     diff_table,
     ensure_snapshot,
+    hashes_rows,
     render_sql,
     row_hash,
     run,
@@ -111,6 +114,7 @@ def diff_sql(
     full: bool,
     hash_sql: str,
     first_run: bool,
+    by_hash: bool = True,
 ) -> list[str]:
     """The statements that write the diff table (DuckDB dialect; see ``render_sql``).
 
@@ -135,9 +139,16 @@ def diff_sql(
             f"FROM {model} WHERE {k} IS NOT NULL"
         ]
     cand = quote_ident(f"{diff}__candidates")
-    candidates_filter = (
-        "" if full else f"WHERE m.{KEY} IS NULL OR s.{KEY} IS NULL OR m.{HASH} <> s.{HASH}"
-    )
+    # What each side brings to the join, and when a matched key is a candidate.
+    if by_hash:
+        m_cols, s_cols, differs = f"{hash_sql} AS {HASH}", HASH, f"m.{HASH} <> s.{HASH}"
+    else:
+        m_cols, s_cols = ", ".join(quoted), ", ".join(quoted)
+        differs = (
+            f"({', '.join('m.' + q for q in quoted)}) IS DISTINCT FROM "
+            f"({', '.join('s.' + q for q in quoted)})"
+        )
+    candidates_filter = "" if full else f"WHERE m.{KEY} IS NULL OR s.{KEY} IS NULL OR {differs}"
     removed_bits = _mask_sql(columns, "s.{c} IS NOT NULL")
     changed_bits = _mask_sql(columns, "m.{c} IS DISTINCT FROM s.{c}")
     mask_cols = ", ".join(
@@ -156,11 +167,11 @@ def diff_sql(
         f"DROP TABLE IF EXISTS {cand}",
         f"""
 CREATE TABLE {cand} AS
-SELECT COALESCE(m.{KEY}, s.{KEY}) AS {KEY}, m.{HASH} AS {HASH},
+SELECT COALESCE(m.{KEY}, s.{KEY}) AS {KEY}, {"m." + HASH if by_hash else hash_sql} AS {HASH},
        CASE WHEN s.{KEY} IS NULL THEN 'added' WHEN m.{KEY} IS NULL THEN 'removed'
             ELSE 'changed' END AS {KIND}
-FROM (SELECT {k} AS {KEY}, {hash_sql} AS {HASH} FROM {model} WHERE {k} IS NOT NULL) AS m
-FULL OUTER JOIN (SELECT {KEY}, {HASH} FROM {snap}) AS s ON m.{KEY} = s.{KEY}
+FROM (SELECT {k} AS {KEY}, {m_cols} FROM {model} WHERE {k} IS NOT NULL) AS m
+FULL OUTER JOIN (SELECT {KEY}, {s_cols} FROM {snap}) AS s ON m.{KEY} = s.{KEY}
 {candidates_filter}
 """,
         f"""
@@ -195,12 +206,15 @@ def compute_diff(
     columns: Sequence[str],
     *,
     full: bool = False,
+    rows: int | None = None,
 ) -> DiffResult:
     """Diff ``model_table`` against the sync's snapshot and write this run's diff table.
 
     ``full=True`` lists every model row with every bit set: a resend of everything, with
     the kinds still telling what really changed. Rows with a NULL key are skipped and
     counted in ``null_keys``; keys must otherwise be unique (the model guarantees it).
+    ``rows``: the table's row count when every row is known to have a key (a checked
+    model's primary key is required), which saves counting them.
     """
     columns = tuple(columns)
     snap = ensure_snapshot(engine, sync_name, model_table, key, columns)
@@ -217,7 +231,13 @@ def compute_diff(
             full=full,
             hash_sql=row_hash(engine, model_table, columns),
             first_run=first_run,
+            by_hash=hashes_rows(engine),
         )
+        if engine.dialect == "postgres" and not (first_run or full):
+            # Model and snapshot both have an index on the key (the model's unique index,
+            # the snapshot's primary key): walking them side by side beats hashing a
+            # million keys, and finds the few candidates by index afterwards.
+            engine.execute("SET LOCAL enable_hashjoin = off")
         for statement in statements:
             run(engine, statement, scratch=True)
         if engine.dialect == "postgres":
@@ -226,9 +246,12 @@ def compute_diff(
             engine.execute(f"CREATE INDEX ON {quote_ident(diff)} ({KEY})")
             engine.execute(f"ANALYZE {quote_ident(diff)}")
     counts = dict(engine.fetch_all(f"SELECT {KIND}, count(*) FROM {quote_ident(diff)} GROUP BY 1"))
-    total, with_key = engine.fetch_all(
-        f"SELECT count(*), count({quote_ident(key)}) FROM {quote_ident(model_table)}"
-    )[0]
+    if rows is None:
+        total, with_key = engine.fetch_all(
+            f"SELECT count(*), count({quote_ident(key)}) FROM {quote_ident(model_table)}"
+        )[0]
+    else:
+        total = with_key = rows
     added, changed = counts.get(ADDED, 0), counts.get(CHANGED, 0)
     return DiffResult(
         sync_name=sync_name,

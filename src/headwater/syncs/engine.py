@@ -449,7 +449,16 @@ def run_sync(
             ],
         )
         report.rejected = model.rejected_count
-        diff = compute_diff(engine, name, model.table, model.primary_key, sync.columns, full=full)
+        checked = project.models[sync.model].identity is None  # its primary key is required
+        diff = compute_diff(
+            engine,
+            name,
+            model.table,
+            model.primary_key,
+            sync.columns,
+            full=full,
+            rows=model.row_count if checked else None,
+        )
         columns = project.models[sync.model].columns
         objects = frozenset(c for c, spec in columns.items() if spec.type == "object")
         report.full_data_points = full_resend_cost(engine, model.table, sync, objects)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from dataclasses import field as default
+from itertools import repeat
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -168,7 +169,6 @@ class AttributeBuilder:
             return plan
         row_path = self._row_path(batch)
         keys = batch.column(KEY).to_pylist()
-        masks = list(zip(*(batch.column(m).to_pylist() for m in self.masks), strict=True))
         idents = values[self.columns.index(self.ident_column)]
         insert_only = self.sync.mode == "insert"
         ident_key, flag, label = self.ident_key, self.flag, self.alias_label
@@ -181,6 +181,10 @@ class AttributeBuilder:
             for field, check, column in self.checks
         ]
         everything = [(f, values[c]) for f, c in self._send_plan(self._all_bits)[1]]
+        if label is None and kinds.count(ADDED) == len(kinds):
+            self._plan_added(plan, batch, keys, idents, everything, checks, row_path)
+            return plan
+        masks = list(zip(*(batch.column(m).to_pylist() for m in self.masks), strict=True))
         external_id = ident_key == "external_id"
         items, costs, cost_of = plan.items, plan.costs, self._cost
         to_row_path, commit_only = plan.row_path, plan.commit_only
@@ -235,6 +239,68 @@ class AttributeBuilder:
             costs.append(cost_of(obj))
         return plan
 
+    def _plan_added(
+        self,
+        plan: BatchPlan,
+        batch: pa.RecordBatch,
+        keys: list,
+        idents: list,
+        everything: list[tuple[str, list]],
+        checks: list[tuple[str, Callable[[object], None], list[bool] | None]],
+        row_path: list[bool] | None,
+    ) -> None:
+        """``plan`` for a batch of new users only (a first sync), built a batch at a time:
+        every object is zipped from its row in one go; the few rows that need more (a
+        null to leave out -- nothing to unset yet --, a field to check, an identifier the
+        row path must judge) are found first and dealt with one by one."""
+        flag, ident_key = self.flag, self.ident_key
+        names = (ident_key, *(() if flag is None else (UPDATE_FLAG,)), *(f for f, _ in everything))
+        columns = [column for _, column in everything]
+        if flag is not None:
+            columns.insert(0, [flag] * len(keys))
+        if any(type(v) is not str for v in idents):
+            idents = [v if v is None or type(v) is str else str(v) for v in idents]
+        limit = MAX_EXTERNAL_ID_BYTES // 4 if ident_key == "external_id" else None
+        skipped = {
+            i
+            for i, ident in enumerate(idents)
+            if not ident or (limit is not None and len(ident) > limit)  # maybe too long:
+        }  # the row path measures it and says so
+        if row_path is not None:
+            skipped.update(i for i, flagged in enumerate(row_path) if flagged)
+        objs = list(map(dict, map(zip, repeat(names), zip(idents, *columns, strict=True))))
+        costs = [self._cost(objs[0]) if objs else 0] * len(objs)
+        holes = None  # per row: whether some value is null
+        for array in self._sent_arrays(batch):
+            if array.null_count:
+                nulls = pc.is_null(array)
+                holes = nulls if holes is None else pc.or_(holes, nulls)
+        if holes is not None:
+            for i in pc.indices_nonzero(holes).to_pylist():
+                objs[i] = obj = {k: v for k, v in objs[i].items() if v is not None}
+                costs[i] = self._cost(obj)
+        for field, check, plain in checks:
+            for i in range(len(objs)) if plain is None else _falses(plain):
+                if i not in skipped and field in objs[i]:
+                    try:
+                        check(objs[i][field])
+                    except ObjectError:
+                        skipped.add(i)  # the row path raises the RowError naming the field
+        if skipped:
+            plan.row_path.extend(sorted(skipped))
+            kept = [i for i in range(len(objs)) if i not in skipped]
+            objs, keys, costs = (
+                [objs[i] for i in kept],
+                [keys[i] for i in kept],
+                [costs[i] for i in kept],
+            )
+        plan.items.extend(map(TrackItem, repeat("attributes"), objs, keys))
+        plan.costs.extend(costs)
+
+    def _sent_arrays(self, batch: pa.RecordBatch) -> list[pa.Array]:
+        """The Arrow column behind each field a new user is sent, in mapping order."""
+        return [batch.column(self.columns[c]) for _, c in self._send_plan(self._all_bits)[1]]
+
 
 @dataclass
 class BatchPlan:
@@ -262,3 +328,8 @@ def shaped_columns(
         else:
             out.append(f"d.{ref}")
     return out
+
+
+def _falses(flags: list[bool]) -> list[int]:
+    """The indices of the False entries of ``flags``."""
+    return [i for i, flag in enumerate(flags) if not flag]

@@ -2,7 +2,8 @@
 
 A sync's snapshot is one table, ``hw_snapshot_<sync>``: the key (``hw_key``), one column
 per mapped model column holding the value last *delivered*, and ``hw_hash``, a row hash
-of those columns that lets the diff skip unchanged rows without comparing every column.
+of those columns that lets the diff skip unchanged rows without comparing every column
+(DuckDB only; PostgreSQL compares the columns, see ``hashes_rows``).
 
 Only rows Braze accepted are written, one batch of keys at a time, each batch in its own
 transaction: a process killed between batches loses nothing, and rows that failed keep
@@ -58,13 +59,24 @@ def check_columns(key: str, columns: Sequence[str]) -> None:
             raise ConfigError(f"column {name!r}: names starting with 'hw_' are reserved")
 
 
+def hashes_rows(engine: Engine) -> bool:
+    """Whether the diff finds candidate rows by hash (DuckDB: a vectorised hash of the row
+    is far cheaper than comparing its columns) or by comparing the columns (PostgreSQL)."""
+    return engine.dialect == "duckdb"
+
+
 def row_hash(engine: Engine, table: str, columns: Sequence[str]) -> str:
     """The row-hash call over ``table``'s ``columns``, in DuckDB dialect (see ``render_sql``).
 
     DuckDB hashes a NULL list, an empty list and ``[NULL]`` alike, and a NULL struct like
     one whose fields are NULL, so nested columns also hash their null flag and length:
     otherwise a change from null to ``[]`` would slip past the hash filter unseen.
+
+    PostgreSQL keeps no hash (NULL): hashing a row there means printing it as text, which
+    costs more than comparing the columns themselves (``hashes_rows``).
     """
+    if not hashes_rows(engine):
+        return "CAST(NULL AS BIGINT)"
     nested: dict[str, pa.DataType] = {}
     if engine.dialect == "duckdb":
         names = ", ".join(quote_ident(c) for c in columns)
@@ -82,11 +94,8 @@ def row_hash(engine: Engine, table: str, columns: Sequence[str]) -> str:
 
 
 def render_sql(engine: Engine, sql: str) -> str:
-    """Transpile DuckDB-dialect SQL for ``engine``, swapping in its native row hash.
-
-    DuckDB has ``hash(a, b, ...)``; PostgreSQL hashes the row's text form, which spells
-    NULL and '' differently and quotes array elements, so distinct rows hash apart.
-    """
+    """Transpile DuckDB-dialect SQL for ``engine``, swapping in its native row hash
+    (DuckDB's ``hash(a, b, ...)``; only engines that ``hashes_rows`` are asked for one)."""
     tree = sqlglot.parse_one(sql, read="duckdb")
     target = "postgres" if engine.dialect == "postgres" else engine.dialect
 
@@ -95,9 +104,6 @@ def render_sql(engine: Engine, sql: str) -> str:
             args = ", ".join(a.sql(target) for a in node.expressions)
             if engine.dialect == "duckdb":
                 return sqlglot.parse_one(f"hash({args})", read="duckdb")
-            if engine.dialect == "postgres":
-                native = f"hashtextextended(CAST(ROW({args}) AS TEXT), 0)"
-                return sqlglot.parse_one(native, read="postgres")
             raise ConfigError(f"diffing inside {engine.dialect} is not supported")
         return node
 
