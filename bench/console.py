@@ -3,7 +3,10 @@ every page timed over a real socket (logged in, as a browser would ask), p50 and
 Target: every page under 200 ms.
 
 The row errors sit on 1,000 runs, 1,000 each; the newest run of the first sync holds
-100,000 more (so its run page counts, pages and searches among the most).
+100,000 more (so its run page counts, pages and searches among the most), each with its
+offending value. The gateway stream is paused with 100,000 outbox rows held (a tenth of
+the row errors' count), the twenty jobs have members per split as audiences do, and a
+Currents receiver keeps the most refused batches it ever keeps (10,000).
 
     python -m bench.console            # full size (seeding takes a minute or so)
     python -m bench.console --quick    # small, for the smoke test
@@ -20,18 +23,53 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
+from headwater.config.currents import CurrentsReceiver
 from headwater.console.queries import ensure_indexes
 from headwater.runtime.hub import Hub
 from headwater.runtime.settings import DestinationSettings, ServeSettings
 from headwater.server.app import create_app
 from headwater.state import users
+from headwater.state.currents import KEEP_REJECTED
 from headwater.state.db import open_state
+from headwater.state.pauses import HELD
 from headwater.testing import serve_in_thread
 
 TARGET_MS = 200.0
 SYNCS = 20
 PASSWORD = "benchmark password"
+
+
+INSERT_ERROR = (
+    "INSERT INTO run_row_errors (run_id, row_key, field, reason, value) VALUES (?,?,?,?,?)"
+)
+
+
+def seed_outputs(cursor, held: int) -> None:
+    """A paused gateway holding ``held`` outbox rows, audience sizes, refused batches."""
+    now = time.time()
+    cursor.execute(
+        "INSERT INTO stream_pauses (stream, paused_at, paused_by) VALUES (?,?,?)",
+        ("gateway", datetime.now(UTC).isoformat(" "), "bench"),
+    )
+    cursor.executemany(
+        "INSERT INTO outbox (stream, destination, kind, payload, objects, options, "
+        "enqueued_at, available_at, attempts) VALUES (?,?,?,?,?,?,?,?,?)",
+        [("gateway:partner", "braze", "attributes", b'{"external_id":"u%d"}' % n, 1, 0, now,
+          now + HELD, 0) for n in range(held)],
+    )  # fmt: skip
+    cursor.executemany(
+        "INSERT INTO audience_sizes (audience, split, members, run_id, measured_at) "
+        "VALUES (?,?,?,?,?)",
+        [(f"sync_{n:02d}", split, 100_000 + n, None, datetime.now(UTC).isoformat(" "))
+         for n in range(SYNCS) for split in ("a", "b", "holdout")],
+    )  # fmt: skip
+    cursor.executemany(
+        "INSERT INTO currents_rejected (batch_key, receiver, status, reason, body, "
+        "received_at) VALUES (?,?,?,?,?,?)",
+        [(f"k{n}", "braze", 400, "event 0: no id", b"{}", now) for n in range(KEEP_REJECTED)],
+    )
 
 
 def seed(url: str, runs_total: int, errors_total: int) -> dict[str, int]:
@@ -52,12 +90,14 @@ def seed(url: str, runs_total: int, errors_total: int) -> dict[str, int]:
             rows.append((
                 f"sync_{n % SYNCS:02d}", "sync", "partial", began.isoformat(" "),
                 (began + timedelta(seconds=30)).isoformat(" "), 30.0 + n % 50, n % 100, n % 7,
-                n % 3, 1000, n % 11, 0, 100, 2, 300, None, "bench", 1, began.isoformat(" "),
+                n % 3, 1000, n % 11, 0, 100, 2, 300, 2000 + n % 300, None, "bench", 1,
+                began.isoformat(" "),
             ))  # fmt: skip
         cursor.executemany(
             "INSERT INTO runs (sync, kind, status, started_at, finished_at, duration_seconds, "
             "added, changed, removed, unchanged, rejected, failed, sent, requests, data_points, "
-            "error, host, pid, heartbeat_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "data_points_saved, error, host, pid, heartbeat_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
         newest = cursor.execute("SELECT max(id) FROM runs WHERE sync = 'sync_00'").fetchone()[0]
@@ -66,22 +106,18 @@ def seed(url: str, runs_total: int, errors_total: int) -> dict[str, int]:
         for i in range(error_runs):
             run_id = first_id + i * (runs_total // max(error_runs, 1))
             batch.extend(
-                (run_id, f"user-{run_id}-{k}", "email", f"not an email: 'bad{k}@'")
+                (run_id, f"user-{run_id}-{k}", "email", f"not an email: 'bad{k}@'", f"bad{k}@")
                 for k in range(per_run)
             )
             if len(batch) >= 100_000:
-                cursor.executemany(
-                    "INSERT INTO run_row_errors (run_id, row_key, field, reason) VALUES (?,?,?,?)",
-                    batch,
-                )
+                cursor.executemany(INSERT_ERROR, batch)
                 batch.clear()
         batch.extend(
-            (newest, f"user-{k:07d}", "email", f"not an email: 'bad{k}@'")
+            (newest, f"user-{k:07d}", "email", f"not an email: 'bad{k}@'", f"bad{k}@")
             for k in range(big_run_errors)
         )
-        cursor.executemany(
-            "INSERT INTO run_row_errors (run_id, row_key, field, reason) VALUES (?,?,?,?)", batch
-        )
+        cursor.executemany(INSERT_ERROR, batch)
+        seed_outputs(cursor, errors_total // 10)
         now = time.time()
         cursor.executemany(
             "INSERT INTO dead_letters (stream, destination, kind, payload, options, reason, "
@@ -123,10 +159,16 @@ def pages(ids: dict[str, int]) -> dict[str, str]:
         "run, 100k errors": f"/console/runs/{big}",
         "run, 100k errors, far page": f"/console/runs/{big}?after={ids['far_error']}",
         "run, search": f"/console/runs/{big}?q=user-00999",
+        "run, value search": f"/console/runs/{big}?q=bad9999&in=value",
+        "run, errors CSV, search": f"/console/runs/{big}/errors.csv?q=user-00999",
         "run, 1k errors": f"/console/runs/{ids['some_run']}",
         "dead letters": "/console/dead-letters",
         "keys": "/console/keys",
-        "stream": "/console/streams/gateway",
+        "stream (paused, rows held)": "/console/streams/gateway",
+        "audiences": "/console/audiences",
+        "audience": "/console/audiences/sync_00",
+        "audience, page 90": "/console/audiences/sync_00?page=90",
+        "exports": "/console/exports",
         "stream events": "/console/streams/gateway/events",
     }
 
@@ -173,6 +215,7 @@ def main() -> None:
                 "braze": DestinationSettings(name="braze", url="http://127.0.0.1:9", api_key="k")
             },  # fmt: skip
             run_workers=False,
+            currents={"braze": CurrentsReceiver(token=SecretStr("bench-currents-token-0123"))},
         )
         hub = Hub(settings)
         with serve_in_thread(create_app(settings, hub)) as server:

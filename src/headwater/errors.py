@@ -33,11 +33,14 @@ class RetriableError(HeadwaterError):
 class RowError(HeadwaterError):
     """One row or object is bad. Carries where it came from so a user can find it."""
 
-    def __init__(self, message: str, *, row: object = None, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, row: object = None, field: str | None = None, value: object = None
+    ) -> None:
         super().__init__(message)
         self.reason = message
         self.row = row
         self.field = field
+        self.value = value  # the offending value, shown beside the reason (None: not known)
 
     def __str__(self) -> str:
         where = []

@@ -34,10 +34,13 @@ def seed(engine) -> tuple[int, int]:
     runs.add_row_errors(
         engine,
         run_id,
-        [(f"user-{n}", "email", f"not an email: 'bad-{n}@'") for n in range(150)]
-        + [("=cmd|calc", "city", "a formula-looking key")],
+        [(f"user-{n}", "email", f"not an email: 'bad-{n}@'", f"bad-{n}@") for n in range(150)]
+        + [("=cmd|calc", "city", "a formula-looking key", "=HYPERLINK(1)")]
+        + [("user-pw", "db_password", "too short", "hunter2-secret")]
+        + [("user-long", "bio", "longer than 200 characters", "x" * 400 + "END")],
     )
-    runs.finish_run(engine, run_id, added=10, changed=2, rejected=151, sent=12, data_points=40)
+    runs.finish_run(engine, run_id, added=10, changed=2, rejected=153, sent=12, data_points=40,
+                    data_points_saved=25)  # fmt: skip
     with engine.begin() as conn:
         letter_id = conn.execute(
             dead_letters.insert().values(

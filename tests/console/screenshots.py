@@ -1,6 +1,8 @@
 """``make screenshots``: a PNG of each console page under docs/screenshots/, taken in Debian's
 headless Chromium from a hub delivering to a sandbox, with a month of runs, row errors, a
-dead letter and live stream traffic seeded so every page has something to show.
+dead letter, a paused stream and live stream traffic seeded so every page has something
+to show; then the audiences and exports pages from a project that ran an audience twice,
+landed a segment export and received Currents events (tests/console/outputs_fixture.py).
 
     python tests/console/screenshots.py [docs/screenshots]
 """
@@ -29,8 +31,12 @@ from headwater.state.keys import create_key
 from headwater.testing import serve_in_thread
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "gateway")]
+sys.path[:0] = [str(HERE), str(HERE.parent / "gateway"), str(HERE.parents[1])]
+from outputs_fixture import PASSWORD as OUTPUTS_PASSWORD  # noqa: E402
+from outputs_fixture import served_outputs  # noqa: E402
+
 from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from headwater.state.pauses import pause_stream  # noqa: E402
 
 PASSWORD = "screenshot password"
 PROJECT = """
@@ -71,6 +77,7 @@ def seed(engine) -> int:
         runs.finish_run(
             engine, run_id, added=40 + day * 3, changed=120 - day * 2, removed=day % 5,
             rejected=rejected, sent=160, requests=3, data_points=900 + day * 20,
+            data_points_saved=2600 - day * 15,
         )  # fmt: skip
         began = start + timedelta(days=day)
         with engine.begin() as conn:
@@ -82,9 +89,9 @@ def seed(engine) -> int:
             )  # fmt: skip
         if rejected:
             runs.add_row_errors(engine, run_id, [
-                ("user-104", "email", "invalid email 'ada@@example'"),
-                ("user-221", "phone", "not a phone number: '+44 12'"),
-                ("user-307", "dob", "not a date: '31/02/1990'"),
+                ("user-104", "email", "invalid email", "ada@@example"),
+                ("user-221", "phone", "not a phone number", "+44 12"),
+                ("user-307", "dob", "not a date", "31/02/1990"),
             ])  # fmt: skip
             last = run_id
     with engine.begin() as conn:
@@ -99,6 +106,7 @@ def seed(engine) -> int:
     create_key(engine, "extole", ["users.track"])
     create_key(engine, "reporting", ["streams.read", "schedules.read"])
     users.create_user(engine, "ada", PASSWORD)
+    pause_stream(engine, "gateway", "ada")  # partners' posts held while a key is checked
     return last
 
 
@@ -145,6 +153,31 @@ def main(out: Path) -> None:
                     print(f"wrote {out / (name + '.png')}")
                 browser.close()
         hub.engine.dispose()
+    _outputs(out)
+
+
+def _outputs(out: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with served_outputs(Path(tempfile.mkdtemp())) as served, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.goto(f"{served.url}/console/login")
+        page.fill("input[name=name]", "ada")
+        page.fill("input[name=password]", OUTPUTS_PASSWORD)
+        page.click("#login")
+        page.wait_for_selector("#health")
+        shots = {
+            "audiences": ("/console/audiences", "#audiences"),
+            "audience": ("/console/audiences/vip", "#stays-table"),
+            "exports": ("/console/exports", "#receivers"),
+        }
+        for name, (path, ready) in shots.items():
+            page.goto(served.url + path)
+            page.wait_for_selector(ready)
+            page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+            print(f"wrote {out / (name + '.png')}")
+        browser.close()
 
 
 if __name__ == "__main__":

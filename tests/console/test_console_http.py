@@ -99,8 +99,28 @@ def test_run_page_pages_searches_and_exports_row_errors(console):
     assert "No row errors" in literal.text  # wildcards are matched as written
     exported = client.get(f"/console/runs/{console.run_id}/errors.csv")
     lines = exported.text.splitlines()
-    assert lines[0] == "row_key,field,reason" and len(lines) == 152
+    assert lines[0] == "row_key,field,reason,value" and len(lines) == 154
     assert "'=cmd|calc" in exported.text  # no formula reaches a spreadsheet
+    assert (
+        "'=HYPERLINK(1)" in exported.text and "user-0,email,not an email: 'bad-0@',bad-0@" in lines
+    )
+
+
+def test_row_errors_show_their_offending_values_searchable_cut_and_never_secret(console):
+    client = login(console.url)
+    page = client.get(f"/console/runs/{console.run_id}").text
+    assert "Offending value" in page and "<code>bad-0@</code>" in page
+    long = client.get(f"/console/runs/{console.run_id}", params={"q": "user-l"}).text
+    assert "x" * 100 in long and "END" not in long  # cut on the page
+    found = client.get(f"/console/runs/{console.run_id}", params={"q": "bad-14", "in": "value"})
+    assert ">bad-140@<" in found.text and ">bad-2@<" not in found.text and "user-140" in found.text
+    secret = client.get(f"/console/runs/{console.run_id}", params={"q": "user-pw"}).text
+    assert "user-pw" in secret and "hunter2" not in secret and "[redacted]" in secret
+    exported = client.get(f"/console/runs/{console.run_id}/errors.csv",
+                          params={"q": "bad-14", "in": "value"}).text  # fmt: skip
+    assert len(exported.splitlines()) == 1 + 11 and "hunter2" not in exported
+    full = client.get(f"/console/runs/{console.run_id}/errors.csv").text
+    assert "hunter2" not in full and "x" * 400 + "END" in full  # the CSV keeps what is stored
 
 
 def test_no_secret_is_rendered(console):

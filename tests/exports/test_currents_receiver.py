@@ -14,6 +14,7 @@ from headwater.state.currents import (
     currents_batches,
     currents_landed,
     currents_rejected,
+    landed_stream,
     list_rejected,
     pending_events,
 )
@@ -119,6 +120,9 @@ def test_an_event_resent_lands_once(hub):
     wait_until(lambda: _drained(hub))
     ids = [r["id"] for r in landed(hub.landing)]
     assert sorted(ids) == sorted(f"e{i}" for i in range(15))
+    # Counted as landed once each, per event type (the console's exports page).
+    counted = hub.hub.counters.read(landed_stream("braze"))[landed_stream("braze")]
+    assert counted == {"landed:users.behaviors.CustomEvent": 15}
 
 
 @pytest.mark.parametrize(

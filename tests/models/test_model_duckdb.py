@@ -71,6 +71,9 @@ def test_bad_rows_are_rejected_with_row_and_field_and_the_rest_are_typed(
         ("C5", "first_name"): "longer than 255 characters (300)",
         ("C6", "customer_id"): "duplicate primary key: 2 rows have it",
     }
+    values = {(r.row_key, r.field): r.value for r in result.rejected}
+    assert values[("C2", "email")] == "not-an-email" and values[("C2", "points")] == "abc"
+    assert values[("row 3", "customer_id")] is None  # missing: no value to show
     assert result.rejected_count == 6
     assert result.row_count == 1
     rows = engine.fetch_arrow(f"SELECT * FROM {result.table}").to_pylist()

@@ -83,6 +83,9 @@ def test_a_model_over_postgres_runs_there_and_rejects_bad_rows_by_key_and_field(
             ("C5", "customer_id"): "duplicate primary key: 2 rows have it",
             ("C7", "points"): "expected integer, got '1e3'",
         }
+        values = {(r.row_key, r.field): r.value for r in result.rejected}
+        assert values[("C2", "email")] == "not-an-email" and values[("C2", "points")] == "abc"
+        assert values[("row 3", "customer_id")] is None  # missing: no value to show
         assert result.rejected_count == 6
         assert result.row_count == 1
     finally:

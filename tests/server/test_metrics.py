@@ -11,6 +11,7 @@ from gateway_harness import make_settings, running_gateway, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from headwater.state import runs
+from headwater.state.pauses import pause_stream
 
 
 def scrape(gw) -> dict[str, list]:
@@ -27,7 +28,8 @@ def test_metrics_cover_syncs_delivery_and_streams(sqlite_state, receiver):
         engine = gw.hub.engine
         for added, rejected in ((10, 0), (5, 2)):
             run_id = runs.start_run(engine, "crm_users")
-            runs.finish_run(engine, run_id, added=added, rejected=rejected, data_points=added * 3)
+            runs.finish_run(engine, run_id, added=added, rejected=rejected, data_points=added * 3,
+                            data_points_saved=added)  # fmt: skip
         failed = runs.start_run(engine, "crm_users")
         runs.finish_run(engine, failed, error="warehouse unreachable")
         key = gw.key("partner")
@@ -35,12 +37,15 @@ def test_metrics_cover_syncs_delivery_and_streams(sqlite_state, receiver):
                             json={"attributes": [{"external_id": "u1", "city": "York"}]})  # fmt: skip
         assert answer.status_code == 201
         wait_until(lambda: gw.hub.outbox.depth() == 0)
+        pause_stream(engine, "gateway")
         metrics = scrape(gw)
     assert value(metrics["headwater_sync_runs"], sync="crm_users", status="partial") == 1
     assert value(metrics["headwater_sync_runs"], sync="crm_users", status="failed") == 1
     assert value(metrics["headwater_sync_rows"], sync="crm_users", outcome="added") == 15
     assert value(metrics["headwater_sync_rows"], sync="crm_users", outcome="rejected") == 2
     assert value(metrics["headwater_sync_data_points"], sync="crm_users") == 45
+    assert value(metrics["headwater_sync_data_points_saved"], sync="crm_users") == 15
+    assert value(metrics["headwater_stream_paused"], stream="gateway") == 1
     assert value(metrics["headwater_sync_duration_seconds"], sync="crm_users", le="+Inf") == 3
     assert value(metrics["headwater_schedule_last_success_timestamp_seconds"], job="crm_users") > 0
     requests = metrics["headwater_braze_requests"]

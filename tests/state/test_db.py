@@ -61,6 +61,26 @@ def test_background_checkpoints_keep_the_log_copied_and_restart_it_with_the_writ
     assert frames == copied  # nothing left uncopied
 
 
+def test_a_store_missing_only_new_counts_and_indexes_is_brought_up_to_date(tmp_path):
+    from sqlalchemy import inspect, text
+
+    from headwater.state.runs import get_run, start_run
+
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    engine = open_state(url)
+    run_id = start_run(engine, "old")
+    with engine.begin() as conn:  # as a version before these columns and indexes made it
+        conn.execute(text("DROP INDEX IF EXISTS ix_run_row_errors_value"))  # the console's
+        conn.execute(text("ALTER TABLE runs DROP COLUMN data_points_saved"))
+        conn.execute(text("ALTER TABLE run_row_errors DROP COLUMN value"))
+        conn.execute(text("DROP INDEX ix_outbox_stream"))
+    engine.dispose()
+    engine = open_state(url)
+    assert get_run(engine, run_id).counts["data_points_saved"] == 0
+    assert "ix_outbox_stream" in {i["name"] for i in inspect(engine).get_indexes("outbox")}
+    assert "value" in {c["name"] for c in inspect(engine).get_columns("run_row_errors")}
+
+
 def test_processes_starting_together_on_a_fresh_postgresql_store_all_open_it(pg_url):
     """Several serve/sync processes started at once on a new database: each finds the
     tables missing, and without a lock the second CREATE failed on PostgreSQL's pg_type."""

@@ -55,6 +55,7 @@ def test_a_successful_run_records_counts_and_duration(state):
         "sent": 13,
         "requests": 1,
         "data_points": 20,
+        "data_points_saved": 0,
     }
     assert run.finished_at >= run.started_at
     assert run.duration_seconds >= 0

@@ -121,6 +121,11 @@ def test_second_run_sends_only_the_changed_attributes(tmp_path, sandbox):
     assert sandbox.counters()["data_points"] - spent_first == 1 + 2 + new_user_points
     third = run_sync(load_project(root), "contacts")
     assert (third.sent, third.requests, third.unchanged) == (0, 0, 201)
+    # Each run records what the diff saved: a full resend's cost less what was spent.
+    state = open_state(load_project(root).state_url)
+    saved = {r.id: r.counts["data_points_saved"] for r in runs.list_runs(state, sync="contacts")}
+    assert saved[second.run_id] == second.full_data_points - second.data_points > 0
+    assert saved[third.run_id] == third.full_data_points and third.data_points == 0
 
 
 def test_bad_rows_are_reported_by_row_and_field_and_the_rest_delivered(tmp_path, sandbox):
@@ -138,6 +143,8 @@ def test_bad_rows_are_reported_by_row_and_field_and_the_rest_delivered(tmp_path,
     state = open_state(load_project(root).state_url)
     stored = runs.row_errors(state, report.run_id)
     assert {e.row_key for e in stored} == {"C0004", "C0009"}
+    # Each with the value that was wrong, to read beside the reason.
+    assert {e.row_key: e.value for e in stored} == {"C0004": "not-an-email", "C0009": "lots"}
     assert len(sandbox.users()) == 18
 
 

@@ -38,7 +38,7 @@ from headwater.errors import ConfigError, HeadwaterError, RowError
 from headwater.runtime.clients import destination_client
 from headwater.runtime.committer import EVERY_ROWS, BatchCommitter
 from headwater.state import runs
-from headwater.state.audiences import Allocation, load_allocation, save_allocation
+from headwater.state.audiences import Allocation, load_allocation, save_allocation, save_sizes
 from headwater.state.db import open_state
 
 log = logging.getLogger(__name__)
@@ -497,6 +497,8 @@ def _run_one(
                     membership.settle(engine, model, plan)
                 _fire_triggers(project, name, engine, result, run, stop)
         report.sizes = membership.split_sizes(engine, model, name)
+        if not dry_run:  # the console reads them from here, not from the warehouse
+            save_sizes(state, name, report.sizes, report.run_id)
     except BrazeRejectedError as exc:
         report.error = str(exc)
     except HeadwaterError as exc:

@@ -17,6 +17,7 @@ from headwater.cli import (
     sandbox,
     schedules,
     serve,
+    streams,
     sync,
     triggers,
     users,
@@ -65,8 +66,8 @@ def _root(
 
 
 COMMANDS = (
-    sandbox, project, sync, identity, serve, schedules, users, audiences, triggers, exports,
-    currents,
+    sandbox, project, sync, identity, serve, schedules, streams, users, audiences, triggers,
+    exports, currents,
 )  # fmt: skip
 for module in COMMANDS:
     module.register(app)

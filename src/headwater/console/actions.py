@@ -1,6 +1,6 @@
 """The console's buttons (POST, each behind a session's CSRF token or an API token, and
 refused to read-only users): log in and out, run or dry-run a sync, pause or resume a
-schedule, replay dead letters, create and revoke partner keys.
+schedule or a stream, replay dead letters, create and revoke partner keys.
 
 A sync started here runs in a daemon thread, as the scheduler runs its jobs, so the event
 loop never waits on it; the scheduler's cancel event stops it with the server."""
@@ -30,7 +30,7 @@ from headwater.console.auth import (
     set_session_cookie,
     viewer_of,
 )
-from headwater.console.pages import key_permissions
+from headwater.console.pages import key_permissions, stream_name
 from headwater.console.render import page, refused
 from headwater.errors import ConfigError
 from headwater.runtime.hub import hub_of
@@ -190,6 +190,36 @@ async def pause(request: Request, viewer: Viewer, form) -> Response:
 @action
 async def resume(request: Request, viewer: Viewer, form) -> Response:
     return await _pause(request, False)
+
+
+async def _pause_stream(request: Request, viewer: Viewer, paused: bool) -> Response:
+    """Pause (events accepted and held in the outbox) or resume (held events delivered, in
+    order) a stream, for every serve process sharing the store."""
+    from headwater.state.pauses import pause_stream, resume_stream
+
+    name = stream_name(request)
+    hub = hub_of(request)
+    # On the outbox's writer thread, in turn with intake's commits and delivery's claims
+    # (on SQLite a writer racing them would sleep in the busy handler).
+    if paused:
+        await hub.outbox.write(pause_stream, hub.engine, name, viewer.user.name)
+        note = f"{name} paused: its events are accepted and held."
+    else:
+        rows = await hub.outbox.write(resume_stream, hub.engine, name)
+        note = f"{name} resumed: {rows} held outbox row(s) released."
+    hub.outbox.forget_pauses()
+    log.info("%s %s stream %s", viewer.user.name, "paused" if paused else "resumed", name)
+    return back(f"/console/streams/{name}", note)
+
+
+@action
+async def pause_stream(request: Request, viewer: Viewer, form) -> Response:
+    return await _pause_stream(request, viewer, True)
+
+
+@action
+async def resume_stream(request: Request, viewer: Viewer, form) -> Response:
+    return await _pause_stream(request, viewer, False)
 
 
 @action

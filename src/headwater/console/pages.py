@@ -8,7 +8,7 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
@@ -18,14 +18,20 @@ from headwater.console.auth import Refused, Viewer, login_csrf, set_login_csrf, 
 from headwater.console.jobs import project_jobs
 from headwater.console.render import SECURITY_HEADERS, page, refused
 from headwater.runtime.hub import GATEWAY_STREAM, hub_of
+from headwater.runtime.inspector import REDACTED
 from headwater.state import runs
 from headwater.state.dead_letters import DeadLetter, dead_letters, list_dead_letters
 from headwater.state.keys import list_keys
 from headwater.state.outbox import outbox
+from headwater.state.pauses import HELD, held_rows, list_pauses
 
 Handler = Callable[[Request, Viewer], Awaitable[Response]]
 DEAD_LETTERS_PAGE = 50
 INSPECTOR_SHOWN = 20
+HELD_SHOWN = 10_000  # a paused stream's held rows are counted up to this many
+_QUEUED = select(func.coalesce(func.sum(outbox.c.objects), 0)).where(
+    outbox.c.destination == bindparam("destination"), outbox.c.available_at < HELD
+)
 
 
 def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -84,17 +90,22 @@ def _overview(hub) -> dict:
                 .group_by(dead_letters.c.stream)
             ).all()
         )
-        by_destination = dict(
-            conn.execute(
-                select(outbox.c.destination, func.count()).group_by(outbox.c.destination)
-            ).all()
-        )
+        # What waits for each destination, held rows left out: a range of
+        # ix_outbox_claim, so a paused stream's backlog costs this page nothing.
+        by_destination = {
+            name: int(conn.execute(_QUEUED, {"destination": name}).scalar_one())
+            for name in hub.settings.destinations
+        }
     counters = hub.counters.read()
+    paused = list_pauses(engine)
+    held = {name: held_rows(engine, name, HELD_SHOWN + 1) for name in paused}
     streams = [
         {
             "name": name,
             "counters": counters.get(name, {}),
             "dead_letters": letters.get(name, 0),
+            "paused": paused.get(name),
+            "held": held.get(name, 0),
         }
         for name in [GATEWAY_STREAM, *hub.settings.streams]
     ]
@@ -109,8 +120,10 @@ def _overview(hub) -> dict:
         "schedules": schedules,
         "streams": streams,
         "destinations": destinations,
+        "held_shown": HELD_SHOWN,
         "health": {
-            "outbox": hub.outbox.depth(),
+            "outbox": sum(by_destination.values()),
+            "held": sum(held.values()),
             "dead_letters": sum(letters.values()),
             "running": queries.status_counts(engine)["running"],
             "failing": failing,
@@ -172,29 +185,57 @@ def _run_id(request: Request) -> int:
 async def run_page(request: Request, viewer: Viewer) -> Response:
     run_id = _run_id(request)
     engine = hub_of(request).engine
-    search = request.query_params.get("q", "")[:200]
+    search, within = _search(request)
     after = _int(request, "after", 0) if request.query_params.get("after") else 0
 
     def read():
-        return runs.get_run(engine, run_id), queries.errors_page(engine, run_id, search, after)
+        errors = queries.errors_page(engine, run_id, search, after, within)
+        return runs.get_run(engine, run_id), errors
 
     run, errors = await asyncio.to_thread(read)
     if run is None:
         raise Refused(404, f"no run {run_id}")
-    return page("run.html", viewer, run=run, errors=errors, search=search, after=after)
+    secret = hub_of(request).inspector.redactor.is_secret
+    shown = [{"error": e, "value": _value_shown(e, secret)} for e in errors.items]
+    return page(
+        "run.html", viewer, run=run, errors=errors, shown=shown, search=search, within=within,
+        after=after,
+    )  # fmt: skip
+
+
+VALUE_SHOWN = 120  # characters of an offending value in the table (the CSV has them all)
+
+
+def _value_shown(error: runs.RowErrorRecord, secret) -> str | None:
+    """The offending value as the run page shows it: never a secret field's, cut short."""
+    value = error.value
+    if value is None:
+        return None
+    if secret(error.field):
+        return REDACTED
+    return value if len(value) <= VALUE_SHOWN else value[: VALUE_SHOWN - 1] + "…"
+
+
+def _search(request: Request) -> tuple[str, str]:
+    """The run page's search: a prefix, of the row key or of the offending value."""
+    within = request.query_params.get("in", "row_key")
+    return request.query_params.get("q", "")[:200], (
+        within if within in queries.SEARCHABLE else "row_key"
+    )
 
 
 @guarded
 async def run_errors_csv(request: Request, viewer: Viewer) -> Response:
     run_id = _run_id(request)
     engine = hub_of(request).engine
-    search = request.query_params.get("q", "")[:200]
+    search, within = _search(request)
     run = await asyncio.to_thread(runs.get_run, engine, run_id)
     if run is None:
         raise Refused(404, f"no run {run_id}")
+    secret = hub_of(request).inspector.redactor.is_secret
 
     async def body():
-        chunks = queries.errors_csv(engine, run_id, search)
+        chunks = queries.errors_csv(engine, run_id, search, within, secret)
         while True:
             chunk = await asyncio.to_thread(next, chunks, None)
             if chunk is None:
@@ -209,7 +250,7 @@ async def run_errors_csv(request: Request, viewer: Viewer) -> Response:
     )
 
 
-def _stream(request: Request) -> str:
+def stream_name(request: Request) -> str:
     name = request.path_params["name"]
     if name != GATEWAY_STREAM and name not in hub_of(request).settings.streams:
         raise Refused(404, f"no stream named {name!r}")
@@ -218,18 +259,35 @@ def _stream(request: Request) -> str:
 
 @guarded
 async def stream_page(request: Request, viewer: Viewer) -> Response:
-    name = _stream(request)
+    name = stream_name(request)
     hub = hub_of(request)
-    events = await asyncio.to_thread(hub.inspector.recent, name, INSPECTOR_SHOWN)
+
+    def read():
+        pause = list_pauses(hub.engine).get(name)
+        held = held_rows(hub.engine, name, HELD_SHOWN + 1) if pause else 0
+        return hub.inspector.recent(name, INSPECTOR_SHOWN), pause, held
+
+    events, pause, held = await asyncio.to_thread(read)
     counters = hub.counters.read().get(name, {})
     config = hub.settings.streams.get(name)
-    return page("stream.html", viewer, name=name, events=events, counters=counters, config=config)
+    return page(
+        "stream.html",
+        viewer,
+        name=name,
+        events=events,
+        counters=counters,
+        config=config,
+        pause=pause,
+        held=held,
+        held_shown=HELD_SHOWN,
+        request_note=_note(request),
+    )
 
 
 @guarded
 async def stream_events(request: Request, viewer: Viewer) -> Response:
     """The inspector's fragment htmx swaps in every few seconds: this stream's only."""
-    name = _stream(request)
+    name = stream_name(request)
     hub = hub_of(request)
     events = await asyncio.to_thread(hub.inspector.recent, name, INSPECTOR_SHOWN)
     return page("stream_events.html", viewer, name=name, events=events)

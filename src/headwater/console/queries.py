@@ -3,18 +3,19 @@ a page costs the same with a hundred runs or a hundred thousand (bench/console.p
 
 Runs of a sync are read newest first through ``ix_runs_sync_started``; a run's row errors
 a page at a time through ``ix_run_row_errors_run`` (a search is a row-key prefix, which
-``ix_run_row_errors_key`` answers)."""
+``ix_run_row_errors_key`` answers, or an offending value's prefix: ``ix_run_row_errors_value``)."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, Index, bindparam, func, select, text
 
+from headwater.runtime.inspector import REDACTED
 from headwater.state import runs
 from headwater.state.runs import run_row_errors
 
@@ -22,10 +23,14 @@ PAGE = 50
 ERRORS_PAGE = 100
 CHART_RUNS = 200
 CSV_CHUNK = 5000
-CHART_SERIES = ("added", "changed", "removed", "rejected", "failed", "data_points")
+CHART_SERIES = (
+    "added", "changed", "removed", "rejected", "failed", "data_points", "data_points_saved",
+)  # fmt: skip
 
-# A search by row key within one run reads only the matching keys.
+# A search by row key (or offending value) within one run reads only the matching rows.
 key_index = Index("ix_run_row_errors_key", run_row_errors.c.run_id, run_row_errors.c.row_key)
+value_index = Index("ix_run_row_errors_value", run_row_errors.c.run_id, run_row_errors.c.value)
+SEARCHABLE = ("row_key", "value")
 
 
 # The distinct sync names by hopping along ``ix_runs_sync_started`` (a loose index scan):
@@ -43,6 +48,7 @@ DISTINCT_SYNCS = text(
 def ensure_indexes(engine: Engine) -> None:
     """Stores made before the console lack the search index: add it (idempotent)."""
     key_index.create(engine, checkfirst=True)
+    value_index.create(engine, checkfirst=True)
 
 
 @dataclass(frozen=True)
@@ -112,14 +118,17 @@ def chart_data(engine: Engine, sync: str, limit: int = CHART_RUNS) -> dict[str, 
     return data
 
 
-def _error_query(run_id: int, search: str, dialect: str = "sqlite"):
+def _error_query(run_id: int, search: str, dialect: str = "sqlite", within: str = "row_key"):
+    """A run's row errors, those whose ``within`` column (row key or value) starts with
+    ``search`` when given: a range of ``ix_run_row_errors_key`` or ``_value``."""
+    column = run_row_errors.c[within if within in SEARCHABLE else "row_key"]
     query = select(
         run_row_errors.c.id, run_row_errors.c.row_key, run_row_errors.c.field,
-        run_row_errors.c.reason,
+        run_row_errors.c.reason, run_row_errors.c.value,
     ).where(run_row_errors.c.run_id == run_id)  # fmt: skip
     if search:
         escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(run_row_errors.c.row_key.like(escaped + "%", escape="\\"))
+        query = query.where(column.like(escaped + "%", escape="\\"))
         if dialect == "sqlite":  # SQLite's LIKE ignores case, so no index: a range first
             following = ord(search[-1]) + 1
             upper = (
@@ -127,17 +136,19 @@ def _error_query(run_id: int, search: str, dialect: str = "sqlite"):
                 if 0xD800 <= following <= 0xDFFF or following > 0x10FFFF
                 else (search[:-1] + chr(following))
             )
-            query = query.where(run_row_errors.c.row_key >= search)
+            query = query.where(column >= search)
             if upper is not None:
-                query = query.where(run_row_errors.c.row_key < upper)
+                query = query.where(column < upper)
     return query
 
 
-def errors_page(engine: Engine, run_id: int, search: str = "", after: int = 0) -> Page:
+def errors_page(
+    engine: Engine, run_id: int, search: str = "", after: int = 0, within: str = "row_key"
+) -> Page:
     """A page of row errors after error id ``after`` (keyset paging: page 9,000 costs what
     page 1 does); ``Page.number`` holds the id to continue after."""
     query = (
-        _error_query(run_id, search, engine.dialect.name)
+        _error_query(run_id, search, engine.dialect.name, within)
         .where(run_row_errors.c.id > after)
         .order_by(run_row_errors.c.id)
         .limit(ERRORS_PAGE + 1)
@@ -145,19 +156,26 @@ def errors_page(engine: Engine, run_id: int, search: str = "", after: int = 0) -
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     shown = rows[:ERRORS_PAGE]
-    items = [runs.RowErrorRecord(r.row_key, r.field, r.reason) for r in shown]
+    items = [runs.RowErrorRecord(r.row_key, r.field, r.reason, r.value) for r in shown]
     return Page(items, shown[-1].id if shown else after, len(rows) > ERRORS_PAGE)
 
 
-def errors_csv(engine: Engine, run_id: int, search: str = "") -> Iterator[str]:
-    """The run's row errors as CSV, read in chunks by id so any number streams out."""
+def errors_csv(
+    engine: Engine,
+    run_id: int,
+    search: str = "",
+    within: str = "row_key",
+    secret: Callable[[str | None], bool] = lambda _field: False,
+) -> Iterator[str]:
+    """The run's row errors as CSV, read in chunks by id so any number streams out; the
+    value of a field ``secret`` names is left out."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["row_key", "field", "reason"])
+    writer.writerow(["row_key", "field", "reason", "value"])
     after = 0
     while True:
         query = (
-            _error_query(run_id, search, engine.dialect.name)
+            _error_query(run_id, search, engine.dialect.name, within)
             .where(run_row_errors.c.id > after)
             .order_by(run_row_errors.c.id)
             .limit(CSV_CHUNK)
@@ -165,7 +183,8 @@ def errors_csv(engine: Engine, run_id: int, search: str = "") -> Iterator[str]:
         with engine.connect() as conn:
             rows = conn.execute(query).all()
         for row in rows:
-            writer.writerow([_cell(row.row_key), _cell(row.field), _cell(row.reason)])
+            value = REDACTED if row.value is not None and secret(row.field) else row.value
+            writer.writerow([_cell(row.row_key), _cell(row.field), _cell(row.reason), _cell(value)])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

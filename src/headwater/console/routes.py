@@ -8,7 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from headwater.console import actions, pages
+from headwater.console import actions, outputs, pages
 from headwater.console.render import HERE
 
 
@@ -32,6 +32,12 @@ ROUTES = [
     Route("/console/runs/{run_id}/errors.csv", pages.run_errors_csv, methods=["GET"]),
     Route("/console/streams/{name}", pages.stream_page, methods=["GET"]),
     Route("/console/streams/{name}/events", pages.stream_events, methods=["GET"]),
+    Route("/console/streams/{name}/pause", actions.pause_stream, methods=["POST"]),
+    Route("/console/streams/{name}/resume", actions.resume_stream, methods=["POST"]),
+    Route("/console/audiences", outputs.audiences_page, methods=["GET"]),
+    Route("/console/audiences/{name}", outputs.audience_page, methods=["GET"]),
+    Route("/console/audiences/{name}/stays", outputs.audience_stays, methods=["GET"]),
+    Route("/console/exports", outputs.exports_page, methods=["GET"]),
     Route("/console/dead-letters", pages.dead_letters_page, methods=["GET"]),
     Route("/console/dead-letters/replay", actions.replay, methods=["POST"]),
     Route("/console/keys", pages.keys_page, methods=["GET"]),

@@ -30,10 +30,10 @@ _engines: dict[str, Engine] = {}  # the child's, per state URL
 _databases: dict[str, object] = {}
 
 
-def land(url: str, root: str, seq: int, resumed: bool) -> int:
+def land(url: str, root: str, seq: int, resumed: bool) -> dict[tuple[str, str], int]:
     """In the landing process: write landing ``seq`` (claimed already), then compact
-    what is due (``currents_compact``); returns its events."""
-    from headwater.exports.currents_landing import landing_database, write_landing
+    what is due (``currents_compact``); returns its events per (receiver, event type)."""
+    from headwater.exports.currents_landing import landed_counts, landing_database, write_landing
     from headwater.state.db import open_state
 
     engine = _engines.get(url)
@@ -44,9 +44,9 @@ def land(url: str, root: str, seq: int, resumed: bool) -> int:
         db = _databases["db"] = landing_database()
     ledger = CurrentsLedger(engine)
     landing = Landing(seq, ledger.read_batches(seq), ledger.read_owned(seq), resumed)
-    write_landing(Path(root), landing, db)
-    compact_landing(Path(root), ledger.named_landings(), db)
-    return sum(len(v) for v in landing.owned.values())
+    counts = landed_counts(Path(root), write_landing(Path(root), landing, db))
+    compact_landing(Path(root), ledger.named_landings(), db)  # after counting its files
+    return counts
 
 
 def _follow_parent(parent: int) -> None:
@@ -88,7 +88,7 @@ class Lander:
             )
             self._pool.submit(_warm)  # its imports before the first landing, not during
 
-    async def land(self, root: Path, seq: int, resumed: bool) -> int:
+    async def land(self, root: Path, seq: int, resumed: bool) -> dict[tuple[str, str], int]:
         if not self.own_process:
             return await asyncio.to_thread(_land_here, self.engine, root, seq, resumed)
         self.start()
@@ -106,15 +106,15 @@ class Lander:
             self._pool = None
 
 
-def _land_here(engine: Engine, root: Path, seq: int, resumed: bool) -> int:
-    from headwater.exports.currents_landing import landing_database, write_landing
+def _land_here(engine: Engine, root: Path, seq: int, resumed: bool) -> dict[tuple[str, str], int]:
+    from headwater.exports.currents_landing import landed_counts, landing_database, write_landing
 
     ledger = CurrentsLedger(engine)
     landing = Landing(seq, ledger.read_batches(seq), ledger.read_owned(seq), resumed)
     db = landing_database()
     try:
-        write_landing(root, landing, db)
-        compact_landing(root, ledger.named_landings(), db)
+        counts = landed_counts(root, write_landing(root, landing, db))
+        compact_landing(root, ledger.named_landings(), db)  # after counting its files
     finally:
         db.close()
-    return sum(len(v) for v in landing.owned.values())
+    return counts

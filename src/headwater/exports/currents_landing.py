@@ -29,6 +29,7 @@ from pathlib import Path
 
 import duckdb
 import orjson
+import pyarrow.parquet as pq
 
 from headwater.exports.currents_compact import ensure_type_dir, type_lock
 from headwater.exports.currents_events import USER_FIELDS, properties_of
@@ -235,6 +236,17 @@ def write_landing(
     return written
 
 
+def landed_counts(root: Path, written: list[Path]) -> dict[tuple[str, str], int]:
+    """Events per (receiver, event type) in the files a landing wrote (each file's row
+    count, read from its footer), for the receiver's counters."""
+    counts: dict[tuple[str, str], int] = {}
+    for path in written:
+        receiver, event_type = path.relative_to(root / "currents").parts[:2]
+        key = (receiver, event_type)
+        counts[key] = counts.get(key, 0) + pq.read_metadata(path).num_rows
+    return counts
+
+
 class LandingWorker:
     """One per ``serve`` process: lands whatever is committed, within about a second."""
 
@@ -297,8 +309,9 @@ class LandingWorker:
                     while await outbox.write(self.ledger.grow, named[0], self.max_events):
                         pass
                 await self._claim(*named)
-                self.landed += await self.lander.land(self.root, *named)
-                await outbox.write(self.ledger.finish, named[0])
+                counts = await self.lander.land(self.root, *named)
+                await outbox.write(self.ledger.finish, named[0], counts)
+                self.landed += sum(counts.values())
                 await self._forget_old()
                 rest = self.interval - (time.monotonic() - began)
                 if rest > 0 and not self._stopping and not take_over_all:

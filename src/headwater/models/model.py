@@ -47,6 +47,7 @@ class RowRejection:
     field: str
     reason: str
     row_number: int
+    value: str | None = None  # the offending value as text (None: missing, or unknown)
 
     def __str__(self) -> str:
         where = self.row_key
@@ -435,7 +436,9 @@ def materialize_model(
         _run_model_sql(engine, model_name, f"CREATE TEMP TABLE {checked} AS {select}")
         _keep_valid_rows(engine, model, table, checked, ok)
         valid, bad = _count_valid(engine, checked, ok)
-        details = _rejection_details(engine, model, problems, checked, max_details, bad)
+        details = _rejection_details(
+            engine, model, problems, checked, max_details, bad, text_type=dialect.text_type
+        )
     else:
         # PostgreSQL: the checked rows are written once, into what becomes the model
         # table: invalid rows and the check columns are dropped in place (a dropped column
@@ -447,7 +450,9 @@ def materialize_model(
         _mark_duplicates(engine, draft, quote_ident(model.primary_key))  # type: ignore[arg-type]
         valid, bad = _count_valid(engine, draft, ok)
         key = f"CAST({quote_ident(model.primary_key)} AS TEXT)"  # type: ignore[arg-type]
-        details = _rejection_details(engine, model, problems, draft, max_details, bad, key)
+        details = _rejection_details(
+            engine, model, problems, draft, max_details, bad, key, text_type=dialect.text_type
+        )
         with engine.transaction():
             if bad:
                 _execute(engine, f"DELETE FROM {draft} WHERE NOT ({ok})")  # ok is never NULL
@@ -509,32 +514,48 @@ def _rejection_details(
     limit: int,
     rejected: int,
     key_sql: str = "__hw_key",
+    text_type: str = "TEXT",
 ) -> list[RowRejection]:
     if limit <= 0 or not rejected:
         return []
+    names = list(model.columns)
+
+    def value(index: int) -> str:
+        return f"substr(CAST({quote_ident(names[index])} AS {text_type}), 1, {VALUE_CHARS})"
+
     parts = [
-        f"SELECT {ROW_COLUMN}, {key_sql}, {i} AS field_index, {p} AS reason FROM {checked} "
-        f"WHERE {p} IS NOT NULL"
+        f"SELECT {ROW_COLUMN}, {key_sql}, {i} AS field_index, {p} AS reason, "
+        f"{value(i)} AS value FROM {checked} WHERE {p} IS NOT NULL"
         for i, p in problems.items()
     ]
-    pk_index = list(model.columns).index(model.primary_key)
+    pk_index = names.index(model.primary_key)
     parts.append(
         f"SELECT {ROW_COLUMN}, {key_sql}, {pk_index} AS field_index, "
-        f"'duplicate primary key: ' || CAST(__hw_dups AS TEXT) || ' rows have it' AS reason "
-        f"FROM {checked} WHERE __hw_dups > 1 AND {key_sql} IS NOT NULL"
+        f"'duplicate primary key: ' || CAST(__hw_dups AS TEXT) || ' rows have it' AS reason, "
+        f"{value(pk_index)} AS value FROM {checked} WHERE __hw_dups > 1 AND {key_sql} IS NOT NULL"
     )
     rows = _fetch(
         engine,
         f"SELECT * FROM ({' UNION ALL '.join(parts)}) AS r "
         f"ORDER BY {ROW_COLUMN}, field_index LIMIT {int(limit)}",
     )
-    names = list(model.columns)
     return [
         RowRejection(
             row_key=str(key) if key not in (None, "") else f"row {row}",
             field=names[index],
             reason=reason,
             row_number=int(row),
+            value=shown if shown is not None else _quoted_value(reason),
         )
-        for row, key, index, reason in rows
+        for row, key, index, reason, shown in rows
     ]
+
+
+VALUE_CHARS = 500  # an offending value is kept this long at most
+_GOT = re.compile(r"(?:got|pattern:) '(.*)'\Z", re.DOTALL)
+
+
+def _quoted_value(reason: str) -> str | None:
+    """A value that did not convert is NULL once typed: its reason quotes it."""
+    found = _GOT.search(reason)
+    return found.group(1) if found else None

@@ -34,9 +34,10 @@ from starlette.routing import Route
 from headwater.bearer import bearer_token
 from headwater.braze import client as braze_client
 from headwater.braze.errors import BrazeError
-from headwater.runtime.hub import hub_of
+from headwater.runtime.hub import GATEWAY_STREAM, hub_of
 from headwater.state import runs
 from headwater.state.dead_letters import dead_letters
+from headwater.state.pauses import list_pauses
 from headwater.state.schedules import job_states
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -102,7 +103,10 @@ class StateCollector:
             sums = conn.execute(
                 select(
                     r.c.sync,
-                    *(func.sum(r.c[name]) for name in (*ROW_OUTCOMES, "data_points", "requests")),
+                    *(
+                        func.sum(r.c[name])
+                        for name in (*ROW_OUTCOMES, "data_points", "requests", "data_points_saved")
+                    ),
                     func.sum(r.c.duration_seconds),
                     func.count(r.c.duration_seconds),
                     *(
@@ -145,6 +149,11 @@ class StateCollector:
         requests = CounterMetricFamily(
             "headwater_sync_requests", "Requests to Braze the sync's runs made.", labels=["sync"]
         )
+        saved = CounterMetricFamily(
+            "headwater_sync_data_points_saved",
+            "Braze data points the sync's diff saved (a full resend's cost less what was spent).",
+            labels=["sync"],
+        )
         durations = HistogramMetricFamily(
             "headwater_sync_duration_seconds", "How long the sync's runs took.", labels=["sync"]
         )
@@ -155,11 +164,12 @@ class StateCollector:
             base = 1 + len(ROW_OUTCOMES)
             points.add_metric([sync], row[base] or 0)
             requests.add_metric([sync], row[base + 1] or 0)
-            total, count = row[base + 2] or 0.0, row[base + 3] or 0
-            buckets = [(str(b), row[base + 4 + i] or 0) for i, b in enumerate(DURATION_BUCKETS)]
+            saved.add_metric([sync], row[base + 2] or 0)
+            total, count = row[base + 3] or 0.0, row[base + 4] or 0
+            buckets = [(str(b), row[base + 5 + i] or 0) for i, b in enumerate(DURATION_BUCKETS)]
             buckets.append(("+Inf", count))
             durations.add_metric([sync], buckets, total)
-        yield from (rows, points, requests, durations)
+        yield from (rows, points, saved, requests, durations)
 
         in_progress = GaugeMetricFamily(
             "headwater_sync_running", "1 while a run of the sync is in progress.", labels=["sync"]
@@ -203,6 +213,16 @@ class StateCollector:
         for stream, count in letters:
             per_stream.add_metric([stream], count)
         yield per_stream
+
+        pauses = list_pauses(engine)
+        paused_streams = GaugeMetricFamily(
+            "headwater_stream_paused",
+            "1 while the stream is paused (its events accepted and held in the outbox).",
+            labels=["stream"],
+        )
+        for stream in [GATEWAY_STREAM, *hub.settings.streams]:
+            paused_streams.add_metric([stream], 1 if stream in pauses else 0)
+        yield paused_streams
 
         objects = CounterMetricFamily(
             "headwater_stream_objects",

@@ -4,7 +4,8 @@ A person's slot (0-9,999) comes from hashing their id with the audience's salt; 
 split a slot belongs to is written here the first time the audience runs and only ever
 edited, range by range, when shares change (``headwater.audiences.splits.allocate``).
 Kept in the state store, beside the runs: a few rows per audience that the CLI lists, and
-that survive a rebuilt warehouse.
+that survive a rebuilt warehouse. So are the members per split as the last run left them
+(``audience_sizes``), for the console to show without opening the warehouse.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Engine,
@@ -41,6 +43,16 @@ audience_salts = Table(
     Column("audience", String(200), primary_key=True),
     Column("salt", String(1000), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+audience_sizes = Table(
+    "audience_sizes",
+    metadata,
+    Column("audience", String(200), primary_key=True),
+    Column("split", String(100), primary_key=True),
+    Column("members", BigInteger, nullable=False),
+    Column("run_id", BigInteger, nullable=True),
+    Column("measured_at", DateTime(timezone=True), nullable=False),
 )
 
 Ranges = dict[str, list[tuple[int, int]]]  # split -> [(first, last)] inclusive, sorted
@@ -87,3 +99,38 @@ def save_allocation(engine: Engine, audience: str, allocation: Allocation) -> No
                     audience=audience, salt=allocation.salt, updated_at=datetime.now(UTC)
                 )
             )
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Members per split (the holdout included) after an audience's last run."""
+
+    members: dict[str, int]
+    run_id: int | None
+    measured_at: datetime
+
+
+def save_sizes(engine: Engine, audience: str, sizes: dict[str, int], run_id: int | None) -> None:
+    """Replace the audience's members per split with what its run just left."""
+    now = datetime.now(UTC)
+    rows = [
+        {"audience": audience, "split": split, "members": int(count), "run_id": run_id,
+         "measured_at": now}
+        for split, count in sizes.items()
+    ]  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(delete(audience_sizes).where(audience_sizes.c.audience == audience))
+        if rows:
+            conn.execute(insert(audience_sizes), rows)
+
+
+def load_sizes(engine: Engine) -> dict[str, Sizes]:
+    """Every audience's members per split as last measured (a few rows per audience)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(audience_sizes)).all()
+    out: dict[str, Sizes] = {}
+    for r in rows:
+        at = r.measured_at if r.measured_at.tzinfo else r.measured_at.replace(tzinfo=UTC)
+        found = out.setdefault(r.audience, Sizes({}, r.run_id, at))
+        found.members[r.split] = int(r.members)
+    return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,6 +40,7 @@ from sqlalchemy import (
 )
 
 from headwater.chunks import chunks
+from headwater.state.counters import Counters
 from headwater.state.db import metadata
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
@@ -47,6 +49,13 @@ IDS_PER_STATEMENT = 500
 BATCHES_PER_STEP = 20  # batches named per transaction (``grow``): a few ms
 CLAIMS_PER_STEP = 1_000  # ids claimed per transaction on the writer thread: a few ms
 KEEP_REJECTED = 10_000  # refused batches kept for inspection (the newest)
+LANDED = "landed:"  # a receiver's counter of events landed, per event type: landed:<type>
+
+
+def landed_stream(receiver: str) -> str:
+    """The ``stream_counters`` stream a receiver's landed events are counted under."""
+    return f"currents-landing:{receiver}"  # (not the forward stream currents:NAME)
+
 
 currents_batches = Table(
     "currents_batches",
@@ -299,12 +308,20 @@ class CurrentsLedger:
         with self.engine.connect() as conn:
             return {int(seq) for seq in conn.execute(query).scalars()}
 
-    def finish(self, seq: int) -> int:
-        """The landing's files are in place: its batches leave. Returns how many."""
+    def finish(self, seq: int, landed: dict[tuple[str, str], int] | None = None) -> int:
+        """The landing's files are in place: its batches leave, and the events it landed
+        (``landed``: (receiver, event type) -> events) are counted in the same
+        transaction, so a landing written again after a crash is counted once. Returns
+        how many batches left."""
         with self.engine.begin() as conn:
             result = conn.execute(
                 delete(currents_batches).where(currents_batches.c.landing_seq == seq)
             )
+            if landed and result.rowcount:
+                Counters(self.engine).add(
+                    Counter({(landed_stream(r), LANDED + t): n for (r, t), n in landed.items()}),
+                    conn,
+                )
         return result.rowcount
 
     def forget(self, older_than: float, limit: int = 50_000) -> int:
@@ -329,6 +346,23 @@ def pending_events(engine: Engine) -> int:
     query = select(func.coalesce(func.sum(currents_batches.c.events), 0))
     with engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
+
+
+def rejected_counts(engine: Engine) -> dict[str, int]:
+    """Refused batches kept per receiver (at most ``KEEP_REJECTED`` in all)."""
+    query = select(currents_rejected.c.receiver, func.count()).group_by(
+        currents_rejected.c.receiver
+    )
+    with engine.connect() as conn:
+        return {r: int(n) for r, n in conn.execute(query)}
+
+
+def pending_by_receiver(engine: Engine) -> dict[str, int]:
+    """Events committed and not landed yet, per receiver (a batch leaves once landed)."""
+    c = currents_batches.c
+    query = select(c.receiver, func.sum(c.events)).group_by(c.receiver)
+    with engine.connect() as conn:
+        return {r: int(n or 0) for r, n in conn.execute(query)}
 
 
 def list_rejected(engine: Engine, receiver: str | None = None, limit: int = 100) -> list[dict]:

@@ -154,6 +154,7 @@ def open_state(url: str, *, background_checkpoints: bool = False) -> Engine:
         engine = create_state_engine(url, background_checkpoints=background_checkpoints)
         with _schema_lock(engine):
             metadata.create_all(engine, tables=_tables_for(engine))
+            _add_missing(engine)
         _check_columns(engine)
     except HeadwaterError:
         raise
@@ -190,13 +191,59 @@ def _tables_for(engine: Engine) -> list:
     return [t for t in metadata.sorted_tables if dialect in t.info.get("dialects", {dialect})]
 
 
+def _add_missing(engine: Engine) -> None:
+    """Bring a store made by an earlier version up to date where that is safe: its tables
+    get the nullable columns (NULL in old rows), the counts (0 in old rows) and the
+    indexes added since. A table missing any other column is left for ``_check_columns``.
+    Columns and indexes are read in one pass each (per table, that was most of the time
+    a PostgreSQL store took to open)."""
+    found = inspect(engine)
+    tables = _tables_for(engine)
+    names = [t.name for t in tables]
+    columns = {key[1]: cols for key, cols in found.get_multi_columns(filter_names=names).items()}
+    indexes = {key[1]: ix for key, ix in found.get_multi_indexes(filter_names=names).items()}
+    for table in tables:
+        have = {c["name"] for c in columns.get(table.name, [])}
+        added = []
+        for column in (c for c in table.columns if c.name not in have):
+            ddl = _added_column(engine, column)
+            if ddl is None:
+                added = None
+                break
+            added.append(ddl)
+        if added is None:
+            continue
+        for ddl in added:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN {ddl}')
+        known = {i["name"] for i in indexes.get(table.name, [])}
+        for index in table.indexes:
+            if index.name not in known:
+                index.create(engine, checkfirst=True)
+
+
+def _added_column(engine: Engine, column) -> str | None:
+    """The DDL adding ``column`` to a table with rows, or None when old rows have no value."""
+    if column.server_default is not None:
+        return None
+    kind = column.type.compile(dialect=engine.dialect)
+    default = column.default.arg if column.default is not None else None
+    if column.nullable:
+        return f'"{column.name}" {kind}'
+    if isinstance(default, int) and not isinstance(default, bool):
+        return f'"{column.name}" {kind} NOT NULL DEFAULT {default}'  # a count: 0 before
+    return None
+
+
 def _check_columns(engine: Engine) -> None:
     """Refuse a store whose tables predate columns this version needs, naming them,
     instead of failing later on the first statement that reads one."""
-    found = inspect(engine)
+    tables = _tables_for(engine)
+    found = inspect(engine).get_multi_columns(filter_names=[t.name for t in tables])
+    columns = {key[1]: cols for key, cols in found.items()}
     stale = []
-    for table in _tables_for(engine):
-        have = {c["name"] for c in found.get_columns(table.name)}
+    for table in tables:
+        have = {c["name"] for c in columns.get(table.name, [])}
         missing = [c.name for c in table.columns if c.name not in have]
         if missing:
             stale.append(f"{table.name} (missing {', '.join(missing)})")

@@ -24,6 +24,7 @@ from sqlalchemy import (
     update,
 )
 
+from headwater.state import pauses
 from headwater.state.db import metadata
 from headwater.state.outbox import OutboxRow, outbox
 
@@ -126,6 +127,7 @@ def replay_dead_letters(engine: Engine, ids: Sequence[int] | None = None) -> int
         letters = conn.execute(query).all()
         if not letters:
             return 0
+        paused = pauses.read_paused(conn)  # a paused stream's letters go back held
         conn.execute(
             outbox.insert(),
             [
@@ -137,7 +139,9 @@ def replay_dead_letters(engine: Engine, ids: Sequence[int] | None = None) -> int
                     "objects": 1,
                     "options": r.options,
                     "enqueued_at": now,
-                    "available_at": now,
+                    "available_at": now + pauses.HELD
+                    if pauses.is_paused(r.stream, paused)
+                    else now,
                     "attempts": 0,
                 }
                 for r in letters

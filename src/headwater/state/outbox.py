@@ -50,6 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from headwater.chunks import chunks
+from headwater.state import pauses
 from headwater.state.db import metadata
 from headwater.state.seen import SeenKeys, normalise_key
 
@@ -84,6 +85,9 @@ outbox = Table(
     Column("last_error", Text, nullable=True),
 )
 Index("ix_outbox_claim", outbox.c.destination, outbox.c.available_at)
+# Holding and releasing a paused stream's rows (``headwater.state.pauses``).
+Index("ix_outbox_stream", outbox.c.stream, outbox.c.available_at)
+PAUSES_READ_SECONDS = 1.0  # how stale a process's view of the paused streams may be
 
 
 @dataclass(slots=True)
@@ -174,6 +178,8 @@ class Outbox:
         marks = ", ".join([self._mark] * len(columns))
         self._insert_sql = f"INSERT INTO outbox ({', '.join(columns)}) VALUES ({marks})"
         self._claim_sql = _claim_sql(self.dialect)
+        self.paused: frozenset[str] = frozenset()  # streams whose rows are written held
+        self._paused_read = -float("inf")
 
     async def write(self, fn, *args):
         """Run ``fn(*args)`` (a write transaction) on the outbox's writer thread.
@@ -188,6 +194,27 @@ class Outbox:
         """``write`` for callers on other threads: runs ``fn`` on the writer thread, in
         turn with everything else written, and waits for it."""
         return self._thread.submit(fn).result()
+
+    # ---- paused streams ----------------------------------------------------------------
+
+    def forget_pauses(self) -> None:
+        """Read the paused streams again at the next write or claim (after a pause here)."""
+        self._paused_read = -float("inf")
+
+    def _read_pauses(self, conn) -> None:
+        """Refresh this process's view of the paused streams (at most once a second), on
+        the writer thread inside a write's transaction: rows this process wrote ready
+        under the old view of a stream paused since are held now, and rows it wrote held
+        for a stream resumed since are released, so no row is left behind either way."""
+        tick = time.monotonic()
+        if tick - self._paused_read < PAUSES_READ_SECONDS:
+            return
+        now = pauses.read_paused(conn)
+        for stream in now - self.paused:
+            pauses.hold(conn, stream)
+        for stream in self.paused - now:
+            pauses.release(conn, stream)
+        self.paused, self._paused_read = now, tick
 
     # ---- intake side -------------------------------------------------------------------
 
@@ -254,6 +281,8 @@ class Outbox:
         now = self.clock()
         keys = {e.dedupe_key for p in group for e in p.entries if e.dedupe_key}
         with self.engine.begin() as conn:
+            self._read_pauses(conn)
+            paused = self.paused
             fresh = self.seen.claim(conn, keys, now) if keys else set()
             claimed = set(fresh)
             batches: dict[tuple[str, str, str, int], list[bytes]] = {}
@@ -269,9 +298,10 @@ class Outbox:
                     key = (entry.stream, entry.destination, entry.kind, entry.options)
                     batches.setdefault(key, []).append(entry.payload)
                 dropped.append(count)
+            held = now + pauses.HELD  # a paused stream's rows wait out of the claim's range
             rows = [
-                (stream, destination, kind, b"\n".join(chunk), len(chunk),
-                 options, now, now, 0)
+                (stream, destination, kind, b"\n".join(chunk), len(chunk), options, now,
+                 held if paused and pauses.is_paused(stream, paused) else now, 0)
                 for (stream, destination, kind, options), payloads in batches.items()
                 for chunk in chunks(payloads, OBJECTS_PER_ROW)
             ]  # fmt: skip
@@ -304,6 +334,7 @@ class Outbox:
         # Driver SQL built once (see _claim_sql): a claim runs on the writer thread between
         # intake commits, many times a second.
         with self.engine.begin() as conn:
+            self._read_pauses(conn)
             if self.dialect == "postgresql":
                 # Row locks and window functions do not mix: pick the prefix here.
                 picked = conn.exec_driver_sql(
@@ -437,7 +468,10 @@ class Outbox:
 
 
 ROW_COLUMNS = "id, stream, destination, kind, payload, objects, options, attempts, enqueued_at"
-_READY = "destination = {m} AND available_at <= {m} AND (lease_until IS NULL OR lease_until < {m})"
+_READY = (
+    "destination = {m} AND available_at <= {m} AND (lease_until IS NULL OR lease_until < {m}) "
+    f"AND {pauses.NOT_PAUSED}"
+)
 
 
 def _claim_sql(dialect: str) -> dict[str, str]:

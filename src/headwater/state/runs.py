@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import psutil
 from sqlalchemy import (
     BigInteger,
@@ -45,6 +46,7 @@ from headwater.state.db import metadata
 
 STALE_HEARTBEAT_SECONDS = 600.0
 MAX_REASON_CHARS = 2000
+MAX_VALUE_CHARS = 500  # an offending value is kept cut to this (searchable, indexable)
 RUNNING, SUCCEEDED, PARTIAL, FAILED, INTERRUPTED, SKIPPED = (
     "running",
     "succeeded",
@@ -64,6 +66,7 @@ COUNTS = (
     "sent",
     "requests",
     "data_points",
+    "data_points_saved",  # not spent: unchanged attributes the diff left out
 )
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
@@ -95,6 +98,7 @@ run_row_errors = Table(
     Column("row_key", Text, nullable=True),
     Column("field", String(255), nullable=True),
     Column("reason", Text, nullable=False),
+    Column("value", Text, nullable=True),  # the offending value as text, cut; NULL: unknown
 )
 Index("ix_run_row_errors_run", run_row_errors.c.run_id, run_row_errors.c.id)
 
@@ -106,6 +110,7 @@ class RowErrorRecord:
     row_key: str | None
     field: str | None
     reason: str
+    value: str | None = None  # what was offending, as text (cut to MAX_VALUE_CHARS)
 
 
 @dataclass(frozen=True)
@@ -200,7 +205,8 @@ def add_row_errors(
     """Store row-level errors (all of them; readers page). Return how many were stored.
 
     Accepts ``RowErrorRecord``, ``headwater.errors.RowError``, mappings with
-    ``row_key``/``field``/``reason``, or ``(row_key, field, reason)`` tuples.
+    ``row_key``/``field``/``reason`` (and ``value``), or ``(row_key, field, reason)``
+    tuples (and a value). The caller leaves out values that are secret.
     """
     rows = [
         {
@@ -208,6 +214,7 @@ def add_row_errors(
             "row_key": None if e.row_key is None else str(e.row_key),
             "field": e.field,
             "reason": e.reason[:MAX_REASON_CHARS],
+            "value": value_text(e.value),
         }
         for e in map(_as_row_error, errors)
     ]
@@ -221,11 +228,25 @@ def _as_row_error(error: Any) -> RowErrorRecord:
     if isinstance(error, RowErrorRecord):
         return error
     if isinstance(error, RowError):
-        return RowErrorRecord(error.row, error.field, error.reason)
+        return RowErrorRecord(error.row, error.field, error.reason, error.value)
     if isinstance(error, Mapping):
-        return RowErrorRecord(error.get("row_key"), error.get("field"), str(error["reason"]))
-    row_key, field_name, reason = error
-    return RowErrorRecord(row_key, field_name, str(reason))
+        return RowErrorRecord(
+            error.get("row_key"), error.get("field"), str(error["reason"]), error.get("value")
+        )
+    row_key, field_name, reason, *value = error
+    return RowErrorRecord(row_key, field_name, str(reason), value[0] if value else None)
+
+
+def value_text(value: Any) -> str | None:
+    """An offending value as stored: text (JSON for anything structured), cut short."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        try:
+            value = orjson.dumps(value, default=str).decode()
+        except TypeError:
+            value = repr(value)
+    return value if len(value) <= MAX_VALUE_CHARS else value[: MAX_VALUE_CHARS - 1] + "…"
 
 
 def finish_run(
@@ -341,7 +362,12 @@ def row_errors(
 ) -> list[RowErrorRecord]:
     """One page of a run's row errors, in the order they were recorded."""
     query = (
-        select(run_row_errors.c.row_key, run_row_errors.c.field, run_row_errors.c.reason)
+        select(
+            run_row_errors.c.row_key,
+            run_row_errors.c.field,
+            run_row_errors.c.reason,
+            run_row_errors.c.value,
+        )
         .where(run_row_errors.c.run_id == run_id)
         .order_by(run_row_errors.c.id)
         .limit(limit)

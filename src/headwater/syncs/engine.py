@@ -32,6 +32,7 @@ from headwater.errors import ConfigError, FatalError, HeadwaterError, RowError
 from headwater.identity import materialize_any
 from headwater.runtime.clients import destination_client
 from headwater.runtime.committer import BatchCommitter
+from headwater.runtime.inspector import REDACTED, Redactor
 from headwater.state import runs
 from headwater.state.db import open_state
 from headwater.syncs import merges
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 2.0
 PREVIEW_ROWS = 5
+_SECRETS = Redactor()  # the field names whose values are secret
 SHOWN_ERRORS = 20  # row errors kept on the report for display; the run record keeps all
 # An attribute sync of millions of rows commits its snapshot at most about this many times
 # by row count: each commit joins the whole diff, so a 50,000-row cap made a 10M-row run
@@ -95,6 +97,14 @@ class SyncReport:
     def counts(self) -> dict[str, int]:
         names = ("added", "changed", "removed", "unchanged", "rejected", "failed", "sent")
         return {n: getattr(self, n) for n in (*names, "requests", "data_points")}
+
+    @property
+    def data_points_saved(self) -> int:
+        """What the diff saved: a full resend's cost less what was spent (as ``headwater
+        sync`` prints it); none for a run that did not finish its work."""
+        if self.error is not None:
+            return 0
+        return max(self.full_data_points - self.data_points, 0)
 
 
 @dataclass
@@ -238,6 +248,9 @@ def _record_errors(state, run_id: int | None, report: SyncReport, errors: list[R
     """Store every row error with the run (one insert) and keep the first few to show."""
     if not errors:
         return
+    for error in errors:  # a secret field's value is never stored (nor shown)
+        if error.value is not None and _SECRETS.is_secret(error.field):
+            error.value = REDACTED
     if run_id is not None:
         runs.add_row_errors(state, run_id, errors)
     report.errors.extend(errors[: max(SHOWN_ERRORS - len(report.errors), 0)])
@@ -440,7 +453,10 @@ def run_sync(
             state,
             run_id,
             report,
-            [RowError(r.reason, row=r.row_key, field=r.field) for r in model.rejected],
+            [
+                RowError(r.reason, row=r.row_key, field=r.field, value=r.value)
+                for r in model.rejected
+            ],
         )
         report.rejected = model.rejected_count
         checked = project.models[sync.model].identity is None  # its primary key is required
@@ -487,6 +503,7 @@ def run_sync(
                 run_id,
                 status=None if completed else runs.INTERRUPTED,
                 error=report.error,
+                data_points_saved=report.data_points_saved,
                 **report.counts(),
             )
         elif report.error is None:

@@ -163,10 +163,12 @@ def _checked(validator, obj: dict, sync: SyncConfig) -> dict:
             exc, [*sync.mapping, "name", "time", "product_id", "currency", "price", "quantity"]
         )
         column = sync.mapping.get(field, field) if field else None
-        raise RowError(exc.type, field=column) from None
+        raise RowError(exc.type, field=column, value=obj.get(field) if field else None) from None
     if cleaned is not obj:
         dropped = sorted(set(obj) - set(cleaned))
         raise RowError(
-            f"Braze would drop invalid nested values of {', '.join(dropped)}", field=dropped[0]
+            f"Braze would drop invalid nested values of {', '.join(dropped)}",
+            field=dropped[0],
+            value=obj[dropped[0]],
         )
     return cleaned
