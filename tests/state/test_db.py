@@ -104,3 +104,47 @@ def test_processes_starting_together_on_a_fresh_postgresql_store_all_open_it(pg_
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+def _outbox_ddl(path) -> str:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT sql FROM sqlite_master WHERE name = 'outbox'").fetchone()[0]
+
+
+def test_outbox_ids_are_never_handed_out_twice_on_sqlite(tmp_path):
+    """Dedupe tells an older value retried late from a newer one by outbox id: a drained
+    outbox must not start its ids again (SQLite reuses rowids without AUTOINCREMENT)."""
+    path = tmp_path / "state.db"
+    engine = open_state(f"sqlite:///{path}")
+    table = _outbox_tables.outbox
+    row = {"stream": "s", "destination": "d", "kind": "attributes", "payload": b"{}",
+           "objects": 1, "options": 0, "enqueued_at": 0.0, "available_at": 0.0}  # fmt: skip
+    with engine.begin() as conn:
+        first = conn.execute(table.insert().values(**row)).inserted_primary_key[0]
+        conn.execute(table.delete())  # delivered: the outbox is empty again
+        second = conn.execute(table.insert().values(**row)).inserted_primary_key[0]
+    engine.dispose()
+    assert second > first
+
+
+def test_an_older_sqlite_outbox_is_rebuilt_with_its_rows_and_ids(tmp_path):
+    path = tmp_path / "state.db"
+    open_state(f"sqlite:///{path}").dispose()
+    with sqlite3.connect(path) as conn:  # as an earlier version made it
+        ddl = _outbox_ddl(path).replace("AUTOINCREMENT", "")
+        conn.execute("DROP TABLE outbox")
+        conn.execute(ddl)
+        conn.execute(
+            "INSERT INTO outbox (id, stream, destination, kind, payload, objects, options, "
+            "enqueued_at, available_at, attempts) VALUES (7, 's', 'd', 'attributes', x'7b7d', "
+            "1, 0, 0, 0, 0)"
+        )
+    assert "AUTOINCREMENT" not in _outbox_ddl(path).upper()
+    open_state(f"sqlite:///{path}").dispose()
+    assert "AUTOINCREMENT" in _outbox_ddl(path).upper()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT id, stream FROM outbox").fetchall() == [(7, "s")]
+        indexes = {
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+    assert {"ix_outbox_claim", "ix_outbox_stream"} <= indexes

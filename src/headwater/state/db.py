@@ -156,6 +156,7 @@ def open_state(url: str, *, background_checkpoints: bool = False) -> Engine:
             metadata.create_all(engine, tables=_tables_for(engine))
             _add_missing(engine)
         _check_columns(engine)
+        _never_reuse_ids(engine)  # every column is there: the rows can be copied whole
     except HeadwaterError:
         raise
     except (OSError, SQLAlchemyError, ImportError) as exc:
@@ -189,6 +190,34 @@ def _schema_lock(engine: Engine) -> Iterator[None]:
 def _tables_for(engine: Engine) -> list:
     dialect = engine.dialect.name
     return [t for t in metadata.sorted_tables if dialect in t.info.get("dialects", {dialect})]
+
+
+def _never_reuse_ids(engine: Engine) -> None:
+    """Rebuild a SQLite table made without the AUTOINCREMENT its declaration now asks for
+    (rows, ids and indexes kept, in one transaction): without it SQLite hands the ids of
+    deleted rows out again, and ids that must follow order (the outbox's) stop doing so."""
+    if engine.dialect.name != "sqlite":
+        return
+    for table in _tables_for(engine):
+        if not table.dialect_kwargs.get("sqlite_autoincrement"):
+            continue
+        with engine.begin() as conn:
+            ddl = conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table.name,)
+            ).scalar()
+            if ddl is None or "AUTOINCREMENT" in ddl.upper():
+                continue
+            old = f"{table.name}__before_autoincrement"
+            for index in table.indexes:
+                conn.exec_driver_sql(f'DROP INDEX IF EXISTS "{index.name}"')
+            conn.exec_driver_sql(f'ALTER TABLE "{table.name}" RENAME TO "{old}"')
+            table.create(conn)
+            names = ", ".join(f'"{c.name}"' for c in table.columns)
+            conn.exec_driver_sql(
+                f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{old}"'
+            )
+            conn.exec_driver_sql(f'DROP TABLE "{old}"')
+            log.info("state: %s rebuilt so its ids are never handed out twice", table.name)
 
 
 def _add_missing(engine: Engine) -> None:

@@ -83,6 +83,10 @@ outbox = Table(
     Column("lease_owner", String(64), nullable=True),
     Column("lease_until", Float, nullable=True),
     Column("last_error", Text, nullable=True),
+    # Ids follow posting order for good: dedupe compares them to tell an older value
+    # retried late from a newer one, and SQLite would otherwise hand a drained outbox's
+    # ids out again (``headwater.state.db`` rebuilds a store made without this).
+    sqlite_autoincrement=True,
 )
 Index("ix_outbox_claim", outbox.c.destination, outbox.c.available_at)
 # Holding and releasing a paused stream's rows (``headwater.state.pauses``).
