@@ -148,6 +148,42 @@ def test_bad_rows_are_reported_by_row_and_field_and_the_rest_delivered(tmp_path,
     assert len(sandbox.users()) == 18
 
 
+def test_a_secret_fields_bad_value_is_never_stored_nor_quoted(tmp_path, sandbox):
+    """A refused value of a field whose name looks secret: neither the stored value nor
+    the reason (which quotes what did not convert) keeps it."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/keys.csv").write_text("customer_id,api_token\nC1,12\nC2,tok-hunter2\n")
+    (tmp_path / "headwater.yml").write_text(
+        textwrap.dedent(
+            f"""
+            destinations:
+              braze: {{url: {sandbox.url}, api_key: {sandbox.key}}}
+            sources:
+              keys: {{type: csv, path: data/keys.csv}}
+            models:
+              keys:
+                sql: select * from keys
+                primary_key: customer_id
+                columns:
+                  customer_id: {{type: string, required: true}}
+                  api_token: {{type: integer, required: true}}
+            syncs:
+              keys:
+                model: keys
+                destination: braze
+                identifier: {{external_id: customer_id}}
+                mapping: {{api_token: api_token}}
+            """
+        )
+    )
+    report = run_sync(load_project(tmp_path), "keys")
+    assert (report.sent, report.rejected) == (1, 1)
+    stored = runs.row_errors(open_state(load_project(tmp_path).state_url), report.run_id)
+    assert [(e.row_key, e.field) for e in stored] == [("C2", "api_token")]
+    assert "hunter2" not in repr(stored) and "hunter2" not in str(report.errors)
+    assert stored[0].value == "[redacted]" and "[redacted]" in stored[0].reason
+
+
 def test_rows_braze_failed_are_sent_again_next_run(tmp_path, sandbox):
     rows = [contact(i) for i in range(30)]
     root = make_project(tmp_path, sandbox.url, sandbox.key)

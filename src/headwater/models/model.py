@@ -559,3 +559,11 @@ def _quoted_value(reason: str) -> str | None:
     """A value that did not convert is NULL once typed: its reason quotes it."""
     found = _GOT.search(reason)
     return found.group(1) if found else None
+
+
+def reason_without_value(reason: str, shown: str) -> str:
+    """``reason`` with the value it quotes replaced by ``shown`` (a secret field's)."""
+    found = _GOT.search(reason)
+    if not found:
+        return reason
+    return reason[: found.start(1)] + shown + reason[found.end(1) :]

@@ -30,6 +30,7 @@ from headwater.config import Project, SyncConfig
 from headwater.engines import DuckDBEngine, Engine, quote_ident
 from headwater.errors import ConfigError, FatalError, HeadwaterError, RowError
 from headwater.identity import materialize_any
+from headwater.models.model import reason_without_value
 from headwater.runtime.clients import destination_client
 from headwater.runtime.committer import BatchCommitter
 from headwater.runtime.inspector import REDACTED, Redactor
@@ -249,8 +250,11 @@ def _record_errors(state, run_id: int | None, report: SyncReport, errors: list[R
     if not errors:
         return
     for error in errors:  # a secret field's value is never stored (nor shown)
-        if error.value is not None and _SECRETS.is_secret(error.field):
-            error.value = REDACTED
+        if _SECRETS.is_secret(error.field):
+            error.reason = reason_without_value(error.reason, REDACTED)
+            error.args = (error.reason,)
+            if error.value is not None:
+                error.value = REDACTED
     if run_id is not None:
         runs.add_row_errors(state, run_id, errors)
     report.errors.extend(errors[: max(SHOWN_ERRORS - len(report.errors), 0)])
