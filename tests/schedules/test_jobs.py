@@ -40,3 +40,18 @@ def test_after_may_name_an_identity_model_and_is_checked_where_it_is_written():
     raw["syncs"]["people_sync"]["schedule"]["after"] = "plain"
     [(loc, message)] = _problems(check_schedules, raw)
     assert "no job named 'plain'" in message
+
+
+def test_a_project_without_segment_exports_has_no_segments_job():
+    """``exports:`` holds its jobs as optional fields: one left out is no job (the console
+    listed a "segments" job, never run, for every project)."""
+    from headwater.config.exports import ExportsConfig
+    from headwater.console.jobs import project_jobs
+
+    class Project:
+        syncs = {"contacts": object()}
+        exports = ExportsConfig()
+
+    assert list(project_jobs(Project())) == ["contacts"]
+    Project.exports = ExportsConfig(segments={"destination": "braze"})
+    assert list(project_jobs(Project())) == ["contacts", "segments"]

@@ -34,7 +34,10 @@ class JobKind:
     runner: str  # "module:function" called as fn(project, name, stop=event)
 
     def entries(self, project: Any) -> dict[str, Any]:
-        return dict(getattr(project, self.section, None) or {})
+        """The section's entries by job name; a job left out of the section (``exports``
+        holds its jobs as optional fields: None) is not a job."""
+        found = dict(getattr(project, self.section, None) or {})
+        return {name: entry for name, entry in found.items() if entry is not None}
 
     def scheduled(self, project: Any) -> dict[str, Schedule]:
         found = {}
