@@ -1,12 +1,16 @@
-"""Writes Currents landings in a process of its own, beside ``serve``'s event loop.
+"""Runs Currents landings in a process of its own, beside ``serve``'s event loop.
 
-Why a process and not a thread: turning a landing into Parquet holds the interpreter lock
-for most of its time (reading the batches back, decoding their ids, building DuckDB's
-input), and while it does, the event loop cannot answer Braze. Measured on 2 cores: with
-the landing on a thread, accepts waited for it (p99 in the hundreds of milliseconds at
-10,000 events/s); in a process they only share the cores. The process reads its landing
-from the state store itself (a read: no write lock taken, nothing copied through a pipe)
-and only writes files; every state write stays on the outbox's writer thread.
+Why a process and not a thread: a landing's work holds the interpreter lock or a core for
+most of its time (naming it, claiming its event ids, reading the batches back, DuckDB
+turning them into Parquet, deleting them), and while the event loop waits for it, Braze
+waits. Measured on 2 cores with the bookkeeping in ``serve`` and only the files in the
+process: serve spent 52-70 us of CPU per event, of which accepting was 12 (py-spy: the id
+claims alone were 45% of serve's busy samples). So the whole landing cycle runs here: the
+process opens the state store itself and ``serve`` only wakes it when batches arrive.
+
+Its state writes are short transactions of their own (a few batches named, 1,000 ids
+claimed, a landing's batches deleted), so ``serve``'s intake commits, on SQLite's one
+write lock, wait for one short step at most.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -29,24 +34,62 @@ PARENT_CHECK_SECONDS = 1.0
 _engines: dict[str, Engine] = {}  # the child's, per state URL
 _databases: dict[str, object] = {}
 
+# (seq, resumed, landed events per (receiver, event type)), or None: nothing to land
+Cycle = tuple[int, bool, dict[tuple[str, str], int]] | None
 
-def land(url: str, root: str, seq: int, resumed: bool) -> dict[tuple[str, str], int]:
-    """In the landing process: write landing ``seq`` (claimed already), then compact
-    what is due (``currents_compact``); returns its events per (receiver, event type)."""
-    from headwater.exports.currents_landing import landed_counts, landing_database, write_landing
+
+def land_cycle(
+    ledger: CurrentsLedger,
+    root: Path,
+    db,
+    max_events: int,
+    take_over_all: bool,
+    write: Callable[[Callable[[], object]], object] = lambda fn: fn(),
+) -> Cycle:
+    """One landing, start to end: name it (or take over one a stopped worker left), claim
+    its ids, write its files, compact what is due, and let its batches go. Each state write
+    goes through ``write`` (in the landing process: run here; on a thread of ``serve``: on
+    the outbox's writer thread)."""
+    from headwater.exports.currents_landing import landed_counts, write_landing
+
+    named = write(lambda: ledger.next_landing(max_events, take_over_all))
+    if named is None:
+        return None
+    seq, resumed = named
+    if not resumed:
+        while write(lambda: ledger.grow(seq, max_events)):
+            pass
+    batches = ledger.read_batches(seq)  # a read: beside the writers
+    for step in ledger.claim_steps(seq, batches):
+        write(step)
+    landing = Landing(seq, batches, ledger.read_owned(seq), resumed)
+    counts = landed_counts(root, write_landing(root, landing, db))
+    compact_landing(root, ledger.named_landings(), db)  # after counting its files
+    write(lambda: ledger.finish(seq, counts, [b.id for b in batches]))
+    return seq, resumed, counts
+
+
+def _cycle_in_process(url: str, root: str, max_events: int, take_over_all: bool) -> Cycle:
+    from headwater.exports.currents_landing import landing_database
     from headwater.state.db import open_state
 
     engine = _engines.get(url)
     if engine is None:
-        engine = _engines[url] = open_state(url)
+        # serve's checkpointer copies the WAL: this process's commits leave it alone
+        engine = _engines[url] = open_state(url, background_checkpoints=True)
     db = _databases.get("db")
     if db is None:
         db = _databases["db"] = landing_database()
-    ledger = CurrentsLedger(engine)
-    landing = Landing(seq, ledger.read_batches(seq), ledger.read_owned(seq), resumed)
-    counts = landed_counts(Path(root), write_landing(Path(root), landing, db))
-    compact_landing(Path(root), ledger.named_landings(), db)  # after counting its files
-    return counts
+    return land_cycle(CurrentsLedger(engine), Path(root), db, max_events, take_over_all)
+
+
+def _forget_in_process(url: str, older_than: float) -> int:
+    from headwater.state.db import open_state
+
+    engine = _engines.get(url)
+    if engine is None:
+        engine = _engines[url] = open_state(url, background_checkpoints=True)
+    return CurrentsLedger(engine).forget(older_than)
 
 
 def _follow_parent(parent: int) -> None:
@@ -72,10 +115,12 @@ def _in_memory(engine: Engine) -> bool:
 class Lander:
     """One landing process per ``serve`` (spawned, not forked: the parent runs threads),
     started on first use and again if it dies. A state store another process cannot open
-    (in-memory SQLite) is landed on a thread instead."""
+    (in-memory SQLite) is landed on a thread instead, its writes on ``run_with_writers``
+    (the outbox's writer thread)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, run_with_writers=None) -> None:
         self.engine = engine
+        self.run_with_writers = run_with_writers or (lambda fn: fn())
         self.url = engine.url.render_as_string(hide_password=False)  # never logged
         self.own_process = not _in_memory(engine)
         self._pool: ProcessPoolExecutor | None = None
@@ -88,33 +133,39 @@ class Lander:
             )
             self._pool.submit(_warm)  # its imports before the first landing, not during
 
-    async def land(self, root: Path, seq: int, resumed: bool) -> dict[tuple[str, str], int]:
+    async def cycle(self, root: Path, max_events: int, take_over_all: bool) -> Cycle:
+        """``land_cycle`` in the landing process (or on a thread, see the class)."""
         if not self.own_process:
-            return await asyncio.to_thread(_land_here, self.engine, root, seq, resumed)
+            return await asyncio.to_thread(self._cycle_here, root, max_events, take_over_all)
+        return await self._in_pool(_cycle_in_process, str(root), max_events, take_over_all)
+
+    async def forget(self, older_than: float) -> int:
+        if not self.own_process:
+            ledger = CurrentsLedger(self.engine)
+            return await asyncio.to_thread(self.run_with_writers, lambda: ledger.forget(older_than))
+        return await self._in_pool(_forget_in_process, older_than)
+
+    async def _in_pool(self, fn, *args):
         self.start()
         assert self._pool is not None
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, land, self.url, str(root), seq, resumed)
+            return await loop.run_in_executor(self._pool, fn, self.url, *args)
         except BrokenProcessPool:
             self.close()  # the next landing starts a new process and writes it again
             raise
+
+    def _cycle_here(self, root: Path, max_events: int, take_over_all: bool) -> Cycle:
+        from headwater.exports.currents_landing import landing_database
+
+        db = landing_database()
+        try:
+            ledger = CurrentsLedger(self.engine)
+            return land_cycle(ledger, root, db, max_events, take_over_all, self.run_with_writers)
+        finally:
+            db.close()
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-
-
-def _land_here(engine: Engine, root: Path, seq: int, resumed: bool) -> dict[tuple[str, str], int]:
-    from headwater.exports.currents_landing import landed_counts, landing_database, write_landing
-
-    ledger = CurrentsLedger(engine)
-    landing = Landing(seq, ledger.read_batches(seq), ledger.read_owned(seq), resumed)
-    db = landing_database()
-    try:
-        counts = landed_counts(root, write_landing(root, landing, db))
-        compact_landing(root, ledger.named_landings(), db)  # after counting its files
-    finally:
-        db.close()
-    return counts

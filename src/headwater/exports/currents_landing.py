@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from headwater.exports.currents_compact import ensure_type_dir, type_lock
 from headwater.exports.currents_events import USER_FIELDS, properties_of
 from headwater.exports.currents_lander import Lander
-from headwater.state.currents import CurrentsLedger, Landing
+from headwater.state.currents import Landing
 
 log = logging.getLogger("headwater.currents")
 
@@ -262,12 +262,11 @@ class LandingWorker:
         self.interval = interval
         self.root = Path(root)
         self.max_events = max_events
-        self.ledger = CurrentsLedger(hub.engine)
         self.landed = 0  # events written by this worker
         self._task: asyncio.Task | None = None
         self._stopping = False
         self._forgot_at = 0.0
-        self.lander = Lander(hub.engine)
+        self.lander = Lander(hub.engine, hub.outbox.run_with_writers)
 
     def start(self) -> None:
         self.lander.start()
@@ -295,23 +294,16 @@ class LandingWorker:
 
     async def _run(self) -> None:
         take_over_all = True  # at start: landings a crashed process left are written again
-        outbox = self.hub.outbox
         while not self._stopping:
             try:
                 began = time.monotonic()
-                named = await outbox.write(self.ledger.next_landing, self.max_events, take_over_all)
-                if named is None or not named[1]:
+                done = await self.lander.cycle(self.root, self.max_events, take_over_all)
+                if done is None or not done[1]:
                     take_over_all = False
-                if named is None:
+                if done is None:
                     await self._idle()
                     continue
-                if not named[1]:
-                    while await outbox.write(self.ledger.grow, named[0], self.max_events):
-                        pass
-                await self._claim(*named)
-                counts = await self.lander.land(self.root, *named)
-                await outbox.write(self.ledger.finish, named[0], counts)
-                self.landed += sum(counts.values())
+                self.landed += sum(done[2].values())
                 await self._forget_old()
                 rest = self.interval - (time.monotonic() - began)
                 if rest > 0 and not self._stopping and not take_over_all:
@@ -322,13 +314,6 @@ class LandingWorker:
                 reason = (str(exc).splitlines() or [""])[0][:200]  # not the statement's values
                 log.error("landing Currents events failed: %s: %s", type(exc).__name__, reason)
                 await asyncio.sleep(POLL_SECONDS)
-
-    async def _claim(self, seq: int, resumed: bool) -> None:
-        """Claim the landing's ids: their read off the writer thread, each claim step on
-        it, so an intake commit waits for one short step at most."""
-        batches = await asyncio.to_thread(self.ledger.read_batches, seq, payloads=False)
-        for step in self.ledger.claim_steps(seq, batches):
-            await self.hub.outbox.write(step)
 
     async def _idle(self) -> None:
         self._wake.clear()
@@ -343,4 +328,4 @@ class LandingWorker:
             return
         self._forgot_at = now
         days = max((r.dedupe_days for r in self.hub.settings.currents.values()), default=8.0)
-        await self.hub.outbox.write(self.ledger.forget, now - days * 86400)
+        await self.lander.forget(now - days * 86400)

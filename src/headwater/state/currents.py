@@ -308,21 +308,36 @@ class CurrentsLedger:
         with self.engine.connect() as conn:
             return {int(seq) for seq in conn.execute(query).scalars()}
 
-    def finish(self, seq: int, landed: dict[tuple[str, str], int] | None = None) -> int:
-        """The landing's files are in place: its batches leave, and the events it landed
+    def finish(
+        self,
+        seq: int,
+        landed: dict[tuple[str, str], int] | None = None,
+        batch_ids: Sequence[int] | None = None,
+    ) -> int:
+        """The landing's files are in place: its batches leave (only ``batch_ids``, the
+        ones it read, when given: a landing process ``serve`` outlived by a moment may
+        still add batches to it, and those were not written), and the events it landed
         (``landed``: (receiver, event type) -> events) are counted in the same
         transaction, so a landing written again after a crash is counted once. Returns
         how many batches left."""
+        c = currents_batches.c
         with self.engine.begin() as conn:
-            result = conn.execute(
-                delete(currents_batches).where(currents_batches.c.landing_seq == seq)
-            )
-            if landed and result.rowcount:
+            if batch_ids is None:
+                result = conn.execute(delete(currents_batches).where(c.landing_seq == seq))
+                left = result.rowcount
+            else:
+                left = 0
+                for chunk in chunks(list(batch_ids), IDS_PER_STATEMENT):
+                    result = conn.execute(
+                        delete(currents_batches).where((c.landing_seq == seq) & c.id.in_(chunk))
+                    )
+                    left += result.rowcount
+            if landed and left:
                 Counters(self.engine).add(
                     Counter({(landed_stream(r), LANDED + t): n for (r, t), n in landed.items()}),
                     conn,
                 )
-        return result.rowcount
+        return left
 
     def forget(self, older_than: float, limit: int = 50_000) -> int:
         """Drop landed ids older than ``older_than`` (a bounded step per call)."""
