@@ -29,10 +29,14 @@ from sqlalchemy import Engine
 
 from headwater.exports.currents_compact import compact_landing
 from headwater.state.currents import CurrentsLedger, Landing
+from headwater.state.writer_lock import writer_lock
 
 PARENT_CHECK_SECONDS = 1.0
+STEP_PAUSE_SECONDS = 0.002  # after each write step: the lock's waiters go first
+CACHE_KIB = 131_072  # the landing process's SQLite page cache (default: 2 MB)
 _engines: dict[str, Engine] = {}  # the child's, per state URL
 _databases: dict[str, object] = {}
+_writers: dict[str, object] = {}
 
 # (seq, resumed, landed events per (receiver, event type)), or None: nothing to land
 Cycle = tuple[int, bool, dict[tuple[str, str], int]] | None
@@ -69,27 +73,57 @@ def land_cycle(
     return seq, resumed, counts
 
 
+def _landing_engine(url: str) -> Engine:
+    """The landing process's own engine on the state store. On SQLite: serve's checkpointer
+    copies the WAL (this process's commits leave it alone), and a larger page cache keeps
+    the claims' index (random ids: every claim touches its own page) in memory."""
+    from sqlalchemy import event
+
+    from headwater.state.db import open_state
+
+    engine = open_state(url, background_checkpoints=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _big_cache)
+        engine.dispose()  # connections made from now on get it
+    return engine
+
+
+def _big_cache(dbapi_connection, _record) -> None:
+    dbapi_connection.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+
+
 def _cycle_in_process(url: str, root: str, max_events: int, take_over_all: bool) -> Cycle:
     from headwater.exports.currents_landing import landing_database
-    from headwater.state.db import open_state
 
     engine = _engines.get(url)
     if engine is None:
         # serve's checkpointer copies the WAL: this process's commits leave it alone
-        engine = _engines[url] = open_state(url, background_checkpoints=True)
+        engine = _engines[url] = _landing_engine(url)
     db = _databases.get("db")
     if db is None:
         db = _databases["db"] = landing_database()
-    return land_cycle(CurrentsLedger(engine), Path(root), db, max_events, take_over_all)
+    writers = _writers.get(url)
+    if writers is None:
+        writers = _writers[url] = writer_lock(engine) or False
+
+    def write(fn):
+        if not writers:
+            return fn()
+        try:
+            return writers.run(fn)
+        finally:
+            time.sleep(STEP_PAUSE_SECONDS)  # serve's intake commit, woken, goes next
+
+    return land_cycle(CurrentsLedger(engine), Path(root), db, max_events, take_over_all, write)
 
 
 def _forget_in_process(url: str, older_than: float) -> int:
-    from headwater.state.db import open_state
-
     engine = _engines.get(url)
     if engine is None:
-        engine = _engines[url] = open_state(url, background_checkpoints=True)
-    return CurrentsLedger(engine).forget(older_than)
+        engine = _engines[url] = _landing_engine(url)
+    writers = writer_lock(engine)
+    ledger = CurrentsLedger(engine)
+    return writers.run(ledger.forget, older_than) if writers else ledger.forget(older_than)
 
 
 def _follow_parent(parent: int) -> None:

@@ -53,6 +53,7 @@ from headwater.chunks import chunks
 from headwater.state import pauses
 from headwater.state.db import metadata
 from headwater.state.seen import SeenKeys, normalise_key
+from headwater.state.writer_lock import writer_lock
 
 log = logging.getLogger("headwater.outbox")
 
@@ -172,6 +173,7 @@ class Outbox:
         self._queue: asyncio.Queue[_Pending] | None = None
         self._writer_task: asyncio.Task | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-commit")
+        self._writers = writer_lock(engine)
         self.seen = SeenKeys(engine, seen_window_seconds, clock)
         self._upkeep: asyncio.Task | None = None
         self._listeners: list[asyncio.Event] = []
@@ -192,12 +194,21 @@ class Outbox:
         intake group commits. SQLite has one write lock; writers racing for it from
         several threads wait in SQLite's busy handler, which sleeps (up to 100 ms at a
         time) rather than queueing, and that sleep was the accept path's p99."""
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, self._locked, fn, *args
+        )
 
     def run_with_writers(self, fn):
         """``write`` for callers on other threads: runs ``fn`` on the writer thread, in
         turn with everything else written, and waits for it."""
-        return self._thread.submit(fn).result()
+        return self._thread.submit(self._locked, fn).result()
+
+    def _locked(self, fn, *args):
+        """``fn`` holding the store's writer queue (``headwater.state.writer_lock``): the
+        Currents landing process writes to the same SQLite file."""
+        if self._writers is None:
+            return fn(*args)
+        return self._writers.run(fn, *args)
 
     # ---- paused streams ----------------------------------------------------------------
 
