@@ -113,3 +113,21 @@ def test_a_landing_is_named_in_short_steps_up_to_its_limit(engine, tmp_path, mon
     write_landing(tmp_path, landing)
     ledger.finish(seq)
     assert pending_events(engine) == 20
+
+
+def test_a_batch_added_to_a_landing_after_it_was_read_stays_for_the_next(engine, tmp_path):
+    """A landing process ``serve`` outlived by a moment may still grow a landing that the
+    new one took over: finishing deletes only the batches it read and wrote."""
+    ledger = CurrentsLedger(engine)
+    _commit(engine, [event(event_id="a")])
+    seq, _ = ledger.next_landing(1000)
+    landing = ledger.read(seq)
+    _commit(engine, [event(event_id="late")])
+    assert ledger.grow(seq, 1000) == 1  # the old process, still growing it
+    write_landing(tmp_path, landing)
+    assert ledger.finish(seq, None, [b.id for b in landing.batches]) == 1
+    assert pending_events(engine) == 1  # "late" was not written: still pending
+    again = ledger.next_landing(1000, take_over_all=True)
+    write_landing(tmp_path, ledger.read(again[0], resumed=True))
+    ledger.finish(again[0])
+    assert sorted(r["id"] for r in landed(tmp_path)) == ["a", "late"]

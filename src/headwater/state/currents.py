@@ -47,7 +47,7 @@ _ID = BigInteger().with_variant(Integer, "sqlite")
 MAX_EVENT_ID = 200  # characters; Braze's ids are UUIDs
 IDS_PER_STATEMENT = 500
 BATCHES_PER_STEP = 20  # batches named per transaction (``grow``): a few ms
-CLAIMS_PER_STEP = 1_000  # ids claimed per transaction on the writer thread: a few ms
+CLAIMS_PER_STEP = 1_000  # ids claimed per transaction (in the landing process): ~10-20 ms
 KEEP_REJECTED = 10_000  # refused batches kept for inspection (the newest)
 LANDED = "landed:"  # a receiver's counter of events landed, per event type: landed:<type>
 
@@ -158,8 +158,9 @@ class Landing:
 
 
 class CurrentsLedger:
-    """The landing worker's calls; each is one transaction, run on the outbox's writer
-    thread (``Outbox.write``) so it takes its turn with intake commits."""
+    """The landing's calls; each is one transaction. They run in the landing process
+    (``headwater.exports.currents_lander``), queued with ``serve``'s intake commits on
+    SQLite's write lock (``headwater.state.writer_lock``)."""
 
     def __init__(self, engine: Engine, lease_seconds: float = 60.0, clock=time.time) -> None:
         self.engine = engine
