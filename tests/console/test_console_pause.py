@@ -72,3 +72,29 @@ def test_a_read_only_user_cannot_pause(console):
     reader = login(console.url, "reader", "only looking here")
     answer = reader.post("/console/streams/shop/pause", data={"csrf": csrf_of(reader)})
     assert answer.status_code == 403 and not list_pauses(console.gw.hub.engine)
+
+
+def test_a_key_with_streams_write_pauses_and_resumes_a_stream_over_the_api(console):
+    """The same pause for scripts and runbooks: POST /api/streams/NAME/pause|resume with a
+    key holding streams.write; a key without it is refused."""
+    engine = console.gw.hub.engine
+    api = f"{console.url}/api/streams/shop"
+    reader = {"Authorization": f"Bearer {console.gw.key('reader', 'streams.read')}"}
+    refused = httpx.post(f"{api}/pause", headers=reader)
+    assert refused.status_code == 403 and "shop" not in list_pauses(engine)
+    writer = {"Authorization": f"Bearer {console.gw.key('ops', 'streams.write')}"}
+    assert httpx.post(f"{console.url}/api/streams/nope/pause", headers=writer).status_code == 404
+
+    paused = httpx.post(f"{api}/pause", headers=writer)
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["paused"] is True and list_pauses(engine)["shop"].paused_by == "key ops"
+    _post_shop(console, "api-held", "Hull")
+    marker_key = console.gw.key("marker-api")
+    _track(console, marker_key, "marker-api")
+    wait_until(lambda: console.sandbox.user("marker-api") is not None)
+    assert console.sandbox.user("api-held") is None
+
+    resumed = httpx.post(f"{api}/resume", headers=writer)
+    assert resumed.status_code == 200 and resumed.json()["released"] >= 1
+    wait_until(lambda: console.sandbox.user("api-held") is not None)
+    assert "shop" not in list_pauses(engine)

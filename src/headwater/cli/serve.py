@@ -15,6 +15,7 @@ from rich.table import Table
 
 from headwater.cli.output import JSON_OPTION, print_json
 from headwater.errors import ConfigError
+from headwater.state.keys import HUB_PERMISSIONS
 
 PROJECT_OPTION = typer.Option(
     Path("."), "--project", "-p", help="The project directory (or its headwater.yml)."
@@ -22,8 +23,7 @@ PROJECT_OPTION = typer.Option(
 STATE_OPTION = typer.Option(
     None, "--state", help="State store URL; default: the project's `state`."
 )
-# Headwater's own: the stream inspector and counters; the schedules API
-EXTRA_PERMISSIONS = ("streams.read", "schedules.read", "schedules.write")
+EXTRA_PERMISSIONS = HUB_PERMISSIONS
 
 
 def _fail(console: Console, exc: ConfigError) -> None:

@@ -351,5 +351,6 @@ async def keys_page(request: Request, viewer: Viewer) -> Response:
 def key_permissions() -> list[str]:
     """Braze's endpoint permissions and Headwater's own (as ``headwater keys create``)."""
     from headwater.braze.endpoints import PERMISSIONS
+    from headwater.state.keys import HUB_PERMISSIONS
 
-    return sorted({*PERMISSIONS, "streams.read", "schedules.read", "schedules.write"})
+    return sorted({*PERMISSIONS, *HUB_PERMISSIONS})

@@ -1,7 +1,7 @@
-"""Read endpoints around the streams: Connected Content, the event inspector and stream
-counters. The inspector and counters need a gateway key with ``streams.read``; content
-needs the stream's own content token (Braze's Connected Content sends it as a header or a
-``token`` query parameter)."""
+"""Endpoints around the streams: Connected Content, the event inspector, stream counters,
+and pausing a stream. The inspector and counters need a gateway key with ``streams.read``,
+pause and resume ``streams.write``; content needs the stream's own content token (Braze's
+Connected Content sends it as a header or a ``token`` query parameter)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from headwater.runtime.hub import GATEWAY_STREAM, hub_of
 from headwater.state.dead_letters import count_dead_letters
 
 READ_PERMISSION = "streams.read"
+WRITE_PERMISSION = "streams.write"
 MAX_INSPECTOR_LIMIT = 10_000
 
 
@@ -86,6 +87,34 @@ async def stream_stats(request: Request) -> Response:
     )
 
 
+async def _set_paused(request: Request, paused: bool) -> Response:
+    """Pause (events still accepted, held in the outbox) or resume (held events delivered
+    in order) a stream, for every serve process sharing the state store: what the console's
+    button and ``headwater streams pause`` do."""
+    from headwater.state.pauses import pause_stream, resume_stream
+
+    stream_name = request.path_params["stream_name"]
+    hub = hub_of(request)
+    key = authorize(request, hub.keys, WRITE_PERMISSION)
+    _known(hub, stream_name)
+    # On the outbox's writer thread, in turn with intake's commits and delivery's claims.
+    if paused:
+        rows = await hub.outbox.write(pause_stream, hub.engine, stream_name, f"key {key.name}")
+    else:
+        rows = await hub.outbox.write(resume_stream, hub.engine, stream_name)
+    hub.outbox.forget_pauses()
+    held = "held" if paused else "released"
+    return json_response(200, {"stream": stream_name, "paused": paused, held: rows})
+
+
+async def pause_stream(request: Request) -> Response:
+    return await _set_paused(request, True)
+
+
+async def resume_stream(request: Request) -> Response:
+    return await _set_paused(request, False)
+
+
 async def healthz(_request: Request) -> Response:
     return json_response(200, {"status": "ok"})
 
@@ -94,5 +123,7 @@ ROUTES = [
     Route("/content/{stream_name}/{user_id:path}", connected_content, methods=["GET"]),
     Route("/api/streams/{stream_name}/events", stream_events, methods=["GET"]),
     Route("/api/streams/{stream_name}/stats", stream_stats, methods=["GET"]),
+    Route("/api/streams/{stream_name}/pause", pause_stream, methods=["POST"]),
+    Route("/api/streams/{stream_name}/resume", resume_stream, methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),
 ]

@@ -19,6 +19,10 @@ from headwater.errors import ConfigError
 from headwater.keycache import REFRESH_SECONDS, KeyCache, hash_key
 from headwater.state.db import metadata
 
+# Headwater's own permissions, beside Braze's endpoint ones: the stream inspector and
+# counters, pausing streams, the schedules API.
+HUB_PERMISSIONS = ("streams.read", "streams.write", "schedules.read", "schedules.write")
+
 KEY_PREFIX = "hwk_"
 
 gateway_keys = Table(
