@@ -31,20 +31,14 @@ from pathlib import Path
 
 import duckdb
 
+from headwater.exports.landing import fsync_dir, fsync_file
+
 GENERATIONS = ".generations"
 COMPACT_AT_FILES = 32  # small files in one event type's directory that start a compaction
 SMALL_FILE_BYTES = 64 * 1024 * 1024  # files at least this large are left alone
 GRACE_SECONDS = 600.0  # how long a replaced generation stays readable
 RETIRED = "retired-"
 _PART = re.compile(r"^part-(\d{16})-(?:compact-(\d{16})|[0-9a-z]+)\.parquet$")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _generations(type_dir: Path) -> Path:
@@ -74,7 +68,7 @@ def ensure_type_dir(type_dir: Path) -> None:
     first.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):  # another process made it first
         os.symlink(os.path.relpath(first, type_dir.parent), type_dir)
-        _fsync_dir(type_dir.parent)
+        fsync_dir(type_dir.parent)
 
 
 def _current(type_dir: Path) -> Path | None:
@@ -131,26 +125,18 @@ def compact_type(
             f"ORDER BY received_at) TO '{str(merged).replace(chr(39), chr(39) * 2)}' "
             "(FORMAT parquet, COMPRESSION zstd)"
         )
-        _fsync_file(merged)
+        fsync_file(merged)
         for path in keep:
             os.link(path, following / path.name)
-        _fsync_dir(following)
+        fsync_dir(following)
         link = current.parent.parent / f"{type_dir.name}.link"  # out of readers' globs
         with contextlib.suppress(FileNotFoundError):
             link.unlink()
         os.symlink(os.path.relpath(following, type_dir.parent), link)
         os.replace(link, type_dir)  # the swap: readers list one generation or the other
-        _fsync_dir(type_dir.parent)
+        fsync_dir(type_dir.parent)
         (current.parent / f"{RETIRED}{current.name}").write_text(repr(now))
         return len(small)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _sweep(type_dir: Path, current: Path, now: float) -> None:

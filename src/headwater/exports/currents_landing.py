@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from headwater.exports.currents_compact import ensure_type_dir, type_lock
 from headwater.exports.currents_events import USER_FIELDS, properties_of
 from headwater.exports.currents_lander import Lander
+from headwater.exports.landing import fsync_dir, fsync_file
 from headwater.state.currents import Landing
 
 log = logging.getLogger("headwater.currents")
@@ -173,14 +174,6 @@ def _lines(landing: Landing) -> list[bytes]:
     return lines
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def landing_database() -> duckdb.DuckDBPyConnection:
     """The in-memory DuckDB a landing worker keeps for its landings. One thread: a landing
     is a few thousand rows, where a thread pool's start-up and hand-offs cost more than they
@@ -224,9 +217,9 @@ def write_landing(
                     select_sql(event_type), params={"receiver": receiver, "event_type": event_type}
                 )
                 relation.write_parquet(str(temporary), compression="zstd")
-                _fsync(temporary)
+                fsync_file(temporary)
                 os.replace(temporary, target)
-                _fsync(target.parent)
+                fsync_dir(target.parent)
             written.append(target)
         db.execute("DROP TABLE ev")
     finally:

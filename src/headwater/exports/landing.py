@@ -65,7 +65,7 @@ def publish(staged_files: Mapping[Path, Path]) -> None:
     for final, temp in staged_files.items():
         os.replace(temp, final)
     for directory in {final.parent for final in staged_files}:
-        _fsync_dir(directory)
+        fsync_dir(directory)
 
 
 def discard(staged_files: Mapping[Path, Path]) -> None:
@@ -73,13 +73,19 @@ def discard(staged_files: Mapping[Path, Path]) -> None:
         temp.unlink(missing_ok=True)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_file(path: Path) -> None:
+    """Flush a written file to disk before it is renamed into place."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Flush a directory's entries (a rename into it) to disk."""
     with contextlib.suppress(OSError):  # not every file system lets a directory be opened
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_file(directory)
 
 
 def write_parquet_atomic(table, path: Path) -> None:
