@@ -27,11 +27,10 @@ import uuid
 from pathlib import Path
 
 import duckdb
-import httpx
 import orjson
 import psutil
 
-from bench.gateway import read_answer
+from bench.gateway import pct, read_answer, wait_http
 
 TOKEN = "bench-currents-token-0001"
 TARGETS = {"eps": 20_000, "accept_p99_ms": 50}
@@ -122,24 +121,6 @@ def _wait_landed(landing: Path, expected: int, timeout: float) -> float | None:
     return None
 
 
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
-def _wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise SystemExit(f"{url} did not come up")
-
-
 def main(argv: list[str] | None = None) -> dict[str, bool]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -173,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict[str, bool]:
     landing = work / ".headwater" / "landing"
     checks: dict[str, bool] = {}
     try:
-        _wait_http(f"http://127.0.0.1:{port}/healthz")
+        wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
         print(f"currents benchmark: {args.seconds:g}s per phase, {args.connections} connections, "
               f"state={args.state}, cpus={os.cpu_count()}")  # fmt: skip
         total = 0
@@ -186,13 +167,13 @@ def main(argv: list[str] | None = None) -> dict[str, bool]:
             waited = _wait_landed(landing, total, timeout=120)
             cpu = sum(process.cpu_times()[:4]) - cpu_before
             eps = result["events"] / result["elapsed"]
-            p99 = _pct(result["latencies"], 0.99)
+            p99 = pct(result["latencies"], 0.99)
             landed = (
                 "not all landed in 120 s" if waited is None else f"all landed {waited:.1f} s after"
             )
             print(
                 f"{label:>40}: {eps:7.0f} events/s accepted | accept p50 "
-                f"{_pct(result['latencies'], 0.5):6.1f} ms p99 {p99:6.1f} ms | {landed} | "
+                f"{pct(result['latencies'], 0.5):6.1f} ms p99 {p99:6.1f} ms | {landed} | "
                 f"errors {result['errors']} | serve CPU {cpu / max(result['events'], 1) * 1e6:.0f} us/event"
             )  # fmt: skip
             if phase_rate is None:

@@ -262,7 +262,8 @@ def machine_speed() -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def _pct(values: list[float], q: float) -> float:
+def pct(values: list[float], q: float) -> float:
+    """The ``q`` quantile of latencies in seconds, in milliseconds."""
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -281,7 +282,8 @@ def _wait_drained(receiver_port: int, expected: int, timeout: float = 60) -> dic
     return stats
 
 
-def _wait_http(url: str, timeout: float = 30) -> None:
+def wait_http(url: str, timeout: float = 30) -> None:
+    """Wait until ``url`` answers at all (a server process starting)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -321,7 +323,7 @@ def main() -> None:
         target=_receiver_main, args=(receiver_port,), daemon=True
     )
     receiver.start()
-    _wait_http(f"http://127.0.0.1:{receiver_port}/stats")
+    wait_http(f"http://127.0.0.1:{receiver_port}/stats")
 
     work = Path(tempfile.mkdtemp(prefix="hw-bench-"))
     state = "sqlite:///.headwater/state.db" if args.state == "sqlite" else args.state
@@ -346,7 +348,7 @@ def main() -> None:
     )  # fmt: skip
     serve = psutil.Process(gateway.pid)
     try:
-        _wait_http(f"http://127.0.0.1:{gateway_port}/healthz")
+        wait_http(f"http://127.0.0.1:{gateway_port}/healthz")
         print(f"gateway benchmark: {args.seconds:.0f}s per phase, state={args.state}, "
               f"cpus={os.cpu_count()}, machine speed {machine_speed():.0f} ms")  # fmt: skip
         results: dict[str, dict] = {}
@@ -370,9 +372,9 @@ def main() -> None:
             print(
                 f"{phase.label:>34}: {result['requests'] / result['elapsed']:6.0f} req/s "
                 f"{result['events'] / result['elapsed']:7.0f} events/s | accept p50 "
-                f"{_pct(result['latencies'], 0.5):6.1f} ms p99 "
-                f"{_pct(result['latencies'], 0.99):6.1f} ms | end-to-end p50 "
-                f"{_pct(result['e2e'], 0.5):7.1f} ms p99 {_pct(result['e2e'], 0.99):7.1f} ms"
+                f"{pct(result['latencies'], 0.5):6.1f} ms p99 "
+                f"{pct(result['latencies'], 0.99):6.1f} ms | end-to-end p50 "
+                f"{pct(result['e2e'], 0.5):7.1f} ms p99 {pct(result['e2e'], 0.99):7.1f} ms"
                 f" | delivered {stats.get('events', 0)}/{result['events']} in "
                 f"{stats.get('requests', 0)} Braze requests, errors {result['errors']}"
                 f" | gateway CPU {cpu / max(result['events'], 1) * 1e6:.0f} us/event"
@@ -390,8 +392,8 @@ def main() -> None:
             )
         paced = [r for name, r in results.items() if "@" in name]
         if paced:
-            worst_accept = max(_pct(r["latencies"], 0.99) for r in paced)
-            worst_e2e = max(_pct(r["e2e"], 0.99) for r in paced)
+            worst_accept = max(pct(r["latencies"], 0.99) for r in paced)
+            worst_e2e = max(pct(r["e2e"], 0.99) for r in paced)
             checks["accept p99 < 50 ms at the target rates"] = (
                 worst_accept < TARGETS["accept_p99_ms"]
             )
@@ -401,11 +403,11 @@ def main() -> None:
             print(
                 f"{'connected content':>20}: {content['rate']:8.0f} req/s offered "
                 f"{content['done'] / content['elapsed']:9.0f} answered/s | p50 "
-                f"{_pct(content['latencies'], 0.5):6.2f} ms p99 "
-                f"{_pct(content['latencies'], 0.99):6.2f} ms | statuses {content['statuses']}"
+                f"{pct(content['latencies'], 0.5):6.2f} ms p99 "
+                f"{pct(content['latencies'], 0.99):6.2f} ms | statuses {content['statuses']}"
             )
             checks["connected content p99 < 10 ms at 1,000 req/s"] = (
-                _pct(content["latencies"], 0.99) < 10
+                pct(content["latencies"], 0.99) < 10
             )
         print(f"machine speed after the phases: {machine_speed():.0f} ms (lower is faster)")
         for name, ok in checks.items():
