@@ -52,3 +52,24 @@ def test_the_flush_thread_writes_without_being_asked(state_url):
     wait_until(lambda: len(reader.recent("shop")) == 1)
     writer.stop()
     engine.dispose()
+
+
+def test_a_busy_stream_costs_a_flush_only_the_entries_it_keeps(state_url, monkeypatch):
+    """Under heavy traffic a flush round holds thousands of entries per stream; redacting
+    and writing all of them only to trim them at once cost the gateway half its
+    throughput. Only each stream's newest ``size`` are redacted and written."""
+    engine = open_state(state_url)
+    inspector = Inspector(engine=engine)
+    inspector.configure("shop", 4)
+    redacted: list[bytes] = []
+    real = inspector._redacted
+    monkeypatch.setattr(inspector, "_redacted", lambda p: redacted.append(p) or real(p))
+    for n in range(1_000):
+        inspector.record("shop", "in", raw=b'{"n": %d, "token": "t"}' % n)
+    inspector.record("crm", "in", raw=b'{"n": "crm"}')
+    inspector.flush()
+    assert len(redacted) == 5  # shop's newest 4 and crm's one
+    assert [e["payload"]["n"] for e in inspector.recent("shop")] == [999, 998, 997, 996]
+    assert inspector.recent("shop")[0]["payload"]["token"] == "[redacted]"
+    inspector.stop()
+    engine.dispose()

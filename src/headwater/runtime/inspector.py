@@ -77,9 +77,17 @@ class Redactor:
         normalised = {_normalise(w) for w in (*DEFAULT_REDACT, *words)}
         self.words = tuple(sorted(w for w in normalised if w))
         self._pattern = re.compile("|".join(map(re.escape, self.words)))
+        self._known: dict[str, bool] = {}  # field names repeat from object to object
 
     def is_secret(self, name: object) -> bool:
-        return isinstance(name, str) and self._pattern.search(_normalise(name)) is not None
+        if not isinstance(name, str):
+            return False
+        secret = self._known.get(name)
+        if secret is None:
+            if len(self._known) >= 10_000:  # a flood of distinct names: start over
+                self._known.clear()
+            secret = self._known[name] = self._pattern.search(_normalise(name)) is not None
+        return secret
 
     def redact(self, value: Any, depth: int = 0) -> Any:
         """A copy of ``value`` with every field whose name looks secret replaced."""
@@ -243,7 +251,8 @@ class Inspector:
                 self._pending.clear()
                 self._pending_bytes = 0
             entries = [
-                (e.stream, e.meta, e.payload if e.cut else self._redacted(e.payload)) for e in taken
+                (e.stream, e.meta, e.payload if e.cut else self._redacted(e.payload))
+                for e in self._newest(taken)
             ]
             try:
                 write_events(self.engine, entries, self._sizes, self.max_bytes, self._default)
