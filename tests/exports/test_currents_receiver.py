@@ -12,12 +12,12 @@ from sqlalchemy import select
 
 from headwater.state.currents import (
     currents_batches,
-    currents_landed,
     currents_rejected,
     landed_stream,
     list_rejected,
     pending_events,
 )
+from headwater.state.currents_claims import claims_store, claims_table
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -39,7 +39,9 @@ def _known_ids(hub) -> set[str]:
     with hub.hub.engine.connect() as conn:
         pending = conn.execute(select(currents_batches.c.ids)).scalars()
         ids = {i for blob in pending for i in orjson.loads(blob)}
-        return ids | set(conn.execute(select(currents_landed.c.event_id)).scalars())
+    landed = claims_table(hub.hub.engine)
+    with claims_store(hub.hub.engine).connect() as conn:
+        return ids | set(conn.execute(select(landed.c.event_id)).scalars())
 
 
 def _drained(hub) -> bool:

@@ -30,20 +30,22 @@ def status(
     batches kept, per receiver."""
     from sqlalchemy import func, select
 
-    from headwater.state.currents import currents_batches, currents_landed, currents_rejected
+    from headwater.state.currents import currents_batches, currents_rejected
+    from headwater.state.currents_claims import claims_store, claims_table
 
     try:
         engine = _state_engine(project_dir, state)
     except ConfigError as exc:
         _fail(Console(), exc)
     figures: dict[str, dict[str, int]] = {}
-    with engine.connect() as conn:
-        for name, table, value in (
-            ("pending", currents_batches, func.sum(currents_batches.c.events)),
-            ("remembered", currents_landed, func.count()),
-            ("rejected", currents_rejected, func.count()),
-        ):
-            query = select(table.c.receiver, value).group_by(table.c.receiver)
+    landed = claims_table(engine)  # (on SQLite, in a file of its own)
+    for name, store, table, value in (
+        ("pending", engine, currents_batches, func.sum(currents_batches.c.events)),
+        ("remembered", claims_store(engine), landed, func.count()),
+        ("rejected", engine, currents_rejected, func.count()),
+    ):
+        query = select(table.c.receiver, value).group_by(table.c.receiver)
+        with store.connect() as conn:
             for receiver, count in conn.execute(query):
                 figures.setdefault(
                     receiver, dict.fromkeys(("pending", "remembered", "rejected"), 0)

@@ -8,9 +8,10 @@ process: serve spent 52-70 us of CPU per event, of which accepting was 12 (py-sp
 claims alone were 45% of serve's busy samples). So the whole landing cycle runs here: the
 process opens the state store itself and ``serve`` only wakes it when batches arrive.
 
-Its state writes are short transactions of their own (a few batches named, 1,000 ids
-claimed, a landing's batches deleted), so ``serve``'s intake commits, on SQLite's one
-write lock, wait for one short step at most.
+Its state writes are short transactions of their own (a few batches named, a landing's
+batches deleted), so ``serve``'s intake commits, on SQLite's one write lock, wait for one
+short step at most; on SQLite the event ids are claimed in a file of their own
+(``headwater.state.currents_claims``), whose write lock intake never waits for.
 """
 
 from __future__ import annotations
@@ -64,8 +65,13 @@ def land_cycle(
         while write(lambda: ledger.grow(seq, max_events)):
             pass
     batches = ledger.read_batches(seq)  # a read: beside the writers
-    for step in ledger.claim_steps(seq, batches):
-        write(step)
+    if ledger.claims_apart:  # their own file and write lock: intake never waits on them
+        ledger.sync_named()
+        for step in ledger.claim_steps(seq, batches):
+            step()
+    else:
+        for step in ledger.claim_steps(seq, batches):
+            write(step)
     landing = Landing(seq, batches, ledger.read_owned(seq), resumed)
     counts = landed_counts(root, write_landing(root, landing, db))
     compact_landing(root, ledger.named_landings(), db)  # after counting its files
@@ -90,6 +96,12 @@ def _landing_engine(url: str) -> Engine:
 
 def _big_cache(dbapi_connection, _record) -> None:
     dbapi_connection.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+    # Debian's SQLite zeroes every page a delete frees (SECURE_DELETE): deleting a landed
+    # batch (or marking one, which rewrites its row) wrote its payload's overflow pages
+    # to the WAL again, inside the write lock intake waits for. FAST still zeroes deleted
+    # records in b-tree pages; freed pages keep old bytes until reused (the same events
+    # are in the landing's Parquet files).
+    dbapi_connection.execute("PRAGMA secure_delete=FAST")
 
 
 def _cycle_in_process(url: str, root: str, max_events: int, take_over_all: bool) -> Cycle:
@@ -123,7 +135,12 @@ def _forget_in_process(url: str, older_than: float) -> int:
         engine = _engines[url] = _landing_engine(url)
     writers = writer_lock(engine)
     ledger = CurrentsLedger(engine)
-    return writers.run(ledger.forget, older_than) if writers else ledger.forget(older_than)
+    if writers is None:
+        return ledger.forget(older_than)
+    writers.run(ledger.trim_rejected)
+    if ledger.claims_apart:
+        return ledger.forget_claims(older_than)
+    return writers.run(ledger.forget_claims, older_than)
 
 
 def _follow_parent(parent: int) -> None:

@@ -6,7 +6,8 @@ transaction) before it is answered: a 2xx means the events survive any crash. Th
 worker then takes pending batches in *landings*: a landing is named after the smallest
 batch id it holds (``seq``); then, in short transactions of their own, every event id of its
 batches is claimed in ``currents_landed`` (first claim wins, so an id Braze sent twice is
-owned by one landing only). What a landing writes is therefore fixed once its claims are
+owned by one landing only; on SQLite that table has a file of its own, see
+``headwater.state.currents_claims``). What a landing writes is therefore fixed once its claims are
 made, before any file: its batches, less the ids it does not own. Writing its files again after a crash
 (same names, same content, atomically replaced) cannot land an event twice; the batches
 leave once the files are in place.
@@ -41,13 +42,19 @@ from sqlalchemy import (
 
 from headwater.chunks import chunks
 from headwater.state.counters import Counters
+from headwater.state.currents_claims import (
+    MAX_EVENT_ID,
+    claims_store,
+    claims_table,
+    currents_landed,
+    sync_wal,
+)
 from headwater.state.db import metadata
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
-MAX_EVENT_ID = 200  # characters; Braze's ids are UUIDs
 IDS_PER_STATEMENT = 500
 BATCHES_PER_STEP = 20  # batches named per transaction (``grow``): a few ms
-CLAIMS_PER_STEP = 1_000  # ids claimed per transaction (in the landing process): ~10-20 ms
+CLAIMS_PER_STEP = 1_000  # ids claimed per transaction in the state store: ~10-20 ms
 KEEP_REJECTED = 10_000  # refused batches kept for inspection (the newest)
 LANDED = "landed:"  # a receiver's counter of events landed, per event type: landed:<type>
 
@@ -72,17 +79,6 @@ currents_batches = Table(
     sqlite_autoincrement=True,  # a landing is named after a batch id: never reuse one
 )
 Index("ix_currents_batches_landing", currents_batches.c.landing_seq)
-
-currents_landed = Table(
-    "currents_landed",
-    metadata,
-    Column("receiver", String(64), primary_key=True),
-    Column("event_id", String(MAX_EVENT_ID), primary_key=True),
-    Column("seq", BigInteger, nullable=False),
-    Column("landed_at", Float, nullable=False),
-)
-Index("ix_currents_landed_seq", currents_landed.c.seq)
-Index("ix_currents_landed_at", currents_landed.c.landed_at)
 
 currents_rejected = Table(
     "currents_rejected",
@@ -159,14 +155,32 @@ class Landing:
 
 class CurrentsLedger:
     """The landing's calls; each is one transaction. They run in the landing process
-    (``headwater.exports.currents_lander``), queued with ``serve``'s intake commits on
-    SQLite's write lock (``headwater.state.writer_lock``)."""
+    (``headwater.exports.currents_lander``); those on the state store queue with
+    ``serve``'s intake commits for SQLite's write lock (``headwater.state.writer_lock``),
+    the claims do not when they have a file of their own (``claims_apart``, see
+    ``headwater.state.currents_claims``)."""
 
     def __init__(self, engine: Engine, lease_seconds: float = 60.0, clock=time.time) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.lease_seconds = lease_seconds
         self.clock = clock
+        self.landed = claims_table(engine)
+        self.claims_apart = self.landed is not currents_landed
+        self._claims: Engine | None = None
+
+    @property
+    def claims(self) -> Engine:
+        """The engine the ids are claimed on (opened on first use)."""
+        if self._claims is None:
+            self._claims = claims_store(self.engine)
+        return self._claims
+
+    def sync_named(self) -> None:
+        """Before claims in a file of their own: the landing's naming made durable, so no
+        crash leaves claims for a landing the state store forgot it named."""
+        if self.claims_apart:
+            sync_wal(self.engine)
 
     def next_landing(self, max_events: int, take_over_all: bool = False) -> tuple[int, bool] | None:
         """The landing to write next, ``(seq, resumed)``: one named earlier whose worker
@@ -259,8 +273,10 @@ class CurrentsLedger:
             ]
 
     def claim_steps(self, seq: int, batches: Sequence[PendingBatch]):
-        """Claim every event id of landing ``seq`` for it, one short transaction per step
-        (``CLAIMS_PER_STEP`` ids), so intake commits take their turns between the steps.
+        """Claim every event id of landing ``seq`` for it: in the state store one short
+        transaction per step (``CLAIMS_PER_STEP`` ids), so intake commits take their turns
+        between the steps; in a claims file of its own, one transaction (durable at
+        commit), after ``sync_named``.
         First claim wins, so an id Braze sent twice is owned by one landing only. Safe to
         run again (a resumed landing does): a claim already made is kept, one made by
         another landing meanwhile stays that landing's, one never made is made now. The
@@ -276,18 +292,19 @@ class CurrentsLedger:
         def step(rows: list[tuple[str, str]]):
             def run() -> None:
                 now = self.clock()
-                with self.engine.begin() as conn:
+                with self.claims.begin() as conn:
                     conn.exec_driver_sql(sql, [(r, i, seq, now) for r, i in rows])
 
             return run
 
-        return [step(chunk) for chunk in chunks(list(claims), CLAIMS_PER_STEP)]
+        size = max(len(claims), 1) if self.claims_apart else CLAIMS_PER_STEP
+        return [step(chunk) for chunk in chunks(list(claims), size)]
 
     def read_owned(self, seq: int) -> dict[str, set[str]]:
         """The ids landing ``seq`` owns, per receiver (after its ``claim_steps``)."""
         owned: dict[str, set[str]] = {}
-        c = currents_landed.c
-        with self.engine.connect() as conn:
+        c = self.landed.c
+        with self.claims.connect() as conn:
             for receiver, event_id in conn.execute(
                 select(c.receiver, c.event_id).where(c.seq == seq)
             ):
@@ -298,6 +315,7 @@ class CurrentsLedger:
         """Landing ``seq`` claimed and read in one call, on the caller's thread (tests and
         tools; the landing worker runs the same steps, its claims on the writer thread)."""
         batches = self.read_batches(seq)
+        self.sync_named()
         for step in self.claim_steps(seq, batches):
             step()
         return Landing(seq, batches, self.read_owned(seq), resumed)
@@ -341,20 +359,30 @@ class CurrentsLedger:
         return left
 
     def forget(self, older_than: float, limit: int = 50_000) -> int:
+        """Drop landed ids older than ``older_than`` (a bounded step per call), and
+        refused batches past the newest ``KEEP_REJECTED``."""
+        forgotten = self.forget_claims(older_than, limit)
+        self.trim_rejected()
+        return forgotten
+
+    def forget_claims(self, older_than: float, limit: int = 50_000) -> int:
         """Drop landed ids older than ``older_than`` (a bounded step per call)."""
-        c = currents_landed.c
-        with self.engine.begin() as conn:
+        c = self.landed.c
+        with self.claims.begin() as conn:
             old = select(c.landed_at).where(c.landed_at < older_than).order_by(c.landed_at)
             cutoff = conn.execute(old.offset(limit - 1).limit(1)).scalar()
             bound = older_than if cutoff is None else cutoff
-            result = conn.execute(delete(currents_landed).where(c.landed_at <= bound))
+            return conn.execute(delete(self.landed).where(c.landed_at <= bound)).rowcount
+
+    def trim_rejected(self) -> None:
+        """Keep the newest ``KEEP_REJECTED`` refused batches."""
+        with self.engine.begin() as conn:
             rejected = currents_rejected.c
             newest = conn.execute(
                 select(rejected.id).order_by(rejected.id.desc()).offset(KEEP_REJECTED).limit(1)
             ).scalar()
             if newest is not None:
                 conn.execute(delete(currents_rejected).where(rejected.id <= newest))
-        return result.rowcount
 
 
 def pending_events(engine: Engine) -> int:
