@@ -65,6 +65,11 @@ def land_cycle(
     if named is None:
         return None
     seq, resumed = named
+    left = ledger.finishing(seq) if resumed else None
+    if left is not None:  # its files were final: no claim, no file, no count again
+        for step in ledger.delete_steps(seq, left):
+            write(step)
+        return seq, resumed, {}
     if not resumed:
         while write(lambda: ledger.grow(seq, max_events)):
             pass
@@ -79,7 +84,8 @@ def land_cycle(
     landing = Landing(seq, batches, ledger.read_owned(seq), resumed)
     counts = landed_counts(root, write_landing(root, landing, db))
     compact_landing(root, ledger.named_landings(), db)  # after counting its files
-    write(lambda: ledger.finish(seq, counts, [b.id for b in batches]))
+    for step in ledger.finish_steps(seq, counts, [b.id for b in batches]):
+        write(step)
     return seq, resumed, counts
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -35,6 +35,7 @@ from sqlalchemy import (
     Text,
     delete,
     func,
+    insert,
     literal,
     select,
     update,
@@ -54,6 +55,7 @@ from headwater.state.db import metadata
 _ID = BigInteger().with_variant(Integer, "sqlite")
 IDS_PER_STATEMENT = 500
 BATCHES_PER_STEP = 20  # batches named per transaction (``grow``): a few ms
+FINISH_BATCHES_PER_STEP = 50  # batches deleted per transaction: about a millisecond
 CLAIMS_PER_STEP = 1_000  # ids claimed per transaction in the state store: ~10-20 ms
 KEEP_REJECTED = 10_000  # refused batches kept for inspection (the newest)
 LANDED = "landed:"  # a receiver's counter of events landed, per event type: landed:<type>
@@ -79,6 +81,14 @@ currents_batches = Table(
     sqlite_autoincrement=True,  # a landing is named after a batch id: never reuse one
 )
 Index("ix_currents_batches_landing", currents_batches.c.landing_seq)
+
+# Landings whose files are final while their batches are deleted, a step at a time.
+currents_finishing = Table(
+    "currents_finishing",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("batch_ids", LargeBinary, nullable=False),  # the batches its files hold, JSON
+)
 
 currents_rejected = Table(
     "currents_rejected",
@@ -333,30 +343,82 @@ class CurrentsLedger:
         landed: dict[tuple[str, str], int] | None = None,
         batch_ids: Sequence[int] | None = None,
     ) -> int:
-        """The landing's files are in place: its batches leave (only ``batch_ids``, the
-        ones it read, when given: a landing process ``serve`` outlived by a moment may
-        still add batches to it, and those were not written), and the events it landed
-        (``landed``: (receiver, event type) -> events) are counted in the same
-        transaction, so a landing written again after a crash is counted once. Returns
-        how many batches left."""
+        """``finish_steps`` run one after the other; returns how many batches left."""
+        return sum(step() for step in self.finish_steps(seq, landed, batch_ids))
+
+    def finish_steps(
+        self,
+        seq: int,
+        landed: dict[tuple[str, str], int] | None = None,
+        batch_ids: Sequence[int] | None = None,
+    ) -> Iterator[Callable[[], int]]:
+        """The landing's files are in place: its batches leave, in short transactions run
+        in order (each returns how many batches it deleted). The first records the landing
+        as finished, with the batches it wrote (only ``batch_ids``, the ones it read, when
+        given: a landing process ``serve`` outlived by a moment may still add batches to
+        it, and those were not written) and counts the events it landed (``landed``:
+        (receiver, event type) -> events), so a landing written again after a crash is
+        counted once; the next delete those batches ``FINISH_BATCHES_PER_STEP`` at a
+        time (deleting a whole landing at once held the write lock 45-65 ms); the last
+        forgets the record. A crash in between: the landing, taken over, is not written
+        again (its files hold batches already gone), it finishes (``finishing``)."""
+        recorded: list[int] = []
+
+        def record() -> int:
+            recorded.extend(self._record_finished(seq, landed, batch_ids))
+            return 0
+
+        yield record
+        yield from self.delete_steps(seq, recorded)
+
+    def _record_finished(self, seq, landed, batch_ids) -> list[int]:
         c = currents_batches.c
         with self.engine.begin() as conn:
-            if batch_ids is None:
-                result = conn.execute(delete(currents_batches).where(c.landing_seq == seq))
-                left = result.rowcount
-            else:
-                left = 0
-                for chunk in chunks(list(batch_ids), IDS_PER_STATEMENT):
-                    result = conn.execute(
-                        delete(currents_batches).where((c.landing_seq == seq) & c.id.in_(chunk))
-                    )
-                    left += result.rowcount
-            if landed and left:
+            if self.finishing(seq, conn) is not None:  # recorded already: count once
+                return []
+            query = select(c.id).where(c.landing_seq == seq).order_by(c.id)
+            held = list(conn.execute(query).scalars())
+            if batch_ids is not None:
+                held = sorted(set(held) & set(batch_ids))
+            if not held:  # finished already (and forgotten): nothing to count again
+                return []
+            conn.execute(insert(currents_finishing).values(seq=seq, batch_ids=orjson.dumps(held)))
+            if landed:
                 Counters(self.engine).add(
                     Counter({(landed_stream(r), LANDED + t): n for (r, t), n in landed.items()}),
                     conn,
                 )
-        return left
+        return held
+
+    def finishing(self, seq: int, conn=None) -> list[int] | None:
+        """The batches of landing ``seq`` if it was recorded as finished (its files are
+        final) and its batches are not all gone yet, else None."""
+        query = select(currents_finishing.c.batch_ids).where(currents_finishing.c.seq == seq)
+        if conn is None:
+            with self.engine.connect() as conn:
+                blob = conn.execute(query).scalar()
+        else:
+            blob = conn.execute(query).scalar()
+        return None if blob is None else orjson.loads(blob)
+
+    def delete_steps(self, seq: int, batch_ids: Sequence[int]) -> Iterator[Callable[[], int]]:
+        """Landing ``seq``'s (finished) batches deleted a bounded step at a time, the last
+        step with its record; safe to run again from the start (a deleted batch is not
+        deleted twice)."""
+        c = currents_batches.c
+        steps = list(chunks(list(batch_ids), FINISH_BATCHES_PER_STEP))
+
+        def delete_some(chunk: list[int], last: bool) -> int:
+            with self.engine.begin() as conn:
+                gone = delete(currents_batches).where((c.landing_seq == seq) & c.id.in_(chunk))
+                deleted = conn.execute(gone).rowcount
+                if last:
+                    record = currents_finishing.c.seq == seq
+                    conn.execute(delete(currents_finishing).where(record))
+                return deleted
+
+        for n, chunk in enumerate(steps):
+            yield lambda chunk=chunk, last=n == len(steps) - 1: delete_some(chunk, last)
 
     def forget(self, older_than: float, limit: int = 50_000) -> int:
         """Drop landed ids older than ``older_than`` (a bounded step per call), and
