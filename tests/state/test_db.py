@@ -61,6 +61,45 @@ def test_background_checkpoints_keep_the_log_copied_and_restart_it_with_the_writ
     assert frames == copied  # nothing left uncopied
 
 
+def test_a_restart_checkpoint_does_not_hold_the_writers_for_a_slow_reader(tmp_path, monkeypatch):
+    """A reader on an older snapshot (a long query) keeps a restart checkpoint from
+    finishing; the checkpoint settles for what it can copy and lets the writers go, rather
+    than hold them (and every intake commit) until the reader is done."""
+    import sqlite3
+
+    from sqlalchemy import text
+
+    from headwater.state import db
+
+    monkeypatch.setattr(db, "RESTART_WAL_FRAMES", 50)
+    path = tmp_path / "state.db"
+    engine = open_state(f"sqlite:///{path}", background_checkpoints=True)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE filler (n INTEGER PRIMARY KEY, body BLOB)"))
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM filler").fetchone()  # its snapshot, kept open
+    with engine.begin() as conn:
+        for n in range(400):
+            conn.execute(text("INSERT INTO filler VALUES (:n, zeroblob(4000))"), {"n": n})
+    returned = []
+
+    def with_writers(fn):
+        result = fn()
+        returned.append(True)
+        return result
+
+    checkpointer = db.WalCheckpointer(engine, interval=0.05, run_with_writers=with_writers)
+    checkpointer.start()
+    deadline = time.monotonic() + 10  # (SQLite's busy timeout for writers is 30 s)
+    while not returned and time.monotonic() < deadline:
+        time.sleep(0.05)
+    checkpointer.stop()
+    reader.execute("COMMIT")
+    reader.close()
+    assert returned  # the restart gave the writers back while the reader was still open
+
+
 def test_a_store_missing_only_new_counts_and_indexes_is_brought_up_to_date(tmp_path):
     from sqlalchemy import inspect, text
 

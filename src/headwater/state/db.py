@@ -29,6 +29,10 @@ CHECKPOINT_SECONDS = 0.25
 # frames (16 MB) one restart checkpoint (a brief pause for writers: the frames left to copy
 # are only those since the last passive one) lets the next writer start the log over.
 RESTART_WAL_FRAMES = 4_000
+# How long a restart checkpoint waits for readers on an older snapshot before it settles
+# for a passive one (and lets the writers go): a reader's long query (the Currents landing
+# reading a landing's batches, at a low CPU priority) held intake commits 200-430 ms.
+RESTART_WAIT_MS = 20
 
 
 def _sqlite_pragmas(dbapi_connection, _record, *, wal_pages: int | None = None) -> None:
@@ -72,6 +76,7 @@ class WalCheckpointer:
     def _run(self) -> None:
         connection = self.engine.raw_connection()
         try:
+            connection.execute(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
             while not self._stop.wait(self.interval):
                 try:
                     _busy, frames, _copied = connection.execute(
