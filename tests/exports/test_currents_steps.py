@@ -185,17 +185,24 @@ def test_claims_never_wait_for_the_state_store_write_lock(sqlite_engine, tmp_pat
     intake.close()
 
 
-def test_claims_made_before_they_had_their_own_file_still_count(sqlite_engine, tmp_path):
+def test_claims_made_before_they_had_their_own_file_still_count(
+    sqlite_engine, tmp_path, monkeypatch
+):
     """A state store from an earlier version holds its claims itself: they move to the
-    claims file when it is first opened, so an id landed then is not landed again."""
-    _commit(sqlite_engine, ["a"])  # landed by that version: its claim in the state store
+    claims file (a few at a time) when it is first opened, so an id landed then is not
+    landed again."""
+    from headwater.state import currents_claims
+
+    monkeypatch.setattr(currents_claims, "MOVE_ROWS", 2)
+    old = ["a", "c", "d", "e", "f"]
+    _commit(sqlite_engine, old)  # landed by that version: its claims in the state store
     with sqlite_engine.begin() as conn:
         conn.execute(currents_batches.delete())
         conn.execute(
             currents_landed.insert(),
-            [{"receiver": "braze", "event_id": "a", "seq": 1, "landed_at": 1.7e9}],
+            [{"receiver": "braze", "event_id": i, "seq": 1, "landed_at": 1.7e9} for i in old],
         )
-    _commit(sqlite_engine, ["a", "b"])  # "a" again
+    _commit(sqlite_engine, ["a", "b", "f"])  # "a" and "f" again
     ledger = CurrentsLedger(sqlite_engine)
     seq, _ = ledger.next_landing(1000)
     assert ledger.read(seq).owned == {"braze": {"b"}}

@@ -35,9 +35,7 @@ from sqlalchemy import (
     String,
     Table,
     create_engine,
-    delete,
     event,
-    select,
 )
 
 from headwater.state.db import metadata
@@ -120,30 +118,30 @@ def _open_claims(path: str) -> Engine:
 
 
 def _move_old_claims(state: Engine, claims: Engine) -> None:
-    """Claims a state store made before they had their own file, moved there (a step at
-    a time, copied before deleted: a crash in between copies the step again)."""
+    """Claims a state store made before they had their own file, moved there a step at a
+    time in the table's row order, each step copied before it is deleted (a crash in
+    between copies it again: a claim already there is kept)."""
     from headwater.state.writer_lock import writer_lock
 
-    old = currents_landed
     writers = writer_lock(state)
     while True:
         with state.connect() as conn:
-            rows = conn.execute(select(old).order_by(old.c.seq).limit(MOVE_ROWS)).all()
+            rows = conn.exec_driver_sql(
+                "SELECT rowid, receiver, event_id, seq, landed_at FROM currents_landed "
+                f"ORDER BY rowid LIMIT {MOVE_ROWS}"
+            ).all()
         if not rows:
             return
         with claims.begin() as conn:
             conn.exec_driver_sql(
                 "INSERT OR IGNORE INTO currents_landed (receiver, event_id, seq, landed_at) "
                 "VALUES (?, ?, ?, ?)",
-                [tuple(r) for r in rows],
+                [tuple(r[1:]) for r in rows],
             )
 
-        def drop(rows=rows) -> None:
+        def drop(last=rows[-1][0]) -> None:
             with state.begin() as conn:
-                for r in rows:
-                    conn.execute(
-                        delete(old).where((old.c.receiver == r[0]) & (old.c.event_id == r[1]))
-                    )
+                conn.exec_driver_sql("DELETE FROM currents_landed WHERE rowid <= ?", (last,))
 
         writers.run(drop) if writers else drop()
 
