@@ -207,16 +207,24 @@ def _delete_identifier(sync: SyncConfig, row: dict) -> dict:
 
 
 def full_resend_cost(
-    engine: Engine, table: str, sync: SyncConfig, object_columns: frozenset[str] = frozenset()
+    engine: Engine,
+    table: str,
+    sync: SyncConfig,
+    object_columns: frozenset[str] = frozenset(),
+    value_counts: dict[str, int] | None = None,
 ) -> int:
     """Data points a full resend of the model would cost, by ``braze.datapoints``' rules:
     counted in the engine for plain values (one per non-null value of a field that costs,
     one per event, quantity x (1 + properties) per purchase); ``object`` columns cost one
-    per key, so their values are read and priced one by one."""
+    per key, so their values are read and priced one by one. ``value_counts``: each
+    column's non-null values, when the model counted them as it checked its rows."""
     quoted = quote_ident(table)
     if sync.type == "attributes":
         costed = {f: c for f, c in sync.mapping.items() if f not in FREE_FIELDS}
-        parts = [f"count({quote_ident(c)})" for c in costed.values() if c not in object_columns]
+        plain = [c for c in costed.values() if c not in object_columns]
+        if value_counts is not None and not object_columns & set(costed.values()):
+            return sum(value_counts[c] for c in plain)
+        parts = [f"count({quote_ident(c)})" for c in plain]
     elif sync.type == "events":
         costed, parts = {}, ["count(*)"]
     else:
@@ -447,7 +455,9 @@ def run_sync(
     run: _Run | None = None
     completed = False
     try:
-        model = materialize_any(project, sync.model)
+        # The model is read only through this engine's connection: a PostgreSQL model may
+        # stay where it is (a view) instead of being copied into a table each run.
+        model = materialize_any(project, sync.model, in_place=True)
         engine = model.engine
         assert engine is not None
         if not dry_run and merges.wanted(project, sync.model) and isinstance(engine, DuckDBEngine):
@@ -475,7 +485,9 @@ def run_sync(
         )
         columns = project.models[sync.model].columns
         objects = frozenset(c for c, spec in columns.items() if spec.type == "object")
-        report.full_data_points = full_resend_cost(engine, model.table, sync, objects)
+        report.full_data_points = full_resend_cost(
+            engine, model.table, sync, objects, model.value_counts
+        )
         report.added, report.changed = diff.added, diff.changed
         report.removed, report.unchanged = diff.removed, diff.unchanged
         run = _Run(project, name, sync, engine, state, run_id, report, progress, stop)
