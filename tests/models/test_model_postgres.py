@@ -12,6 +12,7 @@ from headwater.config import parse_project
 from headwater.engines import SqlAlchemyEngine
 from headwater.errors import FatalError
 from headwater.models import materialize_model, model_database
+from headwater.syncs.diff import compute_diff
 
 ROWS = [
     ("C1", "ada@example.com", "10", "true", "2024-01-01", "vip;new", '{"plan": "pro"}', 10),
@@ -207,6 +208,7 @@ def _materialized(project, name: str, *, in_place: bool):
     result = materialize_model(project, name, in_place=in_place)
     assert result.engine is not None
     try:
+        result.finish_checks()
         kind = result.engine.fetch_all(
             f"SELECT relkind FROM pg_class WHERE oid = to_regclass('\"{result.table}\"')"
         )[0][0]
@@ -283,3 +285,36 @@ def test_a_model_whose_key_the_source_does_not_keep_unique_is_written_and_checke
     project = project_for(tmp_path, pg_url, f"  c:\n    source: app\n    sql: {sql}\n" + columns)
     result, kind, _ = _materialized(project, "c", in_place=True)
     assert kind == "r" and result.value_counts is None
+
+
+def test_a_model_read_in_place_is_checked_and_diffed_from_one_state_of_its_source(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Rows written while a sync runs are in neither its counts nor its diff, or in both:
+    the checks run in the diff's own transaction (REPEATABLE READ)."""
+    seed_unique(pg_url)
+    project = project_for(
+        tmp_path,
+        pg_url,
+        "  c:\n    source: app\n    sql: select * from people_u\n" + UNIQUE_COLUMNS,
+    )
+    result = materialize_model(project, "c", in_place=True)
+    assert result.engine is not None and result.pending_checks is not None
+
+    def checks_then_a_new_row_arrives() -> int:
+        valid = result.finish_checks()
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO people_u (customer_id, email) VALUES ('C9', 'c9@example.com')"
+            )
+        return valid
+
+    try:
+        diff = compute_diff(
+            result.engine, "s", result.table, "customer_id", ["email", "points"],
+            checks=checks_then_a_new_row_arrives,
+        )  # fmt: skip
+        assert (result.row_count, result.rejected_count) == (2, 4)
+        assert (diff.added, diff.changed, diff.unchanged) == (2, 0, 0)  # not C9
+    finally:
+        result.engine.close()

@@ -19,6 +19,7 @@ the row and field, the rest go on; every rejected row is counted, but only the f
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlglot
@@ -70,6 +71,18 @@ class ModelResult:
     # Non-null values per declared column among the valid rows, when checking counted them
     # (a model read in place): a sync prices a full resend from these, not another scan.
     value_counts: dict[str, int] | None = None
+    # A model read in place is checked when ``finish_checks`` runs, inside the transaction
+    # that reads it; until then its counts and rejections are empty.
+    pending_checks: Callable[[ModelResult], None] | None = None
+
+    def finish_checks(self) -> int:
+        """Run the checks a model read in place left pending (nothing otherwise) and return
+        the model's valid rows. Inside a REPEATABLE READ transaction the counts, the row
+        errors and every later read of ``table`` in it describe one state of the source."""
+        if self.pending_checks is not None:
+            pending, self.pending_checks = self.pending_checks, None
+            pending(self)
+        return self.row_count
 
 
 def model_table_name(model_name: str) -> str:
@@ -428,8 +441,9 @@ def materialize_model(
 
     ``in_place``: the caller reads ``table`` only through ``engine``'s own connection
     (a sync). A PostgreSQL model whose source keeps its key unique (``unique_source``)
-    is then checked in one read and left where it is: ``table`` is a temporary view of
-    its valid, typed rows, not a table written and indexed each run.
+    is then left where it is: ``table`` is a temporary view of its valid, typed rows, not
+    a table written and indexed each run, and its rows are checked in one read when the
+    caller runs ``result.finish_checks()`` (in the transaction that reads the view).
     """
     model = _model(project, model_name)
     if model.identity is not None:
@@ -468,11 +482,9 @@ def materialize_model(
         sql = _stage_in_database(project, model_name, model, engine, stage)  # type: ignore[arg-type]
         staged = _stage_columns(engine, stage)
         if in_place and _reads_in_place(engine, model, staged, sql):  # type: ignore[arg-type]
-            result = _materialize_in_place(
+            return _materialize_in_place(
                 engine, model_name, model, staged, sql, stage, table_name, checked, max_details
             )
-            _drop_temps(engine, stage, checked)
-            return result
 
     duck = engine.dialect == "duckdb"
     select, problems = _select_checked(
@@ -559,8 +571,8 @@ def _materialize_in_place(
     checked: str,
     max_details: int,
 ) -> ModelResult:
-    """Check every row in one read that writes nothing (counts, and each column's values
-    for pricing a resend), then leave the valid rows as a temporary view over the source.
+    """Leave the valid rows as a temporary view over the source, and the checks pending:
+    one read that writes nothing (counts, and each column's values for pricing a resend).
 
     No duplicate count: the source's unique index rules them out. Rows are numbered (a
     window over every row) only when some are rejected, to name them."""
@@ -569,33 +581,6 @@ def _materialize_in_place(
     fine = " AND ".join(cols.fine.values()) or "TRUE"
     # Typed over the model's rows (the source's own columns, then the typed ones).
     typed_rows = f"(SELECT s.*, {', '.join(cols.typed)} FROM ({sql}) AS s) AS x"
-    # Grouped by whether the row is fine: each check runs once a row, not once a count.
-    groups = {
-        bool(row[0]): row[1:]
-        for row in _fetch(
-            engine,
-            f"SELECT {fine}, count(*), {', '.join(f'count({c})' for c in cols.counted)} "
-            f"FROM {typed_rows} GROUP BY 1",
-        )
-    }
-    counts = groups.get(True, [0] * (1 + len(cols.counted)))
-    valid, bad = int(counts[0]), int(groups.get(False, [0])[0])
-    ok = " AND ".join(f"__hw_p{i} IS NULL" for i in cols.problems) or "TRUE"
-    details: list[RowRejection] = []
-    if bad and max_details > 0:
-        select, problems = _select_checked(
-            model_name, model, staged, dialect, stage, count_duplicates=False
-        )
-        with engine.transaction():
-            _execute(
-                engine,
-                f"CREATE TEMP TABLE {checked} AS SELECT * FROM ({select}) AS c WHERE NOT ({ok})",
-            )
-            _execute(engine, f"ALTER TABLE {checked} ADD COLUMN __hw_dups BIGINT DEFAULT 1")
-        key = f"CAST({quote_ident(model.primary_key)} AS TEXT)"  # type: ignore[arg-type]
-        details = _rejection_details(
-            engine, model, problems, checked, max_details, bad, key, text_type="TEXT"
-        )
     with engine.transaction():
         _drop_model_relation(engine, table_name)
         # No OFFSET 0: PostgreSQL folds this into the source's own scan, so the diff walks
@@ -605,16 +590,46 @@ def _materialize_in_place(
             f"CREATE TEMP VIEW {quote_ident(table_name)} AS SELECT {', '.join(cols.declared)} "
             f"FROM {typed_rows} WHERE {fine}",
         )
+
+    def check(result: ModelResult) -> None:
+        # Grouped by whether the row is fine: each check runs once a row, not once a count.
+        groups = {
+            bool(row[0]): row[1:]
+            for row in _fetch(
+                engine,
+                f"SELECT {fine}, count(*), {', '.join(f'count({c})' for c in cols.counted)} "
+                f"FROM {typed_rows} GROUP BY 1",
+            )
+        }
+        counts = groups.get(True, [0] * (1 + len(cols.counted)))
+        result.row_count = int(counts[0])
+        result.rejected_count = bad = int(groups.get(False, [0])[0])
+        result.value_counts = {c: int(n) for c, n in zip(model.columns, counts[1:], strict=True)}
+        if bad and max_details > 0:
+            select, problems = _select_checked(
+                model_name, model, staged, dialect, stage, count_duplicates=False
+            )
+            ok = " AND ".join(f"{p} IS NULL" for p in problems.values()) or "TRUE"
+            _execute(
+                engine,
+                f"CREATE TEMP TABLE {checked} AS SELECT * FROM ({select}) AS c WHERE NOT ({ok})",
+            )
+            _execute(engine, f"ALTER TABLE {checked} ADD COLUMN __hw_dups BIGINT DEFAULT 1")
+            key = f"CAST({quote_ident(model.primary_key)} AS TEXT)"  # type: ignore[arg-type]
+            result.rejected = _rejection_details(
+                engine, model, problems, checked, max_details, bad, key, text_type="TEXT"
+            )
+        _drop_temps(engine, stage, checked)
+
     return ModelResult(
         model=model_name,
         table=table_name,
-        row_count=valid,
-        rejected_count=bad,
-        rejected=details,
+        row_count=0,
+        rejected_count=0,
         engine=engine,
         primary_key=model.primary_key,
         columns={name: spec.type for name, spec in model.columns.items()},
-        value_counts={c: int(n) for c, n in zip(model.columns, counts[1:], strict=True)},
+        pending_checks=check,
     )
 
 

@@ -29,7 +29,7 @@ snapshot commit copies them from here, so what is recorded is what was sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -235,6 +235,7 @@ def compute_diff(
     *,
     full: bool = False,
     rows: int | None = None,
+    checks: Callable[[], int] | None = None,
 ) -> DiffResult:
     """Diff ``model_table`` against the sync's snapshot and write this run's diff table.
 
@@ -242,12 +243,19 @@ def compute_diff(
     the kinds still telling what really changed. Rows with a NULL key are skipped and
     counted in ``null_keys``; keys must otherwise be unique (the model guarantees it).
     ``rows``: the table's row count when every row is known to have a key (a checked
-    model's primary key is required), which saves counting them.
+    model's primary key is required), which saves counting them. ``checks``: run first,
+    in the diff's own transaction, returning that count (a model read in place is checked
+    there: on PostgreSQL the transaction is REPEATABLE READ, so the checks and the diff
+    read the same rows even while the source is being written).
     """
     columns = tuple(columns)
     snap = ensure_snapshot(engine, sync_name, model_table, key, columns)
     diff = diff_table(sync_name)
     with engine.transaction():
+        if checks is not None:
+            if engine.dialect == "postgres":
+                engine.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            rows = checks()
         engine.execute(f"DROP TABLE IF EXISTS {quote_ident(diff)}")
         first_run = not engine.fetch_all(f"SELECT 1 FROM {quote_ident(snap)} LIMIT 1")
         statements = diff_sql(

@@ -30,7 +30,7 @@ from headwater.config import Project, SyncConfig
 from headwater.engines import DuckDBEngine, Engine, quote_ident
 from headwater.errors import ConfigError, FatalError, HeadwaterError, RowError
 from headwater.identity import materialize_any
-from headwater.models.model import reason_without_value
+from headwater.models.model import ModelResult, reason_without_value
 from headwater.runtime.clients import destination_client
 from headwater.runtime.committer import BatchCommitter
 from headwater.runtime.inspector import REDACTED, Redactor
@@ -253,6 +253,15 @@ def _client_for(project: Project, sync: SyncConfig, state=None) -> BrazeClient:
     return destination_client(project, sync.destination, state, where="syncs")
 
 
+def _record_rejections(state, run_id: int | None, report: SyncReport, model: ModelResult) -> None:
+    """The model's rejected rows become the run's row errors."""
+    errors = [
+        RowError(r.reason, row=r.row_key, field=r.field, value=r.value) for r in model.rejected
+    ]
+    _record_errors(state, run_id, report, errors)
+    report.rejected = model.rejected_count
+
+
 def _record_errors(state, run_id: int | None, report: SyncReport, errors: list[RowError]) -> None:
     """Store every row error with the run (one insert) and keep the first few to show."""
     if not errors:
@@ -463,16 +472,9 @@ def run_sync(
         if not dry_run and merges.wanted(project, sync.model) and isinstance(engine, DuckDBEngine):
             for error in merges.send_merges(project, sync.model, engine).errors:
                 log.warning("sync %s: /users/merge: %s", name, error)
-        _record_errors(
-            state,
-            run_id,
-            report,
-            [
-                RowError(r.reason, row=r.row_key, field=r.field, value=r.value)
-                for r in model.rejected
-            ],
-        )
-        report.rejected = model.rejected_count
+        pending = model.pending_checks is not None
+        if not pending:
+            _record_rejections(state, run_id, report, model)
         checked = project.models[sync.model].identity is None  # its primary key is required
         diff = compute_diff(
             engine,
@@ -481,8 +483,12 @@ def run_sync(
             model.primary_key,
             sync.columns,
             full=full,
-            rows=model.row_count if checked else None,
+            rows=model.row_count if checked and not pending else None,
+            # A model read in place is checked in the diff's transaction: the same rows.
+            checks=model.finish_checks if pending else None,
         )
+        if pending:
+            _record_rejections(state, run_id, report, model)
         columns = project.models[sync.model].columns
         objects = frozenset(c for c, spec in columns.items() if spec.type == "object")
         report.full_data_points = full_resend_cost(
