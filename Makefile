@@ -41,7 +41,7 @@ browser:
 screenshots: $(STAMP) browser
 	$(BIN)/python tests/console/screenshots.py docs/screenshots
 
-BENCHES ?= sandbox_track delivery diff sync_e2e gateway scheduler console audiences identity
+BENCHES ?= sandbox_track delivery diff sync_e2e gateway scheduler console audiences identity outbox_claim segment_export currents
 
 # Each benchmark prints its figures and the command that made them (docs/benchmarks.md).
 bench: $(STAMP)

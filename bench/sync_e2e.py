@@ -49,6 +49,11 @@ TARGET_CORES = 1.5
 TARGET_STAGE_SECONDS = 4.0
 PG_TARGET_OBJECTS_PER_SECOND = 30_000
 PG_TARGET_CHURN_SECONDS = 4.0
+# The issue's targets at 10M rows: a DuckDB first sync in under 4 minutes, a PostgreSQL
+# 1 %-churn run in under 30 s (a first sync of 10M at Braze's ceiling takes minutes).
+TEN_MILLION = 10_000_000
+TARGET_10M_FIRST_SYNC_SECONDS = 240.0
+PG_TARGET_10M_CHURN_SECONDS = 30.0
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 PG_DATABASE = "hw_bench_sync"
 
@@ -200,7 +205,7 @@ def run_postgres(args: argparse.Namespace, work: Path, url: str) -> bool:
     """The PostgreSQL variant: the same customers in a table, the model run inside it."""
     from headwater.engines import SqlAlchemyEngine
 
-    ok = True
+    ok, big = True, args.rows >= TEN_MILLION
     database = pg_database()
     pg_load(database, work / "data/customers.csv")
     (work / "headwater.yml").write_text(
@@ -237,8 +242,9 @@ def run_postgres(args: argparse.Namespace, work: Path, url: str) -> bool:
         if args.statements:
             statements.print_top()
         if bump:
-            meets = m.wall < PG_TARGET_CHURN_SECONDS
-            print(f"  target 1 %-churn run < {PG_TARGET_CHURN_SECONDS:.0f} s: "
+            limit = PG_TARGET_10M_CHURN_SECONDS if big else PG_TARGET_CHURN_SECONDS
+            meets = m.wall < limit
+            print(f"  target 1 %-churn run < {limit:.0f} s: "
                   f"{'met' if meets else 'NOT met'}")  # fmt: skip
         else:
             rate = report.sent / m.wall
@@ -332,7 +338,10 @@ def main(argv: list[str] | None = None) -> int:
             with Measure() as m:
                 model = materialize_model(project, "customers")
             print(line("floor: stage the CSV into the model", 0, m, f"({model.row_count:,} rows)"))
-            ok &= m.wall < TARGET_STAGE_SECONDS
+            if args.rows == 1_000_000:  # the issue's staging target is for 1M rows
+                ok &= m.wall < TARGET_STAGE_SECONDS
+                print(f"  target staging < {TARGET_STAGE_SECONDS:.0f} s: "
+                      f"{'met' if m.wall < TARGET_STAGE_SECONDS else 'NOT met'}")  # fmt: skip
             assert model.engine is not None
             print_floors(model, url, args)
             for label, bump in (("first sync (every row new)", False),
@@ -346,7 +355,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"{report.status}"
                 )
                 print(line(f"sync: {label}", report.sent, m, extra))
-                if not bump:
+                if not bump and args.rows >= TEN_MILLION:
+                    meets = m.wall < TARGET_10M_FIRST_SYNC_SECONDS
+                    print(f"  target 10M first sync < {TARGET_10M_FIRST_SYNC_SECONDS:.0f} s: "
+                          f"{'met' if meets else 'NOT met'}")  # fmt: skip
+                    ok &= meets
+                elif not bump:
                     rate = report.sent / m.wall
                     meets = rate >= TARGET_OBJECTS_PER_SECOND and m.cores <= TARGET_CORES
                     print(f"  target >= {TARGET_OBJECTS_PER_SECOND:,} obj/s on <= "

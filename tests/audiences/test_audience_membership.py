@@ -90,3 +90,38 @@ def test_a_slot_is_hashed_once_and_kept(engine):
     run(engine, people)
     kept = dict(engine.fetch_all('SELECT hw_key, "vip__slot" FROM hw_audiences_people'))
     assert kept == {k: slot_of("vip", k) for k in people}
+
+
+def test_a_model_holds_more_audiences_than_one_members_column(engine):
+    """Each audience has a bit in the state's members mask, never reused; past 62 of them
+    the bits go on in a second column, and entries and exits work there as in the first."""
+    many = [
+        Plan(
+            f"ltv{n}",
+            f"(ltv >= {n})",
+            "person_id",
+            f"s{n}",
+            allocate({}, {"all": 10000}),
+            "person_id",
+        )  # fmt: skip
+        for n in range(70)
+    ]
+    people = {f"P{i}": (i, None) for i in range(100)}
+
+    def run_many() -> dict[str, set]:
+        load(engine, people)
+        ready = membership.ensure_tables(engine, "people", "hw_model_people", "person_id", many)
+        membership.compute_delta(engine, "people", "hw_model_people", "person_id", ready)
+        found = {p.name: changes(engine, p) for p in ready}
+        now = datetime.now(UTC).isoformat()
+        for plan in ready:
+            membership.commit(engine, "people", plan, list(found[plan.name]), now)
+        return {name: set(rows) for name, rows in found.items() if rows}
+
+    first = run_many()
+    assert first["ltv69"] == {f"P{i}" for i in range(69, 100)}  # the second column's
+    assert first["ltv0"] == set(people) and len(first) == 70
+    assert run_many() == {}  # both columns remembered what Braze accepted
+    people["P99"] = (3, None)  # leaves ltv4..ltv69, stays in ltv0..ltv3
+    assert run_many() == {f"ltv{n}": {"P99"} for n in range(4, 70)}
+    assert membership.split_sizes(engine, "people", "ltv65") == {"all": 34}

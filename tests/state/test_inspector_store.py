@@ -59,7 +59,13 @@ def test_a_busy_stream_costs_a_flush_only_the_entries_it_keeps(state_url, monkey
     and writing all of them only to trim them at once cost the gateway half its
     throughput. Only each stream's newest ``size`` are redacted and written."""
     engine = open_state(state_url)
-    inspector = Inspector(engine=engine)
+    written_by: list[str] = []  # serve passes its outbox's writer thread (one SQLite writer)
+
+    def writer(write):
+        written_by.append("writer")
+        write()
+
+    inspector = Inspector(engine=engine, writer=writer)
     inspector.configure("shop", 4)
     redacted: list[bytes] = []
     real = inspector._redacted
@@ -67,9 +73,12 @@ def test_a_busy_stream_costs_a_flush_only_the_entries_it_keeps(state_url, monkey
     for n in range(1_000):
         inspector.record("shop", "in", raw=b'{"n": %d, "token": "t"}' % n)
     inspector.record("crm", "in", raw=b'{"n": "crm"}')
-    inspector.flush()
+    assert inspector.flush() is True  # busy: the next flush waits longer
     assert len(redacted) == 5  # shop's newest 4 and crm's one
+    assert written_by == ["writer"]
     assert [e["payload"]["n"] for e in inspector.recent("shop")] == [999, 998, 997, 996]
     assert inspector.recent("shop")[0]["payload"]["token"] == "[redacted]"
+    inspector.record("shop", "in", raw=b'{"n": 1000}')
+    assert inspector.flush() is False  # everything recorded was written
     inspector.stop()
     engine.dispose()

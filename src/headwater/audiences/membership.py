@@ -36,9 +36,9 @@ from headwater.state.audiences import Ranges
 
 KEY = "hw_key"
 MEMBERS = "hw_members"  # per person, one bit per audience they are in (any split)
+BITS_PER_WORD = 62  # audiences per members column; the 63rd opens ``hw_members_1``, ...
 HISTORY = "hw_audience_history"
 BITS = "hw_audience_bits"  # per model and audience: its bit, and what its splits agree with
-MAX_AUDIENCES_PER_MODEL = 62
 BATCH_ROWS = 10_000
 
 
@@ -75,8 +75,18 @@ class Plan:
     settled: bool = False  # every kept split agrees with ``ranges`` and ``salt``
 
     @property
+    def word(self) -> int:
+        """Which members column holds this audience's bit."""
+        return self.bit // BITS_PER_WORD
+
+    @property
     def mask(self) -> int:
-        return 1 << self.bit
+        """The bit within its members column."""
+        return 1 << (self.bit % BITS_PER_WORD)
+
+    @property
+    def members(self) -> str:
+        return members_column(self.word)
 
     @property
     def signature(self) -> str:
@@ -90,6 +100,11 @@ class Plan:
 
     def column(self, part: str) -> str:
         return quote_ident(f"{self.col}__{part}")
+
+
+def members_column(word: int) -> str:
+    """The state table's members column for bits ``62 * word`` to ``62 * word + 61``."""
+    return MEMBERS if word == 0 else f"{MEMBERS}_{word}"
 
 
 def _dialect_condition(engine: Engine, condition: str) -> str:
@@ -142,21 +157,18 @@ def ensure_tables(
     }
     out = []
     for plan in plans:
-        if plan.name not in known:
-            used = {bit for bit, _ in known.values()}
-            free = [b for b in range(MAX_AUDIENCES_PER_MODEL) if b not in used]
-            if not free:
-                raise ConfigError(
-                    f"model {model!r} has had {MAX_AUDIENCES_PER_MODEL} audiences: no room "
-                    f"for {plan.name!r} (drop {state_table(model)} and {BITS} to start over)"
-                )
+        if plan.name not in known:  # a bit is never reused: a removed audience keeps its own
+            bit = max((bit for bit, _ in known.values()), default=-1) + 1
             engine.execute(
                 f"INSERT INTO {BITS} (model, audience, bit) VALUES "
-                f"({literal(model)}, {literal(plan.name)}, {free[0]})"
+                f"({literal(model)}, {literal(plan.name)}, {bit})"
             )
-            known[plan.name] = (free[0], None)
+            known[plan.name] = (bit, None)
         bit, settled_for = known[plan.name]
         out.append(replace(plan, bit=bit, settled=settled_for == plan.signature))
+    for word in sorted({plan.word for plan in out} - {0}):
+        if members_column(word) not in have:
+            engine.execute(f"ALTER TABLE {table} ADD COLUMN {members_column(word)} BIGINT")
     return out
 
 
@@ -197,17 +209,26 @@ def compute_delta(
     model_q, state_q = quote_ident(model_table), quote_ident(state_table(model))
     delta, cand = delta_table(model), quote_ident(f"{delta_table(model)}__candidates")
     k = quote_ident(key)
-    run_bits = sum(plan.mask for plan in plans)
-    mask = " + ".join(
-        f"CASE WHEN {_dialect_condition(engine, p.condition)} THEN {p.mask} ELSE 0 END"
-        for p in plans
-    )
-    model_cols, state_cols, extra = [f"{k} AS {KEY}", f"{mask} AS hw_mask"], [KEY, MEMBERS], []
+    words = sorted({plan.word for plan in plans})
+    model_cols, state_cols, extra, differs = [f"{k} AS {KEY}"], [KEY], [], []
+    for w in words:  # per members column: the conditions met, and what the state holds
+        mine = [p for p in plans if p.word == w]
+        mask = " + ".join(
+            f"CASE WHEN {_dialect_condition(engine, p.condition)} THEN {p.mask} ELSE 0 END"
+            for p in mine
+        )
+        run_bits = sum(p.mask for p in mine)
+        model_cols.append(f"{mask} AS hw_mask{w}")
+        state_cols.append(members_column(w))
+        differs.append(
+            f"(COALESCE(c.hw_mask{w}, 0) & {run_bits}) "
+            f"<> (COALESCE(s.{members_column(w)}, 0) & {run_bits})"
+        )
     for i, plan in enumerate(plans):
         by_key = plan.ident_column == key
         if plan.settled and by_key:
             continue
-        member = f"(COALESCE(c.hw_mask, 0) & {plan.mask}) <> 0"
+        member = f"(COALESCE(c.hw_mask{plan.word}, 0) & {plan.mask}) <> 0"
         state_cols += [plan.column("split"), plan.column("slot")]
         moved = "FALSE" if plan.settled else (
             f"{group_sql(plan.ranges, 's.' + plan.column('slot'))} "
@@ -218,11 +239,11 @@ def compute_delta(
             state_cols.append(plan.column("ident"))
             moved += f" OR ({member} AND c.hw_id{i} IS DISTINCT FROM s.{plan.column('ident')})"
         extra.append(f"(s.{plan.column('split')} IS NOT NULL AND ({moved}))")
-    differs = [f"(COALESCE(c.hw_mask, 0) & {run_bits}) <> (COALESCE(s.{MEMBERS}, 0) & {run_bits})"]
     ids = "".join(f", c.hw_id{i}" for i, plan in enumerate(plans) if plan.ident_column != key)
+    masks = "".join(f", COALESCE(c.hw_mask{w}, 0) AS hw_mask{w}" for w in words)
     pass1 = f"""
 CREATE TABLE {cand} AS
-SELECT COALESCE(c.{KEY}, s.{KEY}) AS {KEY}, COALESCE(c.hw_mask, 0) AS hw_mask{ids}
+SELECT COALESCE(c.{KEY}, s.{KEY}) AS {KEY}{masks}{ids}
 FROM (SELECT {", ".join(model_cols)} FROM {model_q} WHERE {k} IS NOT NULL) AS c
 FULL OUTER JOIN (SELECT {", ".join(state_cols)} FROM {state_q}) AS s ON c.{KEY} = s.{KEY}
 WHERE {" OR ".join(differs + extra)}
@@ -231,7 +252,7 @@ WHERE {" OR ".join(differs + extra)}
     as_text = f"CAST(x.{KEY} AS VARCHAR)"
     for i, plan in enumerate(plans):
         by_key = plan.ident_column == key
-        member = f"(x.hw_mask & {plan.mask}) <> 0"
+        member = f"(x.hw_mask{plan.word} & {plan.mask}) <> 0"
         hashed = slot_sql(engine.dialect, literal(plan.salt), f"x.{KEY}")
         slot = f"CASE WHEN {member} THEN COALESCE(s.{plan.column('slot')}, {hashed}) END"
         new_id = as_text if by_key else f"x.hw_id{i}"
@@ -310,7 +331,7 @@ def commit(
     stamp = f"CAST({literal(now)} AS TIMESTAMPTZ)"
     if engine.dialect == "postgres":
         stamp = f"CAST({literal(now)} AS TIMESTAMP WITH TIME ZONE)"
-    name = literal(plan.name)
+    name, members = literal(plan.name), plan.members
     keep_ident = (
         ""
         if plan.ident_column == plan.primary_key
@@ -330,9 +351,9 @@ def commit(
             f"WHERE NOT EXISTS (SELECT 1 FROM {state_q} AS s WHERE s.{KEY} = h.{KEY})"
         )
         engine.execute(
-            f"UPDATE {state_q} SET {plan.column('split')} = h.n, {MEMBERS} = CASE WHEN h.n IS NULL "
-            f"THEN COALESCE({state_q}.{MEMBERS}, 0) & {~plan.mask} "
-            f"ELSE COALESCE({state_q}.{MEMBERS}, 0) | {plan.mask} END, "
+            f"UPDATE {state_q} SET {plan.column('split')} = h.n, {members} = CASE WHEN h.n IS NULL "
+            f"THEN COALESCE({state_q}.{members}, 0) & {~plan.mask} "
+            f"ELSE COALESCE({state_q}.{members}, 0) | {plan.mask} END, "
             f"{plan.column('slot')} = COALESCE(h.slot, {state_q}.{plan.column('slot')})"
             f"{keep_ident} FROM {hits} AS h WHERE {state_q}.{KEY} = h.{KEY}"
         )

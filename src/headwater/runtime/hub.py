@@ -61,6 +61,7 @@ class Hub:
             payload_bytes=settings.inspector.payload_bytes,
             redact=settings.inspector.redact,
             engine=self.engine,
+            writer=self.outbox.run_with_writers,
         ).start()
         for name, stream in settings.streams.items():
             self.inspector.configure(name, stream.inspector_size)

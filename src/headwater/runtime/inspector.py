@@ -27,7 +27,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,10 @@ from headwater.state.inspector import read_events, write_events
 
 log = logging.getLogger("headwater.inspector")
 FLUSH_SECONDS = 0.5
+# After a flush that had more entries than a stream keeps (heavy traffic: the older ones
+# were never written), the next waits longer: each flush redacts and rewrites a stream's
+# whole worth, and every half second that cost the gateway's writer thread its p99.
+BUSY_FLUSH_SECONDS = 2.0
 
 REDACTED = "[redacted]"
 # Words that mark a field as secret wherever they appear in its name: `db_pwd`,
@@ -203,6 +207,7 @@ class Inspector:
         redact: Iterable[str] = (),
         clock=time.time,
         engine=None,
+        writer: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         self._default = default_size
         self.max_bytes = max_bytes
@@ -215,6 +220,9 @@ class Inspector:
         self._lock = threading.Lock()
         self.bytes = 0  # what the entries held account for
         self.engine = engine  # the state store the entries go to (None: memory only)
+        # Runs a write on the store's one writer thread (``Outbox.run_with_writers``): a
+        # second thread racing it for SQLite's lock would sleep in the busy handler.
+        self._writer = writer or (lambda fn: fn())
         self._pending: deque[_Entry] = deque()
         self._pending_bytes = 0
         self._flush_lock = threading.Lock()
@@ -235,32 +243,42 @@ class Inspector:
         self.flush()
 
     def _run(self) -> None:
-        while not self._stop.wait(FLUSH_SECONDS):
+        wait = FLUSH_SECONDS
+        while not self._stop.wait(wait):
             try:
-                self.flush()
+                busy = self.flush()
             except Exception as exc:  # a busy store: the entries wait for the next round
                 log.warning("inspector entries not written yet: %s", type(exc).__name__)
+                busy = False
+            wait = BUSY_FLUSH_SECONDS if busy else FLUSH_SECONDS
 
-    def flush(self) -> None:
-        """Redact what was recorded and write it to the store (a no-op without one)."""
+    def flush(self) -> bool:
+        """Redact what was recorded and write it to the store (a no-op without one).
+        True when some stream had more entries than it keeps (heavy traffic)."""
         if self.engine is None:
-            return
+            return False
         with self._flush_lock:
             with self._lock:
                 taken = list(self._pending)
                 self._pending.clear()
                 self._pending_bytes = 0
+            newest = self._newest(taken)
             entries = [
                 (e.stream, e.meta, e.payload if e.cut else self._redacted(e.payload))
-                for e in self._newest(taken)
+                for e in newest
             ]
             try:
-                write_events(self.engine, entries, self._sizes, self.max_bytes, self._default)
+                self._writer(
+                    lambda: write_events(
+                        self.engine, entries, self._sizes, self.max_bytes, self._default
+                    )
+                )
             except Exception:
                 with self._lock:  # back in front, for the next round
                     self._pending.extendleft(reversed(taken))
                     self._pending_bytes += sum(e.size for e in taken)
                 raise
+            return len(newest) < len(taken)
 
     def _newest(self, taken: list[_Entry]) -> list[_Entry]:
         """Per stream only the entries the table would keep: under heavy traffic the

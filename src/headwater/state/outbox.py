@@ -488,6 +488,14 @@ _READY = (
     f"AND {pauses.NOT_PAUSED}"
 )
 
+# Oldest ready first, in the claim index's own order (``available_at``, then the id it
+# ends with): the claim reads only the rows it leases. Ordered by id alone, it read and
+# sorted every ready row first, so a backlog (after an outage) made each claim, holding
+# the write lock, cost time in proportion to it: 80 ms at 100,000 rows. A row retried
+# late comes after what was ready before it; dedupe tells an older value from a newer one
+# by id, not by delivery order.
+_ORDER = "available_at, id"
+
 
 def _claim_sql(dialect: str) -> dict[str, str]:
     """The claim's statements. SQLite: one UPDATE whose subquery keeps the leading rows up
@@ -496,7 +504,7 @@ def _claim_sql(dialect: str) -> dict[str, str]:
     if dialect == "postgresql":
         ready = _READY.format(m="%s")
         return {
-            "pick": f"SELECT id, objects FROM outbox WHERE {ready} ORDER BY id LIMIT %s "
+            "pick": f"SELECT id, objects FROM outbox WHERE {ready} ORDER BY {_ORDER} LIMIT %s "
             "FOR UPDATE SKIP LOCKED",
             "lease": "UPDATE outbox SET lease_owner = %s, lease_until = %s "
             f"WHERE id = ANY(%s) RETURNING {ROW_COLUMNS}",
@@ -504,8 +512,8 @@ def _claim_sql(dialect: str) -> dict[str, str]:
     ready = _READY.format(m="?")
     return {
         "lease": "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id IN ("
-        "SELECT id FROM (SELECT id, objects, SUM(objects) OVER (ORDER BY id) AS upto "
-        f"FROM outbox WHERE {ready} ORDER BY id LIMIT ?) "
+        f"SELECT id FROM (SELECT id, objects, SUM(objects) OVER (ORDER BY {_ORDER}) AS upto "
+        f"FROM outbox WHERE {ready} ORDER BY {_ORDER} LIMIT ?) "
         f"WHERE upto <= ? OR upto = objects) RETURNING {ROW_COLUMNS}"
     }
 
