@@ -12,6 +12,7 @@ from headwater.config import parse_project
 from headwater.engines import SqlAlchemyEngine
 from headwater.errors import FatalError
 from headwater.models import materialize_model, model_database
+from headwater.syncs.diff import compute_diff
 
 ROWS = [
     ("C1", "ada@example.com", "10", "true", "2024-01-01", "vip;new", '{"plan": "pro"}', 10),
@@ -182,3 +183,138 @@ def test_shared_keys_too_long_to_index_are_still_found_and_the_model_reruns(
             assert rows == [("K2", 3), ("K3", None)]
         finally:
             result.engine.close()
+
+
+UNIQUE_COLUMNS = COLUMNS.replace("      meta:   {type: object}\n", "")
+
+
+def seed_unique(pg_url: str) -> None:
+    """The seed's rows with a unique key (NULL keys allowed), and a table without one."""
+    rows = [r for r in ROWS if r[1] != "ee@example.com"]
+    with psycopg.connect(pg_url) as conn:
+        for table in ("people_u", "people_plain"):
+            unique = " UNIQUE" if table == "people_u" else ""
+            conn.execute(
+                f"CREATE TABLE {table} (customer_id text{unique}, email text, points text, "
+                "vip text, signed text, tags text, meta text, spend integer)"
+            )
+            with conn.cursor() as cur:
+                cur.executemany(
+                    f"INSERT INTO {table} VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows
+                )
+
+
+def _materialized(project, name: str, *, in_place: bool):
+    result = materialize_model(project, name, in_place=in_place)
+    assert result.engine is not None
+    try:
+        result.finish_checks()
+        kind = result.engine.fetch_all(
+            f"SELECT relkind FROM pg_class WHERE oid = to_regclass('\"{result.table}\"')"
+        )[0][0]
+        rows = result.engine.fetch_all(f'SELECT * FROM "{result.table}" ORDER BY 1')
+        return result, kind, rows
+    finally:
+        result.engine.close()
+
+
+def test_a_model_whose_source_keeps_the_key_unique_is_read_in_place_with_the_same_outcome(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A sync's model over a table with a unique key is a view over that table (nothing
+    written each run), yet gives the same rows, counts and row errors as the long way."""
+    seed_unique(pg_url)
+    sql = "    sql: select * from people_u where email like '%' or email is null\n"
+    project = project_for(tmp_path, pg_url, "  contacts:\n    source: app\n" + sql + UNIQUE_COLUMNS)
+
+    long_way, long_kind, long_rows = _materialized(project, "contacts", in_place=False)
+    in_place, kind, rows = _materialized(project, "contacts", in_place=True)
+
+    assert (long_kind, kind) == ("r", "v")
+    assert rows == long_rows and len(rows) == 2  # C1 and C5
+    assert (in_place.row_count, in_place.rejected_count) == (2, 4)
+    assert (long_way.row_count, long_way.rejected_count) == (2, 4)
+    assert in_place.rejected == long_way.rejected
+    assert {(r.row_key, r.field) for r in in_place.rejected} == {
+        ("C2", "email"), ("C2", "points"), ("C2", "signed"), ("row 3", "customer_id"),
+        ("C4", "email"), ("C7", "points"),
+    }  # fmt: skip
+    # Each column's values among the valid rows, counted while checking (a resend's price).
+    assert in_place.value_counts == {
+        "customer_id": 2, "email": 2, "points": 2, "vip": 2, "signed": 2, "tags": 2, "spend": 2,
+    }  # fmt: skip
+    assert long_way.value_counts is None
+
+
+def test_a_model_read_in_place_replaces_the_table_an_earlier_run_left_and_back(
+    tmp_path: Path, pg_url: str
+) -> None:
+    seed_unique(pg_url)
+    project = project_for(
+        tmp_path,
+        pg_url,
+        "  c:\n    source: app\n    sql: select * from people_u\n" + UNIQUE_COLUMNS,
+    )
+    _materialized(project, "c", in_place=False)
+    _, kind, rows = _materialized(project, "c", in_place=True)
+    assert kind == "v" and len(rows) == 2
+    with psycopg.connect(pg_url) as conn:  # the earlier run's table is gone, not left stale
+        assert conn.execute("SELECT to_regclass('hw_model_c')").fetchone()[0] is None
+    _, kind, rows = _materialized(project, "c", in_place=False)
+    assert kind == "r" and len(rows) == 2
+
+
+@pytest.mark.parametrize(
+    ("sql", "columns"),
+    [
+        ("select * from people_plain", UNIQUE_COLUMNS),  # no unique index
+        ("select p.* from people_u p join people_u q using (customer_id)", UNIQUE_COLUMNS),
+        ("select *, unnest(array[1, 2]) as n from people_u", UNIQUE_COLUMNS),
+        ("select * from people_u", COLUMNS),  # an object column
+        # ' 7' and '7' are distinct text, the same integer
+        (
+            "select * from people_u",
+            UNIQUE_COLUMNS.replace("customer_id: {}", "customer_id: {type: integer}"),
+        ),
+    ],
+)
+def test_a_model_whose_key_the_source_does_not_keep_unique_is_written_and_checked(
+    tmp_path: Path, pg_url: str, sql: str, columns: str
+) -> None:
+    seed_unique(pg_url)
+    project = project_for(tmp_path, pg_url, f"  c:\n    source: app\n    sql: {sql}\n" + columns)
+    result, kind, _ = _materialized(project, "c", in_place=True)
+    assert kind == "r" and result.value_counts is None
+
+
+def test_a_model_read_in_place_is_checked_and_diffed_from_one_state_of_its_source(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Rows written while a sync runs are in neither its counts nor its diff, or in both:
+    the checks run in the diff's own transaction (REPEATABLE READ)."""
+    seed_unique(pg_url)
+    project = project_for(
+        tmp_path,
+        pg_url,
+        "  c:\n    source: app\n    sql: select * from people_u\n" + UNIQUE_COLUMNS,
+    )
+    result = materialize_model(project, "c", in_place=True)
+    assert result.engine is not None and result.pending_checks is not None
+
+    def checks_then_a_new_row_arrives() -> int:
+        valid = result.finish_checks()
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO people_u (customer_id, email) VALUES ('C9', 'c9@example.com')"
+            )
+        return valid
+
+    try:
+        diff = compute_diff(
+            result.engine, "s", result.table, "customer_id", ["email", "points"],
+            checks=checks_then_a_new_row_arrives,
+        )  # fmt: skip
+        assert (result.row_count, result.rejected_count) == (2, 4)
+        assert (diff.added, diff.changed, diff.unchanged) == (2, 0, 0)  # not C9
+    finally:
+        result.engine.close()

@@ -192,3 +192,13 @@ def test_a_claim_does_not_read_the_whole_backlog(tmp_path):
 
     small, large = claim_steps(100), claim_steps(10_000)
     assert large < small * 5, (small, large)
+
+
+def test_a_write_handed_to_a_closed_outbox_runs_on_the_callers_thread(state_url):
+    """The inspector's last flush and the checkpointer may come after the outbox closed
+    (a daemon thread at exit): the write still happens."""
+    box = Outbox(open_state(state_url))
+    box.close()
+    ran: list[str] = []
+    assert box.run_with_writers(lambda: ran.append(threading.current_thread().name) or 7) == 7
+    assert ran == [threading.current_thread().name]

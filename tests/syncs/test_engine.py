@@ -304,16 +304,22 @@ def test_a_model_in_postgresql_is_diffed_there_and_synced(tmp_path, sandbox, pg_
             """
         )
     )
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE customers SET email = NULL WHERE id = 'P50'")
     first = run_sync(load_project(tmp_path), "customers")
     assert (first.status, first.sent) == ("succeeded", 50)
+    assert first.full_data_points == 99  # 49 emails and 50 points
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("UPDATE customers SET points = points + 1 WHERE id IN ('P1', 'P2')")
-        snapshots = conn.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name LIKE 'hw_snapshot%'"
-        ).fetchone()[0]
-    assert snapshots == 1  # the snapshot lives in the user's database, beside the data
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'hw_%'"
+        ).fetchall()
+    # The snapshot lives in the user's database, beside the data; the model (its key kept
+    # unique by the table) is read where it is, not copied into a table of its own.
+    assert sorted(t for (t,) in tables) == ["hw_diff_customers", "hw_snapshot_customers"]
     second = run_sync(load_project(tmp_path), "customers")
-    assert (second.changed, second.sent) == (2, 2)
+    assert (second.changed, second.sent, second.unchanged) == (2, 2, 48)
+    assert second.full_data_points == 99
     assert sandbox.user("P2")["custom_attributes"]["points"] == 3
 
 

@@ -371,14 +371,15 @@ def run_job(project: Project, name: str, *, stop: threading.Event | None = None)
     return resolve(project, name, stop=stop)
 
 
-def materialize_any(project: Project, model_name: str) -> ModelResult:
+def materialize_any(project: Project, model_name: str, *, in_place: bool = False) -> ModelResult:
     """A model's rows ready for a sync: for an identity model, resolve it and return its
     golden records (primary key ``person_id``, the declared columns); for any other model,
-    exactly ``headwater.models.materialize_model(project, model_name)``. The caller closes
-    ``result.engine``. A failed resolution raises HeadwaterError with its reason."""
+    exactly ``headwater.models.materialize_model(project, model_name, in_place=...)``. The
+    caller closes ``result.engine``. A failed resolution raises HeadwaterError with its
+    reason."""
     model = project.models.get(model_name)
     if model is None or model.identity is None:
-        return materialize_model(project, model_name)
+        return materialize_model(project, model_name, in_place=in_place)
     engine = open_warehouse(project)
     try:
         report = resolve(project, model_name, engine=engine)

@@ -19,6 +19,7 @@ the row and field, the rest go on; every rejected row is counted, but only the f
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlglot
@@ -28,7 +29,8 @@ from sqlglot import exp
 from headwater.config import ModelConfig, Project, SqlSourceConfig
 from headwater.engines import DuckDBEngine, Engine, SqlAlchemyEngine
 from headwater.errors import ConfigError, FatalError
-from headwater.models.checks import DIALECTS, Dialect
+from headwater.models.checks import DIALECTS, Dialect, PostgresDialect, never_null
+from headwater.models.unique_source import source_keeps_key_unique
 from headwater.sources.base import open_source, quote_ident, quote_literal
 from headwater.sources.files import FileSource
 from headwater.sources.sql import SqlSource, connection_error, database_url
@@ -66,6 +68,21 @@ class ModelResult:
     engine: Engine | None = None
     primary_key: str = ""
     columns: dict[str, str] = field(default_factory=dict)  # column -> declared type
+    # Non-null values per declared column among the valid rows, when checking counted them
+    # (a model read in place): a sync prices a full resend from these, not another scan.
+    value_counts: dict[str, int] | None = None
+    # A model read in place is checked when ``finish_checks`` runs, inside the transaction
+    # that reads it; until then its counts and rejections are empty.
+    pending_checks: Callable[[ModelResult], None] | None = None
+
+    def finish_checks(self) -> int:
+        """Run the checks a model read in place left pending (nothing otherwise) and return
+        the model's valid rows. Inside a REPEATABLE READ transaction the counts, the row
+        errors and every later read of ``table`` in it describe one state of the source."""
+        if self.pending_checks is not None:
+            pending, self.pending_checks = self.pending_checks, None
+            pending(self)
+        return self.row_count
 
 
 def model_table_name(model_name: str) -> str:
@@ -167,7 +184,8 @@ def _rewrite_relations(sql: str, relations: dict[str, str], dialect: str) -> str
 
 def _stage_in_database(
     project: Project, model_name: str, model: ModelConfig, engine: SqlAlchemyEngine, stage: str
-) -> None:
+) -> str:
+    """Stage the model's SQL as a view numbering its rows; return the SQL as run there."""
     relations = {}
     for name in read_tables(model.sql):
         config = project.sources.get(name)
@@ -180,6 +198,7 @@ def _stage_in_database(
         f"CREATE TEMP VIEW {stage} AS SELECT m.*, ROW_NUMBER() OVER () AS {ROW_COLUMN} "
         f"FROM ({sql}) AS m",
     )
+    return sql
 
 
 def _stage_in_duckdb(
@@ -299,25 +318,28 @@ def _stage_columns(engine: Engine, stage: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- checking
 
 
-def _select_checked(
-    model_name: str,
-    model: ModelConfig,
-    staged: dict[str, str],
-    dialect: Dialect,
-    stage: str,
-    *,
-    count_duplicates: bool = True,
-) -> tuple[str, dict[int, str]]:
-    """The SELECT typing and checking every row, and its problem columns by the index of
-    the declared column they check (columns that cannot be rejected have none).
+@dataclass(frozen=True)
+class _CheckedColumns:
+    """A model's declared columns as SQL over its staged rows: ``typed`` converts column i
+    into ``__hw_t{i}``, ``declared`` names it as declared, ``problems`` holds the reasons
+    (over ``__hw_t{i}``) by the index of the columns that can be rejected."""
 
-    ``count_duplicates=False`` leaves out ``__hw_dups`` and ``__hw_key`` (every byte of a
-    million rows is written): the caller adds the count (``_mark_duplicates``: a sort of
-    every row costs more than finding that there are no duplicates another way) and reads
-    the key from the primary key column."""
+    typed: list[str]
+    declared: list[str]
+    problems: dict[int, str]
+    pk_ref: str
+    fine: dict[int, str]  # true when column i passes its checks (``problems[i]`` is NULL)
+    counted: list[str]  # what to count to count column i's typed values: the raw column
+    # when typing never turns a value into NULL (it costs nothing to read)
+
+
+def _checked_columns(
+    model_name: str, model: ModelConfig, staged: dict[str, str], dialect: Dialect
+) -> _CheckedColumns:
     by_lower = {name.lower(): name for name in staged}
-    typed_inner, typed_cols, problem_cols = [], [], []
+    typed, declared, counted = [], [], []
     problems: dict[int, str] = {}
+    fine: dict[int, str] = {}
     pk_ref = ""
     for i, (column, spec) in enumerate(model.columns.items()):
         actual = column if column in staged else by_lower.get(column.lower())
@@ -334,25 +356,50 @@ def _select_checked(
             required=spec.required or column == model.primary_key,
             typed_ref=ref,
         )
-        typed_inner.append(f"{sql.typed} AS {ref}")
-        typed_cols.append(f"{ref} AS {quote_ident(column)}")
+        typed.append(f"{sql.typed} AS {ref}")
+        declared.append(f"{ref} AS {quote_ident(column)}")
+        raw = quote_ident(actual)
+        counted.append(raw if never_null(raw, sql.typed) else ref)
         if sql.problem is not None:
-            problems[i] = f"__hw_p{i}"
-            problem_cols.append(f"{sql.problem} AS __hw_p{i}")
+            problems[i] = sql.problem
+            fine[i] = sql.fine or f"({sql.problem}) IS NULL"
         if column == model.primary_key:
             pk_ref = ref
+    return _CheckedColumns(typed, declared, problems, pk_ref, fine, counted)
+
+
+def _select_checked(
+    model_name: str,
+    model: ModelConfig,
+    staged: dict[str, str],
+    dialect: Dialect,
+    stage: str,
+    *,
+    count_duplicates: bool = True,
+    row_column: bool = True,
+) -> tuple[str, dict[int, str]]:
+    """The SELECT typing and checking every row, and its problem columns by the index of
+    the declared column they check (columns that cannot be rejected have none).
+
+    ``count_duplicates=False`` leaves out ``__hw_dups`` and ``__hw_key`` (every byte of a
+    million rows is written): the caller adds the count (``_mark_duplicates``: a sort of
+    every row costs more than finding that there are no duplicates another way) and reads
+    the key from the primary key column. ``row_column=False``: the stage numbers no rows."""
+    cols = _checked_columns(model_name, model, staged, dialect)
+    problems = {i: f"__hw_p{i}" for i in cols.problems}
+    problem_cols = [f"{sql} AS __hw_p{i}" for i, sql in cols.problems.items()]
     key_cols = (
         [
-            f"CAST({pk_ref} AS {dialect.text_type}) AS __hw_key",
-            f"COUNT(*) OVER (PARTITION BY {pk_ref}) AS __hw_dups",
+            f"CAST({cols.pk_ref} AS {dialect.text_type}) AS __hw_key",
+            f"COUNT(*) OVER (PARTITION BY {cols.pk_ref}) AS __hw_dups",
         ]
         if count_duplicates
         else []
     )
     # OFFSET 0 keeps PostgreSQL from inlining the inner SELECT (and so converting twice).
-    inner = f"SELECT s.*, {', '.join(typed_inner)} FROM {stage} AS s OFFSET 0"
+    inner = f"SELECT s.*, {', '.join(cols.typed)} FROM {stage} AS s OFFSET 0"
     select = (
-        f"SELECT {ROW_COLUMN}, {', '.join([*typed_cols, *problem_cols, *key_cols])} "
+        f"SELECT {', '.join([*([ROW_COLUMN] if row_column else []), *cols.declared, *problem_cols, *key_cols])} "
         f"FROM ({inner}) AS x"
     )
     return select, problems
@@ -383,6 +430,7 @@ def materialize_model(
     *,
     table: str | None = None,
     max_details: int = MAX_REJECTION_DETAILS,
+    in_place: bool = False,
     _depth: int = 0,
 ) -> ModelResult:
     """Run a model and leave its valid, typed rows in ``table`` inside ``engine``.
@@ -390,6 +438,12 @@ def materialize_model(
     Without ``engine`` the model's own engine is opened (``engine_for_model``) and
     returned in the result; the caller closes it. With a DuckDB engine, a model over a
     database is copied into DuckDB; with a PostgreSQL engine the model must run there.
+
+    ``in_place``: the caller reads ``table`` only through ``engine``'s own connection
+    (a sync). A PostgreSQL model whose source keeps its key unique (``unique_source``)
+    is then left where it is: ``table`` is a temporary view of its valid, typed rows, not
+    a table written and indexed each run, and its rows are checked in one read when the
+    caller runs ``result.finish_checks()`` (in the transaction that reads the view).
     """
     model = _model(project, model_name)
     if model.identity is not None:
@@ -417,6 +471,7 @@ def materialize_model(
     _drop_temps(engine, stage, checked)
     if engine.dialect == "duckdb":
         _stage_in_duckdb(project, model_name, model, engine, stage, _depth)  # type: ignore[arg-type]
+        staged = _stage_columns(engine, stage)
     else:
         database = model_database(project, model_name)
         if database is None:
@@ -424,9 +479,13 @@ def materialize_model(
                 f"model {model_name!r} reads files, so it runs in the DuckDB warehouse, "
                 f"not in {engine.dialect}"
             )
-        _stage_in_database(project, model_name, model, engine, stage)  # type: ignore[arg-type]
+        sql = _stage_in_database(project, model_name, model, engine, stage)  # type: ignore[arg-type]
+        staged = _stage_columns(engine, stage)
+        if in_place and _reads_in_place(engine, model, staged, sql):  # type: ignore[arg-type]
+            return _materialize_in_place(
+                engine, model_name, model, staged, sql, stage, table_name, checked, max_details
+            )
 
-    staged = _stage_columns(engine, stage)
     duck = engine.dialect == "duckdb"
     select, problems = _select_checked(
         model_name, model, staged, dialect, stage, count_duplicates=duck
@@ -461,7 +520,7 @@ def materialize_model(
                 engine,
                 f"ALTER TABLE {draft} " + ", ".join(f"DROP COLUMN {c}" for c in extra),
             )
-            _execute(engine, f"DROP TABLE IF EXISTS {table}")
+            _drop_model_relation(engine, table_name)
             _execute(engine, f"ALTER TABLE {draft} RENAME TO {table}")
     _drop_temps(engine, stage, checked)
     return ModelResult(
@@ -474,6 +533,116 @@ def materialize_model(
         primary_key=model.primary_key,
         columns={name: spec.type for name, spec in model.columns.items()},
     )
+
+
+def _reads_in_place(
+    engine: SqlAlchemyEngine, model: ModelConfig, staged: dict[str, str], sql: str
+) -> bool:
+    """Whether a sync can read this PostgreSQL model where it is: its key kept unique by
+    the source and typed without merging values (the text itself, or a whole number made
+    wider or text), and no ``object`` column (a resend's price reads those values through
+    a second connection, which cannot see a temporary view)."""
+    if any(spec.type == "object" for spec in model.columns.values()):
+        return False
+    key = model.primary_key
+    assert key is not None
+    actual = key if key in staged else {n.lower(): n for n in staged}.get(key.lower())
+    if actual is None:
+        return False
+    raw = quote_ident(actual)
+    whole = staged[actual].lower() in ("smallint", "integer", "bigint")
+    if not whole and PostgresDialect().typed(raw, staged[actual], model.columns[key]) != raw:
+        return False  # ' 7' and '7' may both become 7
+    try:
+        with engine.transaction():
+            return source_keeps_key_unique(engine, sql, actual)
+    except Exception:  # a query PostgreSQL cannot explain: check it the long way
+        return False
+
+
+def _materialize_in_place(
+    engine: SqlAlchemyEngine,
+    model_name: str,
+    model: ModelConfig,
+    staged: dict[str, str],
+    sql: str,
+    stage: str,
+    table_name: str,
+    checked: str,
+    max_details: int,
+) -> ModelResult:
+    """Leave the valid rows as a temporary view over the source, and the checks pending:
+    one read that writes nothing (counts, and each column's values for pricing a resend).
+
+    No duplicate count: the source's unique index rules them out. Rows are numbered (a
+    window over every row) only when some are rejected, to name them."""
+    dialect = PostgresDialect()
+    cols = _checked_columns(model_name, model, staged, dialect)
+    fine = " AND ".join(cols.fine.values()) or "TRUE"
+    # Typed over the model's rows (the source's own columns, then the typed ones).
+    typed_rows = f"(SELECT s.*, {', '.join(cols.typed)} FROM ({sql}) AS s) AS x"
+    with engine.transaction():
+        _drop_model_relation(engine, table_name)
+        # No OFFSET 0: PostgreSQL folds this into the source's own scan, so the diff walks
+        # the source's unique index in key order.
+        _execute(
+            engine,
+            f"CREATE TEMP VIEW {quote_ident(table_name)} AS SELECT {', '.join(cols.declared)} "
+            f"FROM {typed_rows} WHERE {fine}",
+        )
+
+    def check(result: ModelResult) -> None:
+        # Grouped by whether the row is fine: each check runs once a row, not once a count.
+        groups = {
+            bool(row[0]): row[1:]
+            for row in _fetch(
+                engine,
+                f"SELECT {fine}, count(*), {', '.join(f'count({c})' for c in cols.counted)} "
+                f"FROM {typed_rows} GROUP BY 1",
+            )
+        }
+        counts = groups.get(True, [0] * (1 + len(cols.counted)))
+        result.row_count = int(counts[0])
+        result.rejected_count = bad = int(groups.get(False, [0])[0])
+        result.value_counts = {c: int(n) for c, n in zip(model.columns, counts[1:], strict=True)}
+        if bad and max_details > 0:
+            select, problems = _select_checked(
+                model_name, model, staged, dialect, stage, count_duplicates=False
+            )
+            ok = " AND ".join(f"{p} IS NULL" for p in problems.values()) or "TRUE"
+            _execute(
+                engine,
+                f"CREATE TEMP TABLE {checked} AS SELECT * FROM ({select}) AS c WHERE NOT ({ok})",
+            )
+            _execute(engine, f"ALTER TABLE {checked} ADD COLUMN __hw_dups BIGINT DEFAULT 1")
+            key = f"CAST({quote_ident(model.primary_key)} AS TEXT)"  # type: ignore[arg-type]
+            result.rejected = _rejection_details(
+                engine, model, problems, checked, max_details, bad, key, text_type="TEXT"
+            )
+        _drop_temps(engine, stage, checked)
+
+    return ModelResult(
+        model=model_name,
+        table=table_name,
+        row_count=0,
+        rejected_count=0,
+        engine=engine,
+        primary_key=model.primary_key,
+        columns={name: spec.type for name, spec in model.columns.items()},
+        pending_checks=check,
+    )
+
+
+def _drop_model_relation(engine: Engine, table_name: str) -> None:
+    """Drop what holds a PostgreSQL model's rows: this session's view, a table, or both
+    (a view read in place shadows a table an earlier run left)."""
+    name = quote_literal(quote_ident(table_name))
+    for _ in range(2):
+        found = _fetch(engine, f"SELECT relkind FROM pg_class WHERE oid = to_regclass({name})")
+        if not found:
+            return
+        kind = "VIEW" if found[0][0] == "v" else "TABLE"
+        _execute(engine, f"DROP {kind} {quote_ident(table_name)}")
 
 
 def _keep_valid_rows(engine: Engine, model: ModelConfig, table: str, checked: str, ok: str) -> None:

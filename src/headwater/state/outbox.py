@@ -200,8 +200,13 @@ class Outbox:
 
     def run_with_writers(self, fn):
         """``write`` for callers on other threads: runs ``fn`` on the writer thread, in
-        turn with everything else written, and waits for it."""
-        return self._thread.submit(self._locked, fn).result()
+        turn with everything else written, and waits for it. Once the writer thread is
+        gone (the outbox closed, or the interpreter exiting), ``fn`` runs on the caller's."""
+        try:
+            future = self._thread.submit(self._locked, fn)
+        except RuntimeError:  # cannot schedule new futures after shutdown
+            return self._locked(fn)
+        return future.result()
 
     def _locked(self, fn, *args):
         """``fn`` holding the store's writer queue (``headwater.state.writer_lock``): the

@@ -6,11 +6,12 @@ this run's diff table ``hw_diff_<sync>``, and the sync engine streams it out in 
 batches. Two passes keep it fast on tens of millions of rows:
 
 1. join model and snapshot on key *and row hash* only, to find candidate keys
-   (new, gone, or hash differs) -- about the cost of a bare hash comparison (PostgreSQL,
-   where a row hash costs more than the comparison, joins on the key and compares the
-   columns at once);
+   (new, gone, or hash differs) -- about the cost of a bare hash comparison;
 2. compare the candidates column by column (``IS DISTINCT FROM``, so NULLs and arrays
    compare right) and record which columns changed.
+
+PostgreSQL, where a row hash costs more than the comparison, does both at once: one join
+on the key compares the columns and writes the rows that differ, with their masks.
 
 Which columns to send is a bitmask per row, ``hw_mask0``, ``hw_mask1``, ... (62 columns
 per word, bit i of word i // 62 is mapped column i). A set bit with a NULL value means
@@ -28,7 +29,7 @@ snapshot commit copies them from here, so what is recorded is what was sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,7 +123,9 @@ def diff_sql(
     comparison -- into a candidates table: new keys, gone keys, hashes that differ. Pass 2
     fetches the attribute columns of just those keys from both sides (semi-joins, so the
     big tables are only scanned) and compares them. On a first run (empty snapshot) every
-    row is new and pass 2 reads the model straight through.
+    row is new and pass 2 reads the model straight through. Without a row hash
+    (``by_hash=False``, PostgreSQL) pass 1 compares the columns themselves, so it writes
+    the diff in one statement.
     """
     model, k = quote_ident(model_table), quote_ident(key)
     snap, masks = quote_ident(snap), mask_names(len(columns))
@@ -151,11 +154,14 @@ def diff_sql(
     candidates_filter = "" if full else f"WHERE m.{KEY} IS NULL OR s.{KEY} IS NULL OR {differs}"
     removed_bits = _mask_sql(columns, "s.{c} IS NOT NULL")
     changed_bits = _mask_sql(columns, "m.{c} IS DISTINCT FROM s.{c}")
-    mask_cols = ", ".join(
-        f"CASE c.{KIND} WHEN 'added' THEN CAST({a} AS BIGINT) WHEN 'removed' THEN {r} "
-        f"ELSE {ch} END AS {name}"
-        for name, a, r, ch in zip(masks, added_bits, removed_bits, changed_bits, strict=True)
-    )
+
+    def mask_cols(kind: str) -> str:
+        return ", ".join(
+            f"CASE {kind} WHEN 'added' THEN CAST({a} AS BIGINT) WHEN 'removed' THEN {r} "
+            f"ELSE {ch} END AS {name}"
+            for name, a, r, ch in zip(masks, added_bits, removed_bits, changed_bits, strict=True)
+        )
+
     no_change = " AND ".join(f"d.{name} = 0" for name in masks)
     outer_masks = ", ".join(
         f"CASE WHEN d.{KIND} = 'changed' THEN CAST({bits} AS BIGINT) ELSE d.{name} END AS {name}"
@@ -163,13 +169,42 @@ def diff_sql(
         else f"d.{name}"
         for name, bits in zip(masks, added_bits, strict=True)
     )
+    # Rows whose hash differed but whose columns did not are dropped. (Rows the join kept
+    # for differing columns always have a bit set: PostgreSQL, which would push this
+    # filter into the join and work out every row's masks, is not asked.)
+    drop_unchanged = by_hash and not full
+    outer = f"""
+SELECT d.{KEY},
+       CASE WHEN d.{KIND} = 'changed' AND {no_change} THEN 'unchanged' ELSE d.{KIND} END
+         AS {KIND},
+       d.{HASH}, {outer_masks}, {", ".join("d." + q for q in quoted)}
+FROM d
+{f"WHERE NOT (d.{KIND} = 'changed' AND {no_change})" if drop_unchanged else ""}
+"""
+    kind = (
+        f"CASE WHEN s.{KEY} IS NULL THEN 'added' WHEN m.{KEY} IS NULL THEN 'removed' "
+        f"ELSE 'changed' END"
+    )
+    if not by_hash:
+        # The join compares every column already: it writes the diff itself, values and
+        # masks of just the rows it keeps, instead of a candidates table whose rows a
+        # second pass looks up again on both sides.
+        return [
+            f"""
+CREATE TABLE {quote_ident(diff)} AS
+WITH d AS (
+  SELECT COALESCE(m.{KEY}, s.{KEY}) AS {KEY}, {kind} AS {KIND}, {hash_sql} AS {HASH},
+         {mask_cols(kind)}, {", ".join("m." + q for q in quoted)}
+  FROM (SELECT {k} AS {KEY}, {m_cols} FROM {model} WHERE {k} IS NOT NULL) AS m
+  FULL OUTER JOIN (SELECT {KEY}, {s_cols} FROM {snap}) AS s ON m.{KEY} = s.{KEY}
+  {candidates_filter}
+){outer}"""
+        ]
     return [
         f"DROP TABLE IF EXISTS {cand}",
         f"""
 CREATE TABLE {cand} AS
-SELECT COALESCE(m.{KEY}, s.{KEY}) AS {KEY}, {"m." + HASH if by_hash else hash_sql} AS {HASH},
-       CASE WHEN s.{KEY} IS NULL THEN 'added' WHEN m.{KEY} IS NULL THEN 'removed'
-            ELSE 'changed' END AS {KIND}
+SELECT COALESCE(m.{KEY}, s.{KEY}) AS {KEY}, m.{HASH} AS {HASH}, {kind} AS {KIND}
 FROM (SELECT {k} AS {KEY}, {m_cols} FROM {model} WHERE {k} IS NOT NULL) AS m
 FULL OUTER JOIN (SELECT {KEY}, {s_cols} FROM {snap}) AS s ON m.{KEY} = s.{KEY}
 {candidates_filter}
@@ -182,18 +217,11 @@ WITH mv AS (
 ), sv AS (
   SELECT * FROM {snap} WHERE {KEY} IN (SELECT {KEY} FROM {cand} WHERE {KIND} <> 'added')
 ), d AS (
-  SELECT c.{KEY}, c.{KIND}, c.{HASH}, {mask_cols}, {", ".join("m." + q for q in quoted)}
+  SELECT c.{KEY}, c.{KIND}, c.{HASH}, {mask_cols(f"c.{KIND}")}, {", ".join("m." + q for q in quoted)}
   FROM {cand} AS c
   LEFT JOIN mv AS m ON m.{KEY} = c.{KEY}
   LEFT JOIN sv AS s ON s.{KEY} = c.{KEY}
-)
-SELECT d.{KEY},
-       CASE WHEN d.{KIND} = 'changed' AND {no_change} THEN 'unchanged' ELSE d.{KIND} END
-         AS {KIND},
-       d.{HASH}, {outer_masks}, {", ".join("d." + q for q in quoted)}
-FROM d
-{"" if full else f"WHERE NOT (d.{KIND} = 'changed' AND {no_change})"}
-""",
+){outer}""",
         f"DROP TABLE {cand}",
     ]
 
@@ -207,6 +235,7 @@ def compute_diff(
     *,
     full: bool = False,
     rows: int | None = None,
+    checks: Callable[[], int] | None = None,
 ) -> DiffResult:
     """Diff ``model_table`` against the sync's snapshot and write this run's diff table.
 
@@ -214,12 +243,19 @@ def compute_diff(
     the kinds still telling what really changed. Rows with a NULL key are skipped and
     counted in ``null_keys``; keys must otherwise be unique (the model guarantees it).
     ``rows``: the table's row count when every row is known to have a key (a checked
-    model's primary key is required), which saves counting them.
+    model's primary key is required), which saves counting them. ``checks``: run first,
+    in the diff's own transaction, returning that count (a model read in place is checked
+    there: on PostgreSQL the transaction is REPEATABLE READ, so the checks and the diff
+    read the same rows even while the source is being written).
     """
     columns = tuple(columns)
     snap = ensure_snapshot(engine, sync_name, model_table, key, columns)
     diff = diff_table(sync_name)
     with engine.transaction():
+        if checks is not None:
+            if engine.dialect == "postgres":
+                engine.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            rows = checks()
         engine.execute(f"DROP TABLE IF EXISTS {quote_ident(diff)}")
         first_run = not engine.fetch_all(f"SELECT 1 FROM {quote_ident(snap)} LIMIT 1")
         statements = diff_sql(

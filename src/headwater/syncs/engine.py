@@ -30,7 +30,7 @@ from headwater.config import Project, SyncConfig
 from headwater.engines import DuckDBEngine, Engine, quote_ident
 from headwater.errors import ConfigError, FatalError, HeadwaterError, RowError
 from headwater.identity import materialize_any
-from headwater.models.model import reason_without_value
+from headwater.models.model import ModelResult, reason_without_value
 from headwater.runtime.clients import destination_client
 from headwater.runtime.committer import BatchCommitter
 from headwater.runtime.inspector import REDACTED, Redactor
@@ -207,16 +207,24 @@ def _delete_identifier(sync: SyncConfig, row: dict) -> dict:
 
 
 def full_resend_cost(
-    engine: Engine, table: str, sync: SyncConfig, object_columns: frozenset[str] = frozenset()
+    engine: Engine,
+    table: str,
+    sync: SyncConfig,
+    object_columns: frozenset[str] = frozenset(),
+    value_counts: dict[str, int] | None = None,
 ) -> int:
     """Data points a full resend of the model would cost, by ``braze.datapoints``' rules:
     counted in the engine for plain values (one per non-null value of a field that costs,
     one per event, quantity x (1 + properties) per purchase); ``object`` columns cost one
-    per key, so their values are read and priced one by one."""
+    per key, so their values are read and priced one by one. ``value_counts``: each
+    column's non-null values, when the model counted them as it checked its rows."""
     quoted = quote_ident(table)
     if sync.type == "attributes":
         costed = {f: c for f, c in sync.mapping.items() if f not in FREE_FIELDS}
-        parts = [f"count({quote_ident(c)})" for c in costed.values() if c not in object_columns]
+        plain = [c for c in costed.values() if c not in object_columns]
+        if value_counts is not None and not object_columns & set(costed.values()):
+            return sum(value_counts[c] for c in plain)
+        parts = [f"count({quote_ident(c)})" for c in plain]
     elif sync.type == "events":
         costed, parts = {}, ["count(*)"]
     else:
@@ -243,6 +251,15 @@ def _client_for(project: Project, sync: SyncConfig, state=None) -> BrazeClient:
     """A client under the destination's shared rate budget (shared with other processes
     through ``state`` when it is PostgreSQL)."""
     return destination_client(project, sync.destination, state, where="syncs")
+
+
+def _record_rejections(state, run_id: int | None, report: SyncReport, model: ModelResult) -> None:
+    """The model's rejected rows become the run's row errors."""
+    errors = [
+        RowError(r.reason, row=r.row_key, field=r.field, value=r.value) for r in model.rejected
+    ]
+    _record_errors(state, run_id, report, errors)
+    report.rejected = model.rejected_count
 
 
 def _record_errors(state, run_id: int | None, report: SyncReport, errors: list[RowError]) -> None:
@@ -447,22 +464,17 @@ def run_sync(
     run: _Run | None = None
     completed = False
     try:
-        model = materialize_any(project, sync.model)
+        # The model is read only through this engine's connection: a PostgreSQL model may
+        # stay where it is (a view) instead of being copied into a table each run.
+        model = materialize_any(project, sync.model, in_place=True)
         engine = model.engine
         assert engine is not None
         if not dry_run and merges.wanted(project, sync.model) and isinstance(engine, DuckDBEngine):
             for error in merges.send_merges(project, sync.model, engine).errors:
                 log.warning("sync %s: /users/merge: %s", name, error)
-        _record_errors(
-            state,
-            run_id,
-            report,
-            [
-                RowError(r.reason, row=r.row_key, field=r.field, value=r.value)
-                for r in model.rejected
-            ],
-        )
-        report.rejected = model.rejected_count
+        pending = model.pending_checks is not None
+        if not pending:
+            _record_rejections(state, run_id, report, model)
         checked = project.models[sync.model].identity is None  # its primary key is required
         diff = compute_diff(
             engine,
@@ -471,11 +483,17 @@ def run_sync(
             model.primary_key,
             sync.columns,
             full=full,
-            rows=model.row_count if checked else None,
+            rows=model.row_count if checked and not pending else None,
+            # A model read in place is checked in the diff's transaction: the same rows.
+            checks=model.finish_checks if pending else None,
         )
+        if pending:
+            _record_rejections(state, run_id, report, model)
         columns = project.models[sync.model].columns
         objects = frozenset(c for c, spec in columns.items() if spec.type == "object")
-        report.full_data_points = full_resend_cost(engine, model.table, sync, objects)
+        report.full_data_points = full_resend_cost(
+            engine, model.table, sync, objects, model.value_counts
+        )
         report.added, report.changed = diff.added, diff.changed
         report.removed, report.unchanged = diff.removed, diff.unchanged
         run = _Run(project, name, sync, engine, state, run_id, report, progress, stop)
