@@ -106,6 +106,13 @@ class IdentityConfig(_Strict):
         gt=0,
         description="Guard on the connected-components loop (rounds until nothing changes).",
     )
+    output_schema: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="A model resolved inside PostgreSQL (every source in one PostgreSQL "
+        "database): the schema its tables go to (created if missing); default: the "
+        "connection's own (usually public).",
+    )
     merge_in_braze: bool = Field(
         default=False,
         description="When two persons merge and a sync over this model had sent both to "

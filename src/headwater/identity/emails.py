@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import email_validator
 
-from headwater.sources.base import quote_literal
+from headwater.identity.dialect import full_match, search
 
 _LOCAL = r"[a-z0-9_%+-]+(\.[a-z0-9_%+-]+)*"
 _DOMAIN = r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
@@ -34,14 +34,13 @@ def prepare_sql(raw: str) -> str:
     return f"lower(trim({raw}))"
 
 
-def fast_email_sql(table: str) -> str:
+def fast_email_sql(table: str, dialect: str = "duckdb") -> str:
     """SELECT r, v: the plain addresses among ``table`` (raw, c), c = ``prepare_sql(raw)``."""
     names = "|".join(sorted(email_validator.SPECIAL_USE_DOMAIN_NAMES)) or "$^"
-    special = quote_literal(f"[@.]({names})$")
     domain = "split_part(c, '@', 2)"
     return (
         f"SELECT raw AS r, c AS v FROM {table} "
-        f"WHERE regexp_full_match(c, {quote_literal(FAST_EMAIL_PATTERN)}) AND length(c) <= 254 "
+        f"WHERE {full_match(dialect, 'c', FAST_EMAIL_PATTERN)} AND length(c) <= 254 "
         f"AND length(split_part(c, '@', 1)) <= 64 AND length({domain}) <= 253 "
-        f"AND NOT contains({domain}, '--') AND NOT regexp_matches(c, {special})"
+        f"AND strpos({domain}, '--') = 0 AND NOT {search(dialect, 'c', f'[@.]({names})$')}"
     )

@@ -14,35 +14,32 @@ the answer of a full one, even when a source's rows come back in another order.
 from __future__ import annotations
 
 from headwater.config import ModelConfig
+from headwater.identity.dialect import epoch_us, first_by
 from headwater.sources.base import quote_ident
 
-# Sort keys as structs for arg_min (far faster in DuckDB than ordered aggregates):
-# lower wins; a missing time sorts last.
+# Sort keys (``dialect.first_by``): lower wins; a missing time sorts last.
 PRIORITY = "_priority"
-RECENT = "COALESCE(-epoch_us(_updated_at), 9223372036854775807)"
 TIEBREAK = ("_source_index", "_record_id", "_rid")
 
 
-def _key(*parts: str) -> str:
-    return "struct_pack(" + ", ".join(f"k{i} := {p}" for i, p in enumerate(parts)) + ")"
-
-
-def golden_select(model: ModelConfig, records: str) -> str:
+def golden_select(model: ModelConfig, records: str, dialect: str = "duckdb") -> str:
     """SELECT person_id, <columns...> over ``records`` (the staged records with their
     ``person_id``)."""
+    recent = f"COALESCE(-{epoch_us(dialect, '_updated_at')}, 9223372036854775807)"
+
     golden = [(c, s) for c, s in model.columns.items() if c != model.primary_key]
     counts, picks = [], []
     for i, (column, spec) in enumerate(golden):
         col = quote_ident(column)
         rule = spec.survivorship or "source_priority"
         if rule == "source_priority":
-            key = _key(PRIORITY, RECENT, *TIEBREAK)
+            key = [PRIORITY, recent, *TIEBREAK]
         elif rule == "most_recent":
-            key = _key(RECENT, PRIORITY, *TIEBREAK)
+            key = [recent, PRIORITY, *TIEBREAK]
         else:
             counts.append(f"COUNT({col}) OVER (PARTITION BY person_id, {col}) AS __hw_f{i}")
-            key = _key(f"-__hw_f{i}", RECENT, PRIORITY, *TIEBREAK)
-        picks.append(f"ARG_MIN({col}, {key}) FILTER (WHERE {col} IS NOT NULL) AS {col}")
+            key = [f"-__hw_f{i}", recent, PRIORITY, *TIEBREAK]
+        picks.append(f"{first_by(dialect, col, key, f'{col} IS NOT NULL')} AS {col}")
     base = f"SELECT * FROM {records}"
     if counts:
         base = f"SELECT *, {', '.join(counts)} FROM ({base}) AS b"

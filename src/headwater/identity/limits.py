@@ -18,9 +18,10 @@ Every refusal lands in ``__hw_id_refused`` (key, value, records, rule, reason).
 from __future__ import annotations
 
 from headwater.config import IdentityConfig
-from headwater.engines import DuckDBEngine
+from headwater.engines import Engine
 from headwater.errors import FatalError
 from headwater.identity.components import connected_components
+from headwater.identity.dialect import count, temp_table
 from headwater.identity.normalize import VALUES
 from headwater.identity.stage import RECORD_KEY, RECORDS
 from headwater.sources.base import quote_literal
@@ -41,49 +42,56 @@ def limit_sql(identity: IdentityConfig) -> str:
     return f"CASE key {whens} ELSE NULL END"
 
 
-def resolve_components(
-    engine: DuckDBEngine, identity: IdentityConfig, counts: str | None = None
-) -> int:
+def resolve_components(engine: Engine, identity: IdentityConfig, counts: str | None = None) -> int:
     """Fill ``LABELS`` (_rid, lbl) for every record, ``PRESPLIT`` and ``REFUSED``; return
     CC rounds. ``counts`` (key, value, n): how many records hold each value, when
     ``VALUES`` holds only part of them (an incremental run); its values over the limit
     are the ones refused."""
-    con = engine.conn
     # A record holds one value per key, so counting rows counts records.
     if counts is None:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE __hw_id_counts AS SELECT key, value, "
-            f"COUNT(*) AS n, {limit_sql(identity)} AS lim FROM {VALUES} GROUP BY key, value"
+        temp_table(
+            engine,
+            "__hw_id_counts",
+            f"SELECT key, value, COUNT(*) AS n, {limit_sql(identity)} AS lim FROM {VALUES} "
+            "GROUP BY key, value",
         )
     else:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE __hw_id_counts AS SELECT key, value, n, "
-            f"{limit_sql(identity)} AS lim FROM {counts}"
+        temp_table(
+            engine,
+            "__hw_id_counts",
+            f"SELECT key, value, n, {limit_sql(identity)} AS lim FROM {counts}",
         )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {REFUSED} AS SELECT key, value, n AS records, "
-        "'max_records_per_value' AS rule, 'held by ' || n || ' records (limit ' || lim || ')' "
-        "AS reason FROM __hw_id_counts WHERE lim IS NOT NULL AND n > lim"
+    temp_table(
+        engine,
+        REFUSED,
+        "SELECT key, value, n AS records, 'max_records_per_value' AS rule, "
+        "'held by ' || n || ' records (limit ' || lim || ')' AS reason "
+        "FROM __hw_id_counts WHERE lim IS NOT NULL AND n > lim",
     )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE __hw_id_vids AS SELECT key, value, n, "
-        "CAST(ROW_NUMBER() OVER () AS BIGINT) AS vid FROM __hw_id_counts "
-        "WHERE n > 1 AND (lim IS NULL OR n <= lim)"
+    temp_table(
+        engine,
+        "__hw_id_vids",
+        "SELECT key, value, n, CAST(ROW_NUMBER() OVER () AS BIGINT) AS vid "
+        "FROM __hw_id_counts WHERE n > 1 AND (lim IS NULL OR n <= lim)",
     )
-    con.execute("DROP TABLE __hw_id_counts")
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {EDGES} AS SELECT v._rid, i.vid FROM {VALUES} AS v "
-        "JOIN __hw_id_vids AS i ON i.key = v.key AND i.value = v.value"
+    engine.execute("DROP TABLE __hw_id_counts")
+    temp_table(
+        engine,
+        EDGES,
+        f"SELECT v._rid, i.vid FROM {VALUES} AS v "
+        "JOIN __hw_id_vids AS i ON i.key = v.key AND i.value = v.value",
     )
     rounds = connected_components(
         engine, EDGES, "__hw_id_cc", max_iterations=identity.max_iterations
     )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {LABELS} AS SELECT r._rid, COALESCE(c.lbl, r._rid) AS lbl "
-        f"FROM {RECORDS} AS r LEFT JOIN __hw_id_cc AS c ON c._rid = r._rid"
+    temp_table(
+        engine,
+        LABELS,
+        f"SELECT r._rid, COALESCE(c.lbl, r._rid) AS lbl "
+        f"FROM {RECORDS} AS r LEFT JOIN __hw_id_cc AS c ON c._rid = r._rid",
     )
-    con.execute("DROP TABLE __hw_id_cc")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {PRESPLIT} AS SELECT * FROM {LABELS}")
+    engine.execute("DROP TABLE __hw_id_cc")
+    temp_table(engine, PRESPLIT, f"SELECT * FROM {LABELS}")
     limited = {k: key.max_per_person for k, key in identity.keys.items() if key.max_per_person}
     order = [k for k in identity.keys] + [RECORD_KEY]
     for _ in range(MAX_SPLIT_ROUNDS):
@@ -95,38 +103,42 @@ def resolve_components(
             "of refusing their links; lower max_records_per_value so junk values are "
             "refused up front"
         )
-    con.execute("DROP TABLE IF EXISTS __hw_id_vids")
+    engine.execute("DROP TABLE IF EXISTS __hw_id_vids")
     return rounds
 
 
 def _split_once(
-    engine: DuckDBEngine, identity: IdentityConfig, limited: dict[str, int], order: list[str]
+    engine: Engine, identity: IdentityConfig, limited: dict[str, int], order: list[str]
 ) -> bool:
     """Refuse the bridges of components breaking ``max_per_person``; resolve them again.
     Return False when no component breaks it."""
-    con = engine.conn
     checks = " UNION ALL ".join(
         f"SELECT l.lbl, {quote_literal(k)} AS limited_key, {m} AS lim FROM {LABELS} AS l "
         f"JOIN {VALUES} AS v ON v._rid = l._rid WHERE v.key = {quote_literal(k)} "
         f"GROUP BY l.lbl HAVING COUNT(DISTINCT v.value) > {m}"
         for k, m in limited.items()
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE __hw_id_bad_cc AS {checks}")
-    if not con.execute("SELECT COUNT(*) FROM __hw_id_bad_cc").fetchall()[0][0]:
+    temp_table(engine, "__hw_id_bad_cc", checks)
+    if not count(engine, "__hw_id_bad_cc"):
         return False
     # The linking values inside broken components, with how many limited values each
     # value's own records carry.
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE __hw_id_links AS SELECT DISTINCT b.lbl, b.limited_key, "
-        "b.lim, i.vid, i.key, i.value, i.n FROM __hw_id_bad_cc AS b "
-        f"JOIN {LABELS} AS l ON l.lbl = b.lbl JOIN {EDGES} AS e ON e._rid = l._rid "
-        "JOIN __hw_id_vids AS i ON i.vid = e.vid WHERE i.key <> b.limited_key"
+    temp_table(
+        engine,
+        "__hw_id_links",
+        "SELECT DISTINCT b.lbl, b.limited_key, b.lim, i.vid, i.key, i.value, i.n "
+        f"FROM __hw_id_bad_cc AS b JOIN {LABELS} AS l ON l.lbl = b.lbl "
+        f"JOIN {EDGES} AS e ON e._rid = l._rid "
+        "JOIN __hw_id_vids AS i ON i.vid = e.vid WHERE i.key <> b.limited_key",
     )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE __hw_id_bridges AS SELECT k.lbl, k.limited_key, k.lim, "
-        "k.vid, k.key, k.value, k.n, COUNT(DISTINCT lv.value) AS held FROM __hw_id_links AS k "
+    temp_table(
+        engine,
+        "__hw_id_bridges",
+        "SELECT k.lbl, k.limited_key, k.lim, k.vid, k.key, k.value, k.n, "
+        "COUNT(DISTINCT lv.value) AS held FROM __hw_id_links AS k "
         f"JOIN {EDGES} AS e ON e.vid = k.vid JOIN {VALUES} AS lv ON lv._rid = e._rid "
-        "AND lv.key = k.limited_key GROUP BY ALL HAVING COUNT(DISTINCT lv.value) > k.lim"
+        "AND lv.key = k.limited_key GROUP BY k.lbl, k.limited_key, k.lim, k.vid, k.key, "
+        "k.value, k.n HAVING COUNT(DISTINCT lv.value) > k.lim",
     )
     rank = (
         "CASE key "
@@ -135,32 +147,37 @@ def _split_once(
     )
     # Components without a direct bridge: refuse their most shared linking value (junk is
     # shared most), the least trusted key first among equals; one per component and round.
-    con.execute(
+    engine.execute(
         "INSERT INTO __hw_id_bridges SELECT lbl, limited_key, lim, vid, key, value, n, NULL "
         f"FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY lbl ORDER BY n DESC, {rank} DESC, "
         "value) AS pick FROM __hw_id_links WHERE lbl NOT IN (SELECT lbl FROM __hw_id_bridges)) "
         "AS x WHERE pick = 1"
     )
-    con.execute(
+    engine.execute(
         f"INSERT INTO {REFUSED} SELECT key, value, n, 'max_per_person', "
         "CASE WHEN held IS NULL THEN 'links records in a chain that would give one person more than ' "
         "|| lim || ' ' || limited_key || ' value' || CASE WHEN lim = 1 THEN '' ELSE 's' END "
         "ELSE 'its records hold ' || held || ' ' || limited_key || ' values (max ' || lim || ' per person)' END "
         "FROM (SELECT DISTINCT ON (vid) * FROM __hw_id_bridges "
-        "ORDER BY vid, held NULLS LAST, limited_key, lim)"
+        "ORDER BY vid, held NULLS LAST, limited_key, lim) AS b"
     )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE __hw_id_sub AS SELECT e._rid, e.vid FROM "
-        f"{EDGES} AS e JOIN {LABELS} AS l ON l._rid = e._rid WHERE l.lbl IN "
-        "(SELECT lbl FROM __hw_id_bad_cc) AND e.vid NOT IN (SELECT vid FROM __hw_id_bridges)"
+    temp_table(
+        engine,
+        "__hw_id_sub",
+        f"SELECT e._rid, e.vid FROM {EDGES} AS e JOIN {LABELS} AS l ON l._rid = e._rid "
+        "WHERE l.lbl IN (SELECT lbl FROM __hw_id_bad_cc) "
+        "AND e.vid NOT IN (SELECT vid FROM __hw_id_bridges)",
     )
-    con.execute(f"DELETE FROM {EDGES} WHERE vid IN (SELECT vid FROM __hw_id_bridges)")
+    engine.execute(f"DELETE FROM {EDGES} WHERE vid IN (SELECT vid FROM __hw_id_bridges)")
     connected_components(
         engine, "__hw_id_sub", "__hw_id_subcc", max_iterations=identity.max_iterations
     )
-    con.execute(
-        f"UPDATE {LABELS} SET lbl = COALESCE((SELECT s.lbl FROM __hw_id_subcc AS s "
-        f"WHERE s._rid = {LABELS}._rid), {LABELS}._rid) WHERE lbl IN (SELECT lbl FROM __hw_id_bad_cc)"
+    # A join, not a correlated subquery (which PostgreSQL would run once per record).
+    engine.execute(
+        f"UPDATE {LABELS} SET lbl = COALESCE(u.lbl, u.rid) FROM (SELECT l._rid AS rid, s.lbl "
+        f"FROM {LABELS} AS l LEFT JOIN __hw_id_subcc AS s ON s._rid = l._rid "
+        "WHERE l.lbl IN (SELECT lbl FROM __hw_id_bad_cc)) AS u "
+        f"WHERE {LABELS}._rid = u.rid"
     )
     for table in (
         "__hw_id_bad_cc",
@@ -169,5 +186,5 @@ def _split_once(
         "__hw_id_sub",
         "__hw_id_subcc",
     ):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+        engine.execute(f"DROP TABLE IF EXISTS {table}")
     return True

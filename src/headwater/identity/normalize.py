@@ -14,15 +14,18 @@ from __future__ import annotations
 import pyarrow as pa
 
 from headwater.config import IdentityConfig, IdentityKey, ModelConfig
-from headwater.engines import DuckDBEngine
+from headwater.engines import Engine, quote_table
 from headwater.errors import FatalError
 from headwater.identity import emails, phones
+from headwater.identity.dialect import count, empty_temp_table, temp_table
 from headwater.identity.stage import RAW, RECORD_KEY
 from headwater.sources.base import quote_ident, quote_literal
 
 VALUES = "__hw_id_values"
 BAD = "__hw_id_bad"
 PYTHON_BATCH = 10_000
+# What the outputs read of a staged record, beside its golden columns.
+RECORD_COLUMNS = ("_rid", "_source", "_source_index", "_priority", "_record_id", "_updated_at")
 
 
 def cache_table(model_name: str) -> str:
@@ -33,33 +36,37 @@ def _kind(key: IdentityKey) -> str:
     return "email" if key.type == "email" else f"phone:{key.default_region or ''}"
 
 
-def _clean_new(engine: DuckDBEngine, cache: str, key_name: str, key: IdentityKey) -> int:
+def _clean_new(engine: Engine, cache_name: str, key_name: str, key: IdentityKey) -> int:
     """Clean the raw texts of ``key_name`` the cache has not seen; return how many."""
-    con = engine.conn
+    cache = quote_table(cache_name)
+    dialect = engine.dialect
     kind = _kind(key)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE __hw_id_new AS SELECT DISTINCT r.raw FROM "
-        f"{RAW} AS r WHERE r.key = {quote_literal(key_name)} AND NOT EXISTS (SELECT 1 FROM "
-        f"{cache} AS c WHERE c.kind = {quote_literal(kind)} AND c.raw = r.raw)"
+    temp_table(
+        engine,
+        "__hw_id_new",
+        f"SELECT DISTINCT r.raw FROM {RAW} AS r WHERE r.key = {quote_literal(key_name)} "
+        f"AND NOT EXISTS (SELECT 1 FROM {cache} AS c WHERE c.kind = {quote_literal(kind)} "
+        "AND c.raw = r.raw)",
     )
     module = emails if key.type == "email" else phones
     # The prepared text is stored, not recomputed per test: DuckDB would repeat it.
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE __hw_id_prep AS SELECT raw, "
-        f"{module.prepare_sql('raw')} AS c FROM __hw_id_new"
+    temp_table(
+        engine, "__hw_id_prep", f"SELECT raw, {module.prepare_sql('raw')} AS c FROM __hw_id_new"
     )
     if key.type == "email":
-        fast = emails.fast_email_sql("__hw_id_prep")
+        fast = emails.fast_email_sql("__hw_id_prep", dialect)
     else:
-        found = con.execute(phones.plus_codes_sql("__hw_id_prep")).fetchall()
-        fast = phones.fast_e164_sql("__hw_id_prep", key.default_region, [r[0] for r in found])
-    con.execute(
+        found = engine.fetch_all(phones.plus_codes_sql("__hw_id_prep"))
+        fast = phones.fast_e164_sql(
+            "__hw_id_prep", key.default_region, [r[0] for r in found], dialect
+        )
+    engine.execute(
         f"INSERT INTO {cache} SELECT {quote_literal(kind)}, r, v, NULL FROM ({fast}) AS f(r, v)"
     )
-    rest = con.execute(
+    rest = engine.fetch_all(
         f"SELECT n.raw FROM __hw_id_new AS n WHERE NOT EXISTS (SELECT 1 FROM {cache} AS c "
         f"WHERE c.kind = {quote_literal(kind)} AND c.raw = n.raw)"
-    ).fetchall()
+    )
     for start in range(0, len(rest), PYTHON_BATCH):
         chunk = [row[0] for row in rest[start : start + PYTHON_BATCH]]
         if key.type == "email":
@@ -74,22 +81,19 @@ def _clean_new(engine: DuckDBEngine, cache: str, key_name: str, key: IdentityKey
                 "reason": pa.array([c[1] for c in cleaned], pa.string()),
             }
         )
-        con.register("__hw_id_batch", batch)
-        try:
-            con.execute(f"INSERT INTO {cache} SELECT * FROM __hw_id_batch")
-        finally:
-            con.unregister("__hw_id_batch")
-    count = con.execute("SELECT count(*) FROM __hw_id_new").fetchall()[0][0]
-    con.execute("DROP TABLE __hw_id_new")
-    con.execute("DROP TABLE __hw_id_prep")
-    return int(count)
+        engine.load_arrow(cache_name, batch, replace=False)  # in bulk (COPY in PostgreSQL)
+    cleaned = count(engine, "__hw_id_new")
+    engine.execute("DROP TABLE __hw_id_new")
+    engine.execute("DROP TABLE __hw_id_prep")
+    return cleaned
 
 
-def normalize_keys(engine: DuckDBEngine, model_name: str, identity: IdentityConfig) -> int:
-    """Fill ``VALUES`` and ``BAD``; return how many raw texts were cleaned for the first time."""
-    con = engine.conn
-    cache = quote_ident(cache_table(model_name))
-    con.execute(
+def normalize_keys(engine: Engine, model_name: str, identity: IdentityConfig) -> int:
+    """Fill ``VALUES`` and ``BAD``; return how many raw texts were cleaned for the first
+    time. ``model_name`` may be ``schema.model`` (the tables' prefix)."""
+    cache_name = cache_table(model_name)
+    cache = quote_table(cache_name)
+    engine.execute(
         f"CREATE TABLE IF NOT EXISTS {cache} "
         "(kind VARCHAR, raw VARCHAR, value VARCHAR, reason VARCHAR)"
     )
@@ -100,7 +104,9 @@ def normalize_keys(engine: DuckDBEngine, model_name: str, identity: IdentityConf
         if key.type == "string":
             expr = key.normalize or "trim(value)"
             try:
-                con.execute(f"SELECT ({expr}) FROM (SELECT 'x' AS value) AS t").fetchall()
+                engine.fetch_all(
+                    f"SELECT ({expr}) FROM (SELECT CAST('x' AS VARCHAR) AS value) AS t"
+                )
             except Exception as exc:
                 raise FatalError(
                     f"model {model_name!r}: key {key_name!r}: normalize failed: "
@@ -115,7 +121,7 @@ def normalize_keys(engine: DuckDBEngine, model_name: str, identity: IdentityConf
                 f"FROM ({inner}) AS s WHERE v IS NULL OR v = ''"
             )
             continue
-        cleaned += _clean_new(engine, cache, key_name, key)
+        cleaned += _clean_new(engine, cache_name, key_name, key)
         joined = (
             f"SELECT r._rid, r.raw, c.value, c.reason FROM {RAW} AS r JOIN {cache} AS c "
             f"ON c.kind = {quote_literal(_kind(key))} AND c.raw = r.raw WHERE r.key = {name}"
@@ -127,23 +133,29 @@ def normalize_keys(engine: DuckDBEngine, model_name: str, identity: IdentityConf
             f"SELECT _rid, {name} AS key, raw, reason FROM ({joined}) AS j WHERE value IS NULL"
         )
     good.append(f"SELECT _rid, key, raw AS value FROM {RAW} WHERE key = '{RECORD_KEY}'")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {VALUES} AS {' UNION ALL '.join(good)}")
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {BAD} AS {' UNION ALL '.join(bad) if bad else 'SELECT NULL::BIGINT AS _rid, NULL AS key, NULL AS raw, NULL AS reason WHERE false'}"
-    )
+    temp_table(engine, VALUES, " UNION ALL ".join(good))
+    if bad:
+        temp_table(engine, BAD, " UNION ALL ".join(bad))
+    else:
+        empty_temp_table(engine, BAD, "_rid BIGINT, key VARCHAR, raw VARCHAR, reason VARCHAR")
     return cleaned
 
 
-def key_columns_sql(model: ModelConfig, records: str = "r") -> tuple[str, str]:
-    """(a ``* REPLACE`` clause, the joins) giving each golden column named after a key the
-    key's cleaned value (never a bad one), read beside ``records`` rather than updated in."""
+def record_columns_sql(model: ModelConfig, records: str = "r") -> tuple[str, str]:
+    """(a select list, the joins) giving each record's bookkeeping and golden columns, a
+    column named after a key holding the key's cleaned value (never a bad one), read
+    beside ``records`` rather than updated in. Columns are listed, not ``* REPLACE``d,
+    so the same SQL runs in PostgreSQL."""
     assert model.identity is not None
-    replaces, joins = [], []
-    for i, column in enumerate(c for c in model.columns if c in model.identity.keys):
-        replaces.append(f"k{i}.value AS {quote_ident(column)}")
+    columns = [f"{records}.{c}" for c in RECORD_COLUMNS]
+    joins = []
+    for i, column in enumerate(c for c in model.columns if c != model.primary_key):
+        if column not in model.identity.keys:
+            columns.append(f"{records}.{quote_ident(column)}")
+            continue
+        columns.append(f"k{i}.value AS {quote_ident(column)}")
         joins.append(
             f"LEFT JOIN (SELECT _rid, value FROM {VALUES} WHERE key = {quote_literal(column)}) "
             f"AS k{i} ON k{i}._rid = {records}._rid"
         )
-    replace = f" REPLACE ({', '.join(replaces)})" if replaces else ""
-    return replace, " ".join(joins)
+    return ", ".join(columns), " ".join(joins)

@@ -23,6 +23,7 @@ import phonenumbers
 from phonenumbers import PhoneMetadata
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
+from headwater.identity.dialect import full_match, search
 from headwater.sources.base import quote_literal
 
 _TYPE_DESCS = (
@@ -56,27 +57,26 @@ def normalize_phone(raw: str, region: str | None) -> tuple[str | None, str | Non
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
 
 
-def _desc_sql(desc, n: str) -> str | None:
+def _desc_sql(desc, n: str, dialect: str) -> str | None:
     if desc is None or desc.national_number_pattern is None:
         return None
-    pattern = quote_literal(desc.national_number_pattern)
-    test = f"regexp_full_match({n}, {pattern})"
+    test = full_match(dialect, n, desc.national_number_pattern)
     if desc.possible_length:
         lengths = ", ".join(str(x) for x in desc.possible_length)
         test = f"(length({n}) IN ({lengths}) AND {test})"
     return test
 
 
-def _valid_sql(metadata, n: str) -> str:
-    general = _desc_sql(metadata.general_desc, n)
-    types = [t for t in (_desc_sql(getattr(metadata, d), n) for d in _TYPE_DESCS) if t]
+def _valid_sql(metadata, n: str, dialect: str) -> str:
+    general = _desc_sql(metadata.general_desc, n, dialect)
+    types = [t for t in (_desc_sql(getattr(metadata, d), n, dialect) for d in _TYPE_DESCS) if t]
     if general is None or not types:
         return "false"
     return f"({general} AND ({' OR '.join(types)}))"
 
 
 @lru_cache(maxsize=512)
-def validity_sql(country_code: int, n: str = "n") -> str:
+def validity_sql(country_code: int, n: str = "n", dialect: str = "duckdb") -> str:
     """A SQL boolean: national significant number ``n`` is valid under ``country_code``."""
     whens = []
     for region in COUNTRY_CODE_TO_REGION_CODE.get(country_code, ()):
@@ -84,23 +84,23 @@ def validity_sql(country_code: int, n: str = "n") -> str:
         if metadata is None:
             continue
         if metadata.leading_digits is not None:
-            lead = quote_literal("^(?:" + metadata.leading_digits + ")")
-            whens.append(f"WHEN regexp_matches({n}, {lead}) THEN {_valid_sql(metadata, n)}")
+            lead = search(dialect, n, "^(?:" + metadata.leading_digits + ")")
+            whens.append(f"WHEN {lead} THEN {_valid_sql(metadata, n, dialect)}")
         else:
-            whens.append(f"WHEN {_valid_sql(metadata, n)} THEN true")
+            whens.append(f"WHEN {_valid_sql(metadata, n, dialect)} THEN true")
     if not whens:
         return "false"
     return f"(CASE {' '.join(whens)} ELSE false END)"
 
 
-def _parse_prefix_sql(country_code: int, n: str) -> str:
+def _parse_prefix_sql(country_code: int, n: str, dialect: str) -> str:
     """A SQL boolean: parsing would try to strip a national prefix from ``n``."""
     region = phonenumbers.region_code_for_country_code(country_code)
     metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
     prefix = getattr(metadata, "national_prefix_for_parsing", None) if metadata else None
     if not prefix:
         return "false"
-    return f"regexp_matches({n}, {quote_literal('^(?:' + prefix + ')')})"
+    return search(dialect, n, "^(?:" + prefix + ")")
 
 
 def country_code_sql(d: str) -> str:
@@ -121,7 +121,7 @@ def prepare_sql(raw: str) -> str:
     return f"regexp_replace(trim({raw}), '[ ().-]', '', 'g')"
 
 
-def fast_e164_sql(table: str, region: str | None, codes: list[int]) -> str:
+def fast_e164_sql(table: str, region: str | None, codes: list[int], dialect: str = "duckdb") -> str:
     """SELECT r, e164 for the values of ``table`` (raw, c), c = ``prepare_sql(raw)``, the
     fast path accepts: a subset of what phonenumbers accepts, with the same E.164.
     ``codes``: the calling codes to consider (``plus_codes_sql``)."""
@@ -131,27 +131,30 @@ def fast_e164_sql(table: str, region: str | None, codes: list[int]) -> str:
     for code in codes:
         cc = str(code)
         n = f"substr(d, {len(cc) + 1})"
-        ok = f"NOT {_parse_prefix_sql(code, n)} AND {validity_sql(code, n)}"
+        ok = f"NOT {_parse_prefix_sql(code, n, dialect)} AND {validity_sql(code, n, dialect)}"
         plus_cases.append(f"WHEN {quote_literal(cc)} THEN {ok}")
     if plus_cases:
         parts.append(
             f"SELECT r, '+' || d AS e164 FROM (SELECT raw AS r, substr(c, 2) AS d, "
             f"substr(c, 2, {country_code_sql('substr(c, 2)')}) AS cc FROM {table} "
-            f"WHERE regexp_full_match(c, '\\+[1-9][0-9]{{3,16}}')) AS p "
+            f"WHERE {full_match(dialect, 'c', '[+][1-9][0-9]{3,16}')}) AS p "
             f"WHERE CASE cc {' '.join(plus_cases)} ELSE false END"
         )
     if region_code:
         n = "c"
-        ok = f"NOT {_parse_prefix_sql(region_code, n)} AND {validity_sql(region_code, n)}"
+        ok = (
+            f"NOT {_parse_prefix_sql(region_code, n, dialect)} "
+            f"AND {validity_sql(region_code, n, dialect)}"
+        )
         idd = PhoneMetadata.metadata_for_region(region).international_prefix
         if idd:  # digits starting with the region's international prefix are international
-            ok = f"NOT regexp_matches(c, {quote_literal('^(?:' + idd + ')')}) AND {ok}"
+            ok = f"NOT {search(dialect, 'c', '^(?:' + idd + ')')} AND {ok}"
         parts.append(
             f"SELECT raw AS r, '+{region_code}' || c AS e164 FROM {table} "
-            f"WHERE regexp_full_match(c, '[1-9][0-9]{{1,16}}') AND {ok}"
+            f"WHERE {full_match(dialect, 'c', '[1-9][0-9]{1,16}')} AND {ok}"
         )
     if not parts:
-        return "SELECT NULL::VARCHAR AS r, NULL::VARCHAR AS e164 WHERE false"
+        return "SELECT CAST(NULL AS VARCHAR) AS r, CAST(NULL AS VARCHAR) AS e164 WHERE false"
     return " UNION ALL ".join(parts)
 
 
@@ -159,6 +162,6 @@ def plus_codes_sql(table: str) -> str:
     """SELECT the distinct calling codes the ``+`` values of ``table`` (raw, c) start with."""
     return (
         f"SELECT DISTINCT CAST(substr(d, 1, {country_code_sql('d')}) AS INTEGER) FROM "
-        f"(SELECT substr(c, 2) AS d FROM {table} WHERE starts_with(c, '+')) AS p "
+        f"(SELECT substr(c, 2) AS d FROM {table} WHERE substr(c, 1, 1) = '+') AS p "
         f"WHERE {country_code_sql('d')} IS NOT NULL"
     )

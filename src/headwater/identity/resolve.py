@@ -1,9 +1,11 @@
 """One identity run: stage, clean, link, limit, name, pick; then publish the tables at once.
 
-Everything runs inside the DuckDB warehouse as SQL; Python only cleans the key values
-SQL cannot (see ``normalize.py``). The published tables replace the previous run's in one
-transaction, so a reader sees either the last run or this one, never half of each; a
-failed or stopped run publishes nothing and the previous tables stay.
+Everything runs as SQL inside the engine holding the data (``place.py``): the DuckDB
+warehouse, or the PostgreSQL database every source of the model reads; Python only
+cleans the key values SQL cannot (see ``normalize.py``). The published tables replace
+the previous run's in one transaction, so a reader sees either the last run or this one,
+never half of each; a failed or stopped run publishes nothing and the previous tables
+stay. A run in PostgreSQL is always a full one (the incremental state is DuckDB's).
 
 Tables (``<model>_`` prefix): ``persons``, ``links`` (record -> person), ``golden``,
 ``refused`` (limit-rule audit), ``rejected`` (bad key values), ``merges`` (appended).
@@ -19,21 +21,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from headwater.config import ModelConfig, Project
-from headwater.engines import DuckDBEngine
+from headwater.engines import Engine, quote_ident, quote_table
 from headwater.errors import ConfigError, HeadwaterError, RowError
 from headwater.identity import delta, memory
+from headwater.identity.dialect import count, is_pg, temp_table, timestamp_sql
 from headwater.identity.golden import golden_select
 from headwater.identity.ids import MERGED, PERSON, assign_person_ids
 from headwater.identity.limits import EDGES, LABELS, PRESPLIT, REFUSED, resolve_components
-from headwater.identity.normalize import BAD, VALUES, key_columns_sql, normalize_keys
+from headwater.identity.normalize import BAD, VALUES, normalize_keys, record_columns_sql
+from headwater.identity.place import base_name, open_identity_engine, runs_in, table_base
 from headwater.identity.stage import RAW, RECORDS, stage_raw, stage_records
+from headwater.models.checks import PostgresDialect
 from headwater.models.model import (
     MAX_REJECTION_DETAILS,
     ModelResult,
     materialize_model,
-    open_warehouse,
+    model_table_name,
 )
-from headwater.sources.base import quote_ident
 from headwater.state import runs
 from headwater.state.db import open_state
 
@@ -63,7 +67,7 @@ class IdentityReport:
     changed: int = 0  # records new, edited or removed since the last run (incremental)
     touched: int = 0  # records resolved again
     seconds: float = 0.0
-    tables: dict[str, str] = field(default_factory=dict)  # output -> warehouse table
+    tables: dict[str, str] = field(default_factory=dict)  # output -> table (maybe schema.table)
     errors: list[RowError] = field(default_factory=list)  # the first problems found
 
     def to_dict(self) -> dict:
@@ -73,7 +77,8 @@ class IdentityReport:
 
 
 def output_table(model_name: str, output: str) -> str:
-    """The warehouse table of one output (``persons``, ``links``, ``golden``...)."""
+    """The table of one output (``persons``, ``links``, ``golden``...); ``model_name``
+    may be ``schema.model`` (``place.table_base``)."""
     return f"{model_name}_{output}"
 
 
@@ -91,7 +96,7 @@ class _Stopped(Exception):
 
 
 def _publish(
-    engine: DuckDBEngine,
+    engine: Engine,
     model_name: str,
     model: ModelConfig,
     run_id: int | None,
@@ -99,74 +104,93 @@ def _publish(
     generation: int | None,
 ) -> None:
     """Write this run's tables and state in one transaction: replace them (a full run,
-    ``generation`` None) or replace the rows of what was resolved again (incremental)."""
-    con = engine.conn
-    t = {name: quote_ident(output_table(model_name, name)) for name in OUTPUTS}
+    ``generation`` None) or replace the rows of what was resolved again (incremental,
+    DuckDB only). ``model_name`` is the tables' prefix (``schema.model`` maybe)."""
+    t = {name: quote_table(output_table(model_name, name)) for name in OUTPUTS}
     # Each record with its person, once; the three big outputs read it without joins.
-    replace, joins = key_columns_sql(model, "r")
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE __hw_id_rp AS SELECT p.person_id, p.first_seen_at, "
-        f"r.*{replace} FROM {RECORDS} AS r JOIN {LABELS} AS l ON l._rid = r._rid "
-        f"JOIN {PERSON} AS p ON p.lbl = l.lbl {joins}"
+    columns, joins = record_columns_sql(model, "r")
+    temp_table(
+        engine,
+        "__hw_id_rp",
+        f"SELECT p.person_id, p.first_seen_at, {columns} FROM {RECORDS} AS r "
+        f"JOIN {LABELS} AS l ON l._rid = r._rid JOIN {PERSON} AS p ON p.lbl = l.lbl {joins}",
     )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE __hw_id_golden AS " + golden_select(model, "__hw_id_rp")
-    )
-    params = {"now": now, "run": run_id}
+    temp_table(engine, "__hw_id_golden", golden_select(model, "__hw_id_rp", engine.dialect))
+    when = timestamp_sql(now)
+    run = f"CAST({int(run_id)} AS BIGINT)" if run_id is not None else "CAST(NULL AS BIGINT)"
     links = (
         "SELECT DISTINCT person_id, _source AS source, _record_id AS record_id, "
         "_updated_at AS updated_at FROM __hw_id_rp"
     )
     persons = (
         "SELECT person_id, COUNT(*) AS records, COUNT(DISTINCT _source) AS sources, "
-        "first_seen_at, CAST($now AS TIMESTAMPTZ) AS resolved_at FROM __hw_id_rp "
-        "GROUP BY person_id, first_seen_at"
+        f"first_seen_at, {when} AS resolved_at FROM __hw_id_rp GROUP BY person_id, first_seen_at"
     )
     refused = (
-        "SELECT key, value, records, rule, reason, CAST($run AS BIGINT) AS run_id, "
-        f"CAST($now AS TIMESTAMPTZ) AS refused_at FROM {REFUSED} ORDER BY key, value"
+        f"SELECT key, value, records, rule, reason, {run} AS run_id, {when} AS refused_at "
+        f"FROM {REFUSED} ORDER BY key, value"
     )
     rejected = (
         "SELECT r._source AS source, r._record_id AS record_id, b.key, b.raw AS raw_value, "
         f"b.reason FROM {BAD} AS b JOIN {RECORDS} AS r ON r._rid = b._rid ORDER BY b._rid, b.key"
     )
-    if generation is not None:  # before the transaction: reads only, one pass over links
-        con.execute(
+    full = {
+        "links": links,
+        "persons": persons,
+        "golden": "SELECT * FROM __hw_id_golden",
+        "refused": refused,
+        "rejected": rejected,
+    }
+    if generation is None and is_pg(engine):
+        # Written beside the live tables first; the transaction only swaps names, so a
+        # reader waits for a rename, not for the run's writes.
+        drafts = {
+            name: _draft(engine, output_table(model_name, name), sql) for name, sql in full.items()
+        }
+        engine.execute(
+            f"CREATE UNIQUE INDEX ON {drafts['golden']} (person_id)"
+        )  # a sync's diff walks it
+    elif generation is not None:  # before the transaction: reads only, one pass over links
+        engine.execute(
             "CREATE OR REPLACE TEMP TABLE __hw_id_oldl AS SELECT rowid AS row, person_id FROM "
             f"{t['links']} WHERE hash(source, record_id) IN (SELECT rh FROM {delta.TOUCHED})"
         )
-        con.execute(
+        engine.execute(
             "CREATE OR REPLACE TEMP TABLE __hw_id_oldp AS SELECT DISTINCT person_id FROM __hw_id_oldl"
         )
     with engine.transaction():
-        if generation is None:
-            con.execute(f"CREATE OR REPLACE TABLE {t['links']} AS {links}")
-            con.execute(f"CREATE OR REPLACE TABLE {t['persons']} AS {persons}", {"now": now})
-            con.execute(f"CREATE OR REPLACE TABLE {t['golden']} AS SELECT * FROM __hw_id_golden")
-            con.execute(f"CREATE OR REPLACE TABLE {t['refused']} AS {refused}", params)
-            con.execute(f"CREATE OR REPLACE TABLE {t['rejected']} AS {rejected}")
-            memory.write_full(engine, model_name, model, 1)
+        if generation is None and is_pg(engine):
+            for name, draft in drafts.items():
+                engine.execute(f"DROP TABLE IF EXISTS {t[name]}")
+                bare = output_table(model_name, name).rpartition(".")[2]
+                engine.execute(f"ALTER TABLE {draft} RENAME TO {quote_ident(bare)}")
+        elif generation is None:
+            for name, sql in full.items():
+                engine.execute(f"CREATE OR REPLACE TABLE {t[name]} AS {sql}")
+            memory.write_full(engine, model_name, model, 1)  # type: ignore[arg-type]
         else:
-            con.execute(f"DELETE FROM {t['links']} WHERE rowid IN (SELECT row FROM __hw_id_oldl)")
-            con.execute(f"INSERT INTO {t['links']} {links}")
+            engine.execute(
+                f"DELETE FROM {t['links']} WHERE rowid IN (SELECT row FROM __hw_id_oldl)"
+            )
+            engine.execute(f"INSERT INTO {t['links']} {links}")
             for name in ("persons", "golden"):
-                con.execute(
+                engine.execute(
                     f"DELETE FROM {t[name]} WHERE person_id IN (SELECT person_id FROM __hw_id_oldp)"
                 )
-            con.execute(f"INSERT INTO {t['persons']} BY NAME {persons}", {"now": now})
-            con.execute(f"INSERT INTO {t['golden']} BY NAME SELECT * FROM __hw_id_golden")
-            con.execute(
+            engine.execute(f"INSERT INTO {t['persons']} BY NAME {persons}")
+            engine.execute(f"INSERT INTO {t['golden']} BY NAME SELECT * FROM __hw_id_golden")
+            engine.execute(
                 f"DELETE FROM {t['refused']} AS o USING {delta.WANTED} AS x "
                 "WHERE o.key = x.key AND o.value = x.value"
             )
-            con.execute(f"INSERT INTO {t['refused']} BY NAME {refused}", params)
-            con.execute(
+            engine.execute(f"INSERT INTO {t['refused']} BY NAME {refused}")
+            engine.execute(
                 f"DELETE FROM {t['rejected']} "
                 f"WHERE hash(source, record_id) IN (SELECT rh FROM {delta.DELTA})"
             )
-            con.execute(f"INSERT INTO {t['rejected']} BY NAME {rejected}")
+            engine.execute(f"INSERT INTO {t['rejected']} BY NAME {rejected}")
             memory.write_patch(
-                engine,
+                engine,  # type: ignore[arg-type]
                 model_name,
                 model,
                 generation + 1,
@@ -174,35 +198,42 @@ def _publish(
                 delta=delta.DELTA,
                 changed_rids=delta.CHANGED,
             )
-        con.execute(
+        engine.execute(
             f"CREATE TABLE IF NOT EXISTS {t['merges']} (survivor VARCHAR, merged VARCHAR, "
             "merged_at TIMESTAMPTZ, run_id BIGINT)"
         )
-        con.execute(
-            f"INSERT INTO {t['merges']} SELECT survivor, merged, CAST($now AS TIMESTAMPTZ), "
-            f"CAST($run AS BIGINT) FROM {MERGED} ORDER BY survivor, merged",
-            params,
+        engine.execute(
+            f"INSERT INTO {t['merges']} SELECT survivor, merged, {when}, {run} "
+            f"FROM {MERGED} ORDER BY survivor, merged"
         )
     for table in ("__hw_id_golden", "__hw_id_rp", "__hw_id_oldp", "__hw_id_oldl"):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+        engine.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def _details(engine: DuckDBEngine, model_name: str, limit: int) -> list[RowError]:
+def _draft(engine: Engine, table: str, sql: str) -> str:
+    """A new version of ``table`` (PostgreSQL), written beside it under another name."""
+    draft = quote_table(f"{table}__hw_next")
+    engine.execute(f"DROP TABLE IF EXISTS {draft}")
+    engine.execute(f"CREATE TABLE {draft} AS {sql}")
+    return draft
+
+
+def _details(engine: Engine, model_name: str, limit: int) -> list[RowError]:
     """The first bad values and refusals, read from the published tables (an incremental
     run's own temp tables hold only what it resolved again)."""
-    rejected = quote_ident(output_table(model_name, "rejected"))
-    refused = quote_ident(output_table(model_name, "refused"))
-    rows = engine.conn.execute(
+    rejected = quote_table(output_table(model_name, "rejected"))
+    refused = quote_table(output_table(model_name, "refused"))
+    rows = engine.fetch_all(
         f"SELECT source || ':' || record_id, key, reason || ': ' || left(raw_value, 100) "
         f"FROM {rejected} ORDER BY source, record_id, key LIMIT {int(limit)}"
-    ).fetchall()
+    )
     errors = [RowError(reason, row=row, field=key) for row, key, reason in rows]
     left = limit - len(errors)
     if left > 0:
-        rows = engine.conn.execute(
+        rows = engine.fetch_all(
             f"SELECT key, value, rule || ': ' || reason FROM {refused} "
             f"ORDER BY records DESC, key, value LIMIT {int(left)}"
-        ).fetchall()
+        )
         errors += [
             RowError(f"refused ({reason})", row=value, field=key) for key, value, reason in rows
         ]
@@ -212,7 +243,7 @@ def _details(engine: DuckDBEngine, model_name: str, limit: int) -> list[RowError
 def run_resolution(
     project: Project,
     model_name: str,
-    engine: DuckDBEngine,
+    engine: Engine,
     *,
     run_id: int | None = None,
     stop: threading.Event | None = None,
@@ -220,9 +251,10 @@ def run_resolution(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     full: bool = False,
 ) -> IdentityReport:
-    """Resolve ``model_name`` inside ``engine`` (the warehouse) and publish its tables:
-    incrementally when the last run's state allows it, else (or when ``full``) in full.
-    Raises HeadwaterError on a user's mistake and ``_Stopped`` when ``stop`` is set."""
+    """Resolve ``model_name`` inside ``engine`` (the warehouse, or the PostgreSQL database
+    of its sources) and publish its tables: incrementally when the last run's state allows
+    it (DuckDB), else (or when ``full``) in full. Raises HeadwaterError on a user's
+    mistake and ``_Stopped`` when ``stop`` is set."""
     model = _identity_model(project, model_name)
     identity = model.identity
     assert identity is not None
@@ -235,18 +267,25 @@ def run_resolution(
             progress(name)
 
     now = clock()
+    pg = is_pg(engine)
+    if pg:
+        for statement in PostgresDialect.setup:  # the safe casts staging uses
+            engine.execute(statement)
+    base = table_base(engine, model_name, model)  # the tables' prefix: schema.model maybe
     step("reading sources")
-    staged = stage_records(project, engine, model_name, model)
+    staged = stage_records(project, engine, model_name, model, hashes=not pg)
     report.records = staged.records
-    outputs = [output_table(model_name, name) for name in OUTPUTS if name != "merges"]
-    generation = None if full else memory.last_generation(engine, model_name, model, outputs)
+    outputs = [output_table(base, name) for name in OUTPUTS if name != "merges"]
+    generation = (
+        None if full or pg else memory.last_generation(engine, model_name, model, outputs)  # type: ignore[arg-type]
+    )
     report.mode = "full" if generation is None else "incremental"
     if generation is not None:
         step("finding changed records")
         report.changed = delta.find_changes(engine, model_name)
     step("cleaning keys")
     stage_raw(engine, identity)
-    report.cleaned = normalize_keys(engine, model_name, identity)
+    report.cleaned = normalize_keys(engine, base, identity)
     counts = None
     report.touched = report.records
     if generation is not None:
@@ -257,28 +296,26 @@ def run_resolution(
     step("naming persons")
     report.new_persons, report.merges = assign_person_ids(
         engine,
-        output_table(model_name, "links"),
-        output_table(model_name, "persons"),
-        f"{model_name}__hw_ids",
+        output_table(base, "links"),
+        output_table(base, "persons"),
+        f"{base}__hw_ids",
         now,
     )
     step("picking golden records")
-    _publish(engine, model_name, model, run_id, now, generation)
-    con = engine.conn
+    _publish(engine, base, model, run_id, now, generation)
 
-    def count(output: str) -> int:
-        table = quote_ident(output_table(model_name, output))
-        return int(con.execute(f"SELECT COUNT(*) FROM {table}").fetchall()[0][0])
+    def published(output: str) -> int:
+        return count(engine, quote_table(output_table(base, output)))
 
-    report.persons = count("persons")
-    report.refused = count("refused")
-    report.rejected = count("rejected") + staged.missing_id_count
+    report.persons = published("persons")
+    report.refused = published("refused")
+    report.rejected = published("rejected") + staged.missing_id_count
     report.errors = [
         RowError("no record id", row=f"row {row} of {source}", field="record_id")
         for source, row in staged.missing_ids[:MAX_REJECTION_DETAILS]
     ]
-    report.errors += _details(engine, model_name, MAX_REJECTION_DETAILS - len(report.errors))
-    report.tables = {name: output_table(model_name, name) for name in OUTPUTS}
+    report.errors += _details(engine, base, MAX_REJECTION_DETAILS - len(report.errors))
+    report.tables = {name: output_table(base, name) for name in OUTPUTS}
     for table in (
         RECORDS,
         RAW,
@@ -292,7 +329,7 @@ def run_resolution(
         MERGED,
         *delta.TEMP,
     ):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+        engine.execute(f"DROP TABLE IF EXISTS {table}")
     return report
 
 
@@ -302,12 +339,13 @@ def resolve(
     *,
     stop: threading.Event | None = None,
     progress: Callable[[str], None] | None = None,
-    engine: DuckDBEngine | None = None,
+    engine: Engine | None = None,
     full: bool = False,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> IdentityReport:
-    """Resolve identity model ``model_name`` into persons and publish its tables in the
-    warehouse; record the run in the state store (kind ``identity``).
+    """Resolve identity model ``model_name`` into persons and publish its tables where it
+    runs (the warehouse, or the PostgreSQL database holding all its sources: see
+    ``place.py``); record the run in the state store (kind ``identity``).
 
     Incremental when the last run left its state with the same configuration: only the
     records a change can reach are resolved again, with the result a full run would give.
@@ -316,7 +354,8 @@ def resolve(
     Key texts cleaned by earlier runs are not cleaned again. ``stop`` (set by a stopping
     ``serve``) ends the run between steps without publishing; it is recorded as
     interrupted. Errors a user causes end the run as failed with the reason in ``error``;
-    nothing is raised for them. ``engine``: an open warehouse to run in (left open).
+    nothing is raised for them. ``engine``: an open engine to run in (left open), used
+    when it is where the model runs (``place.runs_in``); else the model's own is opened.
     """
     _identity_model(project, model_name)
     started = time.monotonic()
@@ -324,11 +363,13 @@ def resolve(
     runs.mark_interrupted(state)
     run_id = runs.start_run(state, model_name, kind=RUN_KIND)
     report = IdentityReport(model=model_name, run_id=run_id)
-    own = engine is None
+    own = engine is None or not runs_in(engine, project, model_name)
+    if own:
+        engine = None
     status = None
     try:
         if engine is None:
-            engine = open_warehouse(project)
+            engine = open_identity_engine(project, model_name)
         report = run_resolution(
             project,
             model_name,
@@ -380,19 +421,27 @@ def materialize_any(project: Project, model_name: str, *, in_place: bool = False
     model = project.models.get(model_name)
     if model is None or model.identity is None:
         return materialize_model(project, model_name, in_place=in_place)
-    engine = open_warehouse(project)
+    engine = open_identity_engine(project, model_name)
     try:
         report = resolve(project, model_name, engine=engine)
         if report.error:
             from headwater.errors import FatalError
 
             raise FatalError(f"identity model {model_name!r}: {report.error}")
+        table = output_table(base_name(engine, model_name, model), "golden")
+        if "." in table:  # in a schema: a sync names its model's table unqualified
+            view = model_table_name(model_name)
+            engine.execute(f"DROP VIEW IF EXISTS {quote_ident(view)}")
+            engine.execute(
+                f"CREATE TEMP VIEW {quote_ident(view)} AS SELECT * FROM {quote_table(table)}"
+            )
+            table = view
     except BaseException:
         engine.close()
         raise
     return ModelResult(
         model=model_name,
-        table=output_table(model_name, "golden"),
+        table=table,
         row_count=report.persons,
         rejected_count=0,
         rejected=[],

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from headwater.config import IdentityConfig, ModelConfig, Project
-from headwater.engines import DuckDBEngine
+from headwater.config import ColumnSpec, IdentityConfig, ModelConfig, Project
+from headwater.engines import DuckDBEngine, Engine
 from headwater.errors import FatalError
+from headwater.identity.dialect import describe, hash_sql, is_pg, temp_table
+from headwater.identity.place import source_sql
+from headwater.models.checks import PostgresDialect
 from headwater.models.model import materialize_model, read_tables
 from headwater.sources.base import open_source, quote_ident, quote_literal
 from headwater.sources.files import FileSource
@@ -42,7 +45,9 @@ class Staged:
     missing_id_count: int
 
 
-def _register_inputs(project: Project, engine: DuckDBEngine, model_name: str, sql: str) -> None:
+def _register_inputs(project: Project, engine: Engine, model_name: str, sql: str) -> None:
+    if not isinstance(engine, DuckDBEngine):
+        return  # in PostgreSQL the sources are the database's own tables (source_sql)
     con = engine.conn
     for name in sorted(read_tables(sql)):
         if name in project.sources:
@@ -70,34 +75,53 @@ def _text(column_or_sql: str, columns: dict[str, str]) -> str:
     expr = _expr(column_or_sql, columns)
     if columns.get(column_or_sql) == "JSON":
         return f"COALESCE(json_extract_string({expr}, '$'), CAST({expr} AS VARCHAR))"
+    if columns.get(column_or_sql) in ("json", "jsonb"):  # PostgreSQL
+        return f"({expr} #>> '{{}}')"
     return f"CAST({expr} AS VARCHAR)"
 
 
+def _typed(engine: Engine, expr: str, source_type: str | None, type_: str) -> str:
+    """``expr`` as the declared ``type_``, NULL when it does not convert: DuckDB's
+    TRY_CAST, or in PostgreSQL the checks models use (no cast there may fail a run)."""
+    if not is_pg(engine):
+        return f"TRY_CAST({expr} AS {SQL_TYPES[type_]})"
+    if source_type is None:  # an expression: typed from its text
+        expr, source_type = f"CAST({expr} AS TEXT)", "text"
+    return PostgresDialect().typed(expr, source_type, ColumnSpec(type=type_))
+
+
 def stage_records(
-    project: Project, engine: DuckDBEngine, model_name: str, model: ModelConfig
+    project: Project, engine: Engine, model_name: str, model: ModelConfig, *, hashes: bool = True
 ) -> Staged:
-    """Fill ``RECORDS`` and ``RAW`` from the identity sources (temp tables)."""
+    """Fill ``RECORDS`` and ``RAW`` from the identity sources (temp tables). ``hashes``:
+    compute ``_fp`` and ``_rh`` (only an incremental run's state needs them)."""
     identity = model.identity
     assert identity is not None
-    con = engine.conn
+    pg = is_pg(engine)
     golden = {c: s for c, s in model.columns.items() if c != model.primary_key}
     parts = []
     for index, (name, source) in enumerate(identity.sources.items()):
-        sql = source.sql.strip().rstrip(";")
-        _register_inputs(project, engine, model_name, sql)
+        _register_inputs(project, engine, model_name, source.sql)
         where = f"model {model_name!r}, source {name!r}"
         try:
-            described = con.execute(f"DESCRIBE SELECT * FROM ({sql}) AS s").fetchall()
+            sql = source_sql(project, engine, source.sql)
+            columns = describe(engine, sql)
         except Exception as exc:
-            raise FatalError(f"{where}: its SQL failed: {str(exc).splitlines()[0]}") from None
-        columns = {row[0]: row[1] for row in described}
+            detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise FatalError(f"{where}: its SQL failed: {detail}") from None
         select = [
             f"{quote_literal(name)} AS _source",
             f"{index} AS _source_index",
             f"{int(source.priority)} AS _priority",
             f"{_text(source.record_id, columns)} AS _record_id",
             (
-                f"TRY_CAST({_expr(source.updated_at, columns)} AS TIMESTAMPTZ) AS _updated_at"
+                _typed(
+                    engine,
+                    _expr(source.updated_at, columns),
+                    columns.get(source.updated_at),
+                    "time",
+                )
+                + " AS _updated_at"
                 if source.updated_at
                 else "CAST(NULL AS TIMESTAMPTZ) AS _updated_at"
             ),
@@ -118,40 +142,51 @@ def stage_records(
             else:
                 ref = "NULL"
             name = quote_ident(column)
-            select.append(f"TRY_CAST({ref} AS {type_}) AS {name}" if type_ else f"{ref} AS {name}")
+            if type_ is None:
+                select.append(f"{ref} AS {name}")
+            elif ref == "NULL":
+                type_ = "DOUBLE PRECISION" if pg and type_ == "DOUBLE" else type_
+                select.append(f"CAST(NULL AS {type_}) AS {name}")
+            elif pg and column in columns:
+                select.append(f"{_typed(engine, ref, columns[column], spec.type)} AS {name}")
+            else:
+                select.append(f"{_typed(engine, ref, None, spec.type)} AS {name}")
         # A record's number: its source's index in the high bits, its row in the low ones;
         # no sort over all records is needed to number them. Its fingerprint covers every
         # value the resolver reads from it, so an unchanged fingerprint is an unchanged record.
         hashed = ["_record_id", "_updated_at"] + [f"__hw_k{i}" for i in range(len(identity.keys))]
         hashed += [quote_ident(column) for column in golden]
+        fp, rh = "CAST(NULL AS BIGINT)", "CAST(NULL AS BIGINT)"
+        if hashes:
+            fp = hash_sql(engine.dialect, *hashed)
+            rh = hash_sql(engine.dialect, "_source", "_record_id")
         parts.append(
             f"SELECT *, CAST({index} AS BIGINT) * {RID_SOURCE_STRIDE} + _row AS _rid, "
-            f"hash({', '.join(hashed)}) AS _fp, hash(_source, _record_id) AS _rh FROM "
+            f"{fp} AS _fp, {rh} AS _rh FROM "
             f"(SELECT {', '.join(select)}, ROW_NUMBER() OVER () AS _row FROM ({sql}) AS s) AS n"
         )
+    # Every part lists the same columns in the same order; DuckDB still matches by name.
+    union = " UNION ALL " if pg else " UNION ALL BY NAME "
     try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE __hw_id_all AS {' UNION ALL BY NAME '.join(parts)}"
-        )
+        temp_table(engine, "__hw_id_all", union.join(parts))
     except Exception as exc:
-        raise FatalError(
-            f"model {model_name!r}: reading its sources failed: {str(exc).splitlines()[0]}"
-        ) from None
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise FatalError(f"model {model_name!r}: reading its sources failed: {detail}") from None
     missing = sorted(
-        con.execute(
+        engine.fetch_all(
             "DELETE FROM __hw_id_all WHERE _record_id IS NULL OR trim(_record_id) = '' "
             "RETURNING _source_index, _row, _source"
-        ).fetchall()
+        )
     )
     missing_count = len(missing)
     missing = [(source, row) for _, row, source in missing[:1000]]
-    con.execute(f"DROP TABLE IF EXISTS {RECORDS}")
-    con.execute(f"ALTER TABLE __hw_id_all RENAME TO {RECORDS}")
-    count = con.execute(f"SELECT count(*) FROM {RECORDS}").fetchall()[0][0]
+    engine.execute(f"DROP TABLE IF EXISTS {RECORDS}")
+    engine.execute(f"ALTER TABLE __hw_id_all RENAME TO {RECORDS}")
+    count = engine.fetch_all(f"SELECT count(*) FROM {RECORDS}")[0][0]
     return Staged(records=int(count), missing_ids=missing, missing_id_count=int(missing_count))
 
 
-def stage_raw(engine: DuckDBEngine, identity: IdentityConfig) -> None:
+def stage_raw(engine: Engine, identity: IdentityConfig) -> None:
     """Fill ``RAW`` from the records in ``RECORDS`` (in an incremental run, the changed
     ones alone: they are the only ones cleaned)."""
     unpivot = [
@@ -162,4 +197,4 @@ def stage_raw(engine: DuckDBEngine, identity: IdentityConfig) -> None:
     unpivot.append(
         f"SELECT _rid, '{RECORD_KEY}' AS key, _source || ':' || _record_id AS raw FROM {RECORDS}"
     )
-    engine.conn.execute(f"CREATE OR REPLACE TEMP TABLE {RAW} AS {' UNION ALL '.join(unpivot)}")
+    temp_table(engine, RAW, " UNION ALL ".join(unpivot))

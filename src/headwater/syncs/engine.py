@@ -27,7 +27,7 @@ from headwater.braze.errors import BrazeRejectedError, BrazeUnavailableError
 from headwater.braze.limits import MAX_IDS_PER_REQUEST
 from headwater.chunks import chunks
 from headwater.config import Project, SyncConfig
-from headwater.engines import DuckDBEngine, Engine, quote_ident
+from headwater.engines import Engine, quote_ident
 from headwater.errors import ConfigError, FatalError, HeadwaterError, RowError
 from headwater.identity import materialize_any
 from headwater.models.model import ModelResult, reason_without_value
@@ -469,7 +469,7 @@ def run_sync(
         model = materialize_any(project, sync.model, in_place=True)
         engine = model.engine
         assert engine is not None
-        if not dry_run and merges.wanted(project, sync.model) and isinstance(engine, DuckDBEngine):
+        if not dry_run and merges.wanted(project, sync.model):
             for error in merges.send_merges(project, sync.model, engine).errors:
                 log.warning("sync %s: /users/merge: %s", name, error)
         pending = model.pending_checks is not None

@@ -22,12 +22,15 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import pyarrow as pa
+
 from headwater.braze.limits import MAX_IDS_PER_REQUEST
 from headwater.chunks import chunks
 from headwater.config import Project
-from headwater.engines import DuckDBEngine, quote_ident
+from headwater.engines import Engine, quote_ident, quote_table
 from headwater.errors import HeadwaterError
 from headwater.identity import output_table
+from headwater.identity.place import base_name
 from headwater.runtime.clients import destination_client
 from headwater.syncs.snapshot import KEY, snapshot_table
 
@@ -49,13 +52,14 @@ def wanted(project: Project, model_name: str) -> bool:
     return bool(model and model.identity and model.identity.merge_in_braze)
 
 
-def pending(engine: DuckDBEngine, project: Project, model_name: str) -> dict[str, list[tuple]]:
+def pending(engine: Engine, project: Project, model_name: str) -> dict[str, list[tuple]]:
     """Per destination, the merges to send: (merge_external_id, keep_external_id,
-    survivor, merged), each pair once, none already recorded."""
-    con = engine.conn
-    merges = output_table(model_name, "merges")
-    ledger = quote_ident(ledger_table(model_name))
-    con.execute(
+    survivor, merged), each pair once, none already recorded. ``engine``: where the model
+    was resolved (its tables, and its syncs' snapshots, are there)."""
+    base = base_name(engine, model_name, project.models[model_name])
+    merges = output_table(base, "merges")
+    ledger = quote_table(ledger_table(base))
+    engine.execute(
         f"CREATE TABLE IF NOT EXISTS {ledger} (destination VARCHAR, merge_external_id VARCHAR, "
         "keep_external_id VARCHAR, survivor VARCHAR, merged VARCHAR, sent_at TIMESTAMPTZ)"
     )
@@ -68,18 +72,18 @@ def pending(engine: DuckDBEngine, project: Project, model_name: str) -> dict[str
         if sync.model != model_name or column is None or not engine.table_exists(snap):
             continue
         ext = quote_ident(column)
-        rows = con.execute(
+        rows = engine.fetch_all(
             f"SELECT DISTINCT CAST(sm.{ext} AS VARCHAR), CAST(ss.{ext} AS VARCHAR), m.survivor, "
-            f"m.merged FROM {quote_ident(merges)} AS m "
+            f"m.merged FROM {quote_table(merges)} AS m "
             f"JOIN {quote_ident(snap)} AS sm ON sm.{KEY} = m.merged "
             f"JOIN {quote_ident(snap)} AS ss ON ss.{KEY} = m.survivor "
             f"WHERE sm.{ext} IS NOT NULL AND ss.{ext} IS NOT NULL "
             f"AND CAST(sm.{ext} AS VARCHAR) <> CAST(ss.{ext} AS VARCHAR) "
-            f"AND NOT EXISTS (SELECT 1 FROM {ledger} AS l WHERE l.destination = $d "
+            f"AND NOT EXISTS (SELECT 1 FROM {ledger} AS l WHERE l.destination = :d "
             f"AND l.merge_external_id = CAST(sm.{ext} AS VARCHAR) "
             f"AND l.keep_external_id = CAST(ss.{ext} AS VARCHAR)) ORDER BY 3, 4, 1, 2",
             {"d": sync.destination},
-        ).fetchall()
+        )
         known = found.setdefault(sync.destination, [])
         seen = {(r[0], r[1]) for r in known}
         known += [r for r in rows if (r[0], r[1]) not in seen]
@@ -102,21 +106,22 @@ async def _send(project: Project, destination: str, rows: list[tuple], record) -
             record(destination, chunk)  # only once Braze answered
 
 
-def send_merges(project: Project, model_name: str, engine: DuckDBEngine) -> MergeReport:
+def send_merges(project: Project, model_name: str, engine: Engine) -> MergeReport:
     """Send the model's pending merges to Braze (when ``merge_in_braze``) and record
     them. A destination that fails is reported in ``errors``; what it accepted before
     stays recorded and the rest is sent by the next run."""
     report = MergeReport()
     if not wanted(project, model_name):
         return report
-    ledger = quote_ident(ledger_table(model_name))
+    ledger = ledger_table(base_name(engine, model_name, project.models[model_name]))
 
     def record(destination: str, chunk: list[tuple]) -> None:
         now = datetime.now(UTC)
-        engine.conn.executemany(
-            f"INSERT INTO {ledger} VALUES (?, ?, ?, ?, ?, ?)",
-            [(destination, *row, now) for row in chunk],
-        )
+        columns = ("merge_external_id", "keep_external_id", "survivor", "merged")
+        rows = {"destination": pa.array([destination] * len(chunk), pa.string())}
+        rows |= {c: pa.array([r[i] for r in chunk], pa.string()) for i, c in enumerate(columns)}
+        rows["sent_at"] = pa.array([now] * len(chunk), pa.timestamp("us", tz="UTC"))
+        engine.load_arrow(ledger, pa.table(rows), replace=False)
         report.sent += len(chunk)
 
     for destination, rows in pending(engine, project, model_name).items():
@@ -136,9 +141,9 @@ def resolve_and_merge(
     """Resolve identity model ``model_name`` (``headwater.identity.resolve``), then send
     its merges to Braze when the model asks for it. Returns (IdentityReport, MergeReport)."""
     from headwater.identity import resolve
-    from headwater.models.model import open_warehouse
+    from headwater.identity.place import open_identity_engine
 
-    engine = open_warehouse(project)
+    engine = open_identity_engine(project, model_name)
     try:
         report = resolve(
             project, model_name, stop=stop, full=full, progress=progress, engine=engine

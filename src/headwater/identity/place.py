@@ -1,0 +1,102 @@
+"""Where an identity model is resolved: inside the PostgreSQL database holding its sources,
+or in the DuckDB warehouse.
+
+When every identity source's SQL reads only sql sources of one PostgreSQL database (one
+URL), the whole resolution runs in that database, as a model over it does for a sync:
+nothing leaves it. The outputs and bookkeeping tables are written there too, in the
+connection's default schema or in ``identity.output_schema``. Anything else (files, two
+databases, SQLite, another model) is resolved in the warehouse, the database sources
+being copied into it.
+"""
+
+from __future__ import annotations
+
+from headwater.config import ModelConfig, Project, SqlSourceConfig
+from headwater.engines import DuckDBEngine, Engine, SqlAlchemyEngine, quote_ident
+from headwater.errors import FatalError
+from headwater.models.checks import PostgresDialect
+from headwater.models.model import _rewrite_relations, open_warehouse, read_tables
+from headwater.sources.sql import SqlSource, connection_error, database_url
+
+
+def identity_database(project: Project, model: ModelConfig) -> str | None:
+    """The sql source (one of them) whose PostgreSQL database holds every relation the
+    model's identity sources read; None when the model is resolved in the warehouse."""
+    assert model.identity is not None
+    names: set[str] = set()
+    for source in model.identity.sources.values():
+        tables = read_tables(source.sql)
+        if not tables:
+            return None
+        names |= tables
+    configs = [project.sources.get(name) for name in names]
+    if not all(isinstance(c, SqlSourceConfig) for c in configs):
+        return None
+    urls = {database_url(project, c) for c in configs}  # type: ignore[arg-type]
+    if len(urls) != 1 or not urls.pop().startswith("postgresql"):
+        return None
+    return sorted(names)[0]
+
+
+def open_identity_engine(project: Project, model_name: str) -> Engine:
+    """The engine ``model_name`` is resolved in (the caller closes it)."""
+    model = project.models[model_name]
+    database = identity_database(project, model)
+    if database is None:
+        return open_warehouse(project)
+    config = project.sources[database]
+    assert isinstance(config, SqlSourceConfig)
+    url = database_url(project, config)
+    try:
+        engine = SqlAlchemyEngine(url)
+    except Exception as exc:
+        raise connection_error(database, url, exc) from None
+    for statement in PostgresDialect.setup:  # the safe casts used when staging
+        engine.execute(statement)
+    return engine
+
+
+def runs_in(engine: Engine, project: Project, model_name: str) -> bool:
+    """Whether ``engine`` is where ``model_name`` is resolved (a warehouse passed in for a
+    model placed in PostgreSQL is not)."""
+    placed = identity_database(project, project.models[model_name]) is not None
+    return placed == (engine.dialect == "postgres")
+
+
+def base_name(engine: Engine, model_name: str, model: ModelConfig) -> str:
+    """The prefix of the model's tables in ``engine``: ``model`` or ``schema.model``."""
+    assert model.identity is not None
+    schema = model.identity.output_schema
+    if schema is None or isinstance(engine, DuckDBEngine):
+        return model_name
+    return f"{schema}.{model_name}"
+
+
+def table_base(engine: Engine, model_name: str, model: ModelConfig) -> str:
+    """The prefix of the model's tables: ``model`` or ``schema.model`` (``output_schema``,
+    created when missing). Tables are named ``<base>_golden``, ``<base>__hw_norm``..."""
+    assert model.identity is not None
+    schema = model.identity.output_schema
+    if schema is None:
+        return model_name
+    if isinstance(engine, DuckDBEngine):
+        raise FatalError(
+            f"model {model_name!r}: output_schema applies to a model resolved inside "
+            "PostgreSQL; this one reads other sources and is resolved in the warehouse"
+        )
+    engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+    return f"{schema}.{model_name}"
+
+
+def source_sql(project: Project, engine: Engine, sql: str) -> str:
+    """An identity source's SQL as it runs in ``engine``: in PostgreSQL, each sql source it
+    names becomes its table or subquery there."""
+    sql = sql.strip().rstrip(";").strip()
+    if engine.dialect != "postgres":
+        return sql
+    relations = {}
+    for name in read_tables(sql):
+        config = project.sources.get(name)
+        if isinstance(config, SqlSourceConfig):
+            relations[name] = SqlSource(name, config, project).relation_sql()
+    return _rewrite_relations(sql, relations, "postgres")
