@@ -1,4 +1,5 @@
-"""Identity resolution end to end on a real DuckDB warehouse and a real SQLite state store."""
+"""Identity resolution end to end on a real DuckDB warehouse and a real SQLite state store;
+the core behaviour also inside a real PostgreSQL database holding the sources (``where``)."""
 
 from __future__ import annotations
 
@@ -81,37 +82,122 @@ def table(root: Path, name: str, order: str = "") -> list[tuple]:
         con.close()
 
 
-def persons_of(root: Path) -> dict[str, str]:
+def _has(root: Path, name: str) -> bool:
+    con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
+    try:
+        return bool(
+            con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]
+            ).fetchall()[0][0]
+        )
+    finally:
+        con.close()
+
+
+def persons_of(where) -> dict[str, str]:
     """(source:record_id) -> person_id."""
-    return {f"{s}:{r}": p for p, s, r, _ in table(root, "customers_links")}
+    rows = (
+        where.table("customers_links")
+        if hasattr(where, "table")
+        else table(where, "customers_links")
+    )
+    return {f"{s}:{r}": p for p, s, r, _ in rows}
 
 
-def test_records_sharing_any_key_are_one_person_and_bad_values_link_nobody(tmp_path: Path):
-    project = make_project(tmp_path)
+class Warehouse:
+    """The sources are CSV files: the model is resolved in the DuckDB warehouse."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def project(self, crm: str = CRM, shop: str = SHOP):
+        return make_project(self.root, crm, shop)
+
+    def table(self, name: str, order: str = "") -> list[tuple]:
+        return table(self.root, name, order)
+
+    def has(self, name: str) -> bool:
+        return (self.root / "warehouse.duckdb").exists() and _has(self.root, name)
+
+
+class Postgres:
+    """The sources are tables of one PostgreSQL database: the model is resolved in it."""
+
+    def __init__(self, root: Path, url: str, schema: str | None = None) -> None:
+        self.root, self.url, self.schema = root, url, schema
+
+    def project(self, crm: str = CRM, shop: str = SHOP):
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            for name, text in (("crm_contacts", crm), ("shop_orders", shop)):
+                header, _, rows = text.partition("\n")
+                columns = ", ".join(f"{c} text" for c in header.split(","))
+                conn.execute(f"DROP TABLE IF EXISTS {name}")
+                conn.execute(f"CREATE TABLE {name} ({columns})")
+                with conn.cursor().copy(f"COPY {name} FROM STDIN (FORMAT csv)") as copy:
+                    copy.write(rows)
+        url = self.url.replace("postgresql://", "postgresql+psycopg://", 1)
+        text = PROJECT.replace(
+            "  crm_contacts: {type: csv, path: crm.csv}\n  shop_orders: {type: csv, path: shop.csv}\n",
+            f"  crm_contacts: {{type: sql, url: '{url}', table: crm_contacts}}\n"
+            f"  shop_orders: {{type: sql, url: '{url}', table: shop_orders}}\n",
+        )
+        if self.schema:
+            text = text.replace(
+                "    identity:\n", f"    identity:\n      output_schema: {self.schema}\n", 1
+            )
+        return parse_project(text, root=self.root)
+
+    def table(self, name: str, order: str = "") -> list[tuple]:
+        import psycopg
+
+        qualified = f"{self.schema}.{name}" if self.schema else name
+        with psycopg.connect(self.url) as conn:
+            return conn.execute(f"SELECT * FROM {qualified} {order}").fetchall()
+
+    def has(self, name: str) -> bool:
+        import psycopg
+
+        qualified = f"{self.schema}.{name}" if self.schema else name
+        with psycopg.connect(self.url) as conn:
+            return conn.execute("SELECT to_regclass(%s)", [qualified]).fetchone()[0] is not None
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def where(request, tmp_path: Path):
+    """Where the model's sources are, and so where it is resolved."""
+    if request.param == "duckdb":
+        return Warehouse(tmp_path)
+    return Postgres(tmp_path, request.getfixturevalue("pg_url"))
+
+
+def test_records_sharing_any_key_are_one_person_and_bad_values_link_nobody(where):
+    project = where.project()
     report = resolve(project, "customers")
     assert report.error is None and report.status == "partial"  # bad values were rejected
-    links = persons_of(tmp_path)
+    links = persons_of(where)
     # Ann: crm 1 and orders o1, o3 by email (trimmed, lower-cased).
     assert links["crm:1"] == links["shop:o1"] == links["shop:o3"]
     # Bob: crm 2 and o2 by phone, written two ways, both E.164 +14155550102.
     assert links["crm:2"] == links["shop:o2"]
     # Carl's bad email and phone link nobody, and say why.
     assert len({links["crm:3"], links["shop:o8"]}) == 2
-    rejected = {(s, r, k): reason for s, r, k, _, reason in table(tmp_path, "customers_rejected")}
+    rejected = {(s, r, k): reason for s, r, k, _, reason in where.table("customers_rejected")}
     assert rejected[("crm", "3", "email")].startswith("not a valid email")
     assert rejected[("crm", "3", "phone")].startswith("not a valid phone number")
     assert rejected[("shop", "o8", "phone")].startswith("not a phone number")
     assert report.rejected == 3
     assert report.records == 13
-    assert report.persons == len(set(links.values())) == len(table(tmp_path, "customers_persons"))
+    assert report.persons == len(set(links.values())) == len(where.table("customers_persons"))
 
 
-def test_limit_rules_refuse_shared_values_and_write_them_down(tmp_path: Path):
-    project = make_project(tmp_path)
+def test_limit_rules_refuse_shared_values_and_write_them_down(where):
+    project = where.project()
     report = resolve(project, "customers")
-    links = persons_of(tmp_path)
+    links = persons_of(where)
     refused = {
-        (k, v): (rule, reason) for k, v, _, rule, reason, *_ in table(tmp_path, "customers_refused")
+        (k, v): (rule, reason) for k, v, _, rule, reason, *_ in where.table("customers_refused")
     }
     # test@example.com is on 4 orders, over the email limit of 3: it merges nobody ...
     assert refused[("email", "test@example.com")][0] == "max_records_per_value"
@@ -130,28 +216,28 @@ def test_limit_rules_refuse_shared_values_and_write_them_down(tmp_path: Path):
     assert any("test@example.com" in str(e.row_key) for e in errors)
 
 
-def test_a_chain_breaking_max_per_person_is_cut_at_its_most_shared_value(tmp_path: Path):
+def test_a_chain_breaking_max_per_person_is_cut_at_its_most_shared_value(where):
     crm = (
         "id,email,phone,first_name,city,plan,updated_at\n1,a@x.com,,A,,,\n2,,+1 415 555 0109,B,,,\n"
     )
     # a@x.com links crm 1 to o1; the call-centre phone links o1..o3 to crm 2.
     shop = "order_id,customer_email,phone,first_name,city,plan,ordered_at\n"
     shop += "o1,a@x.com,+1 415 555 0109,,,,\no2,,+1 415 555 0109,,,,\n"
-    project = make_project(tmp_path, crm, shop)
+    project = where.project(crm, shop)
     resolve(project, "customers")
-    links = persons_of(tmp_path)
+    links = persons_of(where)
     assert links["crm:1"] != links["crm:2"]
-    refused = table(tmp_path, "customers_refused")
+    refused = where.table("customers_refused")
     assert [(k, v, rule) for k, v, _, rule, *_ in refused] == [
         ("phone", "+14155550109", "max_per_person")
     ]
 
 
-def test_golden_record_follows_each_columns_survivorship(tmp_path: Path):
-    project = make_project(tmp_path)
+def test_golden_record_follows_each_columns_survivorship(where):
+    project = where.project()
     resolve(project, "customers")
-    links = persons_of(tmp_path)
-    golden = {row[0]: row for row in table(tmp_path, "customers_golden")}
+    links = persons_of(where)
+    golden = {row[0]: row for row in where.table("customers_golden")}
     ann = golden[links["crm:1"]]
     # first_name: source priority (crm wins over the shop's later "Annie").
     # city: most recent non-null (o1, Feb 1). plan: most frequent (silver twice).
@@ -161,33 +247,33 @@ def test_golden_record_follows_each_columns_survivorship(tmp_path: Path):
     assert bob[1:] == ("Bob", "Lyon", "basic", "bob@example.com")
 
 
-def test_person_ids_are_stable_a_joiner_keeps_the_id_and_a_merge_keeps_the_older(tmp_path: Path):
-    project = make_project(tmp_path)
+def test_person_ids_are_stable_a_joiner_keeps_the_id_and_a_merge_keeps_the_older(where):
+    project = where.project()
     resolve(project, "customers")
-    first = persons_of(tmp_path)
+    first = persons_of(where)
     again = resolve(project, "customers")
-    assert persons_of(tmp_path) == first and again.new_persons == 0 and again.merges == 0
+    assert persons_of(where) == first and again.new_persons == 0 and again.merges == 0
     # A new order joins Ann: it gets Ann's id, and nobody else's changes.
-    project = make_project(tmp_path, shop=SHOP + "o9,,+14155550101,,,,2024-03-01\n")
+    project = where.project(shop=SHOP + "o9,,+14155550101,,,,2024-03-01\n")
     third = resolve(project, "customers")
-    links = persons_of(tmp_path)
+    links = persons_of(where)
     assert links.pop("shop:o9") == first["crm:1"]
     assert links == first and third.new_persons == 0 and third.merges == 0
 
 
-def test_two_persons_joined_by_a_new_record_merge_into_the_older_one(tmp_path: Path):
-    project = make_project(tmp_path)
+def test_two_persons_joined_by_a_new_record_merge_into_the_older_one(where):
+    project = where.project()
     resolve(project, "customers")
-    first = persons_of(tmp_path)
+    first = persons_of(where)
     ann, carl = first["crm:1"], first["shop:o8"]
     shop = SHOP + "o10,carl@example.com,+1 415 555 0101,,,,2024-03-01\n"
-    project = make_project(tmp_path, shop=shop)
+    project = where.project(shop=shop)
     report = resolve(project, "customers")
-    links = persons_of(tmp_path)
+    links = persons_of(where)
     older = min(ann, carl, key=lambda p: int(p[2:]))
     assert links["shop:o8"] == links["crm:1"] == links["shop:o10"] == older
     assert report.merges == 1
-    survivor, merged, _, run_id = table(tmp_path, "customers_merges")[0]
+    survivor, merged, _, run_id = where.table("customers_merges")[0]
     assert (survivor, merged, run_id) == (older, ({ann, carl} - {older}).pop(), report.run_id)
 
 
@@ -228,34 +314,40 @@ def test_materialize_any_is_materialize_model_for_other_models(tmp_path: Path):
         materialize_model(make_project(tmp_path), "customers")
 
 
-def test_a_broken_source_fails_the_run_with_its_reason_and_publishes_nothing(tmp_path: Path):
-    project = make_project(tmp_path)
+def test_a_broken_source_fails_the_run_with_its_reason_and_publishes_nothing(where):
+    project = where.project()
     project.models["customers"].identity.sources[
         "shop"
     ].sql = "select * from shop_orders where nope"
     report = resolve(project, "customers")
     assert report.status == "failed" and "shop" in report.error
-    assert not (tmp_path / "warehouse.duckdb").exists() or not _has(tmp_path, "customers_golden")
+    assert not where.has("customers_golden")
 
 
-def _has(root: Path, name: str) -> bool:
-    con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
-    try:
-        return bool(
-            con.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]
-            ).fetchall()[0][0]
-        )
-    finally:
-        con.close()
+def test_a_failed_run_leaves_the_previous_tables_in_place(where, monkeypatch):
+    import headwater.identity.resolve as resolve_module
+
+    project = where.project()
+    assert resolve(project, "customers").error is None
+    tables = ("links", "persons", "golden", "refused", "rejected")
+    before = {name: where.table(f"customers_{name}", "ORDER BY 1, 2") for name in tables}
+    # A new order joins Ann, and the run fails inside the publishing transaction, after
+    # the outputs are replaced (its last statement reads a table that is not there).
+    monkeypatch.setattr(resolve_module, "MERGED", "__hw_id_not_there")
+    project = where.project(shop=SHOP + "o9,,+14155550101,,,,2024-03-01\n")
+    report = resolve(project, "customers")
+    assert report.status == "failed" and "__hw_id_not_there" in report.error
+    after = {name: where.table(f"customers_{name}", "ORDER BY 1, 2") for name in tables}
+    assert after == before
+    assert resolve(project, "customers").error is None  # nothing left behind in the way
 
 
-def test_a_stop_requested_publishes_nothing_and_records_an_interrupted_run(tmp_path: Path):
+def test_a_stop_requested_publishes_nothing_and_records_an_interrupted_run(where):
     import threading
 
     stop = threading.Event()
     stop.set()
-    report = resolve(make_project(tmp_path), "customers", stop=stop)
+    report = resolve(where.project(), "customers", stop=stop)
     assert report.status == "interrupted"
 
 

@@ -1,0 +1,168 @@
+"""An identity model whose sources are all in one PostgreSQL database is resolved inside
+it: its tables are written there (in ``output_schema`` when set), key texts are cleaned
+there once, and a sync over the model reads the golden table in place. The core
+behaviour is in test_resolve.py, run on both engines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from headwater.config import load_project
+from headwater.engines import DuckDBEngine, SqlAlchemyEngine
+from headwater.identity import emails, materialize_any, phones, resolve
+from headwater.syncs.engine import run_sync
+from tests.identity.test_normalizers import EMAILS, _sample_phones
+from tests.identity.test_resolve import Postgres, Warehouse
+from tests.identity.test_sync_and_cli import sandbox, write_project  # noqa: F401
+
+
+def test_tables_go_to_the_output_schema_and_known_texts_are_not_cleaned_again(
+    tmp_path: Path, pg_url
+):
+    where = Postgres(tmp_path, pg_url, schema="identity")
+    project = where.project()
+    first = resolve(project, "customers")
+    assert first.error is None, first.error
+    assert first.tables["golden"] == "identity.customers_golden"
+    assert (first.records, first.rejected, first.refused) == (13, 3, 2)
+    assert first.cleaned > 0 and first.mode == "full"
+    with psycopg.connect(pg_url) as conn:
+        tables = {
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'identity'"
+            ).fetchall()
+        }
+        assert {"customers_golden", "customers__hw_norm", "customers__hw_ids"} <= tables
+        assert not conn.execute("SELECT to_regclass('public.customers_golden')").fetchone()[0]
+        # The odd texts went through the libraries and were written back with their reason.
+        reasons = dict(
+            conn.execute(
+                "SELECT raw, reason FROM identity.customers__hw_norm WHERE value IS NULL"
+            ).fetchall()
+        )
+    assert reasons["not-an-email"].startswith("not a valid email")
+    assert reasons["call me"].startswith("not a phone number")
+    again = resolve(project, "customers")
+    assert (again.cleaned, again.new_persons, again.mode) == (0, 0, "full")
+
+
+def test_output_schema_is_refused_for_a_model_resolved_in_the_warehouse(tmp_path: Path):
+    project = Warehouse(tmp_path).project()
+    project.models["customers"].identity.output_schema = "identity"
+    report = resolve(project, "customers")
+    assert report.status == "failed" and "output_schema" in report.error
+
+
+def test_materialize_any_gives_the_golden_table_in_postgresql(tmp_path: Path, pg_url):
+    project = Postgres(tmp_path, pg_url, schema="identity").project()
+    result = materialize_any(project, "customers")
+    try:
+        assert isinstance(result.engine, SqlAlchemyEngine)
+        rows = result.engine.fetch_all(f'SELECT count(*) FROM "{result.table}"')
+        assert rows[0][0] == result.row_count > 0
+    finally:
+        result.engine.close()
+
+
+def _pg_project(root: Path, url: str, sandbox_url: str, key: str) -> Path:
+    """test_sync_and_cli's project with its two sources as PostgreSQL tables."""
+    write_project(root, sandbox_url, key)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE crm (id text, email text, first_name text)")
+        conn.execute("CREATE TABLE shop (order_id text, email text, phone text, first_name text)")
+        for name in ("crm", "shop"):
+            header, _, rows = (root / f"{name}.csv").read_text().partition("\n")
+            with conn.cursor().copy(f"COPY {name} FROM STDIN (FORMAT csv)") as copy:
+                copy.write(rows)
+    dsn = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    path = root / "headwater.yml"
+    text = path.read_text()
+    text = text.replace(
+        "crm_contacts: {type: csv, path: crm.csv}",
+        f"crm_contacts: {{type: sql, url: '{dsn}', table: crm}}",
+    ).replace(
+        "shop_orders: {type: csv, path: shop.csv}",
+        f"shop_orders: {{type: sql, url: '{dsn}', table: shop}}",
+    )
+    path.write_text(text.replace("    identity:\n", "    identity:\n      output_schema: hw\n", 1))
+    return root
+
+
+def test_a_sync_reads_the_golden_table_in_postgresql(tmp_path, pg_url, sandbox):  # noqa: F811
+    root = _pg_project(tmp_path, pg_url, sandbox.url, sandbox.key)
+    report = run_sync(load_project(root), "people_to_braze")
+    assert (report.status, report.added, report.sent) == ("succeeded", 3, 3), report.error
+    users = {u["external_id"]: u for u in sandbox.users()}
+    assert {u.get("first_name") for u in users.values()} == {"Ann", "Bob", "Zoe"}
+    # The sync's snapshot is kept beside the golden table, in the same database.
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM hw.people_golden").fetchone()[0] == 3
+        assert conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE '%people_to_braze%'"
+        ).fetchone()[0]
+    again = run_sync(load_project(root), "people_to_braze")
+    assert (again.added, again.changed, again.sent) == (0, 0, 0)
+    assert not (root / ".headwater" / "warehouse.duckdb").exists()
+
+
+def test_a_merge_in_postgresql_is_sent_to_braze(tmp_path, pg_url, sandbox):  # noqa: F811
+    root = _pg_project(tmp_path, pg_url, sandbox.url, sandbox.key)
+    path = root / "headwater.yml"
+    path.write_text(
+        path.read_text().replace(
+            "      keys: {email:", "      merge_in_braze: true\n      keys: {email:", 1
+        )
+    )
+    assert run_sync(load_project(root), "people_to_braze").sent == 3
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO shop VALUES ('o3', 'bob@example.com', '+33 6 12 34 56 78', 'Robert')"
+        )
+    second = run_sync(load_project(root), "people_to_braze")
+    assert second.status == "succeeded", second.error
+    assert sandbox.user("p_3") is None and sandbox.user("p_2") is not None
+    with psycopg.connect(pg_url) as conn:
+        ledger = conn.execute(
+            "SELECT destination, merge_external_id, keep_external_id FROM hw.people__hw_braze_merges"
+        ).fetchall()
+    assert ledger == [("braze", "p_3", "p_2")]
+
+
+def _fast_in(engine, values: list[str], module, sql) -> dict[str, str]:
+    engine.execute("DROP TABLE IF EXISTS t0")
+    engine.execute("DROP TABLE IF EXISTS t")
+    engine.execute("CREATE TEMP TABLE t0 (raw VARCHAR)")
+    literals = ", ".join("('" + v.replace("'", "''") + "')" for v in values)
+    engine.execute(f"INSERT INTO t0 VALUES {literals}")
+    engine.execute(f"CREATE TEMP TABLE t AS SELECT raw, {module.prepare_sql('raw')} AS c FROM t0")
+    return dict(engine.fetch_all(sql(engine)))
+
+
+@pytest.mark.parametrize("region", ["US", "GB", None])
+def test_the_fast_paths_accept_the_same_values_in_postgresql(pg_url, region):
+    """PostgreSQL's regular expressions are not RE2: the compiled phonenumbers patterns
+    and the email pattern must still accept exactly what DuckDB accepts."""
+    values = _sample_phones(7)
+
+    def phone_sql(engine):
+        codes = [r[0] for r in engine.fetch_all(phones.plus_codes_sql("t"))]
+        return phones.fast_e164_sql("t", region, codes, engine.dialect)
+
+    def email_sql(engine):
+        return emails.fast_email_sql("t", engine.dialect)
+
+    pg, duck = SqlAlchemyEngine(pg_url), DuckDBEngine()
+    try:
+        fast = _fast_in(pg, values, phones, phone_sql)
+        assert fast == _fast_in(duck, values, phones, phone_sql)
+        for value, e164 in fast.items():
+            assert phones.normalize_phone(value, region) == (e164, None), value
+        fast = _fast_in(pg, EMAILS, emails, email_sql)
+        assert fast == _fast_in(duck, EMAILS, emails, email_sql)
+    finally:
+        pg.close()
+        duck.close()
