@@ -17,12 +17,19 @@ persons pairwise against the truth (record pairs put together).
     python -m bench.identity --records 1000000
     python -m bench.identity --records 10000000
     python -m bench.identity --quick                # 20,000 records, for the tests
+    python -m bench.identity --records 1000000 --engine postgres
+
+``--engine postgres`` loads the three sources (and the truth) into a PostgreSQL database of
+its own (``--pg-url``, default database ``pgident_bench``, created when missing; its tables
+are replaced) and the model is resolved inside it; the figures add the PostgreSQL
+backend's peak RSS, read from /proc (the server must run on this machine for it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -31,6 +38,8 @@ import time
 from pathlib import Path
 
 import duckdb
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/pgident_bench"
 
 PROJECT = """
 sources:
@@ -156,6 +165,58 @@ def change_one_percent(directory: Path) -> int:
     return changes
 
 
+def _pg_database(url: str) -> None:
+    """Create the benchmark's database when missing (through the server's ``postgres`` one)."""
+    import psycopg
+
+    base, _, name = url.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def load_postgres(directory: Path, url: str, *, fresh: bool = True) -> None:
+    """The sources and the truth as PostgreSQL tables (replaced), and the project reading
+    them there: sql sources of one database, so the model is resolved inside it.
+    ``fresh``: drop the outputs of earlier runs too (schema ``hw``)."""
+    import pyarrow.parquet as pq
+
+    from headwater.engines import SqlAlchemyEngine
+
+    _pg_database(url)
+    engine = SqlAlchemyEngine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        for name in ("crm", "shop", "app"):
+            engine.load_arrow(name, pq.read_table(directory / "data" / f"{name}.parquet"))
+            engine.execute(f"ANALYZE {name}")
+        engine.load_arrow("truth", pq.read_table(directory / "truth.parquet"))
+        if fresh:
+            engine.execute("DROP SCHEMA IF EXISTS hw CASCADE")
+    finally:
+        engine.close()
+    dsn = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    text = PROJECT
+    for source, table in (("crm_contacts", "crm"), ("shop_orders", "shop"), ("app_users", "app")):
+        text = text.replace(
+            f"{source}: {{type: parquet, path: data/{table}.parquet}}",
+            f"{source}: {{type: sql, url: '{dsn}', table: {table}}}",
+        )
+    text = text.replace("    identity:\n", "    identity:\n      output_schema: hw\n", 1)
+    (directory / "headwater.yml").write_text(text)
+
+
+def score_postgres(url: str) -> dict[str, float]:
+    """``score`` for a run in PostgreSQL: the same pairs counted there."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "CREATE TEMP TABLE j AS SELECT t.pid, l.person_id FROM truth AS t "
+            "JOIN hw.people_links AS l ON l.source = t.source AND l.record_id = t.record_id"
+        )
+        return _pairs(lambda sql: conn.execute(sql).fetchall())
+
+
 def score(directory: Path) -> dict[str, float]:
     """Pairwise precision and recall of the resolved persons against the truth."""
     con = duckdb.connect(str(directory / ".headwater" / "warehouse.duckdb"), read_only=True)
@@ -163,18 +224,21 @@ def score(directory: Path) -> dict[str, float]:
         f"CREATE TEMP TABLE j AS SELECT t.pid, l.person_id FROM '{directory / 'truth.parquet'}' "
         "AS t JOIN people_links AS l ON l.source = t.source AND l.record_id = t.record_id"
     )
+    try:
+        return _pairs(lambda sql: con.execute(sql).fetchall())
+    finally:
+        con.close()
+
+
+def _pairs(fetch) -> dict[str, float]:
+    """Precision and recall from table ``j`` (pid, person_id)."""
     pairs = "SUM(n * (n - 1) / 2)"
-    both = con.execute(
-        f"SELECT {pairs} FROM (SELECT count(*) n FROM j GROUP BY pid, person_id)"
-    ).fetchall()[0][0]
-    truth = con.execute(f"SELECT {pairs} FROM (SELECT count(*) n FROM j GROUP BY pid)").fetchall()[
+    both = fetch(f"SELECT {pairs} FROM (SELECT count(*) n FROM j GROUP BY pid, person_id) AS x")[0][
         0
-    ][0]
-    found = con.execute(
-        f"SELECT {pairs} FROM (SELECT count(*) n FROM j GROUP BY person_id)"
-    ).fetchall()[0][0]
-    persons_true = con.execute("SELECT count(DISTINCT pid) FROM j").fetchall()[0][0]
-    con.close()
+    ]
+    truth = fetch(f"SELECT {pairs} FROM (SELECT count(*) n FROM j GROUP BY pid) AS x")[0][0]
+    found = fetch(f"SELECT {pairs} FROM (SELECT count(*) n FROM j GROUP BY person_id) AS x")[0][0]
+    persons_true = fetch("SELECT count(DISTINCT pid) FROM j")[0][0]
     return {
         "precision": float(both) / float(found) if found else 1.0,
         "recall": float(both) / float(truth) if truth else 1.0,
@@ -186,17 +250,43 @@ def _resolve_here(directory: Path) -> None:
     """Child process: one resolution, then its figures as JSON on stdout."""
     from headwater.config import load_project
     from headwater.identity import resolve
+    from headwater.identity.place import open_identity_engine
 
     project = load_project(directory)
+    engine = open_identity_engine(project, "people")
+    backend = None
+    if engine.dialect == "postgres":
+        backend = engine.fetch_all("SELECT pg_backend_pid()")[0][0]
     started, cpu_started = time.perf_counter(), time.process_time()
-    report = resolve(project, "people")
+    report = resolve(project, "people", engine=engine)
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu_started  # every thread of this process, imports left out
     usage = resource.getrusage(resource.RUSAGE_SELF)
     peak = usage.ru_maxrss * 1024
     out = report.to_dict()
     out.pop("errors")
-    print(json.dumps(out | {"wall_seconds": seconds, "cpu_seconds": cpu, "peak_rss": peak}))
+    out |= {"wall_seconds": seconds, "cpu_seconds": cpu, "peak_rss": peak}
+    if backend is not None:
+        out |= _backend_figures(backend)
+    engine.close()
+    print(json.dumps(out))
+
+
+def _backend_figures(pid: int) -> dict:
+    """The PostgreSQL backend's peak RSS and CPU-seconds, from /proc (a local server)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return {}
+    peak = next(
+        int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmHWM")
+    )
+    ticks = os.sysconf("SC_CLK_TCK")
+    return {
+        "backend_peak_rss": peak,
+        "backend_cpu_seconds": (int(stat[11]) + int(stat[12])) / ticks,
+    }
 
 
 def run_child(directory: Path) -> dict:
@@ -214,6 +304,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="20,000 records")
     parser.add_argument("--dir", type=Path, help="where to write (default: a temp dir)")
+    parser.add_argument("--engine", choices=("duckdb", "postgres"), default="duckdb")
+    parser.add_argument("--pg-url", default=PG_URL, help="the database --engine postgres uses")
     parser.add_argument("--resolve-in", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.resolve_in:
@@ -227,16 +319,27 @@ def main(argv: list[str] | None = None) -> dict:
         print(
             f"generated {sum(counts.values()):,} records {counts} in {time.perf_counter() - started:.1f}s"
         )
+        pg = args.engine == "postgres"
+        if pg:
+            started = time.perf_counter()
+            load_postgres(directory, args.pg_url)
+            print(f"loaded into PostgreSQL in {time.perf_counter() - started:.1f}s")
+
+        def scored() -> dict:
+            return score_postgres(args.pg_url) if pg else score(directory)
+
         full = run_child(directory)
-        full |= score(directory)
+        full |= scored()
         _print("full run", full)
         changed = change_one_percent(directory)
+        if pg:
+            load_postgres(directory, args.pg_url, fresh=False)
         again = run_child(directory)
-        again |= score(directory)
+        again |= scored()
         _print(f"after {changed:,} records changed", again)
         ratio = again["wall_seconds"] / full["wall_seconds"]
         cpu = again["cpu_seconds"] / full["cpu_seconds"]
-        print(f"incremental / full: {ratio:.2f} wall, {cpu:.2f} CPU")
+        print(f"{again['mode']} run / full run: {ratio:.2f} wall, {cpu:.2f} CPU")
         return {"full": full, "incremental": again, "changed": changed}
 
 
@@ -250,6 +353,12 @@ def _print(title: str, r: dict) -> None:
         f"{r['cleaned']:,}, {r['rounds']} rounds; {r['mode']} run ({r['changed']:,} records "
         f"changed, {r['touched']:,} resolved again); status {r['status']}"
         + (f" ({r['error']})" if r.get("error") else "")
+        + (
+            f"; PostgreSQL backend: {r['backend_cpu_seconds']:.1f} CPU-s, peak RSS "
+            f"{r['backend_peak_rss'] / 2**30:.2f} GiB"
+            if "backend_peak_rss" in r
+            else ""
+        )
     )
 
 
