@@ -241,6 +241,15 @@ def _stage_in_duckdb(
             elif name in project.models and project.models[name].identity is not None:
                 # An identity model is read as last resolved (``headwater resolve``).
                 golden = f"{name}_golden"
+                from headwater.identity.place import identity_database
+
+                database = identity_database(project, project.models[name])
+                if database is not None:
+                    raise FatalError(
+                        f"model {model_name!r} reads identity model {name!r}, which is resolved "
+                        f"inside the PostgreSQL database of source {database!r}: read its "
+                        f"table there (`source: {database}`, `select ... from {name}_golden`)"
+                    )
                 if not engine.table_exists(golden):
                     raise FatalError(
                         f"model {model_name!r} reads identity model {name!r}, which has not "
