@@ -73,6 +73,19 @@ def search(dialect: str, expr: str, pattern: str) -> str:
     return f"regexp_matches({expr}, {quote_literal(pattern)})"
 
 
+def row_id(dialect: str) -> str:
+    """The column naming a row's place in its table (valid until the row is written)."""
+    return "ctid" if is_pg(dialect) else "rowid"
+
+
+def rows_in(dialect: str, subquery: str) -> str:
+    """A SQL boolean: the row is one of ``subquery``'s ``row_id`` values (PostgreSQL: a
+    TID scan, which finds each row directly)."""
+    if is_pg(dialect):
+        return f"ctid = ANY (ARRAY({subquery}))"
+    return f"rowid IN ({subquery})"
+
+
 def timestamp_sql(when: datetime) -> str:
     """A TIMESTAMPTZ literal (no parameters: the SQL goes to either driver untouched)."""
     return f"CAST({quote_literal(when.isoformat())} AS TIMESTAMPTZ)"

@@ -9,8 +9,8 @@
   hash of key and value, to find them by integer), the index from a changed value to the
   records sharing it.
 * ``<model>__hw_meta`` (fingerprint, generation): the configuration the state was built
-  with; another one (keys, cleaning, limit rules, sources, columns, DuckDB's version)
-  means a full run.
+  with; another one (keys, cleaning, limit rules, sources, columns, the engine and its
+  version) means a full run.
 
 Written in the same transaction as the outputs, so state and outputs never disagree.
 """
@@ -23,11 +23,12 @@ import json
 import duckdb
 
 from headwater.config import ModelConfig
-from headwater.engines import DuckDBEngine
+from headwater.engines import Engine, quote_table
+from headwater.identity.dialect import hash_sql, is_pg
 from headwater.identity.limits import PRESPLIT
 from headwater.identity.normalize import VALUES
 from headwater.identity.stage import RECORD_KEY, RECORDS
-from headwater.sources.base import quote_ident
+from headwater.sources.base import quote_literal
 
 FORMAT = 1  # bumped when what is kept changes: an older state means a full run
 STATE = ("records", "keys", "meta")
@@ -38,29 +39,31 @@ def state_table(model_name: str, part: str) -> str:
     return f"{model_name}__hw_{part}"
 
 
-def fingerprint(model: ModelConfig) -> str:
+def fingerprint(model: ModelConfig, engine: Engine | None = None) -> str:
     """A digest of everything in the model that decides a run's result."""
     dumped = model.model_dump(mode="json", exclude={"description"})
     for name in NOT_RESULT:  # what happens after a run, not what it finds
         dumped.get("identity", {}).pop(name, None)
-    # DuckDB's hash() names records and values in the state: another version may hash
+    # The engine's hash names records and values in the state: another version may hash
     # differently, so it is part of the fingerprint (an upgrade means one full run).
     described = {"format": FORMAT, "duckdb": duckdb.__version__, "model": dumped}
+    if engine is not None and is_pg(engine):
+        version = engine.fetch_all("SHOW server_version_num")[0][0]
+        described = {"format": FORMAT, "postgres": version, "model": dumped}
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def last_generation(
-    engine: DuckDBEngine, model_name: str, model: ModelConfig, outputs
-) -> int | None:
+def last_generation(engine: Engine, model_name: str, model: ModelConfig, outputs) -> int | None:
     """The last run's generation when this run may be incremental: its state and outputs
-    are there and were built with this configuration. None: run in full."""
+    are there and were built with this configuration. None: run in full. ``model_name``
+    is the tables' prefix (``schema.model`` maybe)."""
     tables = [state_table(model_name, p) for p in STATE] + list(outputs)
     if not all(engine.table_exists(t) for t in tables):
         return None
-    rows = engine.conn.execute(
-        f"SELECT fingerprint, generation FROM {quote_ident(state_table(model_name, 'meta'))}"
-    ).fetchall()
-    if len(rows) != 1 or rows[0][0] != fingerprint(model):
+    rows = engine.fetch_all(
+        f"SELECT fingerprint, generation FROM {quote_table(state_table(model_name, 'meta'))}"
+    )
+    if len(rows) != 1 or rows[0][0] != fingerprint(model, engine):
         return None
     return int(rows[0][1])
 
@@ -73,36 +76,39 @@ def _record_rows(generation: int) -> str:
     )
 
 
-def _key_rows(only: str | None = None) -> str:
+def _key_rows(dialect: str, only: str | None = None) -> str:
     where = f" AND r._rid IN (SELECT _rid FROM {only})" if only else ""
     return (
-        "SELECT r._rh AS rh, hash(v.key, v.value) AS vh, v.key, v.value "
+        f"SELECT r._rh AS rh, {hash_sql(dialect, 'v.key', 'v.value')} AS vh, v.key, v.value "
         f"FROM {VALUES} AS v JOIN {RECORDS} AS r ON r._rid = v._rid "
         f"WHERE v.key <> '{RECORD_KEY}'{where}"
     )
 
 
-def _write_meta(engine: DuckDBEngine, model_name: str, model: ModelConfig, generation: int):
-    meta = quote_ident(state_table(model_name, "meta"))
-    engine.conn.execute(
-        f"CREATE OR REPLACE TABLE {meta} AS SELECT CAST($f AS VARCHAR) AS fingerprint, "
-        "CAST($g AS BIGINT) AS generation",
-        {"f": fingerprint(model), "g": generation},
+def _meta_rows(engine: Engine, model: ModelConfig, generation: int) -> str:
+    return (
+        f"SELECT CAST({quote_literal(fingerprint(model, engine))} AS VARCHAR) AS fingerprint, "
+        f"CAST({int(generation)} AS BIGINT) AS generation"
     )
 
 
-def write_full(engine: DuckDBEngine, model_name: str, model: ModelConfig, generation: int):
-    """Replace the state with this run's (every record in ``RECORDS``)."""
-    con = engine.conn
-    records = quote_ident(state_table(model_name, "records"))
-    keys = quote_ident(state_table(model_name, "keys"))
-    con.execute(f"CREATE OR REPLACE TABLE {records} AS {_record_rows(generation)}")
-    con.execute(f"CREATE OR REPLACE TABLE {keys} AS {_key_rows()}")
-    _write_meta(engine, model_name, model, generation)
+def full_state(engine: Engine, model_name: str, model: ModelConfig, generation: int) -> dict:
+    """The state tables of a full run: table name -> its SELECT (every record in ``RECORDS``)."""
+    return {
+        state_table(model_name, "records"): _record_rows(generation),
+        state_table(model_name, "keys"): _key_rows(engine.dialect),
+        state_table(model_name, "meta"): _meta_rows(engine, model, generation),
+    }
+
+
+def write_full(engine: Engine, model_name: str, model: ModelConfig, generation: int):
+    """Replace the state with this run's (DuckDB: in the caller's transaction)."""
+    for table, select in full_state(engine, model_name, model, generation).items():
+        engine.execute(f"CREATE OR REPLACE TABLE {quote_table(table)} AS {select}")
 
 
 def write_patch(
-    engine: DuckDBEngine,
+    engine: Engine,
     model_name: str,
     model: ModelConfig,
     generation: int,
@@ -114,11 +120,12 @@ def write_patch(
     """Replace the state of the re-resolved records: ``touched`` (rh) are the last run's
     records resolved again (and the changed ones), ``delta`` (rh) the changed ones, whose
     key values were cleaned again (``changed_rids``: their rows now)."""
-    con = engine.conn
-    records = quote_ident(state_table(model_name, "records"))
-    keys = quote_ident(state_table(model_name, "keys"))
-    con.execute(f"DELETE FROM {records} WHERE rh IN (SELECT rh FROM {touched})")
-    con.execute(f"INSERT INTO {records} {_record_rows(generation)}")
-    con.execute(f"DELETE FROM {keys} WHERE rh IN (SELECT rh FROM {delta})")
-    con.execute(f"INSERT INTO {keys} {_key_rows(changed_rids)}")
-    _write_meta(engine, model_name, model, generation)
+    records = quote_table(state_table(model_name, "records"))
+    keys = quote_table(state_table(model_name, "keys"))
+    meta = quote_table(state_table(model_name, "meta"))
+    engine.execute(f"DELETE FROM {records} WHERE rh IN (SELECT rh FROM {touched})")
+    engine.execute(f"INSERT INTO {records} {_record_rows(generation)}")
+    engine.execute(f"DELETE FROM {keys} WHERE rh IN (SELECT rh FROM {delta})")
+    engine.execute(f"INSERT INTO {keys} {_key_rows(engine.dialect, changed_rids)}")
+    engine.execute(f"DELETE FROM {meta}")
+    engine.execute(f"INSERT INTO {meta} {_meta_rows(engine, model, generation)}")

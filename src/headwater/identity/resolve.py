@@ -24,7 +24,15 @@ from headwater.config import ModelConfig, Project
 from headwater.engines import Engine, quote_ident, quote_table
 from headwater.errors import ConfigError, HeadwaterError, RowError
 from headwater.identity import delta, memory
-from headwater.identity.dialect import count, is_pg, temp_table, timestamp_sql
+from headwater.identity.dialect import (
+    count,
+    hash_sql,
+    is_pg,
+    row_id,
+    rows_in,
+    temp_table,
+    timestamp_sql,
+)
 from headwater.identity.golden import golden_select
 from headwater.identity.ids import MERGED, PERSON, assign_person_ids
 from headwater.identity.limits import EDGES, LABELS, PRESPLIT, REFUSED, resolve_components
@@ -141,56 +149,61 @@ def _publish(
         "refused": refused,
         "rejected": rejected,
     }
-    if generation is None and is_pg(engine):
+    pg = is_pg(engine)
+    if generation is None and pg:
         # Written beside the live tables first; the transaction only swaps names, so a
         # reader waits for a rename, not for the run's writes.
-        drafts = {
-            name: _draft(engine, output_table(model_name, name), sql) for name, sql in full.items()
-        }
-        engine.execute(
-            f"CREATE UNIQUE INDEX ON {drafts['golden']} (person_id)"
-        )  # a sync's diff walks it
+        drafts = {output_table(model_name, name): sql for name, sql in full.items()}
+        drafts |= memory.full_state(engine, model_name, model, 1)
+        drafted = {table: _draft(engine, table, sql) for table, sql in drafts.items()}
+        golden = drafted[output_table(model_name, "golden")]
+        engine.execute(f"CREATE UNIQUE INDEX ON {golden} (person_id)")  # a sync's diff walks it
     elif generation is not None:  # before the transaction: reads only, one pass over links
-        engine.execute(
-            "CREATE OR REPLACE TEMP TABLE __hw_id_oldl AS SELECT rowid AS row, person_id FROM "
-            f"{t['links']} WHERE hash(source, record_id) IN (SELECT rh FROM {delta.TOUCHED})"
+        rh = hash_sql(engine.dialect, "source", "record_id")
+        temp_table(
+            engine,
+            "__hw_id_oldl",
+            f"SELECT {row_id(engine.dialect)} AS __hw_row, person_id FROM {t['links']} "
+            f"WHERE {rh} IN (SELECT rh FROM {delta.TOUCHED})",
         )
-        engine.execute(
-            "CREATE OR REPLACE TEMP TABLE __hw_id_oldp AS SELECT DISTINCT person_id FROM __hw_id_oldl"
-        )
+        temp_table(engine, "__hw_id_oldp", "SELECT DISTINCT person_id FROM __hw_id_oldl")
     with engine.transaction():
-        if generation is None and is_pg(engine):
-            for name, draft in drafts.items():
-                engine.execute(f"DROP TABLE IF EXISTS {t[name]}")
-                bare = output_table(model_name, name).rpartition(".")[2]
+        if generation is None and pg:
+            for table, draft in drafted.items():
+                engine.execute(f"DROP TABLE IF EXISTS {quote_table(table)}")
+                bare = table.rpartition(".")[2]
                 engine.execute(f"ALTER TABLE {draft} RENAME TO {quote_ident(bare)}")
         elif generation is None:
             for name, sql in full.items():
                 engine.execute(f"CREATE OR REPLACE TABLE {t[name]} AS {sql}")
-            memory.write_full(engine, model_name, model, 1)  # type: ignore[arg-type]
+            memory.write_full(engine, model_name, model, 1)
         else:
-            engine.execute(
-                f"DELETE FROM {t['links']} WHERE rowid IN (SELECT row FROM __hw_id_oldl)"
-            )
-            engine.execute(f"INSERT INTO {t['links']} {links}")
+            old = rows_in(engine.dialect, "SELECT __hw_row FROM __hw_id_oldl")
+            engine.execute(f"DELETE FROM {t['links']} WHERE {old}")
             for name in ("persons", "golden"):
                 engine.execute(
                     f"DELETE FROM {t[name]} WHERE person_id IN (SELECT person_id FROM __hw_id_oldp)"
                 )
-            engine.execute(f"INSERT INTO {t['persons']} BY NAME {persons}")
-            engine.execute(f"INSERT INTO {t['golden']} BY NAME SELECT * FROM __hw_id_golden")
             engine.execute(
                 f"DELETE FROM {t['refused']} AS o USING {delta.WANTED} AS x "
                 "WHERE o.key = x.key AND o.value = x.value"
             )
-            engine.execute(f"INSERT INTO {t['refused']} BY NAME {refused}")
             engine.execute(
-                f"DELETE FROM {t['rejected']} "
-                f"WHERE hash(source, record_id) IN (SELECT rh FROM {delta.DELTA})"
+                f"DELETE FROM {t['rejected']} WHERE {rh} IN (SELECT rh FROM {delta.DELTA})"
             )
-            engine.execute(f"INSERT INTO {t['rejected']} BY NAME {rejected}")
+            golden_columns = [c for c in model.columns if c != model.primary_key]
+            columns = {
+                "links": ["person_id", "source", "record_id", "updated_at"],
+                "persons": ["person_id", "records", "sources", "first_seen_at", "resolved_at"],
+                "golden": ["person_id", *golden_columns],
+                "refused": ["key", "value", "records", "rule", "reason", "run_id", "refused_at"],
+                "rejected": ["source", "record_id", "key", "raw_value", "reason"],
+            }
+            for name, sql in full.items():  # by name: the SELECTs list them in this order
+                listed = ", ".join(quote_ident(c) for c in columns[name])
+                engine.execute(f"INSERT INTO {t[name]} ({listed}) {sql}")
             memory.write_patch(
-                engine,  # type: ignore[arg-type]
+                engine,
                 model_name,
                 model,
                 generation + 1,
@@ -273,23 +286,21 @@ def run_resolution(
             engine.execute(statement)
     base = table_base(engine, model_name, model)  # the tables' prefix: schema.model maybe
     step("reading sources")
-    staged = stage_records(project, engine, model_name, model, hashes=not pg)
+    staged = stage_records(project, engine, model_name, model)
     report.records = staged.records
     outputs = [output_table(base, name) for name in OUTPUTS if name != "merges"]
-    generation = (
-        None if full or pg else memory.last_generation(engine, model_name, model, outputs)  # type: ignore[arg-type]
-    )
+    generation = None if full else memory.last_generation(engine, base, model, outputs)
     report.mode = "full" if generation is None else "incremental"
     if generation is not None:
         step("finding changed records")
-        report.changed = delta.find_changes(engine, model_name)
+        report.changed = delta.find_changes(engine, base)
     step("cleaning keys")
     stage_raw(engine, identity)
     report.cleaned = normalize_keys(engine, base, identity)
     counts = None
     report.touched = report.records
     if generation is not None:
-        report.touched = delta.narrow_to_touched(engine, model_name, identity)
+        report.touched = delta.narrow_to_touched(engine, base, identity)
         counts = delta.COUNTS
     step("linking records")
     report.rounds = resolve_components(engine, identity, counts)
