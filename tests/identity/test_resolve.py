@@ -127,6 +127,11 @@ class Postgres:
         self.root, self.url, self.schema = root, url, schema
 
     def project(self, crm: str = CRM, shop: str = SHOP):
+        self.load(crm, shop)
+        return parse_project(self.text(), root=self.root)
+
+    def load(self, crm: str = CRM, shop: str = SHOP) -> None:
+        """The two sources as tables of the database (replaced)."""
         import psycopg
 
         with psycopg.connect(self.url, autocommit=True) as conn:
@@ -137,6 +142,9 @@ class Postgres:
                 conn.execute(f"CREATE TABLE {name} ({columns})")
                 with conn.cursor().copy(f"COPY {name} FROM STDIN (FORMAT csv)") as copy:
                     copy.write(rows)
+
+    def text(self) -> str:
+        """The project file, its sources read from the database."""
         url = self.url.replace("postgresql://", "postgresql+psycopg://", 1)
         text = PROJECT.replace(
             "  crm_contacts: {type: csv, path: crm.csv}\n  shop_orders: {type: csv, path: shop.csv}\n",
@@ -147,7 +155,7 @@ class Postgres:
             text = text.replace(
                 "    identity:\n", f"    identity:\n      output_schema: {self.schema}\n", 1
             )
-        return parse_project(text, root=self.root)
+        return text
 
     def table(self, name: str, order: str = "") -> list[tuple]:
         import psycopg

@@ -14,7 +14,6 @@ from __future__ import annotations
 from headwater.config import ModelConfig, Project, SqlSourceConfig
 from headwater.engines import DuckDBEngine, Engine, SqlAlchemyEngine, quote_ident
 from headwater.errors import FatalError
-from headwater.models.checks import PostgresDialect
 from headwater.models.model import _rewrite_relations, open_warehouse, read_tables
 from headwater.sources.sql import SqlSource, connection_error, database_url
 
@@ -48,12 +47,9 @@ def open_identity_engine(project: Project, model_name: str) -> Engine:
     assert isinstance(config, SqlSourceConfig)
     url = database_url(project, config)
     try:
-        engine = SqlAlchemyEngine(url)
+        return SqlAlchemyEngine(url)
     except Exception as exc:
         raise connection_error(database, url, exc) from None
-    for statement in PostgresDialect.setup:  # the safe casts used when staging
-        engine.execute(statement)
-    return engine
 
 
 def runs_in(engine: Engine, project: Project, model_name: str) -> bool:

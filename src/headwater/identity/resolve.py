@@ -5,7 +5,7 @@ warehouse, or the PostgreSQL database every source of the model reads; Python on
 cleans the key values SQL cannot (see ``normalize.py``). The published tables replace
 the previous run's in one transaction, so a reader sees either the last run or this one,
 never half of each; a failed or stopped run publishes nothing and the previous tables
-stay. A run in PostgreSQL is always a full one (the incremental state is DuckDB's).
+stay.
 
 Tables (``<model>_`` prefix): ``persons``, ``links`` (record -> person), ``golden``,
 ``refused`` (limit-rule audit), ``rejected`` (bad key values), ``merges`` (appended).
@@ -112,8 +112,7 @@ def _publish(
     generation: int | None,
 ) -> None:
     """Write this run's tables and state in one transaction: replace them (a full run,
-    ``generation`` None) or replace the rows of what was resolved again (incremental,
-    DuckDB only). ``model_name`` is the tables' prefix (``schema.model`` maybe)."""
+    ``generation`` None) or replace the rows of what was resolved again (incremental). ``model_name`` is the tables' prefix (``schema.model`` maybe)."""
     t = {name: quote_table(output_table(model_name, name)) for name in OUTPUTS}
     # Each record with its person, once; the three big outputs read it without joins.
     columns, joins = record_columns_sql(model, "r")
@@ -266,7 +265,7 @@ def run_resolution(
 ) -> IdentityReport:
     """Resolve ``model_name`` inside ``engine`` (the warehouse, or the PostgreSQL database
     of its sources) and publish its tables: incrementally when the last run's state allows
-    it (DuckDB), else (or when ``full``) in full. Raises HeadwaterError on a user's
+    it, else (or when ``full``) in full. Raises HeadwaterError on a user's
     mistake and ``_Stopped`` when ``stop`` is set."""
     model = _identity_model(project, model_name)
     identity = model.identity
