@@ -333,8 +333,9 @@ def test_a_broken_source_fails_the_run_with_its_reason_and_publishes_nothing(whe
 
 
 def test_a_failed_run_leaves_the_previous_tables_in_place(where, monkeypatch):
-    import headwater.identity.resolve as resolve_module
+    import importlib
 
+    resolve_module = importlib.import_module("headwater.identity.resolve")
     project = where.project()
     assert resolve(project, "customers").error is None
     tables = ("links", "persons", "golden", "refused", "rejected")
@@ -347,7 +348,9 @@ def test_a_failed_run_leaves_the_previous_tables_in_place(where, monkeypatch):
     assert report.status == "failed" and "__hw_id_not_there" in report.error
     after = {name: where.table(f"customers_{name}", "ORDER BY 1, 2") for name in tables}
     assert after == before
+    monkeypatch.undo()
     assert resolve(project, "customers").error is None  # nothing left behind in the way
+    assert persons_of(where)["shop:o9"] == persons_of(where)["crm:1"]
 
 
 def test_a_stop_requested_publishes_nothing_and_records_an_interrupted_run(where):
