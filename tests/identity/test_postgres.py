@@ -47,7 +47,7 @@ def test_tables_go_to_the_output_schema_and_known_texts_are_not_cleaned_again(
     assert reasons["not-an-email"].startswith("not a valid email")
     assert reasons["call me"].startswith("not a phone number")
     again = resolve(project, "customers")
-    assert (again.cleaned, again.new_persons, again.mode) == (0, 0, "full")
+    assert (again.cleaned, again.new_persons, again.mode, again.changed) == (0, 0, "incremental", 0)
 
 
 def test_output_schema_is_refused_for_a_model_resolved_in_the_warehouse(tmp_path: Path):
