@@ -13,9 +13,19 @@ from __future__ import annotations
 
 from headwater.config import ModelConfig, Project, SqlSourceConfig
 from headwater.engines import DuckDBEngine, Engine, SqlAlchemyEngine, quote_ident
-from headwater.errors import FatalError
+from headwater.errors import ConfigError, FatalError
 from headwater.models.model import _rewrite_relations, open_warehouse, read_tables
 from headwater.sources.sql import SqlSource, connection_error, database_url
+
+
+def identity_model(project: Project, model_name: str) -> ModelConfig:
+    """The identity model ``model_name``; ConfigError when there is none by that name."""
+    model = project.models.get(model_name)
+    if model is None:
+        raise ConfigError(f"no model named {model_name!r}")
+    if model.identity is None:
+        raise ConfigError(f"model {model_name!r} is not an identity model (it has no identity:)")
+    return model
 
 
 def identity_database(project: Project, model: ModelConfig) -> str | None:
@@ -39,7 +49,7 @@ def identity_database(project: Project, model: ModelConfig) -> str | None:
 
 def open_identity_engine(project: Project, model_name: str) -> Engine:
     """The engine ``model_name`` is resolved in (the caller closes it)."""
-    model = project.models[model_name]
+    model = identity_model(project, model_name)
     database = identity_database(project, model)
     if database is None:
         return open_warehouse(project)

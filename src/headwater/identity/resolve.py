@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from headwater.config import ModelConfig, Project
 from headwater.engines import Engine, quote_ident, quote_table
-from headwater.errors import ConfigError, HeadwaterError, RowError
+from headwater.errors import HeadwaterError, RowError
 from headwater.identity import delta, memory
 from headwater.identity.dialect import (
     count,
@@ -37,7 +37,13 @@ from headwater.identity.golden import golden_select
 from headwater.identity.ids import MERGED, PERSON, assign_person_ids
 from headwater.identity.limits import EDGES, LABELS, PRESPLIT, REFUSED, resolve_components
 from headwater.identity.normalize import BAD, VALUES, normalize_keys, record_columns_sql
-from headwater.identity.place import base_name, open_identity_engine, runs_in, table_base
+from headwater.identity.place import (
+    base_name,
+    identity_model,
+    open_identity_engine,
+    runs_in,
+    table_base,
+)
 from headwater.identity.stage import RAW, RECORDS, stage_raw, stage_records
 from headwater.models.checks import PostgresDialect
 from headwater.models.model import (
@@ -90,13 +96,7 @@ def output_table(model_name: str, output: str) -> str:
     return f"{model_name}_{output}"
 
 
-def _identity_model(project: Project, model_name: str) -> ModelConfig:
-    model = project.models.get(model_name)
-    if model is None:
-        raise ConfigError(f"no model named {model_name!r}")
-    if model.identity is None:
-        raise ConfigError(f"model {model_name!r} is not an identity model (it has no identity:)")
-    return model
+_identity_model = identity_model
 
 
 class _Stopped(Exception):
