@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from headwater.engines import Engine
 from headwater.errors import FatalError
+from headwater.identity.dialect import analyze
 
 
 def connected_components(
@@ -34,8 +35,10 @@ def connected_components(
     run = engine.execute
     run(f"DROP TABLE IF EXISTS {out}")
     run(f"CREATE TEMP TABLE {out} AS SELECT DISTINCT _rid, _rid AS lbl FROM {edges}")
+    analyze(engine, out)
     run("DROP TABLE IF EXISTS __hw_cc_frontier")
     run(f"CREATE TEMP TABLE __hw_cc_frontier AS SELECT _rid FROM {out}")
+    analyze(engine, "__hw_cc_frontier")
     rounds = 0
     while True:
         rounds += 1
@@ -52,6 +55,7 @@ def connected_components(
             f"WHERE e.vid IN (SELECT f.vid FROM {edges} AS f "
             "JOIN __hw_cc_frontier AS c ON c._rid = f._rid) GROUP BY e.vid"
         )
+        analyze(engine, "__hw_cc_vm")  # PostgreSQL plans the next join from real counts
         run(
             "CREATE TEMP TABLE __hw_cc_upd AS SELECT c._rid, "
             "CASE WHEN j.lbl < c.m THEN j.lbl ELSE c.m END AS lbl FROM "
@@ -68,6 +72,7 @@ def connected_components(
         run(f"UPDATE {out} SET lbl = u.lbl FROM __hw_cc_upd AS u WHERE {out}._rid = u._rid")
         run("DROP TABLE __hw_cc_frontier")
         run("CREATE TEMP TABLE __hw_cc_frontier AS SELECT _rid FROM __hw_cc_upd")
+        analyze(engine, "__hw_cc_frontier")
     for table in ("__hw_cc_vm", "__hw_cc_upd", "__hw_cc_frontier"):
         run(f"DROP TABLE IF EXISTS {table}")
     return rounds

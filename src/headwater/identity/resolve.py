@@ -13,6 +13,7 @@ Tables (``<model>_`` prefix): ``persons``, ``links`` (record -> person), ``golde
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -283,6 +284,9 @@ def run_resolution(
     if pg:
         for statement in PostgresDialect.setup:  # the safe casts staging uses
             engine.execute(statement)
+        # Every statement here joins whole tables: a nested loop is only ever chosen from
+        # a row estimate gone wrong (temp tables), and then costs minutes, not seconds.
+        engine.execute("SET enable_nestloop = off")  # reset by ``resolve``
     base = table_base(engine, model_name, model)  # the tables' prefix: schema.model maybe
     step("reading sources")
     staged = stage_records(project, engine, model_name, model)
@@ -413,6 +417,9 @@ def resolve(
         )
         if own and engine is not None:
             engine.close()
+        elif engine is not None and is_pg(engine):
+            with contextlib.suppress(Exception):  # the caller's session, as it was
+                engine.execute("RESET enable_nestloop")
         state.dispose()
     return report
 
