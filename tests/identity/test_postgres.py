@@ -166,3 +166,12 @@ def test_the_fast_paths_accept_the_same_values_in_postgresql(pg_url, region):
     finally:
         pg.close()
         duck.close()
+
+
+def test_one_run_at_a_time_per_model_in_a_database(tmp_path: Path, pg_url):
+    project = Postgres(tmp_path, pg_url).project()
+    with psycopg.connect(pg_url) as other:  # another run holds the model's lock
+        other.execute("SELECT pg_advisory_lock(hashtext('headwater identity customers'))")
+        report = resolve(project, "customers")
+        assert report.status == "failed" and "another run" in report.error
+    assert resolve(project, "customers").error is None

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from headwater.config import ModelConfig, Project
 from headwater.engines import Engine, quote_ident, quote_table
-from headwater.errors import HeadwaterError, RowError
+from headwater.errors import FatalError, HeadwaterError, RowError
 from headwater.identity import delta, memory
 from headwater.identity.dialect import (
     count,
@@ -53,6 +53,7 @@ from headwater.models.model import (
     materialize_model,
     model_table_name,
 )
+from headwater.sources.base import quote_literal
 from headwater.state import runs
 from headwater.state.db import open_state
 
@@ -288,6 +289,13 @@ def run_resolution(
         # a row estimate gone wrong (temp tables), and then costs minutes, not seconds.
         engine.execute("SET enable_nestloop = off")  # reset by ``resolve``
     base = table_base(engine, model_name, model)  # the tables' prefix: schema.model maybe
+    if pg:  # two runs would write the same drafts: one at a time per model and database
+        lock = quote_literal(f"headwater identity {base}")
+        if not engine.fetch_all(f"SELECT pg_try_advisory_lock(hashtext({lock}))")[0][0]:
+            raise FatalError(
+                f"model {model_name!r} is being resolved by another run in this database; "
+                "try again when it ends"
+            )
     step("reading sources")
     staged = stage_records(project, engine, model_name, model)
     report.records = staged.records
@@ -420,6 +428,7 @@ def resolve(
         elif engine is not None and is_pg(engine):
             with contextlib.suppress(Exception):  # the caller's session, as it was
                 engine.execute("RESET enable_nestloop")
+                engine.execute("SELECT pg_advisory_unlock_all()")
         state.dispose()
     return report
 
