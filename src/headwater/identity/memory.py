@@ -1,4 +1,4 @@
-"""What a run keeps so the next one can be incremental, in the warehouse beside the outputs.
+"""What a run keeps so the next one can be incremental, beside the outputs.
 
 * ``<model>__hw_records`` (rh, rows, fp, gen, cc): per record (``rh``, the hash of its
   source and id) its fingerprint (``rows`` > 1 for an id listed twice, or two ids sharing
@@ -102,7 +102,8 @@ def full_state(engine: Engine, model_name: str, model: ModelConfig, generation: 
 
 
 def write_full(engine: Engine, model_name: str, model: ModelConfig, generation: int):
-    """Replace the state with this run's (DuckDB: in the caller's transaction)."""
+    """Replace the state with this run's, in the caller's transaction (DuckDB; PostgreSQL
+    writes ``full_state`` as drafts beside the outputs and swaps them in with them)."""
     for table, select in full_state(engine, model_name, model, generation).items():
         engine.execute(f"CREATE OR REPLACE TABLE {quote_table(table)} AS {select}")
 

@@ -1,8 +1,8 @@
 """Key values cleaned the way their libraries say, with the reason when one is kept out.
 
-Emails and phones are cleaned once per distinct raw text and remembered in the warehouse
-table ``<model>__hw_norm`` (kind, raw, value, reason): a later run only cleans the texts it
-has never seen, which is what keeps an incremental run cheap. Plain values are cleaned in
+Emails and phones are cleaned once per distinct raw text and remembered beside the
+outputs, in table ``<model>__hw_norm`` (kind, raw, value, reason): a later run only cleans
+the texts it has never seen, which is what keeps an incremental run cheap. Plain values are cleaned in
 SQL (``emails.py``, ``phones.py``); the rest by email-validator and phonenumbers.
 
 Output: ``__hw_id_values`` (_rid, key, value) and ``__hw_id_bad`` (_rid, key, raw, reason).

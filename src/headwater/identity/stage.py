@@ -1,4 +1,4 @@
-"""Every source's records in one DuckDB table, and their raw key values beside it.
+"""Every source's records in one temp table, and their raw key values beside it.
 
 ``__hw_id_records`` holds one row per record: a dense integer ``_rid`` (the graph is built on
 integers, which joins and compares far faster than text), the source, the record id, when
@@ -90,11 +90,8 @@ def _typed(engine: Engine, expr: str, source_type: str | None, type_: str) -> st
     return PostgresDialect().typed(expr, source_type, ColumnSpec(type=type_))
 
 
-def stage_records(
-    project: Project, engine: Engine, model_name: str, model: ModelConfig, *, hashes: bool = True
-) -> Staged:
-    """Fill ``RECORDS`` and ``RAW`` from the identity sources (temp tables). ``hashes``:
-    compute ``_fp`` and ``_rh`` (only an incremental run's state needs them)."""
+def stage_records(project: Project, engine: Engine, model_name: str, model: ModelConfig) -> Staged:
+    """Fill ``RECORDS`` and ``RAW`` from the identity sources (temp tables)."""
     identity = model.identity
     assert identity is not None
     pg = is_pg(engine)
@@ -156,10 +153,8 @@ def stage_records(
         # value the resolver reads from it, so an unchanged fingerprint is an unchanged record.
         hashed = ["_record_id", "_updated_at"] + [f"__hw_k{i}" for i in range(len(identity.keys))]
         hashed += [quote_ident(column) for column in golden]
-        fp, rh = "CAST(NULL AS BIGINT)", "CAST(NULL AS BIGINT)"
-        if hashes:
-            fp = hash_sql(engine.dialect, *hashed)
-            rh = hash_sql(engine.dialect, "_source", "_record_id")
+        fp = hash_sql(engine.dialect, *hashed)
+        rh = hash_sql(engine.dialect, "_source", "_record_id")
         parts.append(
             f"SELECT *, CAST({index} AS BIGINT) * {RID_SOURCE_STRIDE} + _row AS _rid, "
             f"{fp} AS _fp, {rh} AS _rh FROM "
