@@ -3,8 +3,8 @@
 phonenumbers costs ~90 µs a number here: a million phones would take a minute and a half
 in Python. So the library's own metadata (its per-region patterns and possible lengths) is
 compiled into one SQL expression that DuckDB (or PostgreSQL) evaluates for the plain
-forms: ``+`` and
-digits, or the default region's national digits, with spaces, ``-``, ``.``, ``(``, ``)``.
+forms: ``+`` and digits, or the default region's national digits, with spaces, ``-``,
+``.``, ``(``, ``)``.
 A number the fast path does not accept (invalid, an extension, a trunk prefix, letters, a
 leading zero...) goes to ``phonenumbers.parse`` itself, so the fast path can only ever
 agree with the library: tests/identity/test_phones.py checks it does.
