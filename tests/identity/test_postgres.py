@@ -175,3 +175,48 @@ def test_one_run_at_a_time_per_model_in_a_database(tmp_path: Path, pg_url):
         report = resolve(project, "customers")
         assert report.status == "failed" and "another run" in report.error
     assert resolve(project, "customers").error is None
+
+
+def test_typed_columns_json_and_a_query_source_in_postgresql(tmp_path: Path, pg_url):
+    """Columns keep or get their declared types there as models type them: integer ids,
+    a jsonb email, a timestamp, a text age that is sometimes not a number."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE people (id bigint, contact jsonb, seen timestamp, age text, vip boolean)"
+        )
+        conn.execute(
+            "INSERT INTO people VALUES "
+            """(1, '"Ann@Example.com"', '2024-01-01 10:00', '41', true), """
+            """(2, '"ann@example.com"', '2024-02-01 10:00', 'n/a', NULL), """
+            """(3, '{"a": 1}', NULL, '7', false)"""
+        )
+    dsn = pg_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    (tmp_path / "headwater.yml").write_text(
+        f"""
+state: sqlite:///state.db
+sources:
+  db: {{type: sql, url: '{dsn}', query: "select * from people where id < 10"}}
+models:
+  folks:
+    identity:
+      keys: {{email: {{type: email}}}}
+      sources:
+        p: {{sql: select * from db, record_id: id, keys: {{email: contact}}, updated_at: seen}}
+    columns:
+      age: {{type: integer, survivorship: most_recent}}
+      vip: {{type: boolean}}
+      email: {{type: string}}
+"""
+    )
+    report = resolve(load_project(tmp_path), "folks")
+    assert report.error is None, report.error
+    assert (report.records, report.persons, report.rejected) == (3, 2, 1)
+    with psycopg.connect(pg_url) as conn:
+        golden = conn.execute(
+            "SELECT g.age, g.vip, g.email FROM folks_golden AS g JOIN folks_links AS l "
+            "USING (person_id) WHERE l.record_id = '1'"
+        ).fetchone()
+        rejected = conn.execute("SELECT record_id, raw_value FROM folks_rejected").fetchall()
+    # Record 2 is the most recent, but its age is not a number: the older 41 is kept.
+    assert golden == (41, True, "ann@example.com")
+    assert rejected == [("3", '{"a": 1}')]
