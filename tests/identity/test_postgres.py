@@ -220,3 +220,19 @@ models:
     # Record 2 is the most recent, but its age is not a number: the older 41 is kept.
     assert golden == (41, True, "ann@example.com")
     assert rejected == [("3", '{"a": 1}')]
+
+
+def test_headwater_resolve_says_where_the_tables_are(tmp_path: Path, pg_url):
+    from typer.testing import CliRunner
+
+    from headwater.cli.app import app
+
+    where = Postgres(tmp_path, pg_url, schema="identity")
+    where.load()
+    (tmp_path / "headwater.yml").write_text(
+        where.text().replace("sqlite:///state.db", "sqlite:///s.db")
+    )
+    shown = CliRunner().invoke(app, ["resolve", "customers", "-p", str(tmp_path)])
+    assert shown.exit_code == 0, shown.output
+    assert "tables in the PostgreSQL database" in shown.output
+    assert "identity.customers_golden" in shown.output

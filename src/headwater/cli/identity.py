@@ -39,14 +39,15 @@ def print_identity_report(report: IdentityReport, console: Console) -> None:
     if report.error:
         console.print(f"[red]error:[/] {escape(report.error)}", soft_wrap=True)
         return
-    console.print("tables in the warehouse: " + ", ".join(report.tables.values()))
+    where = "the PostgreSQL database" if report.engine == "postgres" else "the warehouse"
+    console.print(f"tables in {where}: " + ", ".join(report.tables.values()))
     for error in report.errors[:10]:
         console.print(f"  [yellow]•[/] {escape(str(error))}")
     more = report.rejected + report.refused - min(len(report.errors), 10)
     if more > 0:
         console.print(
-            f"  … and {more:,} more: the {report.model}_rejected and "
-            f"{report.model}_refused tables, or headwater runs show {report.run_id}"
+            f"  … and {more:,} more: the {report.tables['rejected']} and "
+            f"{report.tables['refused']} tables, or headwater runs show {report.run_id}"
         )
 
 
@@ -70,7 +71,7 @@ def resolve_command(
 ) -> None:
     """Resolve an identity model: link its sources' records into persons (stable ids),
     pick golden records, and write the persons, links, golden, refused, rejected and
-    merges tables into the warehouse."""
+    merges tables where it runs (the warehouse, or the PostgreSQL database of its sources)."""
     console = Console(stderr=as_json)
     project = load_checked(project_dir)
     if as_json:

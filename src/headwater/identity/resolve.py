@@ -80,6 +80,7 @@ class IdentityReport:
     cleaned: int = 0  # raw key texts cleaned for the first time (the rest were known)
     rounds: int = 0  # connected-components rounds
     mode: str = "full"  # or "incremental": only what a change can reach was resolved again
+    engine: str = "duckdb"  # where it ran: the warehouse, or "postgres" (its sources' database)
     changed: int = 0  # records new, edited or removed since the last run (incremental)
     touched: int = 0  # records resolved again
     seconds: float = 0.0
@@ -288,6 +289,7 @@ def run_resolution(
         # Every statement here joins whole tables: a nested loop is only ever chosen from
         # a row estimate gone wrong (temp tables), and then costs minutes, not seconds.
         engine.execute("SET enable_nestloop = off")  # reset by ``resolve``
+    report.engine = engine.dialect
     base = table_base(engine, model_name, model)  # the tables' prefix: schema.model maybe
     if pg:  # two runs would write the same drafts: one at a time per model and database
         lock = quote_literal(f"headwater identity {base}")
