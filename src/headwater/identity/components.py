@@ -49,12 +49,17 @@ def connected_components(
             )
         for table in ("__hw_cc_vm", "__hw_cc_upd"):
             run(f"DROP TABLE IF EXISTS {table}")
-        run(
-            "CREATE TEMP TABLE __hw_cc_vm AS SELECT e.vid, MIN(l.lbl) AS m "
-            f"FROM {edges} AS e JOIN {out} AS l ON l._rid = e._rid "
-            f"WHERE e.vid IN (SELECT f.vid FROM {edges} AS f "
-            "JOIN __hw_cc_frontier AS c ON c._rid = f._rid) GROUP BY e.vid"
-        )
+        if rounds == 1:  # every record is its own label and on the frontier: no joins
+            run(
+                f"CREATE TEMP TABLE __hw_cc_vm AS SELECT vid, MIN(_rid) AS m FROM {edges} GROUP BY vid"
+            )
+        else:
+            run(
+                "CREATE TEMP TABLE __hw_cc_vm AS SELECT e.vid, MIN(l.lbl) AS m "
+                f"FROM {edges} AS e JOIN {out} AS l ON l._rid = e._rid "
+                f"WHERE e.vid IN (SELECT f.vid FROM {edges} AS f "
+                "JOIN __hw_cc_frontier AS c ON c._rid = f._rid) GROUP BY e.vid"
+            )
         analyze(engine, "__hw_cc_vm")  # PostgreSQL plans the next join from real counts
         run(
             "CREATE TEMP TABLE __hw_cc_upd AS SELECT c._rid, "
