@@ -27,17 +27,20 @@ from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 from headwater.identity.dialect import full_match, search
 from headwater.sources.base import quote_literal
 
+# Valid = the general pattern and any one type's: the order does not change the answer, and
+# the common types first spare most numbers the rest (PostgreSQL: 10.1 s against 15.8 s for
+# 477,906 distinct phones at 1M, loaded machine).
 _TYPE_DESCS = (
-    "premium_rate",
+    "fixed_line",
+    "mobile",
     "toll_free",
+    "premium_rate",
     "shared_cost",
     "voip",
     "personal_number",
     "pager",
     "uan",
     "voicemail",
-    "fixed_line",
-    "mobile",
 )
 # The characters the fast path removes; anything else sends the value to the library.
 STRIP_CHARS = " -.()"
