@@ -23,3 +23,18 @@ def test_quick_bench_is_exact(tmp_path, monkeypatch, capsys):
     assert (result["full"]["mode"], result["incremental"]["mode"]) == ("full", "incremental")
     assert result["incremental"]["touched"] < result["incremental"]["records"] // 5
     assert "precision 1.0000, recall 1.0000" in capsys.readouterr().out
+
+
+def test_quick_bench_in_postgresql_is_exact(tmp_path, monkeypatch, capsys, pg_url):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
+    monkeypatch.setattr(sys, "argv", ["bench.identity"])
+    args = ["--quick", "--dir", str(tmp_path), "--engine", "postgres", "--pg-url", pg_url]
+    result = identity.main(args)
+    for run in result["full"], result["incremental"]:
+        assert run["precision"] == 1.0 and run["recall"] == 1.0, run
+        assert run["refused"] > 0 and run["rejected"] > 0
+        assert run["backend_peak_rss"] > 0
+    assert (result["full"]["mode"], result["incremental"]["mode"]) == ("full", "incremental")
+    assert result["incremental"]["new_persons"] == 0
+    assert "PostgreSQL backend:" in capsys.readouterr().out
