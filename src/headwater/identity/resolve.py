@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -187,6 +188,23 @@ def _publish(
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
+@contextmanager
+def _memory_limit(engine: DuckDBEngine, limit: str | None) -> Iterator[None]:
+    """DuckDB's ``memory_limit`` for one run, then the engine's own again. Beyond it DuckDB
+    spills to its temp directory (``<warehouse>.tmp`` beside a warehouse file) instead of
+    growing."""
+    if not limit:
+        yield
+        return
+    con = engine.conn
+    before = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    con.execute("SET memory_limit = $limit", {"limit": limit.strip()})
+    try:
+        yield
+    finally:
+        con.execute("SET memory_limit = $limit", {"limit": before})
+
+
 def _details(engine: DuckDBEngine, model_name: str, limit: int) -> list[RowError]:
     """The first bad values and refusals, read from the published tables (an incremental
     run's own temp tables hold only what it resolved again)."""
@@ -318,7 +336,8 @@ def resolve(
     interrupted. Errors a user causes end the run as failed with the reason in ``error``;
     nothing is raised for them. ``engine``: an open warehouse to run in (left open).
     """
-    _identity_model(project, model_name)
+    identity = _identity_model(project, model_name).identity
+    assert identity is not None
     started = time.monotonic()
     state = open_state(project.state_url)
     runs.mark_interrupted(state)
@@ -329,16 +348,17 @@ def resolve(
     try:
         if engine is None:
             engine = open_warehouse(project)
-        report = run_resolution(
-            project,
-            model_name,
-            engine,
-            run_id=run_id,
-            stop=stop,
-            progress=progress,
-            clock=clock,
-            full=full,
-        )
+        with _memory_limit(engine, identity.memory_limit):
+            report = run_resolution(
+                project,
+                model_name,
+                engine,
+                run_id=run_id,
+                stop=stop,
+                progress=progress,
+                clock=clock,
+                full=full,
+            )
         if report.errors:
             runs.add_row_errors(state, run_id, report.errors)
     except _Stopped:
