@@ -265,6 +265,7 @@ def run_resolution(
     step("cleaning keys")
     stage_raw(engine, identity)
     report.cleaned = normalize_keys(engine, model_name, identity)
+    engine.conn.execute(f"DROP TABLE {RAW}")  # staging tables go once read: memory
     counts = None
     report.touched = report.records
     if generation is not None:
