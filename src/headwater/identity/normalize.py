@@ -134,16 +134,28 @@ def normalize_keys(engine: DuckDBEngine, model_name: str, identity: IdentityConf
     return cleaned
 
 
-def key_columns_sql(model: ModelConfig, records: str = "r") -> tuple[str, str]:
-    """(a ``* REPLACE`` clause, the joins) giving each golden column named after a key the
-    key's cleaned value (never a bad one), read beside ``records`` rather than updated in."""
+def _key_columns(model: ModelConfig) -> list[str]:
     assert model.identity is not None
-    replaces, joins = [], []
-    for i, column in enumerate(c for c in model.columns if c in model.identity.keys):
-        replaces.append(f"k{i}.value AS {quote_ident(column)}")
-        joins.append(
-            f"LEFT JOIN (SELECT _rid, value FROM {VALUES} WHERE key = {quote_literal(column)}) "
-            f"AS k{i} ON k{i}._rid = {records}._rid"
-        )
-    replace = f" REPLACE ({', '.join(replaces)})" if replaces else ""
-    return replace, " ".join(joins)
+    return [c for c in model.columns if c in model.identity.keys]
+
+
+def golden_columns_sql(model: ModelConfig, records: str = "r") -> list[str]:
+    """The golden columns as read beside ``records`` with ``key_joins_sql``: each one named
+    after a key is the key's cleaned value (never a bad one), the others the record's."""
+    keyed = _key_columns(model)
+    return [
+        f"k{keyed.index(c)}.value AS {quote_ident(c)}"
+        if c in keyed
+        else f"{records}.{quote_ident(c)}"
+        for c in model.columns
+        if c != model.primary_key
+    ]
+
+
+def key_joins_sql(model: ModelConfig, records: str = "r") -> str:
+    """The joins ``golden_columns_sql`` reads the cleaned key values through."""
+    return " ".join(
+        f"LEFT JOIN (SELECT _rid, value FROM {VALUES} WHERE key = {quote_literal(column)}) "
+        f"AS k{i} ON k{i}._rid = {records}._rid"
+        for i, column in enumerate(_key_columns(model))
+    )

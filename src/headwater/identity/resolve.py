@@ -26,7 +26,13 @@ from headwater.identity import delta, memory
 from headwater.identity.golden import golden_select
 from headwater.identity.ids import MERGED, PERSON, assign_person_ids
 from headwater.identity.limits import EDGES, LABELS, PRESPLIT, REFUSED, resolve_components
-from headwater.identity.normalize import BAD, VALUES, key_columns_sql, normalize_keys
+from headwater.identity.normalize import (
+    BAD,
+    VALUES,
+    golden_columns_sql,
+    key_joins_sql,
+    normalize_keys,
+)
 from headwater.identity.stage import RAW, RECORDS, stage_raw, stage_records
 from headwater.models.model import (
     MAX_REJECTION_DETAILS,
@@ -98,30 +104,39 @@ def _publish(
     run_id: int | None,
     now: datetime,
     generation: int | None,
+    step: Callable[[str], None],
 ) -> None:
     """Write this run's tables and state in one transaction: replace them (a full run,
-    ``generation`` None) or replace the rows of what was resolved again (incremental)."""
+    ``generation`` None) or replace the rows of what was resolved again (incremental).
+    ``step`` names the writing once the golden records are picked."""
     con = engine.conn
     t = {name: quote_ident(output_table(model_name, name)) for name in OUTPUTS}
-    # Each record with its person, once; the three big outputs read it without joins.
-    replace, joins = key_columns_sql(model, "r")
+    # Each record with its component's label (an integer: cheaper to group and join on
+    # than the person id) and only the columns the outputs read; the person ids are
+    # joined on once per person (golden, persons) or once per record (links).
+    keep = ["_rid", "_source", "_source_index", "_priority", "_record_id", "_updated_at"]
+    keep = [f"r.{c}" for c in keep] + golden_columns_sql(model, "r")
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE __hw_id_rp AS SELECT p.person_id, p.first_seen_at, "
-        f"r.*{replace} FROM {RECORDS} AS r JOIN {LABELS} AS l ON l._rid = r._rid "
-        f"JOIN {PERSON} AS p ON p.lbl = l.lbl {joins}"
+        f"CREATE OR REPLACE TEMP TABLE __hw_id_rp AS SELECT l.lbl AS __hw_lbl, "
+        f"{', '.join(keep)} FROM {RECORDS} AS r JOIN {LABELS} AS l ON l._rid = r._rid "
+        f"{key_joins_sql(model, 'r')}"
     )
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE __hw_id_golden AS " + golden_select(model, "__hw_id_rp")
+        "CREATE OR REPLACE TEMP TABLE __hw_id_golden AS SELECT p.person_id, g.* EXCLUDE "
+        f"(__hw_lbl) FROM ({golden_select(model, '__hw_id_rp', '__hw_lbl')}) AS g "
+        f"JOIN {PERSON} AS p ON p.lbl = g.__hw_lbl"
     )
     params = {"now": now, "run": run_id}
     links = (
-        "SELECT DISTINCT person_id, _source AS source, _record_id AS record_id, "
-        "_updated_at AS updated_at FROM __hw_id_rp"
+        "SELECT p.person_id, r.source, r.record_id, r.updated_at FROM (SELECT DISTINCT "
+        "__hw_lbl, _source AS source, _record_id AS record_id, _updated_at AS updated_at "
+        f"FROM __hw_id_rp) AS r JOIN {PERSON} AS p ON p.lbl = r.__hw_lbl"
     )
     persons = (
-        "SELECT person_id, COUNT(*) AS records, COUNT(DISTINCT _source) AS sources, "
-        "first_seen_at, CAST($now AS TIMESTAMPTZ) AS resolved_at FROM __hw_id_rp "
-        "GROUP BY person_id, first_seen_at"
+        "SELECT p.person_id, c.records, c.sources, p.first_seen_at, "
+        "CAST($now AS TIMESTAMPTZ) AS resolved_at FROM (SELECT __hw_lbl, COUNT(*) AS records, "
+        "COUNT(DISTINCT _source_index) AS sources FROM __hw_id_rp GROUP BY __hw_lbl) AS c "
+        f"JOIN {PERSON} AS p ON p.lbl = c.__hw_lbl"
     )
     refused = (
         "SELECT key, value, records, rule, reason, CAST($run AS BIGINT) AS run_id, "
@@ -139,6 +154,7 @@ def _publish(
         con.execute(
             "CREATE OR REPLACE TEMP TABLE __hw_id_oldp AS SELECT DISTINCT person_id FROM __hw_id_oldl"
         )
+    step("writing the tables")
     with engine.transaction():
         if generation is None:
             con.execute(f"CREATE OR REPLACE TABLE {t['links']} AS {links}")
@@ -282,7 +298,7 @@ def run_resolution(
         now,
     )
     step("picking golden records")
-    _publish(engine, model_name, model, run_id, now, generation)
+    _publish(engine, model_name, model, run_id, now, generation, step)
     con = engine.conn
 
     def count(output: str) -> int:

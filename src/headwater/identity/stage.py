@@ -110,7 +110,7 @@ def stage_records(
         for column, spec in golden.items():
             type_ = SQL_TYPES.get(spec.type)
             if column in identity.keys:
-                ref = "NULL"  # the cleaned key value: normalize.key_columns_sql
+                ref = "NULL"  # the cleaned key value: normalize.golden_columns_sql
             elif column in columns:
                 ref = _text(column, columns) if spec.type == "string" else quote_ident(column)
             elif column in source.keys:
