@@ -213,12 +213,19 @@ def _memory_limit(engine: DuckDBEngine, limit: str | None) -> Iterator[None]:
         yield
         return
     con = engine.conn
-    before = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    setting = "SELECT current_setting('memory_limit')"
+    before = con.execute(setting).fetchall()[0][0]
+    con.execute("RESET memory_limit")
+    # Its default is given back as such: read back as text, it would come back rounded.
+    own = before != con.execute(setting).fetchall()[0][0]
     con.execute("SET memory_limit = $limit", {"limit": limit.strip()})
     try:
         yield
     finally:
-        con.execute("SET memory_limit = $limit", {"limit": before})
+        if own:
+            con.execute("SET memory_limit = $limit", {"limit": before})
+        else:
+            con.execute("RESET memory_limit")
 
 
 def _details(engine: DuckDBEngine, model_name: str, limit: int) -> list[RowError]:
