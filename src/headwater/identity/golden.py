@@ -31,31 +31,24 @@ def golden_select(model: ModelConfig, records: str, by: str = "person_id") -> st
     """SELECT ``by``, <columns...> over ``records`` (the staged records, each with the
     ``by`` of its person): one row per person."""
     golden = [(c, s) for c, s in model.columns.items() if c != model.primary_key]
-    aggregates, picks, joins = [], [], []
+    counts, picks = [], []
     for i, (column, spec) in enumerate(golden):
         col = quote_ident(column)
         rule = spec.survivorship or "source_priority"
-        if rule == "most_frequent":
-            # Per person and value: how many records hold it and its best record by the
-            # tie-break; then the value with the most records, the best record among
-            # equals. The same pick as ranking every record by (-count, tie-break), without
-            # a window over all records (a sort carrying every column).
-            best = _key(RECENT, PRIORITY, *TIEBREAK)
-            f = f"__hw_f{i}"
-            joins.append(
-                f"LEFT JOIN (SELECT {by}, ARG_MIN(__hw_v, struct_pack(n := -__hw_n, "
-                f"best := __hw_best)) AS __hw_v FROM (SELECT {by}, {col} AS __hw_v, "
-                f"COUNT(*) AS __hw_n, MIN({best}) AS __hw_best FROM {records} "
-                f"WHERE {col} IS NOT NULL GROUP BY {by}, {col}) AS c GROUP BY {by}) AS {f} "
-                f"ON {f}.{by} = g.{by}"
-            )
-            picks.append(f"{f}.__hw_v AS {col}")
-            continue
         if rule == "source_priority":
             key = _key(PRIORITY, RECENT, *TIEBREAK)
-        else:
+        elif rule == "most_recent":
             key = _key(RECENT, PRIORITY, *TIEBREAK)
-        aggregates.append(f"ARG_MIN({col}, {key}) FILTER (WHERE {col} IS NOT NULL) AS {col}")
-        picks.append(f"g.{col}")
-    grouped = f"SELECT {', '.join([by, *aggregates])} FROM {records} GROUP BY {by}"
-    return f"SELECT {', '.join([f'g.{by}', *picks])} FROM ({grouped}) AS g {' '.join(joins)}"
+        else:
+            # A window: at 3M records it took 2.7-3.2 CPU-s against 5.3-6.0 for two grouped
+            # aggregates (count and best record per person and value, then the best value);
+            # its rows come out grouped by person, which the GROUP BY seems to profit from.
+            # DuckDB's mode() breaks ties its own way (59,049 of 914,260 persons differed).
+            counts.append(f"COUNT({col}) OVER (PARTITION BY {by}, {col}) AS __hw_f{i}")
+            key = _key(f"-__hw_f{i}", RECENT, PRIORITY, *TIEBREAK)
+        picks.append(f"ARG_MIN({col}, {key}) FILTER (WHERE {col} IS NOT NULL) AS {col}")
+    base = f"SELECT * FROM {records}"
+    if counts:
+        base = f"SELECT *, {', '.join(counts)} FROM ({base}) AS b"
+    columns = ", ".join([by, *picks])
+    return f"SELECT {columns} FROM ({base}) AS g GROUP BY {by}"
