@@ -121,6 +121,9 @@ def _publish(
         f"{', '.join(keep)} FROM {RECORDS} AS r JOIN {LABELS} AS l ON l._rid = r._rid "
         f"{key_joins_sql(model, 'r')}"
     )
+    for column in model.columns:  # read from __hw_id_rp from now on: memory
+        if column != model.primary_key:
+            con.execute(f"ALTER TABLE {RECORDS} DROP COLUMN {quote_ident(column)}")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE __hw_id_golden AS SELECT p.person_id, g.* EXCLUDE "
         f"(__hw_lbl) FROM ({golden_select(model, '__hw_id_rp', '__hw_lbl')}) AS g "

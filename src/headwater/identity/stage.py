@@ -166,3 +166,7 @@ def stage_raw(engine: DuckDBEngine, identity: IdentityConfig) -> None:
         f"WHERE _rh IN (SELECT _rh FROM {RECORDS} GROUP BY _rh HAVING COUNT(*) > 1)"
     )
     engine.conn.execute(f"CREATE OR REPLACE TEMP TABLE {RAW} AS {' UNION ALL '.join(unpivot)}")
+    # The texts live on in RAW: their columns go (dropping a column costs nothing in DuckDB
+    # and frees its memory).
+    for i in range(len(identity.keys)):
+        engine.conn.execute(f"ALTER TABLE {RECORDS} DROP COLUMN __hw_k{i}")
