@@ -33,7 +33,7 @@ from headwater.identity.normalize import (
     key_joins_sql,
     normalize_keys,
 )
-from headwater.identity.stage import RAW, RECORDS, stage_raw, stage_records
+from headwater.identity.stage import RAW, RECORD_KEY, RECORDS, stage_raw, stage_records
 from headwater.models.model import (
     MAX_REJECTION_DETAILS,
     ModelResult,
@@ -130,10 +130,14 @@ def _publish(
         f"JOIN {PERSON} AS p ON p.lbl = g.__hw_lbl"
     )
     params = {"now": now, "run": run_id}
+    # Only an id listed more than once can repeat a link, and only such records carry the
+    # hidden record key (stage_raw): they alone go through DISTINCT, not 10M rows.
+    twice = f"(SELECT _rid FROM {VALUES} WHERE key = '{RECORD_KEY}')"
+    link = "__hw_lbl, _source AS source, _record_id AS record_id, _updated_at AS updated_at"
     links = (
-        "SELECT p.person_id, r.source, r.record_id, r.updated_at FROM (SELECT DISTINCT "
-        "__hw_lbl, _source AS source, _record_id AS record_id, _updated_at AS updated_at "
-        f"FROM __hw_id_rp) AS r JOIN {PERSON} AS p ON p.lbl = r.__hw_lbl"
+        f"SELECT p.person_id, r.source, r.record_id, r.updated_at FROM (SELECT {link} "
+        f"FROM __hw_id_rp WHERE _rid NOT IN {twice} UNION ALL SELECT DISTINCT {link} "
+        f"FROM __hw_id_rp WHERE _rid IN {twice}) AS r JOIN {PERSON} AS p ON p.lbl = r.__hw_lbl"
     )
     persons = (
         "SELECT p.person_id, c.records, c.sources, p.first_seen_at, "
