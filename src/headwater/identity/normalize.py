@@ -116,15 +116,16 @@ def normalize_keys(engine: DuckDBEngine, model_name: str, identity: IdentityConf
             )
             continue
         cleaned += _clean_new(engine, cache, key_name, key)
-        joined = (
-            f"SELECT r._rid, r.raw, c.value, c.reason FROM {RAW} AS r JOIN {cache} AS c "
-            f"ON c.kind = {quote_literal(_kind(key))} AND c.raw = r.raw WHERE r.key = {name}"
-        )
+        kind = quote_literal(_kind(key))
         good.append(
-            f"SELECT _rid, {name} AS key, value FROM ({joined}) AS j WHERE value IS NOT NULL"
+            f"SELECT r._rid, {name} AS key, c.value FROM {RAW} AS r JOIN {cache} AS c "
+            f"ON c.kind = {kind} AND c.raw = r.raw WHERE r.key = {name} AND c.value IS NOT NULL"
         )
+        # The bad texts are few: joining them alone is far cheaper than every text again.
         bad.append(
-            f"SELECT _rid, {name} AS key, raw, reason FROM ({joined}) AS j WHERE value IS NULL"
+            f"SELECT r._rid, {name} AS key, r.raw, c.reason FROM {RAW} AS r JOIN (SELECT raw, "
+            f"reason FROM {cache} WHERE kind = {kind} AND value IS NULL) AS c "
+            f"ON c.raw = r.raw WHERE r.key = {name}"
         )
     good.append(f"SELECT _rid, key, raw AS value FROM {RAW} WHERE key = '{RECORD_KEY}'")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {VALUES} AS {' UNION ALL '.join(good)}")
