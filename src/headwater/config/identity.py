@@ -113,6 +113,12 @@ class IdentityConfig(_Strict):
         "database): the schema its tables go to (created if missing); default: the "
         "connection's own (usually public).",
     )
+    memory_limit: str | None = Field(
+        default=None,
+        pattern=r"^\s*\d+(\.\d+)?\s*([KMGT]i?B)\s*$",
+        description="DuckDB's memory for a run (e.g. 3GB): beyond it the run spills to "
+        "disk beside the warehouse instead of growing. Default: DuckDB's (80% of RAM).",
+    )
     merge_in_braze: bool = Field(
         default=False,
         description="When two persons merge and a sync over this model had sent both to "

@@ -39,6 +39,7 @@ def connected_components(
     run("DROP TABLE IF EXISTS __hw_cc_frontier")
     run(f"CREATE TEMP TABLE __hw_cc_frontier AS SELECT _rid FROM {out}")
     analyze(engine, "__hw_cc_frontier")
+    total = engine.fetch_all(f"SELECT COUNT(*) FROM {out}")[0][0]
     rounds = 0
     while True:
         rounds += 1
@@ -74,7 +75,17 @@ def connected_components(
             progress(rounds, int(changed))
         if not changed:
             break
-        run(f"UPDATE {out} SET lbl = u.lbl FROM __hw_cc_upd AS u WHERE {out}._rid = u._rid")
+        if changed * 4 > total:  # most labels change (the first round): a new table is cheaper
+            run("DROP TABLE IF EXISTS __hw_cc_next")
+            run(
+                f"CREATE TEMP TABLE __hw_cc_next AS SELECT o._rid, COALESCE(u.lbl, o.lbl) AS lbl "
+                f"FROM {out} AS o LEFT JOIN __hw_cc_upd AS u ON u._rid = o._rid"
+            )
+            run(f"DROP TABLE {out}")
+            run(f"ALTER TABLE __hw_cc_next RENAME TO {out}")
+            analyze(engine, out)
+        else:
+            run(f"UPDATE {out} SET lbl = u.lbl FROM __hw_cc_upd AS u WHERE {out}._rid = u._rid")
         run("DROP TABLE __hw_cc_frontier")
         run("CREATE TEMP TABLE __hw_cc_frontier AS SELECT _rid FROM __hw_cc_upd")
         analyze(engine, "__hw_cc_frontier")

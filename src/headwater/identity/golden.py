@@ -22,9 +22,11 @@ PRIORITY = "_priority"
 TIEBREAK = ("_source_index", "_record_id", "_rid")
 
 
-def golden_select(model: ModelConfig, records: str, dialect: str = "duckdb") -> str:
-    """SELECT person_id, <columns...> over ``records`` (the staged records with their
-    ``person_id``)."""
+def golden_select(
+    model: ModelConfig, records: str, by: str = "person_id", dialect: str = "duckdb"
+) -> str:
+    """SELECT ``by``, <columns...> over ``records`` (the staged records, each with the
+    ``by`` of its person): one row per person."""
     recent = f"COALESCE(-{epoch_us(dialect, '_updated_at')}, 9223372036854775807)"
 
     golden = [(c, s) for c, s in model.columns.items() if c != model.primary_key]
@@ -37,11 +39,15 @@ def golden_select(model: ModelConfig, records: str, dialect: str = "duckdb") -> 
         elif rule == "most_recent":
             key = [recent, PRIORITY, *TIEBREAK]
         else:
-            counts.append(f"COUNT({col}) OVER (PARTITION BY person_id, {col}) AS __hw_f{i}")
+            # A window: at 3M records it took 2.7-3.2 CPU-s against 5.3-6.0 for two grouped
+            # aggregates (count and best record per person and value, then the best value);
+            # its rows come out grouped by person, which the GROUP BY seems to profit from.
+            # DuckDB's mode() breaks ties its own way (59,049 of 914,260 persons differed).
+            counts.append(f"COUNT({col}) OVER (PARTITION BY {by}, {col}) AS __hw_f{i}")
             key = [f"-__hw_f{i}", recent, PRIORITY, *TIEBREAK]
         picks.append(f"{first_by(dialect, col, key, f'{col} IS NOT NULL')} AS {col}")
     base = f"SELECT * FROM {records}"
     if counts:
         base = f"SELECT *, {', '.join(counts)} FROM ({base}) AS b"
-    columns = ", ".join(["person_id", *picks])
-    return f"SELECT {columns} FROM ({base}) AS g GROUP BY person_id"
+    columns = ", ".join([by, *picks])
+    return f"SELECT {columns} FROM ({base}) AS g GROUP BY {by}"

@@ -103,7 +103,8 @@ def resolve_components(engine: Engine, identity: IdentityConfig, counts: str | N
             "of refusing their links; lower max_records_per_value so junk values are "
             "refused up front"
         )
-    engine.execute("DROP TABLE IF EXISTS __hw_id_vids")
+    for table in ("__hw_id_vids", EDGES):  # read by nothing after the labels: memory
+        engine.execute(f"DROP TABLE IF EXISTS {table}")
     return rounds
 
 

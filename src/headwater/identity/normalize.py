@@ -24,8 +24,6 @@ from headwater.sources.base import quote_ident, quote_literal
 VALUES = "__hw_id_values"
 BAD = "__hw_id_bad"
 PYTHON_BATCH = 10_000
-# What the outputs read of a staged record, beside its golden columns.
-RECORD_COLUMNS = ("_rid", "_source", "_source_index", "_priority", "_record_id", "_updated_at")
 
 
 def cache_table(model_name: str) -> str:
@@ -122,15 +120,16 @@ def normalize_keys(engine: Engine, model_name: str, identity: IdentityConfig) ->
             )
             continue
         cleaned += _clean_new(engine, cache_name, key_name, key)
-        joined = (
-            f"SELECT r._rid, r.raw, c.value, c.reason FROM {RAW} AS r JOIN {cache} AS c "
-            f"ON c.kind = {quote_literal(_kind(key))} AND c.raw = r.raw WHERE r.key = {name}"
-        )
+        kind = quote_literal(_kind(key))
         good.append(
-            f"SELECT _rid, {name} AS key, value FROM ({joined}) AS j WHERE value IS NOT NULL"
+            f"SELECT r._rid, {name} AS key, c.value FROM {RAW} AS r JOIN {cache} AS c "
+            f"ON c.kind = {kind} AND c.raw = r.raw WHERE r.key = {name} AND c.value IS NOT NULL"
         )
+        # The bad texts are few: joining them alone is far cheaper than every text again.
         bad.append(
-            f"SELECT _rid, {name} AS key, raw, reason FROM ({joined}) AS j WHERE value IS NULL"
+            f"SELECT r._rid, {name} AS key, r.raw, c.reason FROM {RAW} AS r JOIN (SELECT raw, "
+            f"reason FROM {cache} WHERE kind = {kind} AND value IS NULL) AS c "
+            f"ON c.raw = r.raw WHERE r.key = {name}"
         )
     good.append(f"SELECT _rid, key, raw AS value FROM {RAW} WHERE key = '{RECORD_KEY}'")
     temp_table(engine, VALUES, " UNION ALL ".join(good))
@@ -141,21 +140,28 @@ def normalize_keys(engine: Engine, model_name: str, identity: IdentityConfig) ->
     return cleaned
 
 
-def record_columns_sql(model: ModelConfig, records: str = "r") -> tuple[str, str]:
-    """(a select list, the joins) giving each record's bookkeeping and golden columns, a
-    column named after a key holding the key's cleaned value (never a bad one), read
-    beside ``records`` rather than updated in. Columns are listed, not ``* REPLACE``d,
-    so the same SQL runs in PostgreSQL."""
+def _key_columns(model: ModelConfig) -> list[str]:
     assert model.identity is not None
-    columns = [f"{records}.{c}" for c in RECORD_COLUMNS]
-    joins = []
-    for i, column in enumerate(c for c in model.columns if c != model.primary_key):
-        if column not in model.identity.keys:
-            columns.append(f"{records}.{quote_ident(column)}")
-            continue
-        columns.append(f"k{i}.value AS {quote_ident(column)}")
-        joins.append(
-            f"LEFT JOIN (SELECT _rid, value FROM {VALUES} WHERE key = {quote_literal(column)}) "
-            f"AS k{i} ON k{i}._rid = {records}._rid"
-        )
-    return ", ".join(columns), " ".join(joins)
+    return [c for c in model.columns if c in model.identity.keys]
+
+
+def golden_columns_sql(model: ModelConfig, records: str = "r") -> list[str]:
+    """The golden columns as read beside ``records`` with ``key_joins_sql``: each one named
+    after a key is the key's cleaned value (never a bad one), the others the record's."""
+    keyed = _key_columns(model)
+    return [
+        f"k{keyed.index(c)}.value AS {quote_ident(c)}"
+        if c in keyed
+        else f"{records}.{quote_ident(c)}"
+        for c in model.columns
+        if c != model.primary_key
+    ]
+
+
+def key_joins_sql(model: ModelConfig, records: str = "r") -> str:
+    """The joins ``golden_columns_sql`` reads the cleaned key values through."""
+    return " ".join(
+        f"LEFT JOIN (SELECT _rid, value FROM {VALUES} WHERE key = {quote_literal(column)}) "
+        f"AS k{i} ON k{i}._rid = {records}._rid"
+        for i, column in enumerate(_key_columns(model))
+    )

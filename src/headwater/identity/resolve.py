@@ -17,12 +17,13 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from headwater.config import ModelConfig, Project
-from headwater.engines import Engine, quote_ident, quote_table
+from headwater.engines import DuckDBEngine, Engine, quote_ident, quote_table
 from headwater.errors import FatalError, HeadwaterError, RowError
 from headwater.identity import delta, memory
 from headwater.identity.dialect import (
@@ -37,7 +38,13 @@ from headwater.identity.dialect import (
 from headwater.identity.golden import golden_select
 from headwater.identity.ids import MERGED, PERSON, assign_person_ids
 from headwater.identity.limits import EDGES, LABELS, PRESPLIT, REFUSED, resolve_components
-from headwater.identity.normalize import BAD, VALUES, normalize_keys, record_columns_sql
+from headwater.identity.normalize import (
+    BAD,
+    VALUES,
+    golden_columns_sql,
+    key_joins_sql,
+    normalize_keys,
+)
 from headwater.identity.place import (
     base_name,
     identity_model,
@@ -45,7 +52,7 @@ from headwater.identity.place import (
     runs_in,
     table_base,
 )
-from headwater.identity.stage import RAW, RECORDS, stage_raw, stage_records
+from headwater.identity.stage import RAW, RECORD_KEY, RECORDS, stage_raw, stage_records
 from headwater.models.checks import PostgresDialect
 from headwater.models.model import (
     MAX_REJECTION_DETAILS,
@@ -113,28 +120,51 @@ def _publish(
     run_id: int | None,
     now: datetime,
     generation: int | None,
+    step: Callable[[str], None],
 ) -> None:
     """Write this run's tables and state in one transaction: replace them (a full run,
-    ``generation`` None) or replace the rows of what was resolved again (incremental). ``model_name`` is the tables' prefix (``schema.model`` maybe)."""
+    ``generation`` None) or replace the rows of what was resolved again (incremental).
+    ``model_name`` is the tables' prefix (``schema.model`` maybe). ``step`` names the
+    writing once the golden records are picked."""
     t = {name: quote_table(output_table(model_name, name)) for name in OUTPUTS}
-    # Each record with its person, once; the three big outputs read it without joins.
-    columns, joins = record_columns_sql(model, "r")
+    # Each record with its component's label (an integer: cheaper to group and join on
+    # than the person id) and only the columns the outputs read; the person ids are
+    # joined on once per person (golden, persons) or once per record (links).
+    keep = ["_rid", "_source", "_source_index", "_priority", "_record_id", "_updated_at"]
+    keep = [f"r.{c}" for c in keep] + golden_columns_sql(model, "r")
     temp_table(
         engine,
         "__hw_id_rp",
-        f"SELECT p.person_id, p.first_seen_at, {columns} FROM {RECORDS} AS r "
-        f"JOIN {LABELS} AS l ON l._rid = r._rid JOIN {PERSON} AS p ON p.lbl = l.lbl {joins}",
+        f"SELECT l.lbl AS __hw_lbl, {', '.join(keep)} FROM {RECORDS} AS r "
+        f"JOIN {LABELS} AS l ON l._rid = r._rid {key_joins_sql(model, 'r')}",
     )
-    temp_table(engine, "__hw_id_golden", golden_select(model, "__hw_id_rp", engine.dialect))
+    for column in model.columns:  # read from __hw_id_rp from now on: memory
+        if column != model.primary_key:
+            engine.execute(f"ALTER TABLE {RECORDS} DROP COLUMN {quote_ident(column)}")
+    golden_columns = [quote_ident(c) for c in model.columns if c != model.primary_key]
+    temp_table(
+        engine,
+        "__hw_id_golden",
+        f"SELECT p.person_id, {', '.join(f'g.{c}' for c in golden_columns)} FROM "
+        f"({golden_select(model, '__hw_id_rp', '__hw_lbl', engine.dialect)}) AS g "
+        f"JOIN {PERSON} AS p ON p.lbl = g.__hw_lbl",
+    )
     when = timestamp_sql(now)
     run = f"CAST({int(run_id)} AS BIGINT)" if run_id is not None else "CAST(NULL AS BIGINT)"
+    # Only an id listed more than once can repeat a link, and only such records carry the
+    # hidden record key (stage_raw): they alone go through DISTINCT, not 10M rows.
+    twice = f"(SELECT _rid FROM {VALUES} WHERE key = '{RECORD_KEY}')"
+    link = "__hw_lbl, _source AS source, _record_id AS record_id, _updated_at AS updated_at"
     links = (
-        "SELECT DISTINCT person_id, _source AS source, _record_id AS record_id, "
-        "_updated_at AS updated_at FROM __hw_id_rp"
+        f"SELECT p.person_id, r.source, r.record_id, r.updated_at FROM (SELECT {link} "
+        f"FROM __hw_id_rp WHERE _rid NOT IN {twice} UNION ALL SELECT DISTINCT {link} "
+        f"FROM __hw_id_rp WHERE _rid IN {twice}) AS r JOIN {PERSON} AS p ON p.lbl = r.__hw_lbl"
     )
     persons = (
-        "SELECT person_id, COUNT(*) AS records, COUNT(DISTINCT _source) AS sources, "
-        f"first_seen_at, {when} AS resolved_at FROM __hw_id_rp GROUP BY person_id, first_seen_at"
+        "SELECT p.person_id, c.records, c.sources, p.first_seen_at, "
+        f"{when} AS resolved_at FROM (SELECT __hw_lbl, COUNT(*) AS records, "
+        "COUNT(DISTINCT _source_index) AS sources FROM __hw_id_rp GROUP BY __hw_lbl) AS c "
+        f"JOIN {PERSON} AS p ON p.lbl = c.__hw_lbl"
     )
     refused = (
         f"SELECT key, value, records, rule, reason, {run} AS run_id, {when} AS refused_at "
@@ -169,6 +199,7 @@ def _publish(
             f"WHERE {rh} IN (SELECT rh FROM {delta.TOUCHED})",
         )
         temp_table(engine, "__hw_id_oldp", "SELECT DISTINCT person_id FROM __hw_id_oldl")
+    step("writing the tables")
     with engine.transaction():
         if generation is None and pg:
             for table, draft in drafted.items():
@@ -231,6 +262,30 @@ def _draft(engine: Engine, table: str, sql: str) -> str:
     engine.execute(f"DROP TABLE IF EXISTS {draft}")
     engine.execute(f"CREATE TABLE {draft} AS {sql}")
     return draft
+
+
+@contextmanager
+def _memory_limit(engine: Engine, limit: str | None) -> Iterator[None]:
+    """DuckDB's ``memory_limit`` for one run, then the engine's own again. Beyond it DuckDB
+    spills to its temp directory (``<warehouse>.tmp`` beside a warehouse file) instead of
+    growing. PostgreSQL keeps to its own settings (``work_mem``...): nothing changes."""
+    if not limit or not isinstance(engine, DuckDBEngine):
+        yield
+        return
+    con = engine.conn
+    setting = "SELECT current_setting('memory_limit')"
+    before = con.execute(setting).fetchall()[0][0]
+    con.execute("RESET memory_limit")
+    # Its default is given back as such: read back as text, it would come back rounded.
+    own = before != con.execute(setting).fetchall()[0][0]
+    con.execute("SET memory_limit = $limit", {"limit": limit.strip()})
+    try:
+        yield
+    finally:
+        if own:
+            con.execute("SET memory_limit = $limit", {"limit": before})
+        else:
+            con.execute("RESET memory_limit")
 
 
 def _details(engine: Engine, model_name: str, limit: int) -> list[RowError]:
@@ -310,6 +365,7 @@ def run_resolution(
     step("cleaning keys")
     stage_raw(engine, identity)
     report.cleaned = normalize_keys(engine, base, identity)
+    engine.execute(f"DROP TABLE {RAW}")  # staging tables go once read: memory
     counts = None
     report.touched = report.records
     if generation is not None:
@@ -326,7 +382,7 @@ def run_resolution(
         now,
     )
     step("picking golden records")
-    _publish(engine, base, model, run_id, now, generation)
+    _publish(engine, base, model, run_id, now, generation, step)
 
     def published(output: str) -> int:
         return count(engine, quote_table(output_table(base, output)))
@@ -381,7 +437,8 @@ def resolve(
     nothing is raised for them. ``engine``: an open engine to run in (left open), used
     when it is where the model runs (``place.runs_in``); else the model's own is opened.
     """
-    _identity_model(project, model_name)
+    identity = _identity_model(project, model_name).identity
+    assert identity is not None
     started = time.monotonic()
     state = open_state(project.state_url)
     runs.mark_interrupted(state)
@@ -394,16 +451,17 @@ def resolve(
     try:
         if engine is None:
             engine = open_identity_engine(project, model_name)
-        report = run_resolution(
-            project,
-            model_name,
-            engine,
-            run_id=run_id,
-            stop=stop,
-            progress=progress,
-            clock=clock,
-            full=full,
-        )
+        with _memory_limit(engine, identity.memory_limit):
+            report = run_resolution(
+                project,
+                model_name,
+                engine,
+                run_id=run_id,
+                stop=stop,
+                progress=progress,
+                clock=clock,
+                full=full,
+            )
         if report.errors:
             runs.add_row_errors(state, run_id, report.errors)
     except _Stopped:
