@@ -108,7 +108,10 @@ class ModelConfig(_Strict):
         if self.sql is not None:
             raise ValueError("an identity model takes its rows from identity.sources, not sql")
         if self.source is not None:
-            raise ValueError("identity models run in the warehouse; source is not supported")
+            raise ValueError(
+                "an identity model has no source: it runs where its identity.sources are "
+                "(the warehouse, or their one PostgreSQL database)"
+            )
         if self.primary_key != PERSON_ID:
             raise ValueError(f"an identity model's primary key is {PERSON_ID}")
         reserved = [c for c in self.columns if c in RESERVED_COLUMNS or c.startswith("__hw")]
