@@ -182,6 +182,7 @@ def _publish(
         "rejected": rejected,
     }
     pg = is_pg(engine)
+    step("writing the tables")
     if generation is None and pg:
         # Written beside the live tables first; the transaction only swaps names, so a
         # reader waits for a rename, not for the run's writes.
@@ -199,7 +200,6 @@ def _publish(
             f"WHERE {rh} IN (SELECT rh FROM {delta.TOUCHED})",
         )
         temp_table(engine, "__hw_id_oldp", "SELECT DISTINCT person_id FROM __hw_id_oldl")
-    step("writing the tables")
     with engine.transaction():
         if generation is None and pg:
             for table, draft in drafted.items():
