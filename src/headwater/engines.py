@@ -13,7 +13,8 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -355,6 +356,63 @@ class SqlAlchemyEngine(Engine):
                 if batch.num_rows:
                     self._load_batch(target, batch)
             return self._run(f"SELECT count(*) FROM {target}")[1][0][0]
+
+    def fetch_beside(self, sql: str, setup: Sequence[str] = ()) -> Callable[[], list[tuple]]:
+        """Start ``sql`` on a second connection that sees exactly what this transaction
+        sees, and return the function that waits for its rows: the statements the caller
+        runs meanwhile go on beside it, on another core.
+
+        PostgreSQL, inside a REPEATABLE READ transaction: the second connection imports
+        the transaction's exported snapshot (``setup`` runs there first: the session's
+        temporary functions), so both read one state of the database; the transaction
+        must stay open until the rows are taken. Anywhere else ``sql`` runs here, now."""
+        if self.dialect != "postgres" or not self._depth:
+            rows = self.fetch_all(sql)
+            return lambda: rows
+        snapshot = self._run("SELECT pg_export_snapshot()")[1][0][0]
+        outcome: list = []
+
+        def read() -> None:
+            try:
+                with self.sa_engine.connect() as conn:
+                    raw = conn.connection.driver_connection
+                    try:
+                        with raw.cursor() as cursor:
+                            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                            cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+                            cursor.execute("SET LOCAL TIME ZONE 'UTC'")
+                            for setting, value in PG_SESSION_SETTINGS.items():
+                                if setting != "temp_buffers":
+                                    cursor.execute(f"SET LOCAL {setting} = '{value}'")
+                            for statement in setup:
+                                cursor.execute(statement)
+                            cursor.execute(sql)
+                            outcome.append([tuple(r) for r in cursor.fetchall()])
+                    finally:
+                        raw.rollback()
+            except BaseException as exc:  # raised in the caller when it takes the rows
+                outcome.append(exc)
+
+        worker = threading.Thread(target=read, name="fetch-beside", daemon=True)
+        worker.start()
+
+        def rows() -> list[tuple]:
+            worker.join()
+            if isinstance(outcome[0], BaseException):
+                raise outcome[0]
+            return outcome[0]
+
+        return rows
+
+    def copy_arrow(self, table_name: str, data: ArrowData) -> None:
+        """Append ``data`` to the existing ``table_name`` (a temporary table too): no
+        catalog look-up, no count, each value converted to the column's own type."""
+        _schema, batches = _as_batches(data)
+        target = quote_table(table_name)
+        with self._unit():
+            for batch in batches:
+                if batch.num_rows:
+                    self._load_batch(target, batch)
 
     def _column_type(self, t: pa.DataType) -> str:
         if self.dialect == "postgres":

@@ -318,3 +318,43 @@ def test_a_model_read_in_place_is_checked_and_diffed_from_one_state_of_its_sourc
         assert (diff.added, diff.changed, diff.unchanged) == (2, 0, 0)  # not C9
     finally:
         result.engine.close()
+
+
+def test_a_model_checked_beside_its_diff_reads_the_same_state_as_the_diff(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The checking read runs on a second connection while the diff runs (a sync's
+    ``start_checks``); it imports the diff transaction's snapshot, so a row written after
+    the checks started is in neither, and the row errors are named as the long way names
+    them."""
+    seed_unique(pg_url)
+    project = project_for(
+        tmp_path,
+        pg_url,
+        "  c:\n    source: app\n    sql: select * from people_u\n" + UNIQUE_COLUMNS,
+    )
+    result = materialize_model(project, "c", in_place=True)
+    assert result.engine is not None and result.pending_checks is not None
+
+    def checks_started_then_a_new_row_arrives():
+        finish = result.start_checks()
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO people_u (customer_id, email) VALUES ('C9', 'c9@example.com')"
+            )
+        return finish
+
+    try:
+        diff = compute_diff(
+            result.engine, "s", result.table, "customer_id", ["email", "points"],
+            checks=checks_started_then_a_new_row_arrives,
+        )  # fmt: skip
+        assert (result.row_count, result.rejected_count) == (2, 4)
+        assert (diff.added, diff.changed, diff.unchanged) == (2, 0, 0)  # not C9
+        assert {(r.row_key, r.field) for r in result.rejected} == {
+            ("C2", "email"), ("C2", "points"), ("C2", "signed"), ("row 3", "customer_id"),
+            ("C4", "email"), ("C7", "points"),
+        }  # fmt: skip
+        assert result.value_counts is not None and result.value_counts["email"] == 2
+    finally:
+        result.engine.close()

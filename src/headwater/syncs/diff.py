@@ -235,7 +235,7 @@ def compute_diff(
     *,
     full: bool = False,
     rows: int | None = None,
-    checks: Callable[[], int] | None = None,
+    checks: Callable[[], int | Callable[[], int]] | None = None,
 ) -> DiffResult:
     """Diff ``model_table`` against the sync's snapshot and write this run's diff table.
 
@@ -244,9 +244,11 @@ def compute_diff(
     counted in ``null_keys``; keys must otherwise be unique (the model guarantees it).
     ``rows``: the table's row count when every row is known to have a key (a checked
     model's primary key is required), which saves counting them. ``checks``: run first,
-    in the diff's own transaction, returning that count (a model read in place is checked
-    there: on PostgreSQL the transaction is REPEATABLE READ, so the checks and the diff
-    read the same rows even while the source is being written).
+    in the diff's own transaction, returning that count or the function that waits for it
+    (a model read in place is checked there: on PostgreSQL the transaction is REPEATABLE
+    READ, so the checks and the diff read the same rows even while the source is being
+    written, and ``ModelResult.start_checks`` reads them beside the diff, on a second
+    connection sharing the transaction's snapshot).
     """
     columns = tuple(columns)
     snap = ensure_snapshot(engine, sync_name, model_table, key, columns)
@@ -255,7 +257,7 @@ def compute_diff(
         if checks is not None:
             if engine.dialect == "postgres":
                 engine.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            rows = checks()
+            counted = checks()
         engine.execute(f"DROP TABLE IF EXISTS {quote_ident(diff)}")
         first_run = not engine.fetch_all(f"SELECT 1 FROM {quote_ident(snap)} LIMIT 1")
         statements = diff_sql(
@@ -281,6 +283,8 @@ def compute_diff(
             # each commit would read the whole diff (a first sync: every row, 20 times).
             engine.execute(f"CREATE INDEX ON {quote_ident(diff)} ({KEY})")
             engine.execute(f"ANALYZE {quote_ident(diff)}")
+        if checks is not None:
+            rows = counted() if callable(counted) else counted
     counts = dict(engine.fetch_all(f"SELECT {KIND}, count(*) FROM {quote_ident(diff)} GROUP BY 1"))
     if rows is None:
         total, with_key = engine.fetch_all(

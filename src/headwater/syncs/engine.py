@@ -484,8 +484,9 @@ def run_sync(
             sync.columns,
             full=full,
             rows=model.row_count if checked and not pending else None,
-            # A model read in place is checked in the diff's transaction: the same rows.
-            checks=model.finish_checks if pending else None,
+            # A model read in place is checked in the diff's transaction (the same rows),
+            # beside the diff itself.
+            checks=model.start_checks if pending else None,
         )
         if pending:
             _record_rejections(state, run_id, report, model)
