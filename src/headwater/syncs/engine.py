@@ -134,11 +134,19 @@ def _diff_batches(
     for removed rows (they are gone from the model, so it comes from the snapshot) and
     times already formatted by the engine."""
     masks = ", ".join(f"d.{m}" for m in diff.masks)
-    cols = shaped_columns(sync, diff.columns, engine.dialect, times)
+    snapshot = quote_ident(snapshot_table(diff.sync_name))
+    if engine.dialect == "postgres":
+        # Only rows without an identifier (removed ones) look the snapshot up, by its key:
+        # a join made PostgreSQL hash the diff and read the whole snapshot before the first
+        # row (0.6 s at 2M rows).
+        cols = shaped_columns(sync, diff.columns, engine.dialect, times, snapshot)
+        joined = ""
+    else:
+        cols = shaped_columns(sync, diff.columns, engine.dialect, times)
+        joined = f"LEFT JOIN {snapshot} AS s ON s.{KEY} = d.{KEY} "
     sql = (
         f"SELECT d.{KEY}, d.{KIND}, {masks}, {', '.join(cols)} "
-        f"FROM {quote_ident(diff.table)} AS d "
-        f"LEFT JOIN {quote_ident(snapshot_table(diff.sync_name))} AS s ON s.{KEY} = d.{KEY} "
+        f"FROM {quote_ident(diff.table)} AS d {joined}"
     )
     if not diff.full:
         sql += f" WHERE d.{KIND} IN ('added', 'changed', 'removed')"

@@ -237,55 +237,40 @@ def _commit_postgres(engine: Engine, sync_name: str, accepted: pa.Table) -> int:
     """``commit_accepted`` on PostgreSQL: one statement looks the accepted keys up in the
     diff by its key index and writes them into the snapshot by its primary key.
 
-    Each key is a lookup, never a scan: a 10M-row first sync commits 50 times, and a
-    join that read the whole diff (or the whole snapshot) each time cost 6-7 s a commit.
-    Changed rows are updated in place (``ON CONFLICT DO UPDATE``), not deleted and inserted
-    again, and rows already holding the values (a key committed twice, ``--full``'s
-    unchanged rows) are not written at all.
+    Each key is a lookup, never a scan: a 10M-row first sync commits 50 times, and joins
+    that read the whole diff (and the whole snapshot) cost up to 6-7 s a commit. Changed
+    rows are updated in place, not deleted and inserted again; added rows are inserted
+    (updated if an earlier commit of theirs got there first); rows already holding the
+    values (a key committed twice, ``--full``'s unchanged rows) are not written at all.
     """
     snap, diff = quote_ident(snapshot_table(sync_name)), quote_ident(diff_table(sync_name))
     columns = _snapshot_columns(engine, snapshot_table(sync_name))
     quoted = [quote_ident(c) for c in columns]
     values = ", ".join(quoted)
-    # One copy of each key, in key order: the lookups walk the indexes forward.
+    # One copy of each key (an UPDATE must not meet a row twice), in key order: the
+    # lookups walk the indexes forward.
     unique = pc.unique(accepted.column(KEY).combine_chunks()).drop_null()
     keys = pa.table({KEY: unique}).sort_by(KEY)
     staged_name = f"hw_accepted_{uuid.uuid4().hex[:8]}"
     staged = quote_ident(staged_name)
-    update = ", ".join(f"{q} = EXCLUDED.{q}" for q in [*quoted, HASH])
-    differs = (
-        f"({', '.join(f's.{q}' for q in quoted)}) IS DISTINCT FROM "
-        f"({', '.join(f'EXCLUDED.{q}' for q in quoted)})"
-    )
+
+    def differs(new: str) -> str:
+        return (
+            f"({', '.join(f's.{q}' for q in quoted)}) IS DISTINCT FROM "
+            f"({', '.join(f'{new}.{q}' for q in quoted)})"
+        )
+
     with engine.transaction():
-        # A few keys looked up in two big tables: never hash or sort either table.
-        engine.execute("SET LOCAL enable_hashjoin = off")
-        engine.execute("SET LOCAL enable_mergejoin = off")
+        # Keys looked up in two big tables: never hash or sort either, nor compile code
+        # for a statement this short.
+        for setting in ("enable_hashjoin", "enable_mergejoin", "jit"):
+            engine.execute(f"SET LOCAL {setting} = off")
         engine.execute(
             f"CREATE TEMP TABLE {staged} ON COMMIT DROP AS SELECT {KEY} FROM {diff} LIMIT 0"
         )
         engine.copy_arrow(staged_name, keys)  # type: ignore[attr-defined]
-        if __import__("os").environ.get("HW_COMMIT") == "split":
-            applied = engine.fetch_all(
-                f"""
-WITH hits AS MATERIALIZED (
-  SELECT d.{KEY}, d.{KIND}, {", ".join(f"d.{q}" for q in quoted)}, d.{HASH}
-  FROM {staged} AS a JOIN {diff} AS d ON d.{KEY} = a.{KEY}
-), gone AS (
-  DELETE FROM {snap} AS s USING hits AS h
-  WHERE h.{KIND} = 'removed' AND s.{KEY} = h.{KEY}
-), changed AS (
-  UPDATE {snap} AS s SET {", ".join(f"{q} = h.{q}" for q in [*quoted, HASH])}
-  FROM hits AS h WHERE h.{KIND} <> 'removed' AND s.{KEY} = h.{KEY}
-  AND ({", ".join(f"s.{q}" for q in quoted)}) IS DISTINCT FROM ({", ".join(f"h.{q}" for q in quoted)})
-), added AS (
-  INSERT INTO {snap} ({KEY}, {values}, {HASH})
-  SELECT {KEY}, {values}, {HASH} FROM hits AS h WHERE {KIND} <> 'removed'
-  AND NOT EXISTS (SELECT 1 FROM {snap} AS s WHERE s.{KEY} = h.{KEY})
-)
-SELECT count(*) FROM hits"""
-            )[0][0]
-            return applied
+        # Every part reads the snapshot as it was before the statement; they touch
+        # different keys (a diff lists a key once, with one kind).
         applied = engine.fetch_all(
             f"""
 WITH hits AS MATERIALIZED (
@@ -294,10 +279,15 @@ WITH hits AS MATERIALIZED (
 ), gone AS (
   DELETE FROM {snap} AS s USING hits AS h
   WHERE h.{KIND} = 'removed' AND s.{KEY} = h.{KEY}
-), kept AS (
+), changed AS (
+  UPDATE {snap} AS s SET {", ".join(f"{q} = h.{q}" for q in [*quoted, HASH])}
+  FROM hits AS h
+  WHERE h.{KIND} IN ('changed', 'unchanged') AND s.{KEY} = h.{KEY} AND {differs("h")}
+), added AS (
   INSERT INTO {snap} AS s ({KEY}, {values}, {HASH})
-  SELECT {KEY}, {values}, {HASH} FROM hits WHERE {KIND} <> 'removed'
-  ON CONFLICT ({KEY}) DO UPDATE SET {update} WHERE {differs}
+  SELECT {KEY}, {values}, {HASH} FROM hits WHERE {KIND} = 'added'
+  ON CONFLICT ({KEY}) DO UPDATE SET {", ".join(f"{q} = EXCLUDED.{q}" for q in [*quoted, HASH])}
+  WHERE {differs("EXCLUDED")}
 )
 SELECT count(*) FROM hits"""
         )[0][0]
