@@ -13,10 +13,11 @@ from __future__ import annotations
 import io
 import json
 import re
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -369,10 +370,35 @@ class SqlAlchemyEngine(Engine):
         if self.dialect != "postgres" or not self._depth:
             rows = self.fetch_all(sql)
             return lambda: rows
+        return self._beside(sql, setup, lambda cursor: [tuple(r) for r in cursor.fetchall()])
+
+    def copy_beside(self, sql: str, setup: Sequence[str] = ()) -> Callable[[], IO[bytes]]:
+        """``fetch_beside`` for PostgreSQL only, the rows in COPY's text form (which reads
+        back into a table exactly, whatever the types) in a temporary file; see
+        ``copy_in``."""
+
+        def spool(cursor) -> IO[bytes]:
+            spooled = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 (returned)
+            with cursor.copy(f"COPY ({sql}) TO STDOUT") as copy:
+                for block in copy:
+                    spooled.write(block)
+            spooled.seek(0)
+            return spooled
+
+        return self._beside(None, setup, spool)
+
+    def copy_in(self, table_name: str, rows: IO[bytes]) -> None:
+        """Append rows in COPY's text form (``copy_beside``) to ``table_name``."""
+        cursor = self.conn.connection.driver_connection.cursor()
+        with self._unit(), cursor.copy(f"COPY {quote_table(table_name)} FROM STDIN") as copy:
+            while block := rows.read(1 << 20):
+                copy.write(block)
+
+    def _beside(self, sql: str | None, setup: Sequence[str], take: Callable[[Any], Any]):
         snapshot = self._run("SELECT pg_export_snapshot()")[1][0][0]
         outcome: list = []
 
-        def read() -> None:
+        def work() -> None:
             try:
                 with self.sa_engine.connect() as conn:
                     raw = conn.connection.driver_connection
@@ -386,23 +412,24 @@ class SqlAlchemyEngine(Engine):
                                     cursor.execute(f"SET LOCAL {setting} = '{value}'")
                             for statement in setup:
                                 cursor.execute(statement)
-                            cursor.execute(sql)
-                            outcome.append([tuple(r) for r in cursor.fetchall()])
+                            if sql is not None:
+                                cursor.execute(sql)
+                            outcome.append(take(cursor))
                     finally:
                         raw.rollback()
             except BaseException as exc:  # raised in the caller when it takes the rows
                 outcome.append(exc)
 
-        worker = threading.Thread(target=read, name="fetch-beside", daemon=True)
+        worker = threading.Thread(target=work, name="beside", daemon=True)
         worker.start()
 
-        def rows() -> list[tuple]:
+        def result():
             worker.join()
             if isinstance(outcome[0], BaseException):
                 raise outcome[0]
             return outcome[0]
 
-        return rows
+        return result
 
     def copy_arrow(self, table_name: str, data: ArrowData) -> None:
         """Append ``data`` to the existing ``table_name`` (a temporary table too): no

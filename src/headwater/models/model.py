@@ -75,6 +75,10 @@ class ModelResult:
     # inside the transaction that reads it; until then its counts and rejections are empty.
     # Called, it starts the checks and returns the function that finishes them.
     pending_checks: Callable[[ModelResult], Callable[[], None]] | None = None
+    # A model read in place: its rows as SQL another connection can run after ``setup``
+    # (``table`` is a temporary view, which only this connection sees).
+    relation_sql: str | None = None
+    setup: tuple[str, ...] = ()
 
     def start_checks(self) -> Callable[[], int]:
         """Start the checks a model read in place left pending and return the function
@@ -596,15 +600,12 @@ def _materialize_in_place(
     fine = " AND ".join(cols.fine.values()) or "TRUE"
     # Typed over the model's rows (the source's own columns, then the typed ones).
     typed_rows = f"(SELECT s.*, {', '.join(cols.typed)} FROM ({sql}) AS s) AS x"
+    relation_sql = f"SELECT {', '.join(cols.declared)} FROM {typed_rows} WHERE {fine}"
     with engine.transaction():
         _drop_model_relation(engine, table_name)
         # No OFFSET 0: PostgreSQL folds this into the source's own scan, so the diff walks
         # the source's unique index in key order.
-        _execute(
-            engine,
-            f"CREATE TEMP VIEW {quote_ident(table_name)} AS SELECT {', '.join(cols.declared)} "
-            f"FROM {typed_rows} WHERE {fine}",
-        )
+        _execute(engine, f"CREATE TEMP VIEW {quote_ident(table_name)} AS {relation_sql}")
 
     def check(result: ModelResult) -> Callable[[], None]:
         # Grouped by whether the row is fine: each check runs once a row, not once a count.
@@ -647,6 +648,8 @@ def _materialize_in_place(
         primary_key=model.primary_key,
         columns={name: spec.type for name, spec in model.columns.items()},
         pending_checks=check,
+        relation_sql=relation_sql,
+        setup=dialect.setup,
     )
 
 

@@ -495,6 +495,8 @@ def run_sync(
             # A model read in place is checked in the diff's transaction (the same rows),
             # beside the diff itself.
             checks=model.start_checks if pending else None,
+            model_sql=model.relation_sql,
+            model_setup=model.setup,
         )
         if pending:
             _record_rejections(state, run_id, report, model)
