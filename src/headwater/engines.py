@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import tempfile
 import threading
@@ -28,6 +29,7 @@ from headwater.errors import ConfigError, FatalError
 
 ArrowData = pa.Table | pa.RecordBatch | Iterable[pa.RecordBatch] | pa.RecordBatchReader
 DEFAULT_BATCH_ROWS = 50_000
+log = logging.getLogger(__name__)
 _NAMED_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
@@ -366,11 +368,22 @@ class SqlAlchemyEngine(Engine):
         PostgreSQL, inside a REPEATABLE READ transaction: the second connection imports
         the transaction's exported snapshot (``setup`` runs there first: the session's
         temporary functions), so both read one state of the database; the transaction
-        must stay open until the rows are taken. Anywhere else ``sql`` runs here, now."""
+        must stay open until the rows are taken. If that connection fails (none to be
+        had, say), ``sql`` runs here when the rows are taken: the same rows, later.
+        Anywhere else ``sql`` runs here, now."""
         if self.dialect != "postgres" or not self._depth:
             rows = self.fetch_all(sql)
             return lambda: rows
-        return self._beside(sql, setup, lambda cursor: [tuple(r) for r in cursor.fetchall()])
+        beside = self._beside(sql, setup, lambda cursor: [tuple(r) for r in cursor.fetchall()])
+
+        def rows() -> list[tuple]:
+            try:
+                return beside()
+            except Exception:
+                log.warning("a second connection failed; its read runs here", exc_info=True)
+                return self._run(sql)[1]
+
+        return rows
 
     def copy_beside(self, sql: str, setup: Sequence[str] = ()) -> Callable[[], IO[bytes]]:
         """``fetch_beside`` for PostgreSQL only, the rows in COPY's text form (which reads

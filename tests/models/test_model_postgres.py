@@ -423,3 +423,36 @@ def test_a_model_read_in_place_is_diffed_in_two_halves_by_two_connections(
     assert [r[:2] for r in split[1]] == [
         ("K003", "changed"), ("K007", "removed"), ("K100", "changed"), ("K110", "removed"),
     ]  # fmt: skip
+
+
+def test_checks_whose_second_connection_fails_run_on_the_first(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No second connection to be had: the checking read runs on the diff's own
+    connection after the diff, with the same counts and row errors."""
+    from headwater.engines import SqlAlchemyEngine
+
+    def no_connection(self, sql, setup, take):
+        def result():
+            raise RuntimeError("too many connections")
+
+        return result
+
+    monkeypatch.setattr(SqlAlchemyEngine, "_beside", no_connection)
+    seed_unique(pg_url)
+    project = project_for(
+        tmp_path,
+        pg_url,
+        "  c:\n    source: app\n    sql: select * from people_u\n" + UNIQUE_COLUMNS,
+    )
+    result = materialize_model(project, "c", in_place=True)
+    assert result.engine is not None
+    try:
+        diff = compute_diff(
+            result.engine, "s", result.table, "customer_id", ["email", "points"],
+            checks=result.start_checks,
+        )  # fmt: skip
+        assert (result.row_count, result.rejected_count, diff.added) == (2, 4, 2)
+        assert len(result.rejected) == 6
+    finally:
+        result.engine.close()
