@@ -5,24 +5,10 @@ written a second time."""
 from __future__ import annotations
 
 import orjson
-import pytest
 from currents_harness import event, landed
 
 from headwater.exports.currents_landing import write_landing
 from headwater.state.currents import CurrentsLedger, batch_row, currents_batches, pending_events
-from headwater.state.db import open_state
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request, tmp_path):
-    url = (
-        f"sqlite:///{tmp_path / 'state.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    engine = open_state(url)
-    yield engine
-    engine.dispose()
 
 
 def _commit(engine, events, receiver="braze"):

@@ -33,19 +33,6 @@ from headwater.state.currents_claims import (
 from headwater.state.db import open_state
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request, tmp_path):
-    url = (
-        f"sqlite:///{tmp_path / 'state.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    engine = open_state(url)
-    yield engine
-    dispose_claims(engine)
-    engine.dispose()
-
-
 @pytest.fixture
 def sqlite_engine(tmp_path):
     engine = open_state(f"sqlite:///{tmp_path / 'state.db'}")

@@ -19,6 +19,9 @@ def test_quick_bench_is_exact(tmp_path, monkeypatch, capsys):
     for run in result["full"], result["incremental"]:
         assert run["precision"] == 1.0 and run["recall"] == 1.0
         assert run["refused"] > 0 and run["rejected"] > 0
+        assert run["split_count"] == run["mixed_count"] == 0
+        assert run["steps"][-1]["step"] == "writing the tables"
+        assert all(step["peak_rss"] > 0 for step in run["steps"])
     assert result["incremental"]["new_persons"] == 0
     assert (result["full"]["mode"], result["incremental"]["mode"]) == ("full", "incremental")
     assert result["incremental"]["touched"] < result["incremental"]["records"] // 5

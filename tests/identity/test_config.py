@@ -86,3 +86,15 @@ syncs:
 def test_golden_columns_may_not_take_the_resolvers_own_names():
     text = BASE.replace("first_name: {type: string", "_source: {type: string")
     assert any("keeps for itself" in p for p in problems(text))
+
+
+def test_memory_limit_takes_duckdb_sizes_and_is_not_part_of_the_result():
+    from headwater.identity.memory import fingerprint
+
+    plain = parse_project(BASE).models["people"]
+    text = BASE.replace("    identity:\n", "    identity:\n      memory_limit: 3GB\n")
+    limited = parse_project(text).models["people"]
+    assert limited.identity.memory_limit == "3GB"
+    assert fingerprint(limited) == fingerprint(plain)  # no full run for changing it
+    found = problems(text.replace("3GB", "lots"))
+    assert any("memory_limit" in p for p in found), found

@@ -369,3 +369,28 @@ def test_the_example_project_resolves_its_crm_and_newsletter_into_people(tmp_pat
     # 1,999 CRM rows with an id (C00318 twice: one record) and 800 sign-ups; 500 join by
     # email, 150 by customer id; test@example.com is refused; 3 values rejected.
     assert (report.records, report.persons, report.refused, report.rejected) == (2_799, 2_148, 1, 3)
+
+
+def test_memory_limit_holds_for_the_run_and_the_engine_gets_its_own_back(tmp_path: Path):
+    from headwater.models.model import open_warehouse
+
+    (tmp_path / "crm.csv").write_text(CRM)
+    (tmp_path / "shop.csv").write_text(SHOP)
+    text = PROJECT.replace("    identity:\n", "    identity:\n      memory_limit: 64MB\n")
+    project = parse_project(text, root=tmp_path)
+    engine = open_warehouse(project)
+    setting = "SELECT current_setting('memory_limit')"
+    try:
+        before = engine.fetch_all(setting)[0][0]
+        seen = []
+        report = resolve(
+            project,
+            "customers",
+            engine=engine,
+            progress=lambda step: seen.append(engine.fetch_all(setting)[0][0]),
+        )
+        assert report.error is None and report.persons == 10
+        assert set(seen) == {"61.0 MiB"}  # DuckDB's spelling of 64MB
+        assert engine.fetch_all(setting)[0][0] == before
+    finally:
+        engine.close()

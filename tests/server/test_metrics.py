@@ -38,6 +38,10 @@ def test_metrics_cover_syncs_delivery_and_streams(sqlite_state, receiver):
         assert answer.status_code == 201
         wait_until(lambda: gw.hub.outbox.depth() == 0)
         pause_stream(engine, "gateway")
+        gw.hub.outbox.forget_pauses()  # this process sees the pause at its next write
+        answer = httpx.post(f"{gw.url}/users/track", headers={"Authorization": f"Bearer {key}"},
+                            json={"attributes": [{"external_id": "u2", "city": "Leeds"}]})  # fmt: skip
+        assert answer.status_code == 201
         metrics = scrape(gw)
     assert value(metrics["headwater_sync_runs"], sync="crm_users", status="partial") == 1
     assert value(metrics["headwater_sync_runs"], sync="crm_users", status="failed") == 1
@@ -52,7 +56,8 @@ def test_metrics_cover_syncs_delivery_and_streams(sqlite_state, receiver):
     assert value(requests, endpoint="/users/track") >= 1
     latency = metrics["headwater_braze_request_duration_seconds"]
     assert value(latency, endpoint="/users/track", le="+Inf") >= 1
-    assert value(metrics["headwater_outbox_depth"]) == 0
+    assert value(metrics["headwater_outbox_depth"]) == 1  # accepted while paused: held
+    assert value(metrics["headwater_outbox_held"]) == 1
     assert value(metrics["headwater_stream_objects"], stream="gateway:partner", counter="delivered")
     for name in metrics:  # Prometheus naming: the app prefix, snake case
         assert re.fullmatch(r"headwater_[a-z_]+", name), name

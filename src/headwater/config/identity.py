@@ -106,6 +106,12 @@ class IdentityConfig(_Strict):
         gt=0,
         description="Guard on the connected-components loop (rounds until nothing changes).",
     )
+    memory_limit: str | None = Field(
+        default=None,
+        pattern=r"^\s*\d+(\.\d+)?\s*([KMGT]i?B)\s*$",
+        description="DuckDB's memory for a run (e.g. 3GB): beyond it the run spills to "
+        "disk beside the warehouse instead of growing. Default: DuckDB's (80% of RAM).",
+    )
     merge_in_braze: bool = Field(
         default=False,
         description="When two persons merge and a sync over this model had sent both to "

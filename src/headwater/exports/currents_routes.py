@@ -78,8 +78,10 @@ async def receive(request: Request) -> Response:
         await _reject(hub, name, body, f"unsupported Braze-Currents-Version {version[:20]!r}")
     try:
         data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        await _reject(hub, name, body, "the body is not JSON")
+    except orjson.JSONDecodeError as exc:
+        too_deep = "depth limit" in str(exc)  # orjson stops at 1,024 levels
+        reason = "the body nests deeper than 1,024 levels" if too_deep else "the body is not JSON"
+        await _reject(hub, name, body, reason)
     events = data.get("events") if isinstance(data, dict) else None
     if isinstance(events, list) and len(events) > MAX_EVENTS_PER_BATCH:
         raise BrazeError(413, f"At most {MAX_EVENTS_PER_BATCH} events per batch")

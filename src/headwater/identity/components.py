@@ -36,6 +36,7 @@ def connected_components(
     run(f"CREATE TEMP TABLE {out} AS SELECT DISTINCT _rid, _rid AS lbl FROM {edges}")
     run("DROP TABLE IF EXISTS __hw_cc_frontier")
     run(f"CREATE TEMP TABLE __hw_cc_frontier AS SELECT _rid FROM {out}")
+    total = engine.fetch_all(f"SELECT COUNT(*) FROM {out}")[0][0]
     rounds = 0
     while True:
         rounds += 1
@@ -46,11 +47,16 @@ def connected_components(
             )
         for table in ("__hw_cc_vm", "__hw_cc_upd"):
             run(f"DROP TABLE IF EXISTS {table}")
+        # The first round's frontier is every record: no need to look for its values.
+        near = (
+            ""
+            if rounds == 1
+            else f"WHERE e.vid IN (SELECT f.vid FROM {edges} AS f "
+            "JOIN __hw_cc_frontier AS c ON c._rid = f._rid) "
+        )
         run(
             "CREATE TEMP TABLE __hw_cc_vm AS SELECT e.vid, MIN(l.lbl) AS m "
-            f"FROM {edges} AS e JOIN {out} AS l ON l._rid = e._rid "
-            f"WHERE e.vid IN (SELECT f.vid FROM {edges} AS f "
-            "JOIN __hw_cc_frontier AS c ON c._rid = f._rid) GROUP BY e.vid"
+            f"FROM {edges} AS e JOIN {out} AS l ON l._rid = e._rid {near}GROUP BY e.vid"
         )
         run(
             "CREATE TEMP TABLE __hw_cc_upd AS SELECT c._rid, "
@@ -65,7 +71,16 @@ def connected_components(
             progress(rounds, int(changed))
         if not changed:
             break
-        run(f"UPDATE {out} SET lbl = u.lbl FROM __hw_cc_upd AS u WHERE {out}._rid = u._rid")
+        if changed * 4 > total:  # most labels change (the first round): a new table is cheaper
+            run("DROP TABLE IF EXISTS __hw_cc_next")
+            run(
+                f"CREATE TEMP TABLE __hw_cc_next AS SELECT o._rid, COALESCE(u.lbl, o.lbl) AS lbl "
+                f"FROM {out} AS o LEFT JOIN __hw_cc_upd AS u ON u._rid = o._rid"
+            )
+            run(f"DROP TABLE {out}")
+            run(f"ALTER TABLE __hw_cc_next RENAME TO {out}")
+        else:
+            run(f"UPDATE {out} SET lbl = u.lbl FROM __hw_cc_upd AS u WHERE {out}._rid = u._rid")
         run("DROP TABLE __hw_cc_frontier")
         run("CREATE TEMP TABLE __hw_cc_frontier AS SELECT _rid FROM __hw_cc_upd")
     for table in ("__hw_cc_vm", "__hw_cc_upd", "__hw_cc_frontier"):

@@ -27,9 +27,9 @@ def _key(*parts: str) -> str:
     return "struct_pack(" + ", ".join(f"k{i} := {p}" for i, p in enumerate(parts)) + ")"
 
 
-def golden_select(model: ModelConfig, records: str) -> str:
-    """SELECT person_id, <columns...> over ``records`` (the staged records with their
-    ``person_id``)."""
+def golden_select(model: ModelConfig, records: str, by: str = "person_id") -> str:
+    """SELECT ``by``, <columns...> over ``records`` (the staged records, each with the
+    ``by`` of its person): one row per person."""
     golden = [(c, s) for c, s in model.columns.items() if c != model.primary_key]
     counts, picks = [], []
     for i, (column, spec) in enumerate(golden):
@@ -40,11 +40,15 @@ def golden_select(model: ModelConfig, records: str) -> str:
         elif rule == "most_recent":
             key = _key(RECENT, PRIORITY, *TIEBREAK)
         else:
-            counts.append(f"COUNT({col}) OVER (PARTITION BY person_id, {col}) AS __hw_f{i}")
+            # A window: at 3M records it took 2.7-3.2 CPU-s against 5.3-6.0 for two grouped
+            # aggregates (count and best record per person and value, then the best value);
+            # its rows come out grouped by person, which the GROUP BY seems to profit from.
+            # DuckDB's mode() breaks ties its own way (59,049 of 914,260 persons differed).
+            counts.append(f"COUNT({col}) OVER (PARTITION BY {by}, {col}) AS __hw_f{i}")
             key = _key(f"-__hw_f{i}", RECENT, PRIORITY, *TIEBREAK)
         picks.append(f"ARG_MIN({col}, {key}) FILTER (WHERE {col} IS NOT NULL) AS {col}")
     base = f"SELECT * FROM {records}"
     if counts:
         base = f"SELECT *, {', '.join(counts)} FROM ({base}) AS b"
-    columns = ", ".join(["person_id", *picks])
-    return f"SELECT {columns} FROM ({base}) AS g GROUP BY person_id"
+    columns = ", ".join([by, *picks])
+    return f"SELECT {columns} FROM ({base}) AS g GROUP BY {by}"

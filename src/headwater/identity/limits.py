@@ -95,7 +95,8 @@ def resolve_components(
             "of refusing their links; lower max_records_per_value so junk values are "
             "refused up front"
         )
-    con.execute("DROP TABLE IF EXISTS __hw_id_vids")
+    for table in ("__hw_id_vids", EDGES):  # read by nothing after the labels: memory
+        con.execute(f"DROP TABLE IF EXISTS {table}")
     return rounds
 
 

@@ -116,15 +116,16 @@ def normalize_keys(engine: DuckDBEngine, model_name: str, identity: IdentityConf
             )
             continue
         cleaned += _clean_new(engine, cache, key_name, key)
-        joined = (
-            f"SELECT r._rid, r.raw, c.value, c.reason FROM {RAW} AS r JOIN {cache} AS c "
-            f"ON c.kind = {quote_literal(_kind(key))} AND c.raw = r.raw WHERE r.key = {name}"
-        )
+        kind = quote_literal(_kind(key))
         good.append(
-            f"SELECT _rid, {name} AS key, value FROM ({joined}) AS j WHERE value IS NOT NULL"
+            f"SELECT r._rid, {name} AS key, c.value FROM {RAW} AS r JOIN {cache} AS c "
+            f"ON c.kind = {kind} AND c.raw = r.raw WHERE r.key = {name} AND c.value IS NOT NULL"
         )
+        # The bad texts are few: joining them alone is far cheaper than every text again.
         bad.append(
-            f"SELECT _rid, {name} AS key, raw, reason FROM ({joined}) AS j WHERE value IS NULL"
+            f"SELECT r._rid, {name} AS key, r.raw, c.reason FROM {RAW} AS r JOIN (SELECT raw, "
+            f"reason FROM {cache} WHERE kind = {kind} AND value IS NULL) AS c "
+            f"ON c.raw = r.raw WHERE r.key = {name}"
         )
     good.append(f"SELECT _rid, key, raw AS value FROM {RAW} WHERE key = '{RECORD_KEY}'")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {VALUES} AS {' UNION ALL '.join(good)}")
@@ -134,16 +135,28 @@ def normalize_keys(engine: DuckDBEngine, model_name: str, identity: IdentityConf
     return cleaned
 
 
-def key_columns_sql(model: ModelConfig, records: str = "r") -> tuple[str, str]:
-    """(a ``* REPLACE`` clause, the joins) giving each golden column named after a key the
-    key's cleaned value (never a bad one), read beside ``records`` rather than updated in."""
+def _key_columns(model: ModelConfig) -> list[str]:
     assert model.identity is not None
-    replaces, joins = [], []
-    for i, column in enumerate(c for c in model.columns if c in model.identity.keys):
-        replaces.append(f"k{i}.value AS {quote_ident(column)}")
-        joins.append(
-            f"LEFT JOIN (SELECT _rid, value FROM {VALUES} WHERE key = {quote_literal(column)}) "
-            f"AS k{i} ON k{i}._rid = {records}._rid"
-        )
-    replace = f" REPLACE ({', '.join(replaces)})" if replaces else ""
-    return replace, " ".join(joins)
+    return [c for c in model.columns if c in model.identity.keys]
+
+
+def golden_columns_sql(model: ModelConfig, records: str = "r") -> list[str]:
+    """The golden columns as read beside ``records`` with ``key_joins_sql``: each one named
+    after a key is the key's cleaned value (never a bad one), the others the record's."""
+    keyed = _key_columns(model)
+    return [
+        f"k{keyed.index(c)}.value AS {quote_ident(c)}"
+        if c in keyed
+        else f"{records}.{quote_ident(c)}"
+        for c in model.columns
+        if c != model.primary_key
+    ]
+
+
+def key_joins_sql(model: ModelConfig, records: str = "r") -> str:
+    """The joins ``golden_columns_sql`` reads the cleaned key values through."""
+    return " ".join(
+        f"LEFT JOIN (SELECT _rid, value FROM {VALUES} WHERE key = {quote_literal(column)}) "
+        f"AS k{i} ON k{i}._rid = {records}._rid"
+        for i, column in enumerate(_key_columns(model))
+    )

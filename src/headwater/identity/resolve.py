@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -25,8 +26,14 @@ from headwater.identity import delta, memory
 from headwater.identity.golden import golden_select
 from headwater.identity.ids import MERGED, PERSON, assign_person_ids
 from headwater.identity.limits import EDGES, LABELS, PRESPLIT, REFUSED, resolve_components
-from headwater.identity.normalize import BAD, VALUES, key_columns_sql, normalize_keys
-from headwater.identity.stage import RAW, RECORDS, stage_raw, stage_records
+from headwater.identity.normalize import (
+    BAD,
+    VALUES,
+    golden_columns_sql,
+    key_joins_sql,
+    normalize_keys,
+)
+from headwater.identity.stage import RAW, RECORD_KEY, RECORDS, stage_raw, stage_records
 from headwater.models.model import (
     MAX_REJECTION_DETAILS,
     ModelResult,
@@ -97,30 +104,46 @@ def _publish(
     run_id: int | None,
     now: datetime,
     generation: int | None,
+    step: Callable[[str], None],
 ) -> None:
     """Write this run's tables and state in one transaction: replace them (a full run,
-    ``generation`` None) or replace the rows of what was resolved again (incremental)."""
+    ``generation`` None) or replace the rows of what was resolved again (incremental).
+    ``step`` names the writing once the golden records are picked."""
     con = engine.conn
     t = {name: quote_ident(output_table(model_name, name)) for name in OUTPUTS}
-    # Each record with its person, once; the three big outputs read it without joins.
-    replace, joins = key_columns_sql(model, "r")
+    # Each record with its component's label (an integer: cheaper to group and join on
+    # than the person id) and only the columns the outputs read; the person ids are
+    # joined on once per person (golden, persons) or once per record (links).
+    keep = ["_rid", "_source", "_source_index", "_priority", "_record_id", "_updated_at"]
+    keep = [f"r.{c}" for c in keep] + golden_columns_sql(model, "r")
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE __hw_id_rp AS SELECT p.person_id, p.first_seen_at, "
-        f"r.*{replace} FROM {RECORDS} AS r JOIN {LABELS} AS l ON l._rid = r._rid "
-        f"JOIN {PERSON} AS p ON p.lbl = l.lbl {joins}"
+        f"CREATE OR REPLACE TEMP TABLE __hw_id_rp AS SELECT l.lbl AS __hw_lbl, "
+        f"{', '.join(keep)} FROM {RECORDS} AS r JOIN {LABELS} AS l ON l._rid = r._rid "
+        f"{key_joins_sql(model, 'r')}"
     )
+    for column in model.columns:  # read from __hw_id_rp from now on: memory
+        if column != model.primary_key:
+            con.execute(f"ALTER TABLE {RECORDS} DROP COLUMN {quote_ident(column)}")
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE __hw_id_golden AS " + golden_select(model, "__hw_id_rp")
+        "CREATE OR REPLACE TEMP TABLE __hw_id_golden AS SELECT p.person_id, g.* EXCLUDE "
+        f"(__hw_lbl) FROM ({golden_select(model, '__hw_id_rp', '__hw_lbl')}) AS g "
+        f"JOIN {PERSON} AS p ON p.lbl = g.__hw_lbl"
     )
     params = {"now": now, "run": run_id}
+    # Only an id listed more than once can repeat a link, and only such records carry the
+    # hidden record key (stage_raw): they alone go through DISTINCT, not 10M rows.
+    twice = f"(SELECT _rid FROM {VALUES} WHERE key = '{RECORD_KEY}')"
+    link = "__hw_lbl, _source AS source, _record_id AS record_id, _updated_at AS updated_at"
     links = (
-        "SELECT DISTINCT person_id, _source AS source, _record_id AS record_id, "
-        "_updated_at AS updated_at FROM __hw_id_rp"
+        f"SELECT p.person_id, r.source, r.record_id, r.updated_at FROM (SELECT {link} "
+        f"FROM __hw_id_rp WHERE _rid NOT IN {twice} UNION ALL SELECT DISTINCT {link} "
+        f"FROM __hw_id_rp WHERE _rid IN {twice}) AS r JOIN {PERSON} AS p ON p.lbl = r.__hw_lbl"
     )
     persons = (
-        "SELECT person_id, COUNT(*) AS records, COUNT(DISTINCT _source) AS sources, "
-        "first_seen_at, CAST($now AS TIMESTAMPTZ) AS resolved_at FROM __hw_id_rp "
-        "GROUP BY person_id, first_seen_at"
+        "SELECT p.person_id, c.records, c.sources, p.first_seen_at, "
+        "CAST($now AS TIMESTAMPTZ) AS resolved_at FROM (SELECT __hw_lbl, COUNT(*) AS records, "
+        "COUNT(DISTINCT _source_index) AS sources FROM __hw_id_rp GROUP BY __hw_lbl) AS c "
+        f"JOIN {PERSON} AS p ON p.lbl = c.__hw_lbl"
     )
     refused = (
         "SELECT key, value, records, rule, reason, CAST($run AS BIGINT) AS run_id, "
@@ -138,6 +161,7 @@ def _publish(
         con.execute(
             "CREATE OR REPLACE TEMP TABLE __hw_id_oldp AS SELECT DISTINCT person_id FROM __hw_id_oldl"
         )
+    step("writing the tables")
     with engine.transaction():
         if generation is None:
             con.execute(f"CREATE OR REPLACE TABLE {t['links']} AS {links}")
@@ -185,6 +209,30 @@ def _publish(
         )
     for table in ("__hw_id_golden", "__hw_id_rp", "__hw_id_oldp", "__hw_id_oldl"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+@contextmanager
+def _memory_limit(engine: DuckDBEngine, limit: str | None) -> Iterator[None]:
+    """DuckDB's ``memory_limit`` for one run, then the engine's own again. Beyond it DuckDB
+    spills to its temp directory (``<warehouse>.tmp`` beside a warehouse file) instead of
+    growing."""
+    if not limit:
+        yield
+        return
+    con = engine.conn
+    setting = "SELECT current_setting('memory_limit')"
+    before = con.execute(setting).fetchall()[0][0]
+    con.execute("RESET memory_limit")
+    # Its default is given back as such: read back as text, it would come back rounded.
+    own = before != con.execute(setting).fetchall()[0][0]
+    con.execute("SET memory_limit = $limit", {"limit": limit.strip()})
+    try:
+        yield
+    finally:
+        if own:
+            con.execute("SET memory_limit = $limit", {"limit": before})
+        else:
+            con.execute("RESET memory_limit")
 
 
 def _details(engine: DuckDBEngine, model_name: str, limit: int) -> list[RowError]:
@@ -247,6 +295,7 @@ def run_resolution(
     step("cleaning keys")
     stage_raw(engine, identity)
     report.cleaned = normalize_keys(engine, model_name, identity)
+    engine.conn.execute(f"DROP TABLE {RAW}")  # staging tables go once read: memory
     counts = None
     report.touched = report.records
     if generation is not None:
@@ -263,7 +312,7 @@ def run_resolution(
         now,
     )
     step("picking golden records")
-    _publish(engine, model_name, model, run_id, now, generation)
+    _publish(engine, model_name, model, run_id, now, generation, step)
     con = engine.conn
 
     def count(output: str) -> int:
@@ -318,7 +367,8 @@ def resolve(
     interrupted. Errors a user causes end the run as failed with the reason in ``error``;
     nothing is raised for them. ``engine``: an open warehouse to run in (left open).
     """
-    _identity_model(project, model_name)
+    identity = _identity_model(project, model_name).identity
+    assert identity is not None
     started = time.monotonic()
     state = open_state(project.state_url)
     runs.mark_interrupted(state)
@@ -329,16 +379,17 @@ def resolve(
     try:
         if engine is None:
             engine = open_warehouse(project)
-        report = run_resolution(
-            project,
-            model_name,
-            engine,
-            run_id=run_id,
-            stop=stop,
-            progress=progress,
-            clock=clock,
-            full=full,
-        )
+        with _memory_limit(engine, identity.memory_limit):
+            report = run_resolution(
+                project,
+                model_name,
+                engine,
+                run_id=run_id,
+                stop=stop,
+                progress=progress,
+                clock=clock,
+                full=full,
+            )
         if report.errors:
             runs.add_row_errors(state, run_id, report.errors)
     except _Stopped:

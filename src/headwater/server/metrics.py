@@ -203,6 +203,11 @@ class StateCollector:
             value=hub.outbox.depth(),
         )  # fmt: skip
         yield GaugeMetricFamily(
+            "headwater_outbox_held",
+            "Objects of paused streams held in the outbox until a resume (part of the depth).",
+            value=hub.outbox.held(),
+        )
+        yield GaugeMetricFamily(
             "headwater_dead_letters", "Parked objects not yet replayed.",
             value=sum(count for _, count in letters),
         )  # fmt: skip

@@ -480,6 +480,15 @@ class Outbox:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
+    def held(self) -> int:
+        """Objects held for paused streams (part of ``depth``): a backlog that waits for a
+        resume, not for Braze. Read through the claim index (held rows sort last)."""
+        query = select(func.coalesce(func.sum(outbox.c.objects), 0)).where(
+            outbox.c.available_at >= pauses.HELD
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def close(self) -> None:
         for task in (self._writer_task, self._upkeep):
             if task is not None:
