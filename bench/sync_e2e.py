@@ -113,16 +113,16 @@ PG_PROJECT = PROJECT.replace(
 )
 
 
-def pg_database() -> str:
+def pg_database(name: str = PG_DATABASE) -> str:
     """A fresh database for the bench on the local server; its URL."""
     import sqlalchemy as sa
 
     admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
-        conn.exec_driver_sql(f"CREATE DATABASE {PG_DATABASE}")
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
     admin.dispose()
-    return f"{PG_SERVER}/{PG_DATABASE}"
+    return f"{PG_SERVER}/{name}"
 
 
 def pg_load(url: str, csv_path: Path) -> None:
@@ -152,7 +152,9 @@ def pg_bump(url: str) -> None:
 
 
 class StatementLog:
-    """Times every statement the sync engine sends to PostgreSQL (``--statements``)."""
+    """Times every statement the sync engine sends to PostgreSQL (``--statements``), and
+    each streamed query up to its first batch (marked ``stream:``: a join that hashes a
+    whole table does that work before the first row)."""
 
     def __init__(self) -> None:
         self.times: list[tuple[float, str]] = []
@@ -161,6 +163,7 @@ class StatementLog:
         from headwater.engines import SqlAlchemyEngine
 
         self._run = original = SqlAlchemyEngine._run
+        self._iter = original_iter = SqlAlchemyEngine.iter_arrow
         log = self.times
 
         def timed(engine, sql, params=None):
@@ -170,13 +173,24 @@ class StatementLog:
             finally:
                 log.append((time.perf_counter() - started, " ".join(sql.split())))
 
+        def timed_iter(engine, sql, *args, **kwargs):
+            started = time.perf_counter()
+            batches = original_iter(engine, sql, *args, **kwargs)
+            first = next(batches, None)
+            log.append((time.perf_counter() - started, "stream: " + " ".join(sql.split())))
+            if first is not None:
+                yield first
+                yield from batches
+
         SqlAlchemyEngine._run = timed
+        SqlAlchemyEngine.iter_arrow = timed_iter
         return self
 
     def __exit__(self, *exc: object) -> None:
         from headwater.engines import SqlAlchemyEngine
 
         SqlAlchemyEngine._run = self._run
+        SqlAlchemyEngine.iter_arrow = self._iter
 
     def print_top(self, n: int = 8) -> None:
         total = sum(t for t, _ in self.times)
@@ -206,7 +220,7 @@ def run_postgres(args: argparse.Namespace, work: Path, url: str) -> bool:
     from headwater.engines import SqlAlchemyEngine
 
     ok, big = True, args.rows >= TEN_MILLION
-    database = pg_database()
+    database = pg_database(args.database)
     pg_load(database, work / "data/customers.csv")
     (work / "headwater.yml").write_text(
         textwrap.dedent(PG_PROJECT).format(
@@ -215,22 +229,23 @@ def run_postgres(args: argparse.Namespace, work: Path, url: str) -> bool:
     )
     project = load_project(work)
     print("PostgreSQL model (source: a PostgreSQL database)")
-    with StatementLog() as statements, Measure() as m:
-        model = materialize_model(project, "customers")
-    print(line("floor: run the model in PostgreSQL", 0, m, f"({model.row_count:,} rows)"))
-    if args.statements:
-        statements.print_top(4)
-    assert isinstance(model.engine, SqlAlchemyEngine)
-    print_floors(model, url, args)
-    # What a sync does instead when the table keeps the key unique (its primary key).
-    with StatementLog() as statements, Measure() as m:
-        placed = materialize_model(project, "customers", in_place=True)
-        placed.finish_checks()
-    assert placed.engine is not None
-    placed.engine.close()
-    print(line("floor: check the model in place", 0, m, f"({placed.row_count:,} rows)"))
-    if args.statements:
-        statements.print_top(2)
+    if not args.no_floors:
+        with StatementLog() as statements, Measure() as m:
+            model = materialize_model(project, "customers")
+        print(line("floor: run the model in PostgreSQL", 0, m, f"({model.row_count:,} rows)"))
+        if args.statements:
+            statements.print_top(4)
+        assert isinstance(model.engine, SqlAlchemyEngine)
+        print_floors(model, url, args)
+        # What a sync does instead when the table keeps the key unique (its primary key).
+        with StatementLog() as statements, Measure() as m:
+            placed = materialize_model(project, "customers", in_place=True)
+            placed.finish_checks()
+        assert placed.engine is not None
+        placed.engine.close()
+        print(line("floor: check the model in place", 0, m, f"({placed.row_count:,} rows)"))
+        if args.statements:
+            statements.print_top(2)
     for label, bump in (("first sync (every row new)", False),
                         ("second sync (1% changed)", True)):  # fmt: skip
         if bump:
@@ -240,7 +255,7 @@ def run_postgres(args: argparse.Namespace, work: Path, url: str) -> bool:
         extra = f"{report.requests:,} requests, {report.data_points:,} data points, {report.status}"
         print(line(f"sync: {label}", report.sent, m, extra))
         if args.statements:
-            statements.print_top()
+            statements.print_top(args.statements_shown)
         if bump:
             limit = PG_TARGET_10M_CHURN_SECONDS if big else PG_TARGET_CHURN_SECONDS
             meets = m.wall < limit
@@ -316,6 +331,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=("duckdb", "postgres"), default="duckdb")
     parser.add_argument(
         "--statements", action="store_true", help="PostgreSQL: print the slowest statements"
+    )
+    parser.add_argument(
+        "--statements-shown", type=int, default=8, help="how many slowest statements to print"
+    )
+    parser.add_argument(
+        "--database", default=PG_DATABASE, help="PostgreSQL: the bench database (dropped first)"
+    )
+    parser.add_argument(
+        "--no-floors", action="store_true", help="PostgreSQL: only the two syncs (A/B runs)"
     )
     args = parser.parse_args(argv)
     print("$ python -m bench.sync_e2e " + " ".join(argv if argv is not None else sys.argv[1:]))

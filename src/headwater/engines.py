@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
-from collections.abc import Iterable, Iterator
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,6 +29,7 @@ from headwater.errors import ConfigError, FatalError
 
 ArrowData = pa.Table | pa.RecordBatch | Iterable[pa.RecordBatch] | pa.RecordBatchReader
 DEFAULT_BATCH_ROWS = 50_000
+log = logging.getLogger(__name__)
 _NAMED_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
@@ -355,6 +359,100 @@ class SqlAlchemyEngine(Engine):
                 if batch.num_rows:
                     self._load_batch(target, batch)
             return self._run(f"SELECT count(*) FROM {target}")[1][0][0]
+
+    def fetch_beside(self, sql: str, setup: Sequence[str] = ()) -> Callable[[], list[tuple]]:
+        """Start ``sql`` on a second connection that sees exactly what this transaction
+        sees, and return the function that waits for its rows: the statements the caller
+        runs meanwhile go on beside it, on another core.
+
+        PostgreSQL, inside a REPEATABLE READ transaction: the second connection imports
+        the transaction's exported snapshot (``setup`` runs there first: the session's
+        temporary functions), so both read one state of the database; the transaction
+        must stay open until the rows are taken. If that connection fails (none to be
+        had, say), ``sql`` runs here when the rows are taken: the same rows, later.
+        Anywhere else ``sql`` runs here, now."""
+        if self.dialect != "postgres" or not self._depth:
+            rows = self.fetch_all(sql)
+            return lambda: rows
+        beside = self._beside(sql, setup, lambda cursor: [tuple(r) for r in cursor.fetchall()])
+
+        def rows() -> list[tuple]:
+            try:
+                return beside()
+            except Exception:
+                log.warning("a second connection failed; its read runs here", exc_info=True)
+                return self._run(sql)[1]
+
+        return rows
+
+    def copy_beside(self, sql: str, setup: Sequence[str] = ()) -> Callable[[], IO[bytes]]:
+        """``fetch_beside`` for PostgreSQL only, the rows in COPY's text form (which reads
+        back into a table exactly, whatever the types) in a temporary file; see
+        ``copy_in``."""
+
+        def spool(cursor) -> IO[bytes]:
+            spooled = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 (returned)
+            with cursor.copy(f"COPY ({sql}) TO STDOUT") as copy:
+                for block in copy:
+                    spooled.write(block)
+            spooled.seek(0)
+            return spooled
+
+        return self._beside(None, setup, spool)
+
+    def copy_in(self, table_name: str, rows: IO[bytes]) -> None:
+        """Append rows in COPY's text form (``copy_beside``) to ``table_name``."""
+        cursor = self.conn.connection.driver_connection.cursor()
+        with self._unit(), cursor.copy(f"COPY {quote_table(table_name)} FROM STDIN") as copy:
+            while block := rows.read(1 << 20):
+                copy.write(block)
+
+    def _beside(self, sql: str | None, setup: Sequence[str], take: Callable[[Any], Any]):
+        snapshot = self._run("SELECT pg_export_snapshot()")[1][0][0]
+        outcome: list = []
+
+        def work() -> None:
+            try:
+                with self.sa_engine.connect() as conn:
+                    raw = conn.connection.driver_connection
+                    try:
+                        with raw.cursor() as cursor:
+                            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                            cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+                            cursor.execute("SET LOCAL TIME ZONE 'UTC'")
+                            for setting, value in PG_SESSION_SETTINGS.items():
+                                if setting != "temp_buffers":
+                                    cursor.execute(f"SET LOCAL {setting} = '{value}'")
+                            for statement in setup:
+                                cursor.execute(statement)
+                            if sql is not None:
+                                cursor.execute(sql)
+                            outcome.append(take(cursor))
+                    finally:
+                        raw.rollback()
+            except BaseException as exc:  # raised in the caller when it takes the rows
+                outcome.append(exc)
+
+        worker = threading.Thread(target=work, name="beside", daemon=True)
+        worker.start()
+
+        def result():
+            worker.join()
+            if isinstance(outcome[0], BaseException):
+                raise outcome[0]
+            return outcome[0]
+
+        return result
+
+    def copy_arrow(self, table_name: str, data: ArrowData) -> None:
+        """Append ``data`` to the existing ``table_name`` (a temporary table too): no
+        catalog look-up, no count, each value converted to the column's own type."""
+        _schema, batches = _as_batches(data)
+        target = quote_table(table_name)
+        with self._unit():
+            for batch in batches:
+                if batch.num_rows:
+                    self._load_batch(target, batch)
 
     def _column_type(self, t: pa.DataType) -> str:
         if self.dialect == "postgres":

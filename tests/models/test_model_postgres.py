@@ -318,3 +318,141 @@ def test_a_model_read_in_place_is_checked_and_diffed_from_one_state_of_its_sourc
         assert (diff.added, diff.changed, diff.unchanged) == (2, 0, 0)  # not C9
     finally:
         result.engine.close()
+
+
+def test_a_model_checked_beside_its_diff_reads_the_same_state_as_the_diff(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The checking read runs on a second connection while the diff runs (a sync's
+    ``start_checks``); it imports the diff transaction's snapshot, so a row written after
+    the checks started is in neither, and the row errors are named as the long way names
+    them."""
+    seed_unique(pg_url)
+    project = project_for(
+        tmp_path,
+        pg_url,
+        "  c:\n    source: app\n    sql: select * from people_u\n" + UNIQUE_COLUMNS,
+    )
+    result = materialize_model(project, "c", in_place=True)
+    assert result.engine is not None and result.pending_checks is not None
+
+    def checks_started_then_a_new_row_arrives():
+        finish = result.start_checks()
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO people_u (customer_id, email) VALUES ('C9', 'c9@example.com')"
+            )
+        return finish
+
+    try:
+        diff = compute_diff(
+            result.engine, "s", result.table, "customer_id", ["email", "points"],
+            checks=checks_started_then_a_new_row_arrives,
+        )  # fmt: skip
+        assert (result.row_count, result.rejected_count) == (2, 4)
+        assert (diff.added, diff.changed, diff.unchanged) == (2, 0, 0)  # not C9
+        assert {(r.row_key, r.field) for r in result.rejected} == {
+            ("C2", "email"), ("C2", "points"), ("C2", "signed"), ("row 3", "customer_id"),
+            ("C4", "email"), ("C7", "points"),
+        }  # fmt: skip
+        assert result.value_counts is not None and result.value_counts["email"] == 2
+    finally:
+        result.engine.close()
+
+
+def test_a_model_read_in_place_is_diffed_in_two_halves_by_two_connections(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model is a temporary view the second connection cannot see: it reads the
+    view's own SQL instead (the session's typing functions included), and the two halves
+    list what one statement lists."""
+    from headwater.syncs import diff as diff_module
+    from headwater.syncs.snapshot import commit_accepted
+
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("CREATE TABLE people_k (id text PRIMARY KEY, signed text, points text)")
+        conn.execute(
+            "INSERT INTO people_k SELECT 'K' || lpad(g::text, 3, '0'), "
+            "'2024-01-' || lpad((g % 28 + 1)::text, 2, '0'), g::text "
+            "FROM generate_series(1, 120) g"
+        )
+    project = project_for(
+        tmp_path,
+        pg_url,
+        "  k:\n    source: app\n    sql: select * from people_k\n    primary_key: id\n"
+        "    columns:\n      id: {}\n      signed: {type: time}\n      points: {type: integer}\n",
+    )
+    columns = ["signed", "points"]
+
+    def diff():
+        result = materialize_model(project, "k", in_place=True)
+        assert result.engine is not None and result.relation_sql is not None
+        try:
+            found = compute_diff(
+                result.engine, "k", result.table, "id", columns,
+                checks=result.start_checks, model_sql=result.relation_sql,
+                model_setup=result.setup,
+            )  # fmt: skip
+            rows = result.engine.fetch_all(
+                f'SELECT hw_key, hw_kind, signed, points FROM "{found.table}" ORDER BY 1'
+            )
+            if found.added:
+                commit_accepted(result.engine, "k", [r[0] for r in rows])
+            return (found.added, found.changed, found.removed, found.unchanged), rows
+        finally:
+            result.engine.close()
+
+    assert diff()[0] == (120, 0, 0, 0)
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("UPDATE people_k SET points = 'x' WHERE id IN ('K007', 'K110')")  # rejected
+        conn.execute("UPDATE people_k SET signed = '2025-02-02' WHERE id IN ('K003', 'K100')")
+    halves: list = []
+    real = diff_module.SqlAlchemyEngine.copy_beside
+    monkeypatch.setattr(
+        diff_module.SqlAlchemyEngine,
+        "copy_beside",
+        lambda self, *a: halves.append(a) or real(self, *a),
+    )
+    monkeypatch.setattr(diff_module, "SPLIT_SAMPLE_PERCENT", 100)
+    monkeypatch.setattr(diff_module, "SPLIT_MIN_SAMPLE", 1)
+    split = diff()
+    monkeypatch.setattr(diff_module, "SPLIT_MIN_SAMPLE", 10**9)
+    assert len(halves) == 1
+    assert split == diff()
+    assert split[0] == (0, 2, 2, 116)
+    assert [r[:2] for r in split[1]] == [
+        ("K003", "changed"), ("K007", "removed"), ("K100", "changed"), ("K110", "removed"),
+    ]  # fmt: skip
+
+
+def test_checks_whose_second_connection_fails_run_on_the_first(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No second connection to be had: the checking read runs on the diff's own
+    connection after the diff, with the same counts and row errors."""
+    from headwater.engines import SqlAlchemyEngine
+
+    def no_connection(self, sql, setup, take):
+        def result():
+            raise RuntimeError("too many connections")
+
+        return result
+
+    monkeypatch.setattr(SqlAlchemyEngine, "_beside", no_connection)
+    seed_unique(pg_url)
+    project = project_for(
+        tmp_path,
+        pg_url,
+        "  c:\n    source: app\n    sql: select * from people_u\n" + UNIQUE_COLUMNS,
+    )
+    result = materialize_model(project, "c", in_place=True)
+    assert result.engine is not None
+    try:
+        diff = compute_diff(
+            result.engine, "s", result.table, "customer_id", ["email", "points"],
+            checks=result.start_checks,
+        )  # fmt: skip
+        assert (result.row_count, result.rejected_count, diff.added) == (2, 4, 2)
+        assert len(result.rejected) == 6
+    finally:
+        result.engine.close()

@@ -183,3 +183,85 @@ def test_reserved_column_names_are_refused(engine):
     load_model(engine, BASE)
     with pytest.raises(ConfigError, match="hw_"):
         compute_diff(engine, "contacts", "contacts", "id", ["hw_mask0"])
+
+
+def _changes(engine: Engine) -> tuple[tuple, dict]:
+    result = compute_diff(engine, "contacts", "contacts", "id", COLUMNS)
+    counts = (result.added, result.changed, result.removed, result.unchanged, result.null_keys)
+    return counts, {r.key: (r.kind, r.fields) for r in records(engine, result).values()}
+
+
+def _many(n: int) -> list[dict]:
+    return [
+        {"id": f"u{i:03d}", "email": f"{i}@x.io", "points": i, "tags": [str(i)]} for i in range(n)
+    ]
+
+
+def _next_day(rows: list[dict]) -> list[dict]:
+    """Changes, removals and new keys in both halves of the key range, and a NULL key."""
+    rows = [dict(r) for r in rows if r["id"] not in ("u010", "u150")]
+    for r in rows:
+        if r["id"] in ("u005", "u100", "u180"):
+            r["points"] = None
+        if r["id"] in ("u050", "u199"):
+            r["tags"] = []
+    rows += [
+        {"id": "u0505", "email": "new@x.io", "points": 1, "tags": None},
+        {"id": "u9999", "email": None, "points": None, "tags": None},
+        {"id": None, "email": "nokey@x.io", "points": 0, "tags": None},
+    ]
+    return rows
+
+
+@pytest.fixture
+def pg_engine(pg_url):
+    from headwater.engines import open_engine
+
+    opened = open_engine(pg_url)
+    yield opened
+    opened.close()
+
+
+def test_a_postgresql_diff_split_in_two_halves_finds_what_one_statement_finds(
+    pg_engine, monkeypatch
+):
+    """A big diff runs as two halves on two connections (split at the snapshot's middle
+    key); forced here on 200 rows, it must list exactly the rows one statement lists."""
+    from headwater.syncs import diff as diff_module
+
+    sync_once(pg_engine, _many(200))
+    load_model(pg_engine, _next_day(_many(200)))
+    halves = []
+    copy_beside = pg_engine.copy_beside
+    monkeypatch.setattr(pg_engine, "copy_beside", lambda *a: halves.append(a) or copy_beside(*a))
+    monkeypatch.setattr(diff_module, "SPLIT_SAMPLE_PERCENT", 100)
+    monkeypatch.setattr(diff_module, "SPLIT_MIN_SAMPLE", 1)
+    split = _changes(pg_engine)
+    assert len(halves) == 1
+    monkeypatch.setattr(diff_module, "SPLIT_MIN_SAMPLE", 10**9)
+    whole = _changes(pg_engine)
+    assert len(halves) == 1
+    assert split == whole
+    assert split[0] == (2, 5, 2, 193, 1)
+    assert split[1]["u150"] == ("removed", {"email": None, "points": None, "tags": None})
+    assert split[1]["u180"] == ("changed", {"points": None})
+
+
+def test_a_diff_half_whose_connection_fails_runs_on_the_first_after_all(pg_engine, monkeypatch):
+    from headwater.syncs import diff as diff_module
+
+    sync_once(pg_engine, _many(200))
+    load_model(pg_engine, _next_day(_many(200)))
+    monkeypatch.setattr(diff_module, "SPLIT_MIN_SAMPLE", 10**9)
+    whole = _changes(pg_engine)
+
+    def broken(*_args):
+        def rows():
+            raise RuntimeError("the second connection died")
+
+        return rows
+
+    monkeypatch.setattr(pg_engine, "copy_beside", broken)
+    monkeypatch.setattr(diff_module, "SPLIT_SAMPLE_PERCENT", 100)
+    monkeypatch.setattr(diff_module, "SPLIT_MIN_SAMPLE", 1)
+    assert _changes(pg_engine) == whole

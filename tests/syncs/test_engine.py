@@ -323,6 +323,61 @@ def test_a_model_in_postgresql_is_diffed_there_and_synced(tmp_path, sandbox, pg_
     assert sandbox.user("P2")["custom_attributes"]["points"] == 3
 
 
+@pytest.mark.parametrize("policy", ["unset", "delete"])
+def test_rows_that_leave_a_postgresql_model_are_found_by_their_identifier_in_the_snapshot(
+    tmp_path, sandbox, pg_url, policy
+):
+    """A removed row's identifier comes from the snapshot (the model no longer has it),
+    looked up by key for just those rows; a changed row keeps its own."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE customers (id text primary key, email text, points int)")
+        conn.execute(
+            "INSERT INTO customers SELECT 'P' || g, 'p' || g || '@example.com', g "
+            "FROM generate_series(1, 6) g"
+        )
+    (tmp_path / "headwater.yml").write_text(
+        textwrap.dedent(
+            f"""
+            destinations:
+              braze: {{url: {sandbox.url}, api_key: {sandbox.key}}}
+            sources:
+              app_db: {{type: sql, url: "{pg_url}", table: customers}}
+            models:
+              customers:
+                sql: select id, email, points from app_db
+                primary_key: id
+                columns:
+                  id: {{type: string, required: true}}
+                  email: {{type: string}}
+                  points: {{type: integer}}
+            syncs:
+              customers:
+                model: customers
+                destination: braze
+                identifier: {{external_id: id}}
+                mapping: {{email: email, points: points}}
+                on_removed: {policy}
+            """
+        )
+    )
+    assert run_sync(load_project(tmp_path), "customers").sent == 6
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM customers WHERE id IN ('P5', 'P6')")
+        conn.execute("UPDATE customers SET points = 10 WHERE id = 'P1'")
+    second = run_sync(load_project(tmp_path), "customers")
+    assert (second.removed, second.changed, second.sent, second.failed) == (2, 1, 3, 0)
+    assert sandbox.user("P1")["custom_attributes"]["points"] == 10
+    if policy == "delete":
+        assert sandbox.user("P5") is None and sandbox.user("P6") is None
+        assert len(sandbox.users()) == 4
+    else:
+        assert "email" not in sandbox.user("P5") and sandbox.user("P6")["custom_attributes"] == {}
+    third = run_sync(load_project(tmp_path), "customers")
+    assert (third.removed, third.changed, third.sent) == (0, 0, 0)
+
+
 def test_a_second_run_of_a_sync_that_is_still_running_is_refused(tmp_path, sandbox):
     root = make_project(tmp_path, sandbox.url, sandbox.key)
     write_contacts(root / "data/contacts.csv", [contact(1)])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import psycopg
 import pyarrow as pa
+import pytest
 
 from headwater.engines import Engine, open_engine
 from headwater.syncs.diff import compute_diff, diff_records, iter_diff
@@ -59,8 +61,34 @@ def test_committing_the_same_keys_twice_is_harmless(engine):
     assert commit_accepted(engine, "contacts", ["u1", "u2"]) == 2
     assert commit_accepted(engine, "contacts", ["u1", "u2"]) == 2
     assert commit_accepted(engine, "contacts", pa.array(["u1"])) == 1
+    assert commit_accepted(engine, "contacts", ["u2", "u1", "u2"]) == 2  # a key repeated
     assert snapshot(engine) == {"u1": ("a@x.io", 1), "u2": ("b@x.io", 2)}
     assert diff(engine) == {}
+
+
+def test_one_commit_adds_changes_and_removes(engine):
+    load_model(engine, {"u1": ("a@x.io", 1), "u2": ("b@x.io", 2), "u3": ("c@x.io", 3)})
+    diff(engine)
+    commit_accepted(engine, "contacts", ["u1", "u2", "u3"])
+    load_model(engine, {"u1": ("a@x.io", 1), "u2": (None, 20), "u4": ("d@x.io", None)})
+    assert diff(engine) == {
+        "u2": {"email": None, "points": 20},
+        "u3": {"email": None, "points": None},
+        "u4": {"email": "d@x.io", "points": None},
+    }
+    assert commit_accepted(engine, "contacts", ["u4", "u3", "u2", "u1"]) == 3
+    assert snapshot(engine) == {"u1": ("a@x.io", 1), "u2": (None, 20), "u4": ("d@x.io", None)}
+    assert diff(engine) == {}
+
+
+def test_a_full_resend_commits_unchanged_rows_without_changing_them(engine):
+    load_model(engine, {"u1": ("a@x.io", 1), "u2": ("b@x.io", None)})
+    diff(engine)
+    commit_accepted(engine, "contacts", ["u1", "u2"])
+    result = compute_diff(engine, "contacts", "contacts", "id", COLUMNS, full=True)
+    assert result.rows == 2
+    assert commit_accepted(engine, "contacts", ["u1", "u2"]) == 2
+    assert snapshot(engine) == {"u1": ("a@x.io", 1), "u2": ("b@x.io", None)}
 
 
 def test_the_values_sent_are_committed_even_if_the_model_changed_since(engine):
@@ -111,3 +139,30 @@ def test_drop_snapshot_makes_the_next_run_send_everything(engine):
     commit_accepted(engine, "contacts", ["u1"])
     drop_snapshot(engine, "contacts")
     assert diff(engine) == {"u1": {"email": "a@x.io", "points": 1}}
+
+
+def test_a_commit_cut_off_by_a_crash_leaves_the_snapshot_as_the_last_commit_left_it(pg_url):
+    """PostgreSQL: the connection dies in the middle of a commit (after the accepted keys
+    reached the server, before the snapshot was written): a new process finds the earlier
+    commits whole, none of the cut-off one, and sends exactly the rest again."""
+    first = open_engine(pg_url)
+    load_model(first, {f"u{i}": (f"{i}@x.io", i) for i in range(10)})
+    diff(first)
+    commit_accepted(first, "contacts", ["u0", "u1", "u2"])
+    commit_accepted(first, "contacts", ["u3", "u4"])
+    copy_arrow = first.copy_arrow  # type: ignore[attr-defined]
+
+    def copy_then_die(table_name, data):
+        copy_arrow(table_name, data)
+        with psycopg.connect(pg_url.replace("+psycopg", ""), autocommit=True) as admin:
+            pid = first.fetch_all("SELECT pg_backend_pid()")[0][0]
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    first.copy_arrow = copy_then_die  # type: ignore[attr-defined]
+    with pytest.raises(Exception, match="terminat|closed|connection"):
+        commit_accepted(first, "contacts", ["u5", "u6"])
+    first.sa_engine.dispose()  # type: ignore[attr-defined]
+    second = open_engine(pg_url)
+    assert snapshot(second) == {f"u{i}": (f"{i}@x.io", i) for i in range(5)}
+    assert set(diff(second)) == {"u5", "u6", "u7", "u8", "u9"}
+    second.close()

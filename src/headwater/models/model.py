@@ -71,18 +71,37 @@ class ModelResult:
     # Non-null values per declared column among the valid rows, when checking counted them
     # (a model read in place): a sync prices a full resend from these, not another scan.
     value_counts: dict[str, int] | None = None
-    # A model read in place is checked when ``finish_checks`` runs, inside the transaction
-    # that reads it; until then its counts and rejections are empty.
-    pending_checks: Callable[[ModelResult], None] | None = None
+    # A model read in place is checked when ``start_checks`` (or ``finish_checks``) runs,
+    # inside the transaction that reads it; until then its counts and rejections are empty.
+    # Called, it starts the checks and returns the function that finishes them.
+    pending_checks: Callable[[ModelResult], Callable[[], None]] | None = None
+    # A model read in place: its rows as SQL another connection can run after ``setup``
+    # (``table`` is a temporary view, which only this connection sees).
+    relation_sql: str | None = None
+    setup: tuple[str, ...] = ()
+
+    def start_checks(self) -> Callable[[], int]:
+        """Start the checks a model read in place left pending and return the function
+        that waits for them and returns the model's valid rows. Inside a REPEATABLE READ
+        transaction on PostgreSQL the checking read runs on a second connection sharing the
+        transaction's snapshot, beside what the caller runs meanwhile (the diff): the
+        counts, the row errors and every read of ``table`` in the transaction describe one
+        state of the source. Keep the transaction open until the returned function ran."""
+        if self.pending_checks is None:
+            return lambda: self.row_count
+        pending, self.pending_checks = self.pending_checks, None
+        finish = pending(self)
+
+        def finished() -> int:
+            finish()
+            return self.row_count
+
+        return finished
 
     def finish_checks(self) -> int:
         """Run the checks a model read in place left pending (nothing otherwise) and return
-        the model's valid rows. Inside a REPEATABLE READ transaction the counts, the row
-        errors and every later read of ``table`` in it describe one state of the source."""
-        if self.pending_checks is not None:
-            pending, self.pending_checks = self.pending_checks, None
-            pending(self)
-        return self.row_count
+        the model's valid rows (``start_checks`` with nothing run beside it)."""
+        return self.start_checks()()
 
 
 def model_table_name(model_name: str) -> str:
@@ -590,26 +609,25 @@ def _materialize_in_place(
     fine = " AND ".join(cols.fine.values()) or "TRUE"
     # Typed over the model's rows (the source's own columns, then the typed ones).
     typed_rows = f"(SELECT s.*, {', '.join(cols.typed)} FROM ({sql}) AS s) AS x"
+    relation_sql = f"SELECT {', '.join(cols.declared)} FROM {typed_rows} WHERE {fine}"
     with engine.transaction():
         _drop_model_relation(engine, table_name)
         # No OFFSET 0: PostgreSQL folds this into the source's own scan, so the diff walks
         # the source's unique index in key order.
-        _execute(
-            engine,
-            f"CREATE TEMP VIEW {quote_ident(table_name)} AS SELECT {', '.join(cols.declared)} "
-            f"FROM {typed_rows} WHERE {fine}",
-        )
+        _execute(engine, f"CREATE TEMP VIEW {quote_ident(table_name)} AS {relation_sql}")
 
-    def check(result: ModelResult) -> None:
+    def check(result: ModelResult) -> Callable[[], None]:
         # Grouped by whether the row is fine: each check runs once a row, not once a count.
-        groups = {
-            bool(row[0]): row[1:]
-            for row in _fetch(
-                engine,
-                f"SELECT {fine}, count(*), {', '.join(f'count({c})' for c in cols.counted)} "
-                f"FROM {typed_rows} GROUP BY 1",
-            )
-        }
+        # It reads the source itself (no temporary view), so it can run beside the diff.
+        counted = engine.fetch_beside(
+            f"SELECT {fine}, count(*), {', '.join(f'count({c})' for c in cols.counted)} "
+            f"FROM {typed_rows} GROUP BY 1",
+            dialect.setup,
+        )
+        return lambda: details(result, counted())
+
+    def details(result: ModelResult, rows: list[tuple]) -> None:
+        groups = {bool(row[0]): row[1:] for row in rows}
         counts = groups.get(True, [0] * (1 + len(cols.counted)))
         result.row_count = int(counts[0])
         result.rejected_count = bad = int(groups.get(False, [0])[0])
@@ -639,6 +657,8 @@ def _materialize_in_place(
         primary_key=model.primary_key,
         columns={name: spec.type for name, spec in model.columns.items()},
         pending_checks=check,
+        relation_sql=relation_sql,
+        setup=dialect.setup,
     )
 
 

@@ -19,7 +19,9 @@ SPACING = 10  # at least this many times a commit's own duration between commits
 class BatchCommitter:
     """``commit(keys)`` (returning how many it applied) called on buffered keys, spaced so
     commits never take more than a tenth of the run (each scans the job's tables, so on a
-    big run it costs more).
+    big run it costs more). ``spacing=1``: commits whose cost follows their rows, not the
+    tables (PostgreSQL snapshots) follow each other as soon as due, so that little is
+    left for the last one, which the run waits for.
 
     ``background``: a commit runs in a thread of its own, one at a time, so sending never
     waits for the database (on PostgreSQL a commit of 50,000 rows takes a second or more);
@@ -33,11 +35,13 @@ class BatchCommitter:
         enabled: bool = True,
         background: bool = False,
         every_rows: int = EVERY_ROWS,
+        spacing: float = SPACING,
     ) -> None:
         self.commit = commit
         self.enabled = enabled  # a dry run commits nothing
         self.background = background
         self.every_rows = every_rows
+        self.spacing = spacing
         self.pending: list = []
         self.committed = 0
         self.last = time.monotonic()
@@ -70,7 +74,7 @@ class BatchCommitter:
         except BaseException as exc:  # raised in the sending thread, at its next add/flush
             self._error = exc
             return
-        self.every = max(EVERY_SECONDS, (time.monotonic() - started) * SPACING)
+        self.every = max(EVERY_SECONDS, (time.monotonic() - started) * self.spacing)
         self.last = time.monotonic()
 
     def _raise(self) -> None:

@@ -29,14 +29,16 @@ snapshot commit copies them from here, so what is recorded is what was sent.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from headwater.engines import DEFAULT_BATCH_ROWS, Engine, quote_ident
+from headwater.engines import DEFAULT_BATCH_ROWS, Engine, SqlAlchemyEngine, quote_ident
+from headwater.sources.base import quote_literal
 from headwater.syncs.snapshot import (
     HASH,
     KEY,
@@ -48,6 +50,8 @@ from headwater.syncs.snapshot import (
     row_hash,
     run,
 )
+
+log = logging.getLogger(__name__)
 
 BITS_PER_MASK = 62
 ADDED, CHANGED, REMOVED, UNCHANGED = "added", "changed", "removed", "unchanged"
@@ -116,6 +120,8 @@ def diff_sql(
     hash_sql: str,
     first_run: bool,
     by_hash: bool = True,
+    key_range: tuple[str | None, str | None] = (None, None),
+    as_select: bool = False,
 ) -> list[str]:
     """The statements that write the diff table (DuckDB dialect; see ``render_sql``).
 
@@ -125,7 +131,9 @@ def diff_sql(
     big tables are only scanned) and compares them. On a first run (empty snapshot) every
     row is new and pass 2 reads the model straight through. Without a row hash
     (``by_hash=False``, PostgreSQL) pass 1 compares the columns themselves, so it writes
-    the diff in one statement.
+    the diff in one statement; ``key_range`` (SQL literals, ``None`` for open) limits it
+    to keys from the first bound up to (not including) the second, and ``as_select``
+    returns its SELECT instead, for another connection to run.
     """
     model, k = quote_ident(model_table), quote_ident(key)
     snap, masks = quote_ident(snap), mask_names(len(columns))
@@ -189,17 +197,23 @@ FROM d
         # The join compares every column already: it writes the diff itself, values and
         # masks of just the rows it keeps, instead of a candidates table whose rows a
         # second pass looks up again on both sides.
-        return [
-            f"""
-CREATE TABLE {quote_ident(diff)} AS
+        low, high = key_range
+        m_range = "".join(
+            f" AND {k} {op} {bound}" for op, bound in ((">=", low), ("<", high)) if bound
+        )
+        s_range = " AND ".join(
+            f"{KEY} {op} {bound}" for op, bound in ((">=", low), ("<", high)) if bound
+        )
+        select = f"""
 WITH d AS (
   SELECT COALESCE(m.{KEY}, s.{KEY}) AS {KEY}, {kind} AS {KIND}, {hash_sql} AS {HASH},
          {mask_cols(kind)}, {", ".join("m." + q for q in quoted)}
-  FROM (SELECT {k} AS {KEY}, {m_cols} FROM {model} WHERE {k} IS NOT NULL) AS m
-  FULL OUTER JOIN (SELECT {KEY}, {s_cols} FROM {snap}) AS s ON m.{KEY} = s.{KEY}
+  FROM (SELECT {k} AS {KEY}, {m_cols} FROM {model} WHERE {k} IS NOT NULL{m_range}) AS m
+  FULL OUTER JOIN (SELECT {KEY}, {s_cols} FROM {snap}{f" WHERE {s_range}" if s_range else ""}) AS s
+    ON m.{KEY} = s.{KEY}
   {candidates_filter}
 ){outer}"""
-        ]
+        return [select] if as_select else [f"CREATE TABLE {quote_ident(diff)} AS {select}"]
     return [
         f"DROP TABLE IF EXISTS {cand}",
         f"""
@@ -235,7 +249,9 @@ def compute_diff(
     *,
     full: bool = False,
     rows: int | None = None,
-    checks: Callable[[], int] | None = None,
+    checks: Callable[[], int | Callable[[], int]] | None = None,
+    model_sql: str | None = None,
+    model_setup: Sequence[str] = (),
 ) -> DiffResult:
     """Diff ``model_table`` against the sync's snapshot and write this run's diff table.
 
@@ -244,43 +260,63 @@ def compute_diff(
     counted in ``null_keys``; keys must otherwise be unique (the model guarantees it).
     ``rows``: the table's row count when every row is known to have a key (a checked
     model's primary key is required), which saves counting them. ``checks``: run first,
-    in the diff's own transaction, returning that count (a model read in place is checked
-    there: on PostgreSQL the transaction is REPEATABLE READ, so the checks and the diff
-    read the same rows even while the source is being written).
+    in the diff's own transaction, returning that count or the function that waits for it
+    (a model read in place is checked there: on PostgreSQL the transaction is REPEATABLE
+    READ, so the checks and the diff read the same rows even while the source is being
+    written, and ``ModelResult.start_checks`` reads them beside the diff, on a second
+    connection sharing the transaction's snapshot).
+
+    On PostgreSQL a big diff (not a first run, not ``full``) is split at the snapshot's
+    middle key, and the upper half runs on a second connection sharing the transaction's
+    snapshot, beside the lower half (PostgreSQL runs no full join in parallel itself).
+    That connection reads the model as ``model_sql`` (after ``model_setup``) when it is
+    given (a temporary view of this connection, which no other can see), else
+    ``model_table`` itself when it is a table of the database.
     """
     columns = tuple(columns)
     snap = ensure_snapshot(engine, sync_name, model_table, key, columns)
     diff = diff_table(sync_name)
     with engine.transaction():
+        if engine.dialect == "postgres":
+            # One state of the database for every statement here, and for the
+            # connections that read beside them (checks, half of the diff).
+            engine.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         if checks is not None:
-            if engine.dialect == "postgres":
-                engine.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            rows = checks()
+            counted = checks()
         engine.execute(f"DROP TABLE IF EXISTS {quote_ident(diff)}")
         first_run = not engine.fetch_all(f"SELECT 1 FROM {quote_ident(snap)} LIMIT 1")
-        statements = diff_sql(
-            snap,
-            diff,
-            model_table,
-            key,
-            columns,
-            full=full,
-            hash_sql=row_hash(engine, model_table, columns),
-            first_run=first_run,
-            by_hash=hashes_rows(engine),
-        )
+        options = {
+            "full": full,
+            "hash_sql": row_hash(engine, model_table, columns),
+            "first_run": first_run,
+            "by_hash": hashes_rows(engine),
+        }
+        upper = None
         if engine.dialect == "postgres" and not (first_run or full):
             # Model and snapshot both have an index on the key (the model's unique index,
             # the snapshot's primary key): walking them side by side beats hashing a
-            # million keys, and finds the few candidates by index afterwards.
-            engine.execute("SET LOCAL enable_hashjoin = off")
-        for statement in statements:
+            # million keys, and finds the few candidates by index afterwards. (Nor sort:
+            # the snapshot has no statistics until analysed, and the planner took half
+            # of it for a few rows, to be read and sorted.)
+            for setting in MERGE_SETTINGS:
+                engine.execute(f"SET LOCAL {setting} = off")
+            upper = _upper_half_beside(
+                engine, snap, diff, model_table, key, columns, model_sql, model_setup, options
+            )
+        key_range = (None, upper[0]) if upper else (None, None)
+        for statement in diff_sql(
+            snap, diff, model_table, key, columns, key_range=key_range, **options
+        ):
             run(engine, statement, scratch=True)
+        if upper:
+            _take_upper_half(engine, diff, upper)
         if engine.dialect == "postgres":
             # Snapshot commits look rows up by key, a batch at a time: without an index
             # each commit would read the whole diff (a first sync: every row, 20 times).
             engine.execute(f"CREATE INDEX ON {quote_ident(diff)} ({KEY})")
             engine.execute(f"ANALYZE {quote_ident(diff)}")
+        if checks is not None:
+            rows = counted() if callable(counted) else counted
     counts = dict(engine.fetch_all(f"SELECT {KIND}, count(*) FROM {quote_ident(diff)} GROUP BY 1"))
     if rows is None:
         total, with_key = engine.fetch_all(
@@ -301,6 +337,70 @@ def compute_diff(
         unchanged=with_key - added - changed,
         null_keys=total - with_key,
     )
+
+
+# A PostgreSQL diff is split in two when a sample of this share of the snapshot's pages
+# (percent) holds this many rows: about a million rows, where the split saves seconds.
+SPLIT_SAMPLE_PERCENT = 1
+SPLIT_MIN_SAMPLE = 10_000
+MERGE_SETTINGS = ("enable_hashjoin", "enable_sort")
+
+
+def _upper_half_beside(
+    engine: Engine,
+    snap: str,
+    diff: str,
+    model_table: str,
+    key: str,
+    columns: Sequence[str],
+    model_sql: str | None,
+    model_setup: Sequence[str],
+    options: dict,
+) -> tuple[str, str, Callable[[], IO[bytes]]] | None:
+    """Start the diff of the keys from the snapshot's middle key up on a second
+    connection; return that key (a SQL literal), the half's SELECT and the function that
+    waits for its rows. None when the snapshot is small or the model cannot be read there."""
+    if not isinstance(engine, SqlAlchemyEngine):
+        return None
+    if model_sql is not None:
+        reader = (*model_setup, f"CREATE TEMP VIEW {quote_ident(model_table)} AS {model_sql}")
+    else:
+        found = engine.fetch_all(
+            "SELECT relpersistence FROM pg_class "
+            f"WHERE oid = to_regclass({quote_literal(quote_ident(model_table))})"
+        )
+        if not found or found[0][0] not in ("p", "u"):  # a temporary table: only here
+            return None
+        reader = ()
+    sampled, middle = engine.fetch_all(
+        f"SELECT count(*), quote_literal(percentile_disc(0.5) WITHIN GROUP (ORDER BY {KEY})) "
+        f"FROM {quote_ident(snap)} TABLESAMPLE SYSTEM ({SPLIT_SAMPLE_PERCENT}) REPEATABLE (0)"
+    )[0]
+    if sampled < SPLIT_MIN_SAMPLE or middle is None or not middle.startswith("'"):
+        return None  # (an E'...' literal, for a key with a backslash: not worth the risk)
+    (select,) = diff_sql(
+        snap, diff, model_table, key, columns, key_range=(middle, None), as_select=True, **options
+    )
+    rendered = render_sql(engine, select)
+    settings = tuple(f"SET LOCAL {setting} = off" for setting in MERGE_SETTINGS)
+    rows = engine.copy_beside(rendered, (*reader, *settings))
+    return middle, rendered, rows
+
+
+def _take_upper_half(
+    engine: Engine, diff: str, upper: tuple[str, str, Callable[[], IO[bytes]]]
+) -> None:
+    """Add the upper half's rows to the diff table; if the second connection failed, the
+    half runs here after all (slower, same rows)."""
+    _middle, select, rows = upper
+    try:
+        spooled = rows()
+    except Exception:
+        log.warning("the diff's second connection failed; its half runs here", exc_info=True)
+        engine.execute(f"INSERT INTO {quote_ident(diff)} {select}")
+        return
+    with spooled:
+        engine.copy_in(diff, spooled)  # type: ignore[attr-defined]
 
 
 def iter_diff(

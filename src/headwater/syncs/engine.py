@@ -32,7 +32,7 @@ from headwater.errors import ConfigError, FatalError, HeadwaterError, RowError
 from headwater.identity import materialize_any
 from headwater.models.model import ModelResult, reason_without_value
 from headwater.runtime.clients import destination_client
-from headwater.runtime.committer import BatchCommitter
+from headwater.runtime.committer import SPACING, BatchCommitter
 from headwater.runtime.inspector import REDACTED, Redactor
 from headwater.state import runs
 from headwater.state.db import open_state
@@ -134,11 +134,19 @@ def _diff_batches(
     for removed rows (they are gone from the model, so it comes from the snapshot) and
     times already formatted by the engine."""
     masks = ", ".join(f"d.{m}" for m in diff.masks)
-    cols = shaped_columns(sync, diff.columns, engine.dialect, times)
+    snapshot = quote_ident(snapshot_table(diff.sync_name))
+    if engine.dialect == "postgres":
+        # Only rows without an identifier (removed ones) look the snapshot up, by its key:
+        # a join made PostgreSQL hash the diff and read the whole snapshot before the first
+        # row (0.6 s at 2M rows).
+        cols = shaped_columns(sync, diff.columns, engine.dialect, times, snapshot)
+        joined = ""
+    else:
+        cols = shaped_columns(sync, diff.columns, engine.dialect, times)
+        joined = f"LEFT JOIN {snapshot} AS s ON s.{KEY} = d.{KEY} "
     sql = (
         f"SELECT d.{KEY}, d.{KIND}, {masks}, {', '.join(cols)} "
-        f"FROM {quote_ident(diff.table)} AS d "
-        f"LEFT JOIN {quote_ident(snapshot_table(diff.sync_name))} AS s ON s.{KEY} = d.{KEY} "
+        f"FROM {quote_ident(diff.table)} AS d {joined}"
     )
     if not diff.full:
         sql += f" WHERE d.{KIND} IN ('added', 'changed', 'removed')"
@@ -290,6 +298,9 @@ class _Run:
             lambda keys: commit_accepted(engine, name, keys),
             enabled=run_id is not None,
             background=True,
+            # A PostgreSQL commit looks its keys up (it costs what its rows cost): commit
+            # as soon as due, so the last one, which the run waits for, is small.
+            spacing=1 if engine.dialect == "postgres" else SPACING,
         )
         self.done = 0
         self.total = 0
@@ -484,8 +495,11 @@ def run_sync(
             sync.columns,
             full=full,
             rows=model.row_count if checked and not pending else None,
-            # A model read in place is checked in the diff's transaction: the same rows.
-            checks=model.finish_checks if pending else None,
+            # A model read in place is checked in the diff's transaction (the same rows),
+            # beside the diff itself.
+            checks=model.start_checks if pending else None,
+            model_sql=model.relation_sql,
+            model_setup=model.setup,
         )
         if pending:
             _record_rejections(state, run_id, report, model)

@@ -313,15 +313,24 @@ class BatchPlan:
 
 
 def shaped_columns(
-    sync: SyncConfig, columns: Sequence[str], dialect: str, times: set[str]
+    sync: SyncConfig,
+    columns: Sequence[str],
+    dialect: str,
+    times: set[str],
+    snapshot: str | None = None,
 ) -> list[str]:
     """The diff's value columns as the engine should hand them over: identifier columns
-    from the snapshot for removed rows, times already formatted."""
+    from the snapshot for removed rows, times already formatted. The snapshot is ``s``,
+    joined by the caller, or with ``snapshot`` (its quoted name) looked up by key only for
+    the rows that lack an identifier (``d`` has ``hw_key``)."""
     ident_cols = set(sync.identifier.columns)
     out = []
     for column in columns:
         ref = quote_ident(column)
-        if column in ident_cols:
+        if column in ident_cols and snapshot is not None:
+            lookup = f"SELECT s.{ref} FROM {snapshot} AS s WHERE s.hw_key = d.hw_key"
+            out.append(f"COALESCE(d.{ref}, ({lookup})) AS {ref}")
+        elif column in ident_cols:
             out.append(f"COALESCE(d.{ref}, s.{ref}) AS {ref}")
         elif column in times:
             out.append(f"{time_sql(dialect, 'd.' + ref)} AS {ref}")

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlglot
 from sqlglot import exp
 
@@ -204,6 +205,8 @@ def commit_accepted(
     accepted = _keys_table(keys)
     if accepted.num_rows == 0:
         return 0
+    if engine.dialect == "postgres":
+        return _commit_postgres(engine, sync_name, accepted)
     snap, diff = quote_ident(snapshot_table(sync_name)), quote_ident(diff_table(sync_name))
     suffix = f"{table_suffix(sync_name)}_{uuid.uuid4().hex[:8]}"
     staged_name = f"hw_accepted_{suffix}"
@@ -214,8 +217,6 @@ def commit_accepted(
     # snapshot's delete and insert then work from that small table.
     with engine.transaction():
         engine.load_arrow(staged_name, accepted, replace=True)
-        if engine.dialect == "postgres":
-            engine.execute(f"ANALYZE {staged}")  # so the diff is read through its key index
         engine.execute(
             f"CREATE TEMP TABLE {hits} AS SELECT d.{KEY}, d.{KIND}, "
             f"{', '.join('d.' + quote_ident(c) for c in columns)}, d.{HASH} "
@@ -229,6 +230,67 @@ def commit_accepted(
         )
         engine.execute(f"DROP TABLE {hits}")
         engine.execute(f"DROP TABLE {staged}")
+    return applied
+
+
+def _commit_postgres(engine: Engine, sync_name: str, accepted: pa.Table) -> int:
+    """``commit_accepted`` on PostgreSQL: one statement looks the accepted keys up in the
+    diff by its key index and writes them into the snapshot by its primary key.
+
+    Each key is a lookup, never a scan: a 10M-row first sync commits 50 times, and joins
+    that read the whole diff (and the whole snapshot) cost up to 6-7 s a commit. Changed
+    rows are updated in place, not deleted and inserted again; added rows are inserted
+    (updated if an earlier commit of theirs got there first); rows already holding the
+    values (a key committed twice, ``--full``'s unchanged rows) are not written at all.
+    """
+    snap, diff = quote_ident(snapshot_table(sync_name)), quote_ident(diff_table(sync_name))
+    columns = _snapshot_columns(engine, snapshot_table(sync_name))
+    quoted = [quote_ident(c) for c in columns]
+    values = ", ".join(quoted)
+    # One copy of each key (an UPDATE must not meet a row twice), in key order: the
+    # lookups walk the indexes forward.
+    unique = pc.unique(accepted.column(KEY).combine_chunks()).drop_null()
+    keys = pa.table({KEY: unique}).sort_by(KEY)
+    staged_name = f"hw_accepted_{uuid.uuid4().hex[:8]}"
+    staged = quote_ident(staged_name)
+
+    def differs(new: str) -> str:
+        return (
+            f"({', '.join(f's.{q}' for q in quoted)}) IS DISTINCT FROM "
+            f"({', '.join(f'{new}.{q}' for q in quoted)})"
+        )
+
+    with engine.transaction():
+        # Keys looked up in two big tables: never hash or sort either, nor compile code
+        # for a statement this short.
+        for setting in ("enable_hashjoin", "enable_mergejoin", "jit"):
+            engine.execute(f"SET LOCAL {setting} = off")
+        engine.execute(
+            f"CREATE TEMP TABLE {staged} ON COMMIT DROP AS SELECT {KEY} FROM {diff} LIMIT 0"
+        )
+        engine.copy_arrow(staged_name, keys)  # type: ignore[attr-defined]
+        # Every part reads the snapshot as it was before the statement; they touch
+        # different keys (a diff lists a key once, with one kind).
+        applied = engine.fetch_all(
+            f"""
+WITH hits AS MATERIALIZED (
+  SELECT d.{KEY}, d.{KIND}, {", ".join(f"d.{q}" for q in quoted)}, d.{HASH}
+  FROM {staged} AS a JOIN {diff} AS d ON d.{KEY} = a.{KEY}
+), gone AS (
+  DELETE FROM {snap} AS s USING hits AS h
+  WHERE h.{KIND} = 'removed' AND s.{KEY} = h.{KEY}
+), changed AS (
+  UPDATE {snap} AS s SET {", ".join(f"{q} = h.{q}" for q in [*quoted, HASH])}
+  FROM hits AS h
+  WHERE h.{KIND} IN ('changed', 'unchanged') AND s.{KEY} = h.{KEY} AND {differs("h")}
+), added AS (
+  INSERT INTO {snap} AS s ({KEY}, {values}, {HASH})
+  SELECT {KEY}, {values}, {HASH} FROM hits WHERE {KIND} = 'added'
+  ON CONFLICT ({KEY}) DO UPDATE SET {", ".join(f"{q} = EXCLUDED.{q}" for q in [*quoted, HASH])}
+  WHERE {differs("EXCLUDED")}
+)
+SELECT count(*) FROM hits"""
+        )[0][0]
     return applied
 
 
