@@ -236,3 +236,33 @@ def test_headwater_resolve_says_where_the_tables_are(tmp_path: Path, pg_url):
     assert shown.exit_code == 0, shown.output
     assert "tables in the PostgreSQL database" in shown.output
     assert "identity.customers_golden" in shown.output
+
+
+def test_a_sync_diff_split_over_two_connections_reads_the_golden_table_in_its_schema(
+    tmp_path,
+    pg_url,
+    sandbox,  # noqa: F811
+    monkeypatch,
+    caplog,
+):
+    """The diff's second connection cannot see this session's view of the golden table in
+    ``output_schema``: it reads the table through the model's SQL."""
+    from headwater.syncs import diff as diff_module
+
+    root = _pg_project(tmp_path, pg_url, sandbox.url, sandbox.key)
+    assert run_sync(load_project(root), "people_to_braze").sent == 3
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE shop SET first_name = 'Zoey' WHERE order_id = 'o2'")
+    monkeypatch.setattr(diff_module, "SPLIT_SAMPLE_PERCENT", 100)
+    monkeypatch.setattr(diff_module, "SPLIT_MIN_SAMPLE", 1)
+    halves = []
+    copy_beside = SqlAlchemyEngine.copy_beside
+    monkeypatch.setattr(
+        SqlAlchemyEngine,
+        "copy_beside",
+        lambda self, *a: halves.append(a) or copy_beside(self, *a),
+    )
+    second = run_sync(load_project(root), "people_to_braze")
+    assert (second.status, second.changed, second.sent) == ("succeeded", 1, 1), second.error
+    assert len(halves) == 1 and "its half runs here" not in caplog.text
+    assert {u.get("first_name") for u in sandbox.users()} == {"Ann", "Bob", "Zoey"}

@@ -515,12 +515,12 @@ def materialize_any(project: Project, model_name: str, *, in_place: bool = False
 
             raise FatalError(f"identity model {model_name!r}: {report.error}")
         table = output_table(base_name(engine, model_name, model), "golden")
+        relation_sql = None
         if "." in table:  # in a schema: a sync names its model's table unqualified
             view = model_table_name(model_name)
+            relation_sql = f"SELECT * FROM {quote_table(table)}"  # for its other connections
             engine.execute(f"DROP VIEW IF EXISTS {quote_ident(view)}")
-            engine.execute(
-                f"CREATE TEMP VIEW {quote_ident(view)} AS SELECT * FROM {quote_table(table)}"
-            )
+            engine.execute(f"CREATE TEMP VIEW {quote_ident(view)} AS {relation_sql}")
             table = view
     except BaseException:
         engine.close()
@@ -534,4 +534,5 @@ def materialize_any(project: Project, model_name: str, *, in_place: bool = False
         engine=engine,
         primary_key=model.primary_key,
         columns={name: spec.type for name, spec in model.columns.items()},
+        relation_sql=relation_sql,
     )

@@ -150,8 +150,14 @@ class AttributeBuilder:
             plan = self._by_mask[masks] = (whole, fields)
         return plan
 
-    def _plain(self, check: Callable[[object], None], column: str) -> bool:
-        return check is check_email and self.types.get(column) == "string"
+    def _plain(self, check: Callable[[object], None], column: str, batch: pa.RecordBatch) -> bool:
+        # A batch read from PostgreSQL types an all-NULL column as null, not string (no
+        # address to check, and Arrow's string kernels refuse it).
+        return (
+            check is check_email
+            and self.types.get(column) == "string"
+            and not pa.types.is_null(batch.column(column).type)
+        )
 
     def _cost(self, obj: dict) -> int:
         keys = tuple(obj)
@@ -176,7 +182,7 @@ class AttributeBuilder:
             (
                 field,
                 check,
-                plain_emails(batch.column(column)) if self._plain(check, column) else None,
+                plain_emails(batch.column(column)) if self._plain(check, column, batch) else None,
             )
             for field, check, column in self.checks
         ]
