@@ -98,3 +98,17 @@ def test_memory_limit_takes_duckdb_sizes_and_is_not_part_of_the_result():
     assert fingerprint(limited) == fingerprint(plain)  # no full run for changing it
     found = problems(text.replace("3GB", "lots"))
     assert any("memory_limit" in p for p in found), found
+
+
+def test_a_new_schedule_or_description_is_not_part_of_the_result():
+    from headwater.identity.memory import fingerprint
+
+    plain = parse_project(BASE).models["people"]
+    text = BASE.replace(
+        "    columns:\n", "    schedule: {every: 1h}\n    description: people\n    columns:\n"
+    )
+    scheduled = parse_project(text).models["people"]
+    assert scheduled.schedule is not None
+    assert fingerprint(scheduled) == fingerprint(plain)  # the next run stays incremental
+    retyped = parse_project(BASE.replace("most_recent", "most_frequent")).models["people"]
+    assert fingerprint(retyped) != fingerprint(plain)  # what decides the result does count

@@ -32,7 +32,7 @@ from headwater.sources.base import quote_literal
 
 FORMAT = 1  # bumped when what is kept changes: an older state means a full run
 STATE = ("records", "keys", "meta")
-NOT_RESULT = ("merge_in_braze", "memory_limit", "schedule")
+NOT_RESULT = ("merge_in_braze", "memory_limit")  # identity settings; ``schedule`` is the model's
 
 
 def state_table(model_name: str, part: str) -> str:
@@ -41,7 +41,7 @@ def state_table(model_name: str, part: str) -> str:
 
 def fingerprint(model: ModelConfig, engine: Engine | None = None) -> str:
     """A digest of everything in the model that decides a run's result."""
-    dumped = model.model_dump(mode="json", exclude={"description"})
+    dumped = model.model_dump(mode="json", exclude={"description", "schedule"})
     for name in NOT_RESULT:  # how a run goes or what follows it, not what it finds
         dumped.get("identity", {}).pop(name, None)
     # The engine's hash names records and values in the state: another version may hash
