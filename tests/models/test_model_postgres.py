@@ -287,11 +287,10 @@ def test_a_model_whose_key_the_source_does_not_keep_unique_is_written_and_checke
     assert kind == "r" and result.value_counts is None
 
 
-def test_a_model_read_in_place_is_checked_and_diffed_from_one_state_of_its_source(
-    tmp_path: Path, pg_url: str
-) -> None:
-    """Rows written while a sync runs are in neither its counts nor its diff, or in both:
-    the checks run in the diff's own transaction (REPEATABLE READ)."""
+def _in_place_with_a_row_arriving(tmp_path: Path, pg_url: str, checks_after_the_row):
+    """Diff model ``c`` read in place; ``checks_after_the_row(result, insert)`` runs (or
+    starts) the checks and writes a new row, C9, while the sync runs. Returns the result
+    and the diff, the engine closed."""
     seed_unique(pg_url)
     project = project_for(
         tmp_path,
@@ -301,23 +300,36 @@ def test_a_model_read_in_place_is_checked_and_diffed_from_one_state_of_its_sourc
     result = materialize_model(project, "c", in_place=True)
     assert result.engine is not None and result.pending_checks is not None
 
-    def checks_then_a_new_row_arrives() -> int:
-        valid = result.finish_checks()
+    def insert() -> None:
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute(
                 "INSERT INTO people_u (customer_id, email) VALUES ('C9', 'c9@example.com')"
             )
-        return valid
 
     try:
         diff = compute_diff(
             result.engine, "s", result.table, "customer_id", ["email", "points"],
-            checks=checks_then_a_new_row_arrives,
+            checks=lambda: checks_after_the_row(result, insert),
         )  # fmt: skip
-        assert (result.row_count, result.rejected_count) == (2, 4)
-        assert (diff.added, diff.changed, diff.unchanged) == (2, 0, 0)  # not C9
     finally:
         result.engine.close()
+    return result, diff
+
+
+def test_a_model_read_in_place_is_checked_and_diffed_from_one_state_of_its_source(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Rows written while a sync runs are in neither its counts nor its diff, or in both:
+    the checks run in the diff's own transaction (REPEATABLE READ)."""
+
+    def checks_then_a_new_row_arrives(result, insert) -> int:
+        valid = result.finish_checks()
+        insert()
+        return valid
+
+    result, diff = _in_place_with_a_row_arriving(tmp_path, pg_url, checks_then_a_new_row_arrives)
+    assert (result.row_count, result.rejected_count) == (2, 4)
+    assert (diff.added, diff.changed, diff.unchanged) == (2, 0, 0)  # not C9
 
 
 def test_a_model_checked_beside_its_diff_reads_the_same_state_as_the_diff(
@@ -327,37 +339,22 @@ def test_a_model_checked_beside_its_diff_reads_the_same_state_as_the_diff(
     ``start_checks``); it imports the diff transaction's snapshot, so a row written after
     the checks started is in neither, and the row errors are named as the long way names
     them."""
-    seed_unique(pg_url)
-    project = project_for(
-        tmp_path,
-        pg_url,
-        "  c:\n    source: app\n    sql: select * from people_u\n" + UNIQUE_COLUMNS,
-    )
-    result = materialize_model(project, "c", in_place=True)
-    assert result.engine is not None and result.pending_checks is not None
 
-    def checks_started_then_a_new_row_arrives():
+    def checks_started_then_a_new_row_arrives(result, insert):
         finish = result.start_checks()
-        with psycopg.connect(pg_url, autocommit=True) as conn:
-            conn.execute(
-                "INSERT INTO people_u (customer_id, email) VALUES ('C9', 'c9@example.com')"
-            )
+        insert()
         return finish
 
-    try:
-        diff = compute_diff(
-            result.engine, "s", result.table, "customer_id", ["email", "points"],
-            checks=checks_started_then_a_new_row_arrives,
-        )  # fmt: skip
-        assert (result.row_count, result.rejected_count) == (2, 4)
-        assert (diff.added, diff.changed, diff.unchanged) == (2, 0, 0)  # not C9
-        assert {(r.row_key, r.field) for r in result.rejected} == {
-            ("C2", "email"), ("C2", "points"), ("C2", "signed"), ("row 3", "customer_id"),
-            ("C4", "email"), ("C7", "points"),
-        }  # fmt: skip
-        assert result.value_counts is not None and result.value_counts["email"] == 2
-    finally:
-        result.engine.close()
+    result, diff = _in_place_with_a_row_arriving(
+        tmp_path, pg_url, checks_started_then_a_new_row_arrives
+    )
+    assert (result.row_count, result.rejected_count) == (2, 4)
+    assert (diff.added, diff.changed, diff.unchanged) == (2, 0, 0)  # not C9
+    assert {(r.row_key, r.field) for r in result.rejected} == {
+        ("C2", "email"), ("C2", "points"), ("C2", "signed"), ("row 3", "customer_id"),
+        ("C4", "email"), ("C7", "points"),
+    }  # fmt: skip
+    assert result.value_counts is not None and result.value_counts["email"] == 2
 
 
 def test_a_model_read_in_place_is_diffed_in_two_halves_by_two_connections(

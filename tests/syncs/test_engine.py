@@ -272,13 +272,15 @@ def test_events_are_sent_once_even_across_reruns(tmp_path, sandbox):
     assert sandbox.counters()["events"] == 5
 
 
-def test_a_model_in_postgresql_is_diffed_there_and_synced(tmp_path, sandbox, pg_url):
+def _customers_in_postgresql(tmp_path, sandbox, pg_url, rows: int, sync_extra: str = "") -> None:
+    """A table of ``rows`` customers in PostgreSQL and a project syncing a model over it."""
     import psycopg
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE customers (id text primary key, email text, points int)")
         conn.execute(
-            "INSERT INTO customers SELECT 'P' || g, 'p' || g || '@example.com', g FROM generate_series(1, 50) g"
+            "INSERT INTO customers SELECT 'P' || g, 'p' || g || '@example.com', g "
+            f"FROM generate_series(1, {int(rows)}) g"
         )
     (tmp_path / "headwater.yml").write_text(
         textwrap.dedent(
@@ -303,7 +305,14 @@ def test_a_model_in_postgresql_is_diffed_there_and_synced(tmp_path, sandbox, pg_
                 mapping: {{email: email, points: points}}
             """
         )
+        + sync_extra
     )
+
+
+def test_a_model_in_postgresql_is_diffed_there_and_synced(tmp_path, sandbox, pg_url):
+    import psycopg
+
+    _customers_in_postgresql(tmp_path, sandbox, pg_url, 50)
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("UPDATE customers SET email = NULL WHERE id = 'P50'")
     first = run_sync(load_project(tmp_path), "customers")
@@ -331,37 +340,7 @@ def test_rows_that_leave_a_postgresql_model_are_found_by_their_identifier_in_the
     looked up by key for just those rows; a changed row keeps its own."""
     import psycopg
 
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE customers (id text primary key, email text, points int)")
-        conn.execute(
-            "INSERT INTO customers SELECT 'P' || g, 'p' || g || '@example.com', g "
-            "FROM generate_series(1, 6) g"
-        )
-    (tmp_path / "headwater.yml").write_text(
-        textwrap.dedent(
-            f"""
-            destinations:
-              braze: {{url: {sandbox.url}, api_key: {sandbox.key}}}
-            sources:
-              app_db: {{type: sql, url: "{pg_url}", table: customers}}
-            models:
-              customers:
-                sql: select id, email, points from app_db
-                primary_key: id
-                columns:
-                  id: {{type: string, required: true}}
-                  email: {{type: string}}
-                  points: {{type: integer}}
-            syncs:
-              customers:
-                model: customers
-                destination: braze
-                identifier: {{external_id: id}}
-                mapping: {{email: email, points: points}}
-                on_removed: {policy}
-            """
-        )
-    )
+    _customers_in_postgresql(tmp_path, sandbox, pg_url, 6, f"    on_removed: {policy}\n")
     assert run_sync(load_project(tmp_path), "customers").sent == 6
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("DELETE FROM customers WHERE id IN ('P5', 'P6')")
