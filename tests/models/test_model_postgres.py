@@ -287,10 +287,10 @@ def test_a_model_whose_key_the_source_does_not_keep_unique_is_written_and_checke
     assert kind == "r" and result.value_counts is None
 
 
-def _in_place_with_a_row_arriving(tmp_path: Path, pg_url: str, checks_after_the_row):
+def _diff_in_place(tmp_path: Path, pg_url: str, checks_after_the_row):
     """Diff model ``c`` read in place; ``checks_after_the_row(result, insert)`` runs (or
-    starts) the checks and writes a new row, C9, while the sync runs. Returns the result
-    and the diff, the engine closed."""
+    starts) the checks, and may call ``insert`` to write a new row, C9, while the sync
+    runs. Returns the result and the diff, the engine closed."""
     seed_unique(pg_url)
     project = project_for(
         tmp_path,
@@ -327,7 +327,7 @@ def test_a_model_read_in_place_is_checked_and_diffed_from_one_state_of_its_sourc
         insert()
         return valid
 
-    result, diff = _in_place_with_a_row_arriving(tmp_path, pg_url, checks_then_a_new_row_arrives)
+    result, diff = _diff_in_place(tmp_path, pg_url, checks_then_a_new_row_arrives)
     assert (result.row_count, result.rejected_count) == (2, 4)
     assert (diff.added, diff.changed, diff.unchanged) == (2, 0, 0)  # not C9
 
@@ -345,9 +345,7 @@ def test_a_model_checked_beside_its_diff_reads_the_same_state_as_the_diff(
         insert()
         return finish
 
-    result, diff = _in_place_with_a_row_arriving(
-        tmp_path, pg_url, checks_started_then_a_new_row_arrives
-    )
+    result, diff = _diff_in_place(tmp_path, pg_url, checks_started_then_a_new_row_arrives)
     assert (result.row_count, result.rejected_count) == (2, 4)
     assert (diff.added, diff.changed, diff.unchanged) == (2, 0, 0)  # not C9
     assert {(r.row_key, r.field) for r in result.rejected} == {
@@ -436,20 +434,6 @@ def test_checks_whose_second_connection_fails_run_on_the_first(
         return result
 
     monkeypatch.setattr(SqlAlchemyEngine, "_beside", no_connection)
-    seed_unique(pg_url)
-    project = project_for(
-        tmp_path,
-        pg_url,
-        "  c:\n    source: app\n    sql: select * from people_u\n" + UNIQUE_COLUMNS,
-    )
-    result = materialize_model(project, "c", in_place=True)
-    assert result.engine is not None
-    try:
-        diff = compute_diff(
-            result.engine, "s", result.table, "customer_id", ["email", "points"],
-            checks=result.start_checks,
-        )  # fmt: skip
-        assert (result.row_count, result.rejected_count, diff.added) == (2, 4, 2)
-        assert len(result.rejected) == 6
-    finally:
-        result.engine.close()
+    result, diff = _diff_in_place(tmp_path, pg_url, lambda result, _insert: result.start_checks())
+    assert (result.row_count, result.rejected_count, diff.added) == (2, 4, 2)
+    assert len(result.rejected) == 6
