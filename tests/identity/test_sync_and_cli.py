@@ -86,3 +86,33 @@ def test_resolve_prints_counts_and_tables_and_json(tmp_path, monkeypatch):
     assert json.loads(full.stdout)["mode"] == "full"
     missing = runner.invoke(app, ["resolve", "nope", "-p", str(root)])
     assert missing.exit_code == 2
+
+
+def test_a_dry_run_over_an_identity_model_previews_the_last_resolution_and_changes_nothing(
+    tmp_path,
+):
+    import duckdb
+
+    from headwater.state import runs
+    from headwater.state.db import open_state
+
+    root = write_project(tmp_path)
+    project = load_project(root)
+    never = run_sync(project, "people_to_braze", dry_run=True)
+    assert never.status == "failed" and "headwater resolve people" in never.error
+    resolved = CliRunner().invoke(app, ["resolve", "people", "-p", str(root)])
+    assert resolved.exit_code == 0, resolved.output
+    (root / "crm.csv").write_text(CRM + "3,cy@example.com,Cy\n")  # a new person, not resolved
+    preview = run_sync(load_project(root), "people_to_braze", dry_run=True)
+    assert (preview.status, preview.added, preview.sent) == ("dry run", 3, 0)  # not Cy
+    state = open_state(project.state_url)
+    try:
+        kinds = [run.kind for run in runs.list_runs(state, limit=10)]
+    finally:
+        state.dispose()
+    assert kinds.count("identity") == 1  # the dry run resolved nothing
+    warehouse = duckdb.connect(str(project.warehouse_path), read_only=True)
+    try:
+        assert warehouse.execute("SELECT count(*) FROM people_golden").fetchall() == [(3,)]
+    finally:
+        warehouse.close()

@@ -110,14 +110,12 @@ def _lock(project: Project, model: str) -> threading.Lock:
         return _locks.setdefault(key, threading.Lock())
 
 
-def _materialize(project: Project, model: str):
-    """The model's rows in its engine; identity models too once ``headwater.identity``
-    provides ``materialize_any``."""
-    try:
-        from headwater.identity import materialize_any  # type: ignore[attr-defined]
-    except ImportError:
-        from headwater.models import materialize_model as materialize_any
-    return materialize_any(project, model)
+def _materialize(project: Project, model: str, dry_run: bool = False):
+    """The model's rows in its engine (an identity model's golden records: resolved first,
+    except in a dry run, which reads the last resolution's and changes nothing)."""
+    from headwater.identity import materialize_any
+
+    return materialize_any(project, model, publish=not dry_run)
 
 
 class _Builder:
@@ -370,7 +368,7 @@ def _run_model(project, model, names, dry_run, stop, progress, preview_rows):
     engine: Engine | None = None
     try:
         if live:
-            result = _materialize(project, model)
+            result = _materialize(project, model, dry_run)
             engine = result.engine
             assert engine is not None
             plans = _prepare(project, model, result, live, state, dry_run, reports)

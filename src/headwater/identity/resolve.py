@@ -498,23 +498,33 @@ def run_job(project: Project, name: str, *, stop: threading.Event | None = None)
     return resolve(project, name, stop=stop)
 
 
-def materialize_any(project: Project, model_name: str, *, in_place: bool = False) -> ModelResult:
+def materialize_any(
+    project: Project, model_name: str, *, in_place: bool = False, publish: bool = True
+) -> ModelResult:
     """A model's rows ready for a sync: for an identity model, resolve it and return its
     golden records (primary key ``person_id``, the declared columns); for any other model,
     exactly ``headwater.models.materialize_model(project, model_name, in_place=...)``. The
     caller closes ``result.engine``. A failed resolution raises HeadwaterError with its
-    reason."""
+    reason. ``publish`` False (a dry run, which must change nothing): the golden records
+    the last resolution published, as they are; FatalError when there are none yet."""
     model = project.models.get(model_name)
     if model is None or model.identity is None:
         return materialize_model(project, model_name, in_place=in_place)
     engine = open_identity_engine(project, model_name)
     try:
-        report = resolve(project, model_name, engine=engine)
-        if report.error:
-            from headwater.errors import FatalError
-
-            raise FatalError(f"identity model {model_name!r}: {report.error}")
         table = output_table(base_name(engine, model_name, model), "golden")
+        if publish:
+            report = resolve(project, model_name, engine=engine)
+            if report.error:
+                raise FatalError(f"identity model {model_name!r}: {report.error}")
+            persons = report.persons
+        elif engine.table_exists(table):
+            persons = int(engine.fetch_all(f"SELECT count(*) FROM {quote_table(table)}")[0][0])
+        else:
+            raise FatalError(
+                f"identity model {model_name!r} has not been resolved yet, and a dry run "
+                f"changes nothing: run `headwater resolve {model_name}` first"
+            )
         relation_sql = None
         if "." in table:  # in a schema: a sync names its model's table unqualified
             view = model_table_name(model_name)
@@ -528,7 +538,7 @@ def materialize_any(project: Project, model_name: str, *, in_place: bool = False
     return ModelResult(
         model=model_name,
         table=table,
-        row_count=report.persons,
+        row_count=persons,
         rejected_count=0,
         rejected=[],
         engine=engine,

@@ -477,7 +477,7 @@ def run_sync(
     try:
         # The model is read only through this engine's connection: a PostgreSQL model may
         # stay where it is (a view) instead of being copied into a table each run.
-        model = materialize_any(project, sync.model, in_place=True)
+        model = materialize_any(project, sync.model, in_place=True, publish=not dry_run)
         engine = model.engine
         assert engine is not None
         if not dry_run and merges.wanted(project, sync.model):
@@ -542,8 +542,8 @@ def run_sync(
                 data_points_saved=report.data_points_saved,
                 **report.counts(),
             )
-        elif report.error is None:
-            report.status = "dry run"
+        else:  # a dry run records no run: its outcome is said here
+            report.status = "dry run" if report.error is None else "failed"
         if run is not None:
             run.committer.join()
         if engine is not None:
