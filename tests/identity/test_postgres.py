@@ -266,3 +266,18 @@ def test_a_sync_diff_split_over_two_connections_reads_the_golden_table_in_its_sc
     assert (second.status, second.changed, second.sent) == ("succeeded", 1, 1), second.error
     assert len(halves) == 1 and "its half runs here" not in caplog.text
     assert {u.get("first_name") for u in sandbox.users()} == {"Ann", "Bob", "Zoey"}
+
+
+def test_a_model_name_too_long_for_postgresql_tables_is_refused_before_anything_runs(
+    tmp_path: Path, pg_url
+):
+    """PostgreSQL would cut ``<model>__hw_records__hw_next`` at 63 bytes, silently, and
+    two of the run's tables could become one."""
+    project = Postgres(tmp_path, pg_url).project()
+    longest = "c" * 42
+    project.models[longest] = project.models["customers"]
+    assert resolve(project, longest).error is None
+    too_long = "c" * 43
+    project.models[too_long] = project.models.pop("customers")
+    report = resolve(project, too_long)
+    assert report.status == "failed" and "at most 42 bytes" in report.error

@@ -47,12 +47,25 @@ def identity_database(project: Project, model: ModelConfig) -> str | None:
     return sorted(names)[0]
 
 
+# PostgreSQL cuts names at 63 bytes without an error; the longest table a run writes is
+# ``<model>__hw_records__hw_next`` (the state's draft), so longer names would collide.
+PG_NAME_BYTES = 63
+LONGEST_SUFFIX = len("__hw_records__hw_next")
+
+
 def open_identity_engine(project: Project, model_name: str) -> Engine:
     """The engine ``model_name`` is resolved in (the caller closes it)."""
     model = identity_model(project, model_name)
     database = identity_database(project, model)
     if database is None:
         return open_warehouse(project)
+    if len(model_name.encode()) + LONGEST_SUFFIX > PG_NAME_BYTES:
+        raise ConfigError(
+            f"model {model_name!r} is resolved inside PostgreSQL, whose table names hold at "
+            f"most {PG_NAME_BYTES} bytes: name it with at most "
+            f"{PG_NAME_BYTES - LONGEST_SUFFIX} bytes (its tables add up to "
+            f"{LONGEST_SUFFIX} characters)"
+        )
     config = project.sources[database]
     assert isinstance(config, SqlSourceConfig)
     url = database_url(project, config)
