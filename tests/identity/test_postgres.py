@@ -281,3 +281,43 @@ def test_a_model_name_too_long_for_postgresql_tables_is_refused_before_anything_
     project.models[too_long] = project.models.pop("customers")
     report = resolve(project, too_long)
     assert report.status == "failed" and "at most 42 bytes" in report.error
+
+
+def test_an_audience_over_a_model_resolved_in_postgresql_sends_its_members_booleans(
+    tmp_path: Path,
+    pg_url,
+    sandbox,  # noqa: F811
+):
+    from headwater.audiences.engine import run_audiences
+    from headwater.config import parse_project
+
+    where = Postgres(tmp_path, pg_url)
+    where.load()
+    text = where.text() + (
+        "destinations:\n"
+        f"  braze: {{url: {sandbox.url}, api_key: {sandbox.key}}}\n"
+        "audiences:\n"
+        "  shoppers:\n"
+        "    model: customers\n"
+        "    where: \"plan = 'silver' or city = 'Paris'\"\n"
+        "    destination: braze\n"
+        "    identifier: {external_id: person_id}\n"  # the identity model's key, by name
+        "    splits: {a: 50, b: 50}\n"
+    )
+    project = parse_project(text, root=tmp_path)
+    [report] = run_audiences(project)
+    assert report.error is None, report.error
+    with psycopg.connect(pg_url) as conn:
+        members = {
+            row[0]
+            for row in conn.execute(
+                "SELECT person_id FROM customers_golden WHERE plan = 'silver' OR city = 'Paris'"
+            ).fetchall()
+        }
+    assert members  # the condition holds for someone
+    sent = {
+        user["external_id"]
+        for user in sandbox.users()
+        if any(user.get("custom_attributes", {}).get(f"AIQ_shoppers_{s}") for s in "ab")
+    }
+    assert sent == members

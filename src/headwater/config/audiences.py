@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from headwater.config.base import Strict as _Strict
+from headwater.config.models import declared_columns
 from headwater.config.syncs import Schedule, SyncIdentifier
 
 SLOTS = 10_000  # slots per audience; a share of 1 % is 100 slots
@@ -229,8 +230,8 @@ def check_audiences(raw: dict[str, Any], report: Callable[[tuple, str], None]) -
 def _check_columns(
     name: str, spec: dict, model: Any, model_name: str, report: Callable[[tuple, str], None]
 ) -> None:
-    declared = model.get("columns") if isinstance(model, dict) else None
-    if not isinstance(declared, dict):
+    declared = declared_columns(model)
+    if declared is None:
         return
     ident = spec.get("identifier")
     if isinstance(ident, dict):

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from headwater.config.document import Document, Loc
+from headwater.config.models import declared_columns
 
 
 def _table_names(sql: str) -> set[str] | None:
@@ -157,12 +158,9 @@ def cross_check(raw: dict[str, Any], doc: Document) -> None:
         if model_name not in models:
             doc.problem(("syncs", name, "model"), f"no model named {model_name!r}")
             continue
-        model = models[model_name]
-        declared = model.get("columns") if isinstance(model, dict) else None
-        if not isinstance(declared, dict):
+        declared = declared_columns(models[model_name])
+        if declared is None:
             continue
-        if isinstance(model.get("identity"), dict):
-            declared = {"person_id": {}, **declared}  # an identity model's primary key
         for loc, column in _sync_column_refs(sync):
             if isinstance(column, str) and column not in declared:
                 doc.problem(

@@ -13,6 +13,18 @@ from headwater.config.syncs import Schedule
 
 PERSON_ID = "person_id"
 
+
+def declared_columns(raw_model: object) -> dict | None:
+    """The columns a sync or an audience may name in a model as written in the project
+    file (an identity model's ``person_id`` included); None when it declares none."""
+    declared = raw_model.get("columns") if isinstance(raw_model, dict) else None
+    if not isinstance(declared, dict):
+        return None
+    if isinstance(raw_model.get("identity"), dict):  # type: ignore[union-attr]
+        return {PERSON_ID: {}, **declared}
+    return declared
+
+
 ColumnType = Literal["string", "integer", "float", "boolean", "time", "array", "object"]
 
 
