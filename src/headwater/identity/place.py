@@ -15,6 +15,7 @@ from headwater.config import ModelConfig, Project, SqlSourceConfig
 from headwater.engines import DuckDBEngine, Engine, SqlAlchemyEngine, quote_ident
 from headwater.errors import ConfigError, FatalError
 from headwater.models.model import _rewrite_relations, open_warehouse, read_tables
+from headwater.models.placement import identity_database
 from headwater.sources.sql import SqlSource, connection_error, database_url
 
 
@@ -26,25 +27,6 @@ def identity_model(project: Project, model_name: str) -> ModelConfig:
     if model.identity is None:
         raise ConfigError(f"model {model_name!r} is not an identity model (it has no identity:)")
     return model
-
-
-def identity_database(project: Project, model: ModelConfig) -> str | None:
-    """The sql source (one of them) whose PostgreSQL database holds every relation the
-    model's identity sources read; None when the model is resolved in the warehouse."""
-    assert model.identity is not None
-    names: set[str] = set()
-    for source in model.identity.sources.values():
-        tables = read_tables(source.sql)
-        if not tables:
-            return None
-        names |= tables
-    configs = [project.sources.get(name) for name in names]
-    if not all(isinstance(c, SqlSourceConfig) for c in configs):
-        return None
-    urls = {database_url(project, c) for c in configs}  # type: ignore[arg-type]
-    if len(urls) != 1 or not urls.pop().startswith("postgresql"):
-        return None
-    return sorted(names)[0]
 
 
 # PostgreSQL cuts names at 63 bytes without an error; the longest table a run writes is

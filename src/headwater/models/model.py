@@ -260,7 +260,7 @@ def _stage_in_duckdb(
             elif name in project.models and project.models[name].identity is not None:
                 # An identity model is read as last resolved (``headwater resolve``).
                 golden = f"{name}_golden"
-                from headwater.identity.place import identity_database
+                from headwater.models.placement import identity_database  # it imports us
 
                 database = identity_database(project, project.models[name])
                 if database is not None:
