@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from headwater.engines import Engine
 from headwater.errors import FatalError
-from headwater.identity.dialect import analyze
+from headwater.identity.dialect import analyze, count
 
 
 def connected_components(
@@ -39,7 +39,7 @@ def connected_components(
     run("DROP TABLE IF EXISTS __hw_cc_frontier")
     run(f"CREATE TEMP TABLE __hw_cc_frontier AS SELECT _rid FROM {out}")
     analyze(engine, "__hw_cc_frontier")
-    total = engine.fetch_all(f"SELECT COUNT(*) FROM {out}")[0][0]
+    total = count(engine, out)
     rounds = 0
     while True:
         rounds += 1

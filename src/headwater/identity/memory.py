@@ -46,10 +46,11 @@ def fingerprint(model: ModelConfig, engine: Engine | None = None) -> str:
         dumped.get("identity", {}).pop(name, None)
     # The engine's hash names records and values in the state: another version may hash
     # differently, so it is part of the fingerprint (an upgrade means one full run).
-    described = {"format": FORMAT, "duckdb": duckdb.__version__, "model": dumped}
     if engine is not None and is_pg(engine):
-        version = engine.fetch_all("SHOW server_version_num")[0][0]
-        described = {"format": FORMAT, "postgres": version, "model": dumped}
+        version = {"postgres": engine.fetch_all("SHOW server_version_num")[0][0]}
+    else:
+        version = {"duckdb": duckdb.__version__}
+    described = {"format": FORMAT, **version, "model": dumped}
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -14,8 +14,12 @@ from __future__ import annotations
 from headwater.config import ModelConfig, Project, SqlSourceConfig
 from headwater.engines import DuckDBEngine, Engine, SqlAlchemyEngine, quote_ident
 from headwater.errors import ConfigError, FatalError
-from headwater.models.model import _rewrite_relations, open_warehouse, read_tables
-from headwater.models.placement import identity_database
+from headwater.models.model import (
+    _rewrite_relations,
+    identity_database,
+    open_warehouse,
+    read_tables,
+)
 from headwater.sources.sql import SqlSource, connection_error, database_url
 
 

@@ -106,9 +106,6 @@ def output_table(model_name: str, output: str) -> str:
     return f"{model_name}_{output}"
 
 
-_identity_model = identity_model
-
-
 class _Stopped(Exception):
     pass
 
@@ -325,7 +322,7 @@ def run_resolution(
     of its sources) and publish its tables: incrementally when the last run's state allows
     it, else (or when ``full``) in full. Raises HeadwaterError on a user's
     mistake and ``_Stopped`` when ``stop`` is set."""
-    model = _identity_model(project, model_name)
+    model = identity_model(project, model_name)
     identity = model.identity
     assert identity is not None
     report = IdentityReport(model=model_name, run_id=run_id)
@@ -437,7 +434,7 @@ def resolve(
     nothing is raised for them. ``engine``: an open engine to run in (left open), used
     when it is where the model runs (``place.runs_in``); else the model's own is opened.
     """
-    identity = _identity_model(project, model_name).identity
+    identity = identity_model(project, model_name).identity
     assert identity is not None
     started = time.monotonic()
     state = open_state(project.state_url)
@@ -519,7 +516,7 @@ def materialize_any(
                 raise FatalError(f"identity model {model_name!r}: {report.error}")
             persons = report.persons
         elif engine.table_exists(table):
-            persons = int(engine.fetch_all(f"SELECT count(*) FROM {quote_table(table)}")[0][0])
+            persons = count(engine, quote_table(table))
         else:
             raise FatalError(
                 f"identity model {model_name!r} has not been resolved yet, and a dry run "

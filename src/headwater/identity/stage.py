@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from headwater.config import ColumnSpec, IdentityConfig, ModelConfig, Project
 from headwater.engines import DuckDBEngine, Engine
 from headwater.errors import FatalError
-from headwater.identity.dialect import describe, hash_sql, is_pg, temp_table
+from headwater.identity.dialect import count, describe, hash_sql, is_pg, temp_table
 from headwater.identity.place import source_sql
 from headwater.models.checks import PostgresDialect
 from headwater.models.model import materialize_model, read_tables
@@ -179,8 +179,8 @@ def stage_records(project: Project, engine: Engine, model_name: str, model: Mode
     missing = [(source, row) for _, row, source in missing[:1000]]
     engine.execute(f"DROP TABLE IF EXISTS {RECORDS}")
     engine.execute(f"ALTER TABLE __hw_id_all RENAME TO {RECORDS}")
-    count = engine.fetch_all(f"SELECT count(*) FROM {RECORDS}")[0][0]
-    return Staged(records=int(count), missing_ids=missing, missing_id_count=int(missing_count))
+    records = count(engine, RECORDS)
+    return Staged(records=records, missing_ids=missing, missing_id_count=int(missing_count))
 
 
 def stage_raw(engine: Engine, identity: IdentityConfig) -> None:

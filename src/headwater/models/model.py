@@ -154,6 +154,27 @@ def engine_for_model(project: Project, model_name: str) -> Engine:
     return open_warehouse(project)
 
 
+def identity_database(project: Project, model: ModelConfig) -> str | None:
+    """Where an identity model is resolved, from its configuration alone: the sql source
+    (one of them) whose PostgreSQL database holds every relation the model's identity
+    sources read; None when it is resolved in the warehouse. Here, below the identity
+    package, so a model reading an identity model can be told where its table is."""
+    assert model.identity is not None
+    names: set[str] = set()
+    for source in model.identity.sources.values():
+        tables = read_tables(source.sql)
+        if not tables:
+            return None
+        names |= tables
+    configs = [project.sources.get(name) for name in names]
+    if not all(isinstance(c, SqlSourceConfig) for c in configs):
+        return None
+    urls = {database_url(project, c) for c in configs}  # type: ignore[arg-type]
+    if len(urls) != 1 or not urls.pop().startswith("postgresql"):
+        return None
+    return sorted(names)[0]
+
+
 def open_warehouse(project: Project) -> DuckDBEngine:
     path = project.warehouse_path
     if path != ":memory:":
@@ -260,8 +281,6 @@ def _stage_in_duckdb(
             elif name in project.models and project.models[name].identity is not None:
                 # An identity model is read as last resolved (``headwater resolve``).
                 golden = f"{name}_golden"
-                from headwater.models.placement import identity_database  # it imports us
-
                 database = identity_database(project, project.models[name])
                 if database is not None:
                     raise FatalError(

@@ -298,8 +298,8 @@ def compute_diff(
             # million keys, and finds the few candidates by index afterwards. (Nor sort:
             # the snapshot has no statistics until analysed, and the planner took half
             # of it for a few rows, to be read and sorted.)
-            for setting in MERGE_SETTINGS:
-                engine.execute(f"SET LOCAL {setting} = off")
+            for statement in MERGE_ONLY:
+                engine.execute(statement)
             upper = _upper_half_beside(
                 engine, snap, diff, model_table, key, columns, model_sql, model_setup, options
             )
@@ -343,7 +343,8 @@ def compute_diff(
 # (percent) holds this many rows: about a million rows, where the split saves seconds.
 SPLIT_SAMPLE_PERCENT = 1
 SPLIT_MIN_SAMPLE = 10_000
-MERGE_SETTINGS = ("enable_hashjoin", "enable_sort")
+# The join walks both key indexes side by side (both connections of a split diff).
+MERGE_ONLY = ("SET LOCAL enable_hashjoin = off", "SET LOCAL enable_sort = off")
 
 
 def _upper_half_beside(
@@ -382,8 +383,7 @@ def _upper_half_beside(
         snap, diff, model_table, key, columns, key_range=(middle, None), as_select=True, **options
     )
     rendered = render_sql(engine, select)
-    settings = tuple(f"SET LOCAL {setting} = off" for setting in MERGE_SETTINGS)
-    rows = engine.copy_beside(rendered, (*reader, *settings))
+    rows = engine.copy_beside(rendered, (*reader, *MERGE_ONLY))
     return middle, rendered, rows
 
 

@@ -328,13 +328,13 @@ def shaped_columns(
     """The diff's value columns as the engine should hand them over: identifier columns
     from the snapshot for removed rows, times already formatted. The snapshot is ``s``,
     joined by the caller, or with ``snapshot`` (its quoted name) looked up by key only for
-    the rows that lack an identifier (``d`` has ``hw_key``)."""
+    the rows that lack an identifier (``d`` has ``KEY``)."""
     ident_cols = set(sync.identifier.columns)
     out = []
     for column in columns:
         ref = quote_ident(column)
         if column in ident_cols and snapshot is not None:
-            lookup = f"SELECT s.{ref} FROM {snapshot} AS s WHERE s.hw_key = d.hw_key"
+            lookup = f"SELECT s.{ref} FROM {snapshot} AS s WHERE s.{KEY} = d.{KEY}"
             out.append(f"COALESCE(d.{ref}, ({lookup})) AS {ref}")
         elif column in ident_cols:
             out.append(f"COALESCE(d.{ref}, s.{ref}) AS {ref}")
